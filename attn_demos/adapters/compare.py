@@ -1,0 +1,131 @@
+"""Compare the library's attention with the from-scratch recomputation, kind by kind, layer by
+layer, head by head."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from attn_demos.adapters.extract import (
+    ForwardResult,
+    Side,
+    forward_with_attention,
+    teacher_forced_inputs,
+    tokenize,
+    vision_side,
+)
+from attn_demos.adapters.generation import GenerationResult, generate_with_attention
+from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.maps import AttentionMaps
+
+DEFAULT_TOLERANCE = 1e-5
+
+
+@dataclass
+class LayerResult:
+    kind: str
+    layer: int
+    max_abs_err: float
+    heads: list[float]
+
+
+@dataclass
+class ComparisonReport:
+    model: str
+    architecture: str
+    tolerance: float
+    results: list[LayerResult] = field(default_factory=list)
+
+    @property
+    def max_abs_err(self) -> float:
+        return max((r.max_abs_err for r in self.results), default=float("nan"))
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(r.max_abs_err <= self.tolerance for r in self.results)
+
+    def kinds(self) -> dict[str, float]:
+        """kind -> worst error over its layers."""
+        worst: dict[str, float] = {}
+        for r in self.results:
+            worst[r.kind] = max(worst.get(r.kind, 0.0), r.max_abs_err)
+        return worst
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "architecture": self.architecture,
+            "ok": self.ok,
+            "tolerance": self.tolerance,
+            "max_abs_err": self.max_abs_err,
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+def layer_errors(reference: AttentionMaps, candidate: torch.Tensor, kind: str | None = None) -> list[LayerResult]:
+    """Max |Δ| per layer and head over real query rows (every key, so padded keys must be 0 in both).
+
+    reference.weights and candidate: (B, L, H, Tq, Tk).
+    """
+    if candidate.shape != reference.weights.shape:
+        raise ValueError(f"{reference.kind}: shapes differ, {tuple(candidate.shape)} vs {tuple(reference.weights.shape)}")
+    diff = (reference.weights.double() - candidate.double()).abs()  # (B, L, H, Tq, Tk)
+    diff = diff * reference.query_mask[:, None, None, :, None]  # padded query rows are not data
+    per_head = diff.amax(dim=(0, 3, 4))  # (L, H)
+    return [
+        LayerResult(kind or reference.kind, layer, float(row.max()), [float(x) for x in row])
+        for layer, row in enumerate(per_head)
+    ]
+
+
+def report_forward(result: ForwardResult) -> list[LayerResult]:
+    """Library vs recomputed, for every kind the forward pass produced."""
+    return [r for kind, maps in result.maps.items() for r in layer_errors(maps, result.recomputed[kind])]
+
+
+def report_generation(generated: GenerationResult, forced: ForwardResult) -> list[LayerResult]:
+    """Attention gathered from generate() vs a teacher-forced pass over the final sequence."""
+    results = []
+    for kind in ("decoder", "cross"):
+        results += layer_errors(forced.maps[kind], generated.maps[kind].weights, kind=f"{kind} (generate)")
+    return results
+
+
+def compare_text_model(
+    loaded: LoadedModel,
+    texts: list[str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    num_beams: int = 4,
+    max_new_tokens: int = 20,
+    scale_override: float | None = None,
+) -> ComparisonReport:
+    """Encoders: one padded forward pass. Encoder-decoders: generate (beam search), then a
+    teacher-forced pass over the output, recomputed, and checked against the gathered steps."""
+    report = ComparisonReport(loaded.source, loaded.architecture, tolerance)
+    inputs, source = tokenize(loaded, texts)
+    if not loaded.is_encoder_decoder:
+        report.results = report_forward(forward_with_attention(loaded, inputs, source, scale_override=scale_override))
+        return report
+    generated = generate_with_attention(loaded, inputs, source, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    forced = forward_with_attention(
+        loaded,
+        teacher_forced_inputs(loaded, inputs, generated.sequences),
+        source,
+        generated.target,
+        scale_override=scale_override,
+    )
+    report.results = report_forward(forced) + report_generation(generated, forced)
+    return report
+
+
+def compare_vision_model(
+    loaded: LoadedModel, pixel_values: torch.Tensor, tolerance: float = DEFAULT_TOLERANCE
+) -> ComparisonReport:
+    """pixel_values: (B, 3, H, W) already preprocessed."""
+    report = ComparisonReport(loaded.source, loaded.architecture, tolerance)
+    side: Side = vision_side(loaded, pixel_values.shape[0])
+    pixel_values = pixel_values.to(next(loaded.model.parameters()).dtype)
+    result = forward_with_attention(loaded, {"pixel_values": pixel_values}, side)
+    report.results = report_forward(result)
+    return report

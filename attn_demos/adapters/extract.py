@@ -1,0 +1,126 @@
+"""Run a model once and get its attention as AttentionMaps, with the from-scratch recomputation
+of the same maps taken from the same pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
+from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.maps import AttentionMaps, stack_layers
+from attn_demos.adapters.recompute import capture_attention_inputs, recompute_weights
+
+
+@dataclass
+class Side:
+    """One side of the model's input: per-example token labels and a (B, T) real-token mask.
+
+    For a decoder, `tokens` label the decoder inputs (keys) and `produced` the tokens each
+    position predicts (queries); for everything else they are the same.
+    """
+
+    tokens: list[list[str]]
+    mask: torch.Tensor  # (B, T) bool
+    produced: list[list[str]] | None = None
+
+    @property
+    def query_tokens(self) -> list[list[str]]:
+        return self.produced if self.produced is not None else self.tokens
+
+
+@dataclass
+class ForwardResult:
+    """The model's outputs, its attention per kind, and our recomputation of each kind."""
+
+    outputs: object
+    maps: dict[str, AttentionMaps]
+    recomputed: dict[str, torch.Tensor]  # kind -> (B, L, H, Tq, Tk)
+
+
+def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = None, **kwargs):
+    """Tokenize a padded batch; returns (model inputs, source Side)."""
+    tokenizer = loaded.preprocessor
+    limit = max_length or _model_max_length(loaded)
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
+    if loaded.is_encoder_decoder:
+        batch.pop("token_type_ids", None)  # generate() rejects it
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in batch["input_ids"].tolist()]
+    return batch, Side(tokens, batch["attention_mask"].bool())
+
+
+def _model_max_length(loaded: LoadedModel) -> int:
+    limit = getattr(loaded.preprocessor, "model_max_length", None) or 512
+    positions = getattr(loaded.config, "max_position_embeddings", None)
+    return int(min(limit, positions or limit, 100_000))
+
+
+def vision_side(loaded: LoadedModel, batch_size: int) -> Side:
+    """Labels for ViT's sequence: [CLS] then one per patch, row-major over the model's own grid."""
+    config = loaded.config
+    per_side = config.image_size // config.patch_size
+    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(per_side) for c in range(per_side)]
+    return Side([tokens] * batch_size, torch.ones(batch_size, len(tokens), dtype=torch.bool))
+
+
+def forward_with_attention(
+    loaded: LoadedModel,
+    model_inputs: dict,
+    source: Side,
+    target: Side | None = None,
+    recompute: bool = True,
+    scale_override: float | None = None,
+) -> ForwardResult:
+    """One forward pass with output_attentions=True, capturing what enters every attention module."""
+    model, family = loaded.model, loaded.family
+    sites = family.sites(model) if recompute else []
+    with torch.no_grad(), capture_attention_inputs(sites) as captured:
+        outputs = model(**model_inputs, output_attentions=True, return_dict=True)
+    maps = _maps_from_outputs(loaded, outputs, source, target)
+    recomputed = {}
+    if recompute:
+        recomputed = recompute_weights(
+            model,
+            family,
+            sites,
+            captured,
+            source_mask=None if family.vision else source.mask,
+            target_mask=None if target is None else target.mask,
+            scale_override=scale_override,
+        )
+    return ForwardResult(outputs, maps, recomputed)
+
+
+def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> dict[str, AttentionMaps]:
+    if loaded.is_encoder_decoder:
+        assert target is not None, "an encoder-decoder needs the decoder side"
+        return {
+            ENCODER: _maps(ENCODER, stack_layers(outputs.encoder_attentions, "encoder"), source, source),
+            DECODER: _maps(DECODER, stack_layers(outputs.decoder_attentions, "decoder"), target, target),
+            CROSS: _maps(CROSS, stack_layers(outputs.cross_attentions, "cross"), target, source),
+        }
+    kind = VISION if loaded.family.vision else ENCODER
+    return {kind: _maps(kind, stack_layers(outputs.attentions, kind), source, source)}
+
+
+def _maps(kind: str, weights: torch.Tensor, query: Side, key: Side) -> AttentionMaps:
+    """weights: (B, L, H, Tq, Tk)."""
+    return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.mask, key.mask)
+
+
+def teacher_forced_inputs(loaded: LoadedModel, model_inputs: dict, sequences: torch.Tensor):
+    """Decoder inputs for re-running a generated (B, 1+T) sequence: sequences[:, :-1] (B, T)."""
+    return {**model_inputs, "decoder_input_ids": sequences[:, :-1]}
+
+
+def target_side(loaded: LoadedModel, sequences: torch.Tensor) -> Side:
+    """Decoder side of generated sequences (B, 1+T): real up to and including the first EOS."""
+    tokenizer = loaded.preprocessor
+    eos = loaded.config.eos_token_id
+    produced_ids = sequences[:, 1:]  # (B, T)
+    is_eos = produced_ids == eos  # (B, T)
+    after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # (B, T) strictly after the first EOS
+    inputs = [tokenizer.convert_ids_to_tokens(ids) for ids in sequences[:, :-1].tolist()]
+    produced = [tokenizer.convert_ids_to_tokens(ids) for ids in produced_ids.tolist()]
+    return Side(inputs, ~after_eos, produced)

@@ -1,0 +1,127 @@
+"""Load a Hugging Face model so that it returns attention weights: eager, safetensors, no remote code."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+
+from attn_demos.adapters.families import Family, family_for
+from attn_demos.errors import ModelLoadError
+
+HEADS = {
+    "base": "AutoModel",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+    "qa": "AutoModelForQuestionAnswering",
+    "image": "AutoModelForImageClassification",
+}
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with eager attention, its tokenizer or image processor, and its family."""
+
+    source: str
+    model: torch.nn.Module
+    preprocessor: object  # a tokenizer, or an image processor for vision models
+    family: Family
+    architecture: str
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+
+def load_config(source: str):
+    """The config alone (small, fast): enough to refuse an unsupported architecture early."""
+    _refuse_pickle_only(source)
+    try:
+        return transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
+    except Exception as error:  # the library raises OSError, ValueError, HTTP errors…
+        raise ModelLoadError(_explain(source, error)) from None
+
+
+def load_model(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
+    """Load `source` (Hub id or local folder) with attn_implementation="eager", in eval mode.
+
+    head: "auto" (the checkpoint's own architecture class), or one of HEADS.
+    Raises UnsupportedModelError before any weight is read if the family is unknown.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    config = load_config(source)
+    family = family_for(config.model_type)
+    model_class = _model_class(config, head)
+    try:
+        model = model_class.from_pretrained(
+            source,
+            attn_implementation="eager",
+            dtype=DTYPES[dtype],
+            use_safetensors=True,
+            trust_remote_code=False,
+        )
+        if family.vision:
+            preprocessor = transformers.AutoImageProcessor.from_pretrained(source)
+        else:
+            preprocessor = transformers.AutoTokenizer.from_pretrained(source)
+    except Exception as error:
+        raise ModelLoadError(_explain(source, error)) from None
+    model.eval()
+    return LoadedModel(source, model, preprocessor, family, type(model).__name__)
+
+
+_cache: dict[tuple[str, str, str], LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model_cached(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
+    """load_model once per (source, head, dtype) per process; safe when requests race to load."""
+    key = (source, head, dtype)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = load_model(source, head, dtype)
+        return _cache[key]
+
+
+def _model_class(config, head: str):
+    if head == "auto":
+        for name in config.architectures or []:
+            if hasattr(transformers, name):
+                return getattr(transformers, name)
+        return transformers.AutoModel
+    if head not in HEADS:
+        raise ValueError(f"head must be 'auto' or one of {', '.join(HEADS)}, got {head!r}")
+    return getattr(transformers, HEADS[head])
+
+
+def _refuse_pickle_only(source: str) -> None:
+    folder = Path(source)
+    if not folder.is_dir():
+        return
+    if not (folder / "config.json").exists():
+        raise ModelLoadError(f"{source}: not a model folder (no config.json)")
+    has_safetensors = any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").exists()
+    if not has_safetensors:
+        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
+        what = f"only pickle weights ({', '.join(pickles)})" if pickles else "no weights"
+        raise ModelLoadError(
+            f"{source}: {what}; attn-demos loads safetensors only "
+            "(convert with model.save_pretrained(folder, safe_serialization=True))"
+        )
+
+
+def _explain(source: str, error: Exception) -> str:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    hint = (
+        "check the id, or download it where the Hub is reachable "
+        "(python scripts/download_models.py) and pass the local folder"
+    )
+    return f"could not load {source!r}: {first_line[:300]} — {hint}"

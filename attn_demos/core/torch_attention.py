@@ -1,0 +1,76 @@
+"""Scaled dot-product attention in torch, line for line the numpy core, plus multi-head helpers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from attn_demos.core.validation import check_qkv
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Return (output, weights) of attention over the last two axes.
+
+    q: (..., Tq, d_k), k: (..., Tk, d_k), v: (..., Tk, d_v) or None to skip the output.
+    mask: boolean, broadcastable to (..., Tq, Tk); True means "may attend".
+    bias: additive, broadcastable to (..., Tq, Tk) (e.g. T5's relative position bias).
+    scale: multiplies q·kᵀ; None means 1/√d_k (T5 passes 1.0).
+    A query row with no key allowed gets all-zero weights, not NaN.
+    """
+    check_qkv(tuple(q.shape), tuple(k.shape), None if v is None else tuple(v.shape))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-1, -2)) * scale  # (..., Tq, Tk)
+    if bias is not None:
+        scores = scores + bias  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # (..., Tq, Tk)
+    weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
+    if mask is not None:
+        weights = weights.nan_to_num(0.0)  # rows with no allowed key
+    output = None if v is None else weights @ v  # (..., Tq, d_v)
+    return output, weights
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, T, H·d) -> (B, H, T, d)."""
+    batch, length, width = x.shape
+    if width % num_heads:
+        raise ValueError(f"width {width} is not divisible by {num_heads} heads")
+    return x.view(batch, length, num_heads, width // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, d) -> (B, T, H·d)."""
+    batch, heads, length, d = x.shape
+    return x.transpose(1, 2).reshape(batch, length, heads * d)
+
+
+def multi_head_attention(
+    query_states: torch.Tensor,
+    key_value_states: torch.Tensor,
+    w_q: torch.nn.Linear,
+    w_k: torch.nn.Linear,
+    w_v: torch.nn.Linear | None,
+    num_heads: int,
+    mask: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Project, split into heads and attend. Self-attention passes the same states twice.
+
+    query_states: (B, Tq, D), key_value_states: (B, Tk, D); returns output (B, Tq, H·d_v) and
+    weights (B, H, Tq, Tk). The projections are any callables (B, T, D) -> (B, T, H·d).
+    """
+    q = split_heads(w_q(query_states), num_heads)  # (B, H, Tq, d)
+    k = split_heads(w_k(key_value_states), num_heads)  # (B, H, Tk, d)
+    v = None if w_v is None else split_heads(w_v(key_value_states), num_heads)  # (B, H, Tk, d)
+    output, weights = attention(q, k, v, mask=mask, bias=bias, scale=scale)
+    return (None if output is None else merge_heads(output)), weights

@@ -43,6 +43,7 @@ class LoadedModel:
 def load_config(source: str):
     """The config alone (small, fast): enough to refuse an unsupported architecture early."""
     _refuse_pickle_only(source)
+    _refuse_unreachable_hub(source)
     try:
         return transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
     except Exception as error:  # the library raises OSError, ValueError, HTTP errors…
@@ -103,7 +104,9 @@ def _model_class(config, head: str):
 
 
 def _refuse_pickle_only(source: str) -> None:
-    folder = Path(source)
+    folder = Path(source).expanduser()
+    if source.startswith(("/", ".", "~")) and not folder.exists():
+        raise ModelLoadError(f"{source}: no such folder")
     if not folder.is_dir():
         return
     if not (folder / "config.json").exists():
@@ -116,6 +119,53 @@ def _refuse_pickle_only(source: str) -> None:
             f"{source}: {what}; attn-demos loads safetensors only "
             "(convert with model.save_pretrained(folder, safe_serialization=True))"
         )
+
+
+def _refuse_unreachable_hub(source: str) -> None:
+    """Fail in a second, not after half a minute of retries, when a Hub id can't be fetched."""
+    if Path(source).expanduser().exists() or _in_hub_cache(source) or hub_reachable():
+        return
+    raise ModelLoadError(
+        f"could not load {source!r}: the Hugging Face Hub is unreachable from here and the model is not "
+        "in the local cache — download it where the Hub is reachable (python scripts/download_models.py) "
+        "and pass the local folder"
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # not a valid repo id: let from_pretrained say so
+        return True
+
+
+_hub_state: dict[str, tuple[float, bool]] = {}
+
+
+def hub_reachable(timeout: float = 2.0, ttl: float = 60.0) -> bool:
+    """Can this machine open a connection to the Hub? Cached for `ttl` seconds; False offline."""
+    import os
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    checked = _hub_state.get(host)
+    if checked and time.monotonic() - checked[0] < ttl:
+        return checked[1]
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    _hub_state[host] = (time.monotonic(), reachable)
+    return reachable
 
 
 def _explain(source: str, error: Exception) -> str:

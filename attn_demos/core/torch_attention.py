@@ -39,6 +39,13 @@ def attention(
     return output, weights
 
 
+def attention_scores(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """The raw scores q·kᵀ·scale before softmax: (..., Tq, Tk). Used to show the steps."""
+    check_qkv(tuple(q.shape), tuple(k.shape), None)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    return (q @ k.transpose(-1, -2)) * scale
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, H·d) -> (B, H, T, d)."""
     batch, length, width = x.shape

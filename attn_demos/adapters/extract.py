@@ -42,7 +42,7 @@ class ForwardResult:
 def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = None, **kwargs):
     """Tokenize a padded batch; returns (model inputs, source Side)."""
     tokenizer = loaded.preprocessor
-    limit = max_length or _model_max_length(loaded)
+    limit = max_length or model_max_length(loaded)
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
     if loaded.is_encoder_decoder:
         batch.pop("token_type_ids", None)  # generate() rejects it
@@ -50,17 +50,24 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     return batch, Side(tokens, batch["attention_mask"].bool())
 
 
-def _model_max_length(loaded: LoadedModel) -> int:
+def model_max_length(loaded: LoadedModel) -> int:
     limit = getattr(loaded.preprocessor, "model_max_length", None) or 512
     positions = getattr(loaded.config, "max_position_embeddings", None)
     return int(min(limit, positions or limit, 100_000))
 
 
+def patch_grid(config) -> tuple[int, int]:
+    """(rows, cols) of patches, from the model's own config (image_size may be an int or a pair)."""
+    size, patch = config.image_size, config.patch_size
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    patch_h, patch_w = (patch, patch) if isinstance(patch, int) else tuple(patch)
+    return height // patch_h, width // patch_w
+
+
 def vision_side(loaded: LoadedModel, batch_size: int) -> Side:
     """Labels for ViT's sequence: [CLS] then one per patch, row-major over the model's own grid."""
-    config = loaded.config
-    per_side = config.image_size // config.patch_size
-    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(per_side) for c in range(per_side)]
+    rows, cols = patch_grid(loaded.config)
+    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
     return Side([tokens] * batch_size, torch.ones(batch_size, len(tokens), dtype=torch.bool))
 
 

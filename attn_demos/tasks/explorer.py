@@ -1,0 +1,64 @@
+"""Explorer: any encoder's self-attention, per layer and head, fused, rolled out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attn_demos.adapters.extract import forward_with_attention
+from attn_demos.adapters.families import ENCODER
+from attn_demos.errors import BadInputError
+from attn_demos.tasks.inputs import tokenize_text
+from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.views import AttentionView, head_choices, make_view
+
+
+@dataclass
+class ExploreResult:
+    """One text's encoder self-attention from the library and from the from-scratch core."""
+
+    model: str
+    tokens: list[str]
+    library: np.ndarray  # (L, H, T, T)
+    recomputed: np.ndarray  # (L, H, T, T)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return self.library.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.library.shape[1]
+
+    def head_options(self) -> list:
+        return head_choices(self.num_heads, with_rollout=True)
+
+    def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
+        """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""
+        return make_view(
+            "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices
+        )
+
+    @property
+    def max_abs_err(self) -> float:
+        """Worst |Δ| over every layer and head."""
+        return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
+
+
+def explore(text: str, source: str | None = None, max_tokens: int | None = None) -> ExploreResult:
+    """Run the Explorer's model (or `source`) once on `text`."""
+    loaded = get_model("explore", source)
+    if loaded.is_encoder_decoder or loaded.family.vision:
+        raise BadInputError(f"{loaded.source} is not a text encoder; the Explorer takes encoder models such as BERT")
+    inputs, side, notices = tokenize_text(loaded, text, max_tokens)
+    result = forward_with_attention(loaded, inputs, side)
+    maps = result.maps[ENCODER]
+    return ExploreResult(
+        model=loaded.source,
+        tokens=maps.query_tokens[0],
+        library=maps.weights[0].numpy(),  # (L, H, T, T)
+        recomputed=result.recomputed[ENCODER][0].numpy(),  # (L, H, T, T)
+        notices=notices,
+    )

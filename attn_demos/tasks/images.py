@@ -1,0 +1,125 @@
+"""Image patches (ViT): top-5 labels and the [CLS] token's attention over the model's own patch grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from attn_demos.adapters.extract import forward_with_attention, patch_grid, vision_side
+from attn_demos.adapters.families import VISION
+from attn_demos.adapters.loading import LoadedModel
+from attn_demos.core.aggregate import rollout
+from attn_demos.errors import BadInputError
+from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+
+MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
+MIN_SIDE = 2
+
+
+@dataclass
+class ImageResult:
+    model: str
+    image: Image.Image  # RGB, as shown (downscaled if it was huge)
+    labels: list[tuple[str, float]]  # top-5 (label, probability)
+    grid: tuple[int, int]  # (rows, cols) of patches
+    library: np.ndarray  # (L, H, 1+N, 1+N): [CLS] then patches row-major
+    recomputed: np.ndarray  # (L, H, 1+N, 1+N)
+    tokens: list[str]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return self.library.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.library.shape[1]
+
+    def head_options(self) -> list:
+        return head_choices(self.num_heads, with_rollout=True)
+
+    def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
+        """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
+        return self._cls_row(self.library, layer, head)[1:].reshape(self.grid)
+
+    def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
+        """|library − recomputed| on the [CLS] row being drawn."""
+        return float(np.abs(self._cls_row(self.library, layer, head) - self._cls_row(self.recomputed, layer, head)).max())
+
+    def view(self, layer: int | str = 0, head: int | str = "mean") -> AttentionView:
+        """The full patch × patch matrix (for export), or rolled out."""
+        return make_view("vision self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head)
+
+    @staticmethod
+    def _cls_row(weights: np.ndarray, layer, head) -> np.ndarray:
+        matrix = rollout(weights) if head == "rollout" else select(weights, layer, head)  # (1+N, 1+N)
+        return matrix[0]  # (1+N,)
+
+
+def load_image(image) -> tuple[Image.Image, list[str]]:
+    """A PIL image, numpy array or file path -> bounded RGB image and notices; clear errors."""
+    notices = []
+    if image is None:
+        raise BadInputError("No image: upload one or pick an example.")
+    try:
+        if isinstance(image, (str, bytes)) or hasattr(image, "read"):
+            image = Image.open(image)
+        elif isinstance(image, np.ndarray):
+            image = Image.fromarray(image)
+        image = ImageOps.exif_transpose(image)
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size, bounded memory
+        image.load()
+    except (OSError, UnidentifiedImageError, ValueError, TypeError, Image.DecompressionBombError):
+        raise BadInputError("The file is not a readable image (corrupt or unsupported format).") from None
+    if min(image.size) < MIN_SIDE:
+        raise BadInputError(f"The image is {image.size[0]}×{image.size[1]} pixels: too small to show patches.")
+    if image.mode != "RGB":
+        if "A" in image.getbands():  # transparency: flatten onto white
+            background = Image.new("RGB", image.size, "white")
+            background.paste(image, mask=image.convert("RGBA").getchannel("A"))
+            image = background
+        else:
+            image = image.convert("RGB")
+    if max(image.size) > MAX_SIDE:
+        original = image.size
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE))
+        notices.append(f"Image downscaled from {original[0]}×{original[1]} to {image.size[0]}×{image.size[1]}.")
+    width, height = image.size
+    if max(width, height) / min(width, height) > 3:
+        notices.append("A very wide or tall image is squeezed to the model's square input.")
+    return image, notices
+
+
+def classify_image(image, source: str | None = None) -> ImageResult:
+    """Top-5 labels of `image` and the attention of the pass that produced them."""
+    loaded = get_model("classify_image", source)
+    if not loaded.family.vision:
+        raise BadInputError(f"{loaded.source} is not an image model")
+    image, notices = load_image(image)
+    pixels = loaded.preprocessor(images=[image], return_tensors="pt")["pixel_values"]  # (1, 3, H, W)
+    pixels = pixels.to(next(loaded.model.parameters()).dtype)
+    side = vision_side(loaded, batch_size=1)
+    result = forward_with_attention(loaded, {"pixel_values": pixels}, side)
+    return ImageResult(
+        model=loaded.source,
+        image=image,
+        labels=top_labels(loaded, result.outputs.logits[0]),
+        grid=patch_grid(loaded.config),
+        library=result.maps[VISION].weights[0].numpy(),
+        recomputed=result.recomputed[VISION][0].numpy(),
+        tokens=side.tokens[0],
+        notices=notices,
+    )
+
+
+def top_labels(loaded: LoadedModel, logits: torch.Tensor, k: int = 5) -> list[tuple[str, float]]:
+    """(label, probability) of the k most likely classes."""
+    probabilities = torch.softmax(logits.double(), dim=-1)  # (num_labels,)
+    top = torch.topk(probabilities, min(k, probabilities.shape[0]))
+    names = loaded.config.id2label
+    return [(names.get(int(i), str(int(i))), float(p)) for p, i in zip(top.values, top.indices)]

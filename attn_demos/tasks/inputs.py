@@ -1,0 +1,49 @@
+"""Turning what a person typed into model inputs: cleaning, limits, truncation notices."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from attn_demos.adapters.extract import Side, model_max_length
+from attn_demos.adapters.loading import LoadedModel
+from attn_demos.errors import BadInputError
+
+MAX_CHARACTERS = 100_000  # longer input is cut before tokenization, with a notice
+
+
+def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
+    """Strip control characters (keeping newlines and tabs) and refuse empty input.
+
+    Returns the cleaned text and notices for the person (e.g. that it was cut).
+    """
+    if text is None or not str(text).strip():
+        raise BadInputError(f"The {what} is empty: type something first.")
+    notices = []
+    text = "".join(ch for ch in str(text) if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    if not text.strip():
+        raise BadInputError(f"The {what} holds only control characters.")
+    if len(text) > MAX_CHARACTERS:
+        notices.append(f"The {what} was cut to its first {MAX_CHARACTERS:,} characters (it had {len(text):,}).")
+        text = text[:MAX_CHARACTERS]
+    return text.strip(), notices
+
+
+def token_limit(loaded: LoadedModel, requested: int | None = None) -> int:
+    """The model's own limit, or a smaller one the caller asks for."""
+    limit = model_max_length(loaded)
+    return min(limit, requested) if requested else limit
+
+
+def tokenize_text(loaded: LoadedModel, text: str, max_tokens: int | None = None, what: str = "text"):
+    """One text -> (model inputs (1, T), Side, notices); says how much truncation cut."""
+    text, notices = clean_text(text, what)
+    tokenizer = loaded.preprocessor
+    limit = token_limit(loaded, max_tokens)
+    full_length = len(tokenizer(text, truncation=False)["input_ids"])
+    batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=limit)
+    if loaded.is_encoder_decoder:
+        batch.pop("token_type_ids", None)
+    if full_length > limit:
+        notices.append(f"Input truncated to the model's limit: kept {limit} of {full_length:,} tokens.")
+    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+    return batch, Side([tokens], batch["attention_mask"].bool()), notices

@@ -1,0 +1,114 @@
+"""Translation and summarization: generate with beam search, then show the cross-attention
+taken along the beam that produced the output, checked against a from-scratch recomputation of
+a teacher-forced pass over that output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attn_demos.adapters.extract import forward_with_attention, teacher_forced_inputs
+from attn_demos.adapters.families import CROSS, DECODER
+from attn_demos.adapters.generation import generate_with_attention
+from attn_demos.adapters.loading import LoadedModel
+from attn_demos.errors import BadInputError
+from attn_demos.tasks.inputs import tokenize_text
+from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+
+
+@dataclass
+class Seq2SeqResult:
+    """Output text and the attention of the steps that produced it (real rows only)."""
+
+    model: str
+    output_text: str
+    source_tokens: list[str]  # S labels
+    target_tokens: list[str]  # T labels: the token each decoding step produced
+    decoder_inputs: list[str]  # T labels: what each step saw (start token, then the output so far)
+    cross: np.ndarray  # (L, H, T, S) gathered from generate()
+    cross_recomputed: np.ndarray  # (L, H, T, S) from scratch, teacher-forced
+    decoder: np.ndarray  # (L, H, T, T) gathered from generate()
+    decoder_recomputed: np.ndarray  # (L, H, T, T)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def num_layers(self) -> int:
+        return self.cross.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.cross.shape[1]
+
+    def head_options(self) -> list:
+        return head_choices(self.num_heads, with_rollout=False)
+
+    def cross_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> AttentionView:
+        """Target tokens (rows) × source tokens (columns): the alignment."""
+        return make_view(
+            "cross-attention", self.cross, self.cross_recomputed, self.target_tokens, self.source_tokens,
+            layer, head, words, self.notices,
+        )
+
+    def decoder_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> AttentionView:
+        return make_view(
+            "decoder self-attention", self.decoder, self.decoder_recomputed, self.target_tokens,
+            self.decoder_inputs, layer, head, words, self.notices,
+        )
+
+    def source_scores(self, target_index: int, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
+        """(S,) how much output token `target_index` attended to each source token."""
+        if not 0 <= target_index < len(self.target_tokens):
+            raise BadInputError(f"choose an output token between 0 and {len(self.target_tokens) - 1}")
+        return select(self.cross, layer, head)[target_index]
+
+    def coverage(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
+        """(S,) total cross-attention each source token received over all output tokens."""
+        return select(self.cross, layer, head).sum(axis=0)
+
+
+def translate(text: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 64) -> Seq2SeqResult:
+    """Translate `text` with the translation model (or `source`)."""
+    return run_seq2seq(get_model("translate", source), text, num_beams, max_new_tokens, what="text to translate")
+
+
+def summarize(article: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 80) -> Seq2SeqResult:
+    """Summarize `article`; T5 checkpoints get their own "summarize: " prefix from the config."""
+    loaded = get_model("summarize", source)
+    return run_seq2seq(loaded, summarization_prefix(loaded) + (article or ""), num_beams, max_new_tokens, "article")
+
+
+def summarization_prefix(loaded: LoadedModel) -> str:
+    params = getattr(loaded.config, "task_specific_params", None) or {}
+    return (params.get("summarization") or {}).get("prefix", "")
+
+
+def run_seq2seq(
+    loaded: LoadedModel, text: str, num_beams: int, max_new_tokens: int, what: str = "text", min_new_tokens=None
+) -> Seq2SeqResult:
+    """generate() once, then one teacher-forced pass that also captures every attention input."""
+    if not loaded.is_encoder_decoder:
+        raise BadInputError(f"{loaded.source} is not an encoder-decoder model; choose a translation or summary model")
+    inputs, source_side, notices = tokenize_text(loaded, text, what=what)
+    generated = generate_with_attention(loaded, inputs, source_side, num_beams, max_new_tokens, min_new_tokens)
+    forced = forward_with_attention(
+        loaded, teacher_forced_inputs(loaded, inputs, generated.sequences), source_side, generated.target
+    )
+    real = generated.target.mask[0].numpy()  # (T,) steps that produced real tokens
+    cross = generated.maps[CROSS].weights[0].numpy()[:, :, real]  # (L, H, T, S)
+    decoder = generated.maps[DECODER].weights[0].numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)
+    tokenizer = loaded.preprocessor
+    output_text = tokenizer.decode(generated.sequences[0], skip_special_tokens=True)
+    return Seq2SeqResult(
+        model=loaded.source,
+        output_text=output_text,
+        source_tokens=source_side.tokens[0],
+        target_tokens=[t for t, keep in zip(generated.target.produced[0], real) if keep],
+        decoder_inputs=[t for t, keep in zip(generated.target.tokens[0], real) if keep],
+        cross=cross,
+        cross_recomputed=forced.recomputed[CROSS][0].numpy()[:, :, real],
+        decoder=decoder,
+        decoder_recomputed=forced.recomputed[DECODER][0].numpy()[:, :, real][:, :, :, real],
+        notices=notices,
+    )

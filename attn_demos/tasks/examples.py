@@ -26,3 +26,23 @@ def load_examples(task: str) -> list[dict]:
 def all_example_texts() -> list[str]:
     """Every string of every example set (the vocabulary of random test checkpoints)."""
     return [value for task in EXAMPLE_SETS for row in load_examples(task) for value in row.values() if isinstance(value, str)]
+
+
+EXAMPLE_IMAGES = ("cheetah.jpg", "lion.jpg", "tower.jpg", "bus.png")
+
+
+def example_images() -> list[str]:
+    """Sample photos that the installed gradio package ships (Apache-2.0), as file paths."""
+    try:
+        from gradio.media import get_image
+    except ImportError:
+        return []
+    paths = []
+    for name in EXAMPLE_IMAGES:
+        try:
+            path = get_image(name)
+        except (FileNotFoundError, ValueError):
+            continue
+        if Path(path).exists():
+            paths.append(str(path))
+    return paths

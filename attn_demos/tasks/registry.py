@@ -51,3 +51,21 @@ def resolve(source: str) -> str:
 def get_model(task: str, source: str | None = None) -> LoadedModel:
     """The loaded model of a task (or of `source` with the task's head), shared across requests."""
     return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
+
+
+def model_status(task: str) -> tuple[bool, str]:
+    """Can the task's model be loaded here? (ok, one-line message for the tab), without loading weights."""
+    from attn_demos.adapters.families import family_for
+    from attn_demos.adapters.loading import load_config
+    from attn_demos.errors import AttnDemosError
+
+    source = model_source(task)
+    try:
+        family_for(load_config(resolve(source)).model_type)
+    except AttnDemosError as error:
+        return False, (
+            f"⚠️ This tab's model cannot be loaded: {error}. Point it to a local folder with "
+            f"`{ENV_VARS[task]}=/path/to/model` or `attn-demos launch --{task.replace('_', '-')}-model /path/to/model`."
+        )
+    shown = "all-MiniLM-L6-v2 (embedded, no network needed)" if source == EMBEDDED_MINILM else source
+    return True, f"Model: `{shown}`"

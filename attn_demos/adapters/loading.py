@@ -18,6 +18,11 @@ HEADS = {
     "qa": "AutoModelForQuestionAnswering",
     "image": "AutoModelForImageClassification",
 }
+HEAD_NEEDS = {
+    "seq2seq": "an encoder-decoder (translation or summarization) model",
+    "qa": "an extractive question-answering model",
+    "image": "an image-classification model",
+}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -100,7 +105,10 @@ def _model_class(config, head: str):
         return transformers.AutoModel
     if head not in HEADS:
         raise ValueError(f"head must be 'auto' or one of {', '.join(HEADS)}, got {head!r}")
-    return getattr(transformers, HEADS[head])
+    auto_class = getattr(transformers, HEADS[head])
+    if head in HEAD_NEEDS and type(config) not in auto_class._model_mapping:
+        raise ModelLoadError(f"this is a {config.model_type} model, not {HEAD_NEEDS[head]}")
+    return auto_class
 
 
 def _refuse_pickle_only(source: str) -> None:

@@ -1,0 +1,81 @@
+"""Pieces every panel shares: status lines, exports into a per-process temporary folder."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
+from attn_demos.errors import AttnDemosError
+from attn_demos.render.export import export_json, export_png
+from attn_demos.render.payload import compact_matrix
+from attn_demos.tasks.views import AttentionView
+
+_export_dir: Path | None = None
+
+
+def export_folder() -> Path:
+    """A temporary folder for this process's exports, removed when the process exits."""
+    global _export_dir
+    if _export_dir is None:
+        _export_dir = Path(tempfile.mkdtemp(prefix="attn-demos-exports-"))
+        atexit.register(shutil.rmtree, _export_dir, ignore_errors=True)
+    return _export_dir
+
+
+def export_view(view: AttentionView, picture, extra: dict | None = None) -> tuple[str, str]:
+    """Write the picture (PNG) and exactly the numbers on screen (JSON); return both paths."""
+    folder = export_folder()
+    payload = {**view.to_payload(), **(extra or {})}
+    return str(export_png(picture, folder)), str(export_json(payload, folder))
+
+
+def numbers(view: AttentionView) -> dict:
+    """A small JSON payload of the view for the browser and API clients (large matrices are top-k)."""
+    return {
+        "title": view.title,
+        "query_tokens": view.query_labels,
+        "key_tokens": view.key_labels,
+        "matrix": compact_matrix(view.matrix),
+        "recomputed_max_abs_err": view.max_abs_err,
+    }
+
+
+def status_text(notices: list[str], model: str | None = None) -> str:
+    lines = [f"ℹ️ {n}" for n in notices]
+    if model:
+        lines.append(f"Model: `{model}`")
+    return "\n\n".join(lines)
+
+
+def error_text(error: Exception) -> str:
+    """A message for the tab: ours are already one clear line; anything else is summarised."""
+    if isinstance(error, AttnDemosError):
+        return f"⚠️ {error}"
+    if isinstance(error, ValueError):
+        return f"⚠️ {error}"
+    return f"⚠️ Something went wrong ({type(error).__name__}): {str(error)[:300]}"
+
+
+def layer_choices(num_layers: int) -> list:
+    return ["mean"] + list(range(num_layers))
+
+
+def run_safely(function, outputs: tuple[str, ...]):
+    """Wrap a panel function so that any failure becomes a message in the 'status' output.
+
+    The wrapped function returns a dict keyed by names in `outputs`; the wrapper returns a tuple in
+    that order (missing names are None), which is what a Gradio event handler returns.
+    """
+
+    def wrapped(*args):
+        try:
+            values = function(*args)
+        except Exception as error:  # the tab shows it; the app stays up
+            values = {"status": error_text(error)}
+        return tuple(values.get(name) for name in outputs)
+
+    wrapped.__name__ = function.__name__
+    wrapped.__doc__ = function.__doc__
+    return wrapped

@@ -1,0 +1,67 @@
+"""Translation and Summarization tabs: the output, the alignment heatmap (target × source), the
+source highlighted for one chosen output token, and coverage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.panels.common import export_view, layer_choices, numbers, status_text
+from attn_demos.render.tokens import highlight_html
+from attn_demos.tasks.seq2seq import Seq2SeqResult, summarize, translate
+from attn_demos.tasks.views import parse_head
+
+REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "png", "json", "numbers")
+RUN_OUTPUTS = ("state", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS
+
+
+def run_translation(text: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
+    return _run(translate(text, source=model or None, num_beams=int(num_beams)), layer, head, words)
+
+
+def run_summary(article: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
+    return _run(summarize(article, source=model or None, num_beams=int(num_beams)), layer, head, words)
+
+
+def _run(result: Seq2SeqResult, layer, head, words: bool) -> dict:
+    return {
+        **redraw(result, layer, head, words, target=None),
+        "state": result,
+        "output": result.output_text,
+        "layers": layer_choices(result.num_layers),
+        "heads": [h for h in result.head_options()],
+        "targets": target_choices(result),
+    }
+
+
+def target_choices(result: Seq2SeqResult) -> list[tuple[str, int]]:
+    """(label, index) for each output token, for a dropdown."""
+    return [(f"{i}: {token}", i) for i, token in enumerate(result.target_tokens)]
+
+
+def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None) -> dict:
+    """Another layer/head/target token of the same output, without running the model again."""
+    if result is None:
+        return {"status": "Type a text and press the button."}
+    head = parse_head(head)
+    layer = layer if layer == "mean" else int(layer)
+    view = result.cross_view(layer, head, words)
+    picture = heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title)
+    target = 0 if target in (None, "") else int(target)
+    scores = result.source_scores(target, layer, head)  # (S,)
+    chosen = result.target_tokens[target]
+    highlight = highlight_html(result.source_tokens, scores, title=f"source attended by output token {target} “{chosen}”")
+    coverage = highlight_html(
+        result.source_tokens, result.coverage(layer, head), title="coverage: total attention each source token received"
+    )
+    png, json_path = export_view(view, picture, {"model": result.model, "output_text": result.output_text})
+    return {
+        "status": status_text(view.notices, result.model),
+        "badge": view.check_badge,
+        "heatmap": picture,
+        "highlight": highlight,
+        "coverage": coverage,
+        "png": png,
+        "json": json_path,
+        "numbers": {**numbers(view), "coverage": np.round(result.coverage(layer, head), 4).tolist()},
+    }

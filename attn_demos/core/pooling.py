@@ -17,7 +17,7 @@ WORDPIECE, SENTENCEPIECE, BYTE_BPE = "wordpiece", "sentencepiece", "bpe"
 SP_MARK, BPE_SPACE, BPE_NEWLINE, WP_CONTINUE = "▁", "Ġ", "Ċ", "##"
 
 SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"})
-_SPECIAL_PATTERN = re.compile(r"^(\[[A-Z_]+\]|<\|?[a-z_]+[a-z_0-9]*\|?>|</[a-z]+>)$")  # [CLS], <extra_id_0>, <|endoftext|>
+_SPECIAL_PATTERN = re.compile(r"^(\[[A-Z_]+\]|<extra_id_\d+>|<\|[a-z_0-9]+\|>)$")  # [CLS], <extra_id_0>, <|endoftext|>
 
 
 def is_special(token: str) -> bool:

@@ -6,10 +6,8 @@ import os
 
 import gradio as gr
 
-from attn_demos.render.panels.common import run_safely
+from attn_demos.render.panels.common import Choices, run_safely
 from attn_demos.tasks.registry import model_status
-
-CHOICE_OUTPUTS = {"layers": "mean", "heads": "mean", "targets": 0}
 
 
 def handler(function, outputs: tuple[str, ...]):
@@ -17,21 +15,14 @@ def handler(function, outputs: tuple[str, ...]):
     safe = run_safely(function, outputs)
 
     def wrapped(*args):
-        values = list(safe(*args))
-        for i, name in enumerate(outputs):
-            if name in CHOICE_OUTPUTS:
-                values[i] = _choices(values[i], CHOICE_OUTPUTS[name])
-        return tuple(values)
+        return tuple(_dropdown(v) if isinstance(v, Choices) else v for v in safe(*args))
 
     wrapped.__name__ = function.__name__
     return wrapped
 
 
-def _choices(choices, preferred):
-    if choices is None:
-        return gr.skip()
-    values = [c[1] if isinstance(c, tuple) else c for c in choices]
-    return gr.Dropdown(choices=choices, value=preferred if preferred in values else values[0])
+def _dropdown(choices: Choices):
+    return gr.Dropdown(choices=choices.options, value=choices.selected)
 
 
 def user_models_allowed() -> bool:

@@ -85,6 +85,7 @@ def make_view(
     error = float(np.abs(shown.astype(np.float64) - check.astype(np.float64)).max())
     if words:
         shown, query_labels, key_labels = pool_words(shown, query_labels, key_labels)
+        title = f"{title} · pieces merged into words"
     return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []))
 
 

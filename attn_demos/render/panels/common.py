@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+from dataclasses import dataclass
 import shutil
 import tempfile
 from pathlib import Path
@@ -58,8 +59,29 @@ def error_text(error: Exception) -> str:
     return f"⚠️ Something went wrong ({type(error).__name__}): {str(error)[:300]}"
 
 
-def layer_choices(num_layers: int) -> list:
-    return ["mean"] + list(range(num_layers))
+@dataclass
+class Choices:
+    """Options for a dropdown after a run, and the one the run actually drew."""
+
+    options: list
+    selected: object
+
+
+def layer_choices(num_layers: int, selected="mean") -> Choices:
+    options = ["mean"] + list(range(num_layers))
+    return Choices(options, _as_option(selected, options))
+
+
+def head_choices_for(options: list, selected="mean") -> Choices:
+    return Choices(options, _as_option(selected, options))
+
+
+def _as_option(value, options: list):
+    """A dropdown value ("3" or 3) as it appears in options; the first option if it is not there."""
+    for option in options:
+        if str(option) == str(value):
+            return option
+    return options[0]
 
 
 def run_safely(function, outputs: tuple[str, ...]):

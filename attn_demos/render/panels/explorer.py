@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attn_demos.render.heatmap import head_grid_image, heatmap_image
 from attn_demos.render.tokens import highlight_html
-from attn_demos.render.panels.common import export_view, layer_choices, numbers, status_text
+from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, numbers, status_text
 from attn_demos.tasks.explorer import ExploreResult, explore
 from attn_demos.tasks.views import parse_head
 
@@ -21,8 +21,8 @@ def run(text: str, layer, head, words: bool, model: str | None = None) -> dict:
         **drawn,
         "state": result,
         "grid": grid,
-        "layers": layer_choices(result.num_layers),
-        "heads": result.head_options(),
+        "layers": layer_choices(result.num_layers, layer),
+        "heads": head_choices_for(result.head_options(), head),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attn_demos.render.overlay import patch_overlay
 from attn_demos.render.patch_table import patch_table_html
-from attn_demos.render.panels.common import export_view, layer_choices, status_text
+from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, status_text
 from attn_demos.tasks.images import ImageResult, classify_image
 from attn_demos.tasks.views import parse_head
 
@@ -18,8 +18,8 @@ def run(image, layer, head, model: str | None = None) -> dict:
         **redraw(result, layer, head),
         "state": result,
         "labels": dict(result.labels),
-        "layers": layer_choices(result.num_layers),
-        "heads": [h for h in result.head_options() if h != "rollout"],
+        "layers": layer_choices(result.num_layers, layer),
+        "heads": head_choices_for([h for h in result.head_options() if h != "rollout"], head),
     }
 
 

@@ -4,7 +4,7 @@ from the answer (or the question), and the full heatmap."""
 from __future__ import annotations
 
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.panels.common import export_view, layer_choices, numbers, status_text
+from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, numbers, status_text
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.qa import QAResult, answer
 from attn_demos.tasks.views import parse_head
@@ -19,8 +19,8 @@ def run(question: str, context: str, layer, head, attend_from: str, model: str |
         **redraw(result, layer, head, attend_from),
         "state": result,
         "answer": answer_text(result),
-        "layers": layer_choices(result.num_layers),
-        "heads": result.head_options(),
+        "layers": layer_choices(result.num_layers, layer),
+        "heads": head_choices_for(result.head_options(), head),
     }
 
 

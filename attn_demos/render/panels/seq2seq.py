@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.panels.common import export_view, layer_choices, numbers, status_text
+from attn_demos.render.panels.common import Choices, export_view, head_choices_for, layer_choices, numbers, status_text
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.seq2seq import Seq2SeqResult, summarize, translate
 from attn_demos.tasks.views import parse_head
@@ -28,15 +28,15 @@ def _run(result: Seq2SeqResult, layer, head, words: bool) -> dict:
         **redraw(result, layer, head, words, target=None),
         "state": result,
         "output": result.output_text,
-        "layers": layer_choices(result.num_layers),
-        "heads": [h for h in result.head_options()],
+        "layers": layer_choices(result.num_layers, layer),
+        "heads": head_choices_for(result.head_options(), head),
         "targets": target_choices(result),
     }
 
 
-def target_choices(result: Seq2SeqResult) -> list[tuple[str, int]]:
-    """(label, index) for each output token, for a dropdown."""
-    return [(f"{i}: {token}", i) for i, token in enumerate(result.target_tokens)]
+def target_choices(result: Seq2SeqResult) -> Choices:
+    """(label, index) for each output token, for a dropdown; the first is selected."""
+    return Choices([(f"{i}: {token}", i) for i, token in enumerate(result.target_tokens)], 0)
 
 
 def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None) -> dict:

@@ -4,6 +4,7 @@ import gradio as gr
 
 from attn_demos.render.panels import basics
 from attn_demos.tasks.basics import SEED_KEY, SEED_QUERY, SEED_VALUE
+
 from wiring import handler, outputs_for
 
 

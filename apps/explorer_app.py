@@ -4,6 +4,7 @@ import gradio as gr
 
 from attn_demos.render.panels import explorer
 from attn_demos.tasks.examples import load_examples
+
 from wiring import handler, model_box, outputs_for
 
 

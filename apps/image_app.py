@@ -4,6 +4,7 @@ import gradio as gr
 
 from attn_demos.render.panels import images
 from attn_demos.tasks.examples import example_images
+
 from wiring import handler, model_box, outputs_for
 
 

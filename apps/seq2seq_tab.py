@@ -3,6 +3,7 @@
 import gradio as gr
 
 from attn_demos.render.panels import seq2seq
+
 from wiring import handler, model_box, outputs_for
 
 

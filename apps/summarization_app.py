@@ -2,9 +2,10 @@
 
 import gradio as gr
 
-import seq2seq_tab
 from attn_demos.render.panels import seq2seq
 from attn_demos.tasks.examples import load_examples
+
+import seq2seq_tab
 
 
 def build() -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
-from attn_demos.render.panels.common import Choices, run_safely
+from attn_demos.render.panels.common import Choices, run_safely, user_models_allowed
 from attn_demos.tasks.registry import model_status
 
 
@@ -23,11 +21,6 @@ def handler(function, outputs: tuple[str, ...]):
 
 def _dropdown(choices: Choices):
     return gr.Dropdown(choices=choices.options, value=choices.selected)
-
-
-def user_models_allowed() -> bool:
-    """Visitors may type a model id only when the app was started with --allow-user-models."""
-    return os.environ.get("ATTN_DEMOS_ALLOW_USER_MODELS", "0") == "1"
 
 
 def model_box(task: str):

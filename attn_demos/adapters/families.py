@@ -8,8 +8,8 @@ one (say RoBERTa) is a line in FAMILY_OF_MODEL_TYPE.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 

@@ -32,7 +32,7 @@ class AttentionMaps:
     def num_heads(self) -> int:
         return self.weights.shape[2]
 
-    def example(self, index: int = 0) -> "AttentionMaps":
+    def example(self, index: int = 0) -> AttentionMaps:
         """Example `index` alone with its padding removed: weights (1, L, H, tq, tk)."""
         q_keep = self.query_mask[index]  # (Tq,)
         k_keep = self.key_mask[index]  # (Tk,)

@@ -4,6 +4,7 @@ function is never called here."""
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -18,11 +19,16 @@ def capture_attention_inputs(sites: list[AttentionSite]):
     """While active, record for each site the (query_states, key_value_states) that enter it.
 
     Yields a dict site.name -> (query_states (B, Tq, D), key_value_states (B, Tk, D)).
+    Only forward passes run by this thread are recorded, so requests that share one model in
+    other threads (a web app) never see each other's inputs.
     """
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    owner = threading.get_ident()
 
     def make_hook(name: str):
         def hook(module, args, kwargs):
+            if threading.get_ident() != owner:
+                return
             query_states = kwargs.get("hidden_states", args[0] if args else None)  # (B, Tq, D)
             key_value_states = kwargs.get("key_value_states")  # (B, Tk, D) for cross-attention
             if key_value_states is None:

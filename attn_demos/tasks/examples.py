@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -14,7 +14,7 @@ EXAMPLE_SETS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_examples(task: str) -> list[dict]:
     """The rows of a task's example set, as dicts."""
     import datasets

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import atexit
-from dataclasses import dataclass
+import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from attn_demos.errors import AttnDemosError
+from attn_demos.errors import AttnDemosError, BadInputError
 from attn_demos.render.export import export_json, export_png
 from attn_demos.render.payload import compact_matrix
 from attn_demos.tasks.views import AttentionView
@@ -41,6 +42,21 @@ def numbers(view: AttentionView) -> dict:
         "matrix": compact_matrix(view.matrix),
         "recomputed_max_abs_err": view.max_abs_err,
     }
+
+
+def user_models_allowed() -> bool:
+    """Visitors may name a model only when the app was started with --allow-user-models."""
+    return os.environ.get("ATTN_DEMOS_ALLOW_USER_MODELS", "0") == "1"
+
+
+def user_model(value: str | None) -> str | None:
+    """The model a request names, if the app allows it; None means the configured model."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not user_models_allowed():
+        raise BadInputError("this app serves its configured models only (start it with --allow-user-models)")
+    return value
 
 
 def status_text(notices: list[str], model: str | None = None) -> str:

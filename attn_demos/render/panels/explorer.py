@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from attn_demos.render.heatmap import head_grid_image, heatmap_image
+from attn_demos.render.panels.common import (
+    export_view,
+    head_choices_for,
+    layer_choices,
+    numbers,
+    status_text,
+    user_model,
+)
 from attn_demos.render.tokens import highlight_html
-from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, numbers, status_text
 from attn_demos.tasks.explorer import ExploreResult, explore
 from attn_demos.tasks.views import parse_head
 
@@ -14,7 +21,7 @@ RUN_OUTPUTS = ("state", "grid", "layers", "heads") + REDRAW_OUTPUTS
 
 def run(text: str, layer, head, words: bool, model: str | None = None) -> dict:
     """Run the model once, then draw the chosen view (the state keeps the result for re-drawing)."""
-    result = explore(text, source=model or None)
+    result = explore(text, source=user_model(model))
     drawn = redraw(result, layer, head, words)
     grid = head_grid_image(result.library, title=f"all {result.num_layers} layers × {result.num_heads} heads")
     return {

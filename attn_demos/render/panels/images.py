@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from attn_demos.render.overlay import patch_overlay
+from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, status_text, user_model
 from attn_demos.render.patch_table import patch_table_html
-from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, status_text
 from attn_demos.tasks.images import ImageResult, classify_image
 from attn_demos.tasks.views import parse_head
 
@@ -13,7 +13,7 @@ RUN_OUTPUTS = ("state", "labels", "layers", "heads") + REDRAW_OUTPUTS
 
 
 def run(image, layer, head, model: str | None = None) -> dict:
-    result = classify_image(image, source=model or None)
+    result = classify_image(image, source=user_model(model))
     return {
         **redraw(result, layer, head),
         "state": result,

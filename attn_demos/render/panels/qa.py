@@ -4,7 +4,14 @@ from the answer (or the question), and the full heatmap."""
 from __future__ import annotations
 
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, numbers, status_text
+from attn_demos.render.panels.common import (
+    export_view,
+    head_choices_for,
+    layer_choices,
+    numbers,
+    status_text,
+    user_model,
+)
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.qa import QAResult, answer
 from attn_demos.tasks.views import parse_head
@@ -14,7 +21,7 @@ RUN_OUTPUTS = ("state", "answer", "layers", "heads") + REDRAW_OUTPUTS
 
 
 def run(question: str, context: str, layer, head, attend_from: str, model: str | None = None) -> dict:
-    result = answer(question, context, source=model or None)
+    result = answer(question, context, source=user_model(model))
     return {
         **redraw(result, layer, head, attend_from),
         "state": result,

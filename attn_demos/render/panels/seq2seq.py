@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.panels.common import Choices, export_view, head_choices_for, layer_choices, numbers, status_text
+from attn_demos.render.panels.common import (
+    Choices,
+    export_view,
+    head_choices_for,
+    layer_choices,
+    numbers,
+    status_text,
+    user_model,
+)
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.seq2seq import Seq2SeqResult, summarize, translate
 from attn_demos.tasks.views import parse_head
@@ -16,11 +24,11 @@ RUN_OUTPUTS = ("state", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS
 
 
 def run_translation(text: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
-    return _run(translate(text, source=model or None, num_beams=int(num_beams)), layer, head, words)
+    return _run(translate(text, source=user_model(model), num_beams=int(num_beams)), layer, head, words)
 
 
 def run_summary(article: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
-    return _run(summarize(article, source=model or None, num_beams=int(num_beams)), layer, head, words)
+    return _run(summarize(article, source=user_model(model), num_beams=int(num_beams)), layer, head, words)
 
 
 def _run(result: Seq2SeqResult, layer, head, words: bool) -> dict:

@@ -10,7 +10,7 @@ from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import ENCODER
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import tokenize_text
-from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view
 
 
@@ -60,5 +60,5 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
         tokens=maps.query_tokens[0],
         library=maps.weights[0].numpy(),  # (L, H, T, T)
         recomputed=result.recomputed[ENCODER][0].numpy(),  # (L, H, T, T)
-        notices=notices,
+        notices=model_notices(loaded) + notices,
     )

@@ -13,7 +13,7 @@ from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
@@ -113,7 +113,7 @@ def classify_image(image, source: str | None = None) -> ImageResult:
         library=result.maps[VISION].weights[0].numpy(),
         recomputed=result.recomputed[VISION][0].numpy(),
         tokens=side.tokens[0],
-        notices=notices,
+        notices=model_notices(loaded) + notices,
     )
 
 

@@ -13,7 +13,7 @@ from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit
-from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
 MAX_ANSWER_TOKENS = 30
@@ -103,7 +103,7 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         context_index=context_index,
         library=result.maps[ENCODER].weights[0].numpy(),
         recomputed=result.recomputed[ENCODER][0].numpy(),
-        notices=notices,
+        notices=model_notices(loaded) + notices,
     )
 
 

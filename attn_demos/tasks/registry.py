@@ -53,6 +53,17 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
     return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
 
 
+RANDOM_WEIGHTS_NOTICE = (
+    "This checkpoint has random weights (built for tests): its outputs are meaningless, "
+    "but its attention is real attention and the check below still holds."
+)
+
+
+def model_notices(loaded: LoadedModel) -> list[str]:
+    """What a person should know about the model itself (e.g. that its weights are random)."""
+    return [RANDOM_WEIGHTS_NOTICE] if getattr(loaded.config, "attn_demos_random_weights", False) else []
+
+
 def model_status(task: str) -> tuple[bool, str]:
     """Can the task's model be loaded here? (ok, one-line message for the tab), without loading weights."""
     from attn_demos.adapters.families import family_for
@@ -61,11 +72,13 @@ def model_status(task: str) -> tuple[bool, str]:
 
     source = model_source(task)
     try:
-        family_for(load_config(resolve(source)).model_type)
+        config = load_config(resolve(source))
+        family_for(config.model_type)
     except AttnDemosError as error:
         return False, (
             f"⚠️ This tab's model cannot be loaded: {error}. Point it to a local folder with "
             f"`{ENV_VARS[task]}=/path/to/model` or `attn-demos launch --{task.replace('_', '-')}-model /path/to/model`."
         )
     shown = "all-MiniLM-L6-v2 (embedded, no network needed)" if source == EMBEDDED_MINILM else source
-    return True, f"Model: `{shown}`"
+    random = " — random weights, for trying the tab offline" if getattr(config, "attn_demos_random_weights", False) else ""
+    return True, f"Model: `{shown}`{random}"

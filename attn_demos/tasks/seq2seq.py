@@ -14,7 +14,7 @@ from attn_demos.adapters.generation import generate_with_attention
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import tokenize_text
-from attn_demos.tasks.registry import get_model
+from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
 
@@ -110,5 +110,5 @@ def run_seq2seq(
         cross_recomputed=forced.recomputed[CROSS][0].numpy()[:, :, real],
         decoder=decoder,
         decoder_recomputed=forced.recomputed[DECODER][0].numpy()[:, :, real][:, :, :, real],
-        notices=notices,
+        notices=model_notices(loaded) + notices,
     )

@@ -110,7 +110,7 @@ def compare_text_model(
     generated = generate_with_attention(loaded, inputs, source, num_beams=num_beams, max_new_tokens=max_new_tokens)
     forced = forward_with_attention(
         loaded,
-        teacher_forced_inputs(loaded, inputs, generated.sequences),
+        teacher_forced_inputs(inputs, generated.sequences),
         source,
         generated.target,
         scale_override=scale_override,

@@ -116,7 +116,7 @@ def _maps(kind: str, weights: torch.Tensor, query: Side, key: Side) -> Attention
     return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.mask, key.mask)
 
 
-def teacher_forced_inputs(loaded: LoadedModel, model_inputs: dict, sequences: torch.Tensor):
+def teacher_forced_inputs(model_inputs: dict, sequences: torch.Tensor) -> dict:
     """Decoder inputs for re-running a generated (B, 1+T) sequence: sequences[:, :-1] (B, T)."""
     return {**model_inputs, "decoder_input_ids": sequences[:, :-1]}
 

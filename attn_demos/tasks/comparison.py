@@ -43,14 +43,19 @@ def compare_model(
     loaded = load_model(source, dtype=dtype)
     if loaded.family.vision:
         batches = _chunks(images or [test_pattern(loaded)], options.batch_size)
-        run = lambda batch: compare_vision_model(loaded, pixel_values(loaded, batch), options.tolerance)  # noqa: E731
     else:
         batches = _chunks(texts or DEFAULT_TEXTS, options.batch_size)
-        run = lambda batch: compare_text_model(  # noqa: E731
-            loaded, batch, options.tolerance, options.num_beams, options.max_new_tokens
-        )
-    reports = [run(batch) for batch in tqdm(batches, desc="comparing", unit="batch", disable=not progress)]
+    reports = [
+        _compare_batch(loaded, batch, options)
+        for batch in tqdm(batches, desc="comparing", unit="batch", disable=not progress)
+    ]
     return merge_reports(reports)
+
+
+def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions) -> ComparisonReport:
+    if loaded.family.vision:
+        return compare_vision_model(loaded, pixel_values(loaded, batch), options.tolerance)
+    return compare_text_model(loaded, batch, options.tolerance, options.num_beams, options.max_new_tokens)
 
 
 def merge_reports(reports: list[ComparisonReport]) -> ComparisonReport:

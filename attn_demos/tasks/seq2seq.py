@@ -93,7 +93,7 @@ def run_seq2seq(
     inputs, source_side, notices = tokenize_text(loaded, text, what=what)
     generated = generate_with_attention(loaded, inputs, source_side, num_beams, max_new_tokens, min_new_tokens)
     forced = forward_with_attention(
-        loaded, teacher_forced_inputs(loaded, inputs, generated.sequences), source_side, generated.target
+        loaded, teacher_forced_inputs(inputs, generated.sequences), source_side, generated.target
     )
     real = generated.target.mask[0].numpy()  # (T,) steps that produced real tokens
     cross = generated.maps[CROSS].weights[0].numpy()[:, :, real]  # (L, H, T, S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import unicodedata
 
 from attn_demos.adapters.extract import Side, model_max_length
@@ -9,6 +10,14 @@ from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
 
 MAX_CHARACTERS = 100_000  # longer input is cut before tokenization, with a notice
+
+_tokenizer_locks: dict[int, threading.Lock] = {}
+
+
+def tokenizer_lock(tokenizer) -> threading.Lock:
+    """One lock per tokenizer. A fast tokenizer stores truncation/padding on its shared backend
+    between setting it and encoding, so concurrent requests would use each other's settings."""
+    return _tokenizer_locks.setdefault(id(tokenizer), threading.Lock())
 
 
 def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
@@ -39,8 +48,9 @@ def tokenize_text(loaded: LoadedModel, text: str, max_tokens: int | None = None,
     text, notices = clean_text(text, what)
     tokenizer = loaded.preprocessor
     limit = token_limit(loaded, max_tokens)
-    full_length = len(tokenizer(text, truncation=False)["input_ids"])
-    batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=limit)
+    with tokenizer_lock(tokenizer):
+        full_length = len(tokenizer(text, truncation=False)["input_ids"])
+        batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=limit)
     if loaded.is_encoder_decoder:
         batch.pop("token_type_ids", None)
     if full_length > limit:

@@ -12,7 +12,7 @@ from attn_demos.adapters.extract import Side, forward_with_attention
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.inputs import clean_text, token_limit
+from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
@@ -71,11 +71,12 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         raise BadInputError(f"{loaded.source} is not an extractive question-answering model")
     tokenizer = loaded.preprocessor
     limit = token_limit(loaded, max_tokens)
-    full = len(tokenizer(question, context, truncation=False)["input_ids"])
-    try:
-        batch = tokenizer([question], [context], return_tensors="pt", truncation="only_second", max_length=limit)
-    except Exception as error:  # the question alone is longer than the limit
-        raise BadInputError(f"the question is too long for this model ({limit} tokens in all): {error}") from None
+    with tokenizer_lock(tokenizer):
+        full = len(tokenizer(question, context, truncation=False)["input_ids"])
+        try:
+            batch = tokenizer([question], [context], return_tensors="pt", truncation="only_second", max_length=limit)
+        except Exception as error:  # the question alone is longer than the limit
+            raise BadInputError(f"the question is too long for this model ({limit} tokens in all): {error}") from None
     if full > limit:
         notices.append(f"Context truncated to the model's limit: kept {limit} of {full:,} tokens.")
     if "token_type_ids" not in _forward_arguments(loaded):

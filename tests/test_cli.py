@@ -1,0 +1,282 @@
+"""The `attn-demos` command line: exit codes, printed numbers, JSON shape and report files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FAMILIES
+
+from attn_demos import cli
+from attn_demos.tasks import comparison
+
+# The seed tutorial by hand: scores [1/√3, 0]; weights e^{1/√3}/(e^{1/√3}+1) and 1/(e^{1/√3}+1);
+# output w₀·[1, 2] + w₁·[3, 4].
+SCORE = 1 / math.sqrt(3)
+W0 = math.exp(SCORE) / (math.exp(SCORE) + 1)
+W1 = 1 - W0
+OUTPUT = [W0 * 1 + W1 * 3, W0 * 2 + W1 * 4]
+REPORT_KEYS = {"model", "architecture", "ok", "tolerance", "max_abs_err", "results"}
+RESULT_KEYS = {"kind", "layer", "max_abs_err", "heads"}
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_hand_values_round_to_the_printed_digits():
+    assert [f"{x:.6f}" for x in (SCORE, W0, W1, *OUTPUT)] == [
+        "0.577350",
+        "0.640457",
+        "0.359543",
+        "1.719085",
+        "2.719085",
+    ]
+
+
+# --- basics --------------------------------------------------------------------------------------
+
+
+def test_basics_prints_the_seed_numbers(capsys):
+    code, out, _ = run(capsys, "basics")
+    assert code == 0
+    for number in ("0.57735", "0.640457", "0.359543", "1.719085", "2.719085"):
+        assert number in out
+    assert out.count("(torch)") == 3 and out.count("(numpy)") == 3
+    assert "agree" in out and "DISAGREE" not in out
+
+
+def test_basics_json(capsys):
+    code, out, _ = run(capsys, "basics", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["d_k"] == 3
+    assert data["scores"] == [pytest.approx([SCORE, 0.0], abs=1e-15)]
+    assert data["weights"] == [pytest.approx([W0, W1], abs=1e-15)]
+    assert data["output"] == [pytest.approx(OUTPUT, abs=1e-14)]
+    assert data["torch_vs_numpy_max_abs_diff"] <= 1e-12
+
+
+def test_basics_with_other_matrices(capsys):
+    # One key: all weight on it, and the output is its value.
+    code, out, _ = run(capsys, "basics", "--json", "--query", "[[2, 3]]", "--key", "[[1, 1]]", "--value", "[[5, 7]]")
+    assert code == 0
+    data = json.loads(out)
+    assert data["scores"] == [[pytest.approx(5 / math.sqrt(2))]]
+    assert data["weights"] == [[1.0]] and data["output"] == [[5.0, 7.0]]
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--key", "[[1, 0], [0, 1]]"], ["query", "key", "3", "2"]),
+        (["--value", "[[1, 2]]"], ["key", "value"]),
+        (["--query", "[[1, 0, 1], [1]]"], ["query"]),
+        (["--query", "not json"], ["query", "JSON"]),
+    ],
+)
+def test_basics_bad_input_exits_2_with_one_line(capsys, argv, words):
+    code, out, err = run(capsys, "basics", *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    for word in words:
+        assert word in lines[0]
+
+
+# --- compare -------------------------------------------------------------------------------------
+
+
+def _check_report_json(data: dict):
+    assert set(data) == REPORT_KEYS
+    assert data["results"]
+    for item in data["results"]:
+        assert set(item) == RESULT_KEYS
+        assert item["max_abs_err"] == max(item["heads"])
+    assert data["max_abs_err"] == max(item["max_abs_err"] for item in data["results"])
+
+
+def test_compare_minilm_json(capsys, minilm_path):
+    code, out, _ = run(capsys, "compare", "--model", str(minilm_path), "--json")
+    assert code == 0
+    data = json.loads(out)
+    _check_report_json(data)
+    assert data["ok"] is True and data["architecture"] == "BertModel"
+    assert data["tolerance"] == 1e-5 and data["max_abs_err"] <= 1e-5
+    assert [(r["kind"], r["layer"]) for r in data["results"]] == [("encoder", layer) for layer in range(6)]
+    assert all(len(r["heads"]) == 12 for r in data["results"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_compare_every_tiny_family(capsys, checkpoints, family, dtype):
+    code, out, _ = run(
+        capsys, "compare", "--model", str(checkpoints[family]), "--dtype", dtype, "--json", "--max-new-tokens", "6"
+    )
+    data = json.loads(out)
+    _check_report_json(data)
+    assert code == 0 and data["ok"] is True
+    kinds = {r["kind"] for r in data["results"]}
+    if family in ("bart", "marian", "t5"):
+        assert kinds == {"encoder", "decoder", "cross", "decoder (generate)", "cross (generate)"}
+    else:
+        assert kinds == ({"vision"} if family == "vit" else {"encoder"})
+
+
+def test_compare_table_output(capsys, checkpoints):
+    code, out, _ = run(
+        capsys, "compare", "--model", str(checkpoints["bert"]), "--text", "the cat sat", "--text", "a dog"
+    )
+    assert code == 0
+    assert "MATCH" in out and "MISMATCH" not in out
+    assert sum(1 for line in out.splitlines() if line.startswith("encoder")) == 2  # one line per layer
+
+
+def test_compare_unsupported_architecture_exits_2(capsys, tmp_path):
+    import transformers
+
+    config = transformers.GPT2Config(
+        n_embd=16, n_layer=1, n_head=2, vocab_size=40, n_positions=32, bos_token_id=0, eos_token_id=0
+    )
+    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "gpt2"))
+    assert code == 2 and out == ""
+    message = [line for line in err.splitlines() if line.startswith("attn-demos")]
+    assert len(message) == 1 and "gpt2" in message[0] and "not supported" in message[0]
+    assert "Traceback" not in err
+
+
+def test_compare_missing_model_folder_exits_2(capsys, tmp_path):
+    code, _, err = run(capsys, "compare", "--model", str(tmp_path / "nothing-here"))
+    assert code == 2 and "Traceback" not in err
+
+
+def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monkeypatch):
+    dataset = tmp_path / "texts.jsonl"
+    rows = [
+        "The cat sat on the mat.",
+        "Attention is all you need.",
+        "I would like a cup of coffee, please.",
+        "The weather will be sunny tomorrow.",
+        "She reads a book in the garden every morning.",
+    ]
+    dataset.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(rows)))
+    seen = []
+    real_compare = comparison.compare_model
+    monkeypatch.setattr(
+        comparison,
+        "compare_model",
+        lambda source, texts, *a, **k: seen.append(texts) or real_compare(source, texts, *a, **k),
+    )
+
+    out_dir = tmp_path / "report"
+    code, out, _ = run(
+        capsys,
+        "compare",
+        "--model",
+        str(checkpoints["bart"]),
+        "--dataset",
+        str(dataset),
+        "--limit",
+        "3",
+        "--batch-size",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0
+    assert seen == [rows[:3]]
+    assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.csv", "errors.png"}
+
+    data = json.loads((out_dir / "report.json").read_text())
+    _check_report_json(data)
+    config = json.loads((checkpoints["bart"] / "config.json").read_text())
+    layers, heads = config["encoder_layers"], config["encoder_attention_heads"]
+    kinds = ["encoder", "decoder", "cross", "decoder (generate)", "cross (generate)"]
+    with (out_dir / "report.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == len(kinds) * layers * heads
+    assert {(r["kind"], int(r["layer"]), int(r["head"])) for r in table} == {
+        (k, layer, head) for k in kinds for layer in range(layers) for head in range(heads)
+    }
+    assert all(r["within_tolerance"] == "True" for r in table)
+
+    from PIL import Image
+
+    with Image.open(out_dir / "errors.png") as image:
+        image.verify()
+    with Image.open(out_dir / "errors.png") as image:
+        assert image.format == "PNG" and image.width > 100 and image.height > 100
+
+
+def test_compare_mismatch_exits_1(capsys, checkpoints):
+    model = str(checkpoints["bart"])
+    # float32 generate-vs-forced differs by rounding: measure it first, then demand half of it.
+    code, out, _ = run(capsys, "compare", "--model", model, "--json")
+    first = json.loads(out)
+    assert code == 0 and first["ok"] is True
+    assert 0 < first["max_abs_err"] <= 1e-5, "precondition: a nonzero float32 error"
+
+    code, out, _ = run(capsys, "compare", "--model", model, "--json", "--tolerance", str(first["max_abs_err"] / 2))
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False
+    assert data["max_abs_err"] == first["max_abs_err"]
+
+    code, out, _ = run(capsys, "compare", "--model", model, "--tolerance", "0")
+    assert code == 1 and "MISMATCH" in out
+
+
+def test_compare_text_and_dataset_together_is_a_usage_error(capsys, checkpoints, tmp_path):
+    code, _, err = run(capsys, "compare", "--model", str(checkpoints["bert"]), "--text", "a", "--dataset", "x.jsonl")
+    assert code == 2 and "not both" in err
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert cli.main([]) == 2
+
+
+# --- the installed console script ----------------------------------------------------------------
+
+
+def _console_script() -> str:
+    script = Path(sys.executable).parent / "attn-demos"
+    if not script.exists():
+        pytest.skip("the attn-demos console script is not installed next to this Python")
+    return str(script)
+
+
+def test_console_script_basics_json():
+    done = subprocess.run(
+        [_console_script(), "basics", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["weights"] == [pytest.approx([W0, W1], abs=1e-15)]
+    assert data["output"] == [pytest.approx(OUTPUT, abs=1e-14)]
+
+
+def test_console_script_bad_shape_has_no_traceback():
+    done = subprocess.run(
+        [_console_script(), "basics", "--key", "[[1, 0]]"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,22 +63,31 @@ class ImageResult:
 
 
 def load_image(image) -> tuple[Image.Image, list[str]]:
-    """A PIL image, numpy array or file path -> bounded RGB image and notices; clear errors."""
+    """A PIL image, numpy array, file path or file bytes -> bounded RGB image and notices; clear errors."""
     notices = []
     if image is None:
         raise BadInputError("No image: upload one or pick an example.")
     try:
-        if isinstance(image, (str, bytes)) or hasattr(image, "read"):
+        if isinstance(image, (bytes, bytearray)):
+            image = io.BytesIO(image)  # the file's content, not its name
+        if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
             image = Image.open(image)
         elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)
-        image = ImageOps.exif_transpose(image)
-        image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size, bounded memory
+        original = image.size
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size; only works before load()
         image.load()
-    except (OSError, UnidentifiedImageError, ValueError, TypeError, Image.DecompressionBombError):
+        if max(image.size) > MAX_SIDE:
+            image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))  # a new, small image: no full-size copy
+        image = ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError:
+        raise BadInputError(
+            f"The image has too many pixels to open safely (more than {2 * Image.MAX_IMAGE_PIXELS:,})."
+        ) from None
+    except (OSError, UnidentifiedImageError, ValueError, TypeError):
         raise BadInputError("The file is not a readable image (corrupt or unsupported format).") from None
-    if min(image.size) < MIN_SIDE:
-        raise BadInputError(f"The image is {image.size[0]}×{image.size[1]} pixels: too small to show patches.")
+    if min(original) < MIN_SIDE:
+        raise BadInputError(f"The image is {original[0]}×{original[1]} pixels: too small to show patches.")
     if image.mode != "RGB":
         if "A" in image.getbands():  # transparency: flatten onto white
             background = Image.new("RGB", image.size, "white")
@@ -84,10 +95,7 @@ def load_image(image) -> tuple[Image.Image, list[str]]:
             image = background
         else:
             image = image.convert("RGB")
-    if max(image.size) > MAX_SIDE:
-        original = image.size
-        image = image.copy()
-        image.thumbnail((MAX_SIDE, MAX_SIDE))
+    if max(original) > MAX_SIDE:
         notices.append(f"Image downscaled from {original[0]}×{original[1]} to {image.size[0]}×{image.size[1]}.")
     width, height = image.size
     if max(width, height) / min(width, height) > 3:

@@ -81,6 +81,8 @@ def run_basics(query=SEED_QUERY, key=SEED_KEY, value=SEED_VALUE) -> BasicsResult
         t_output, t_weights = torch_attention.attention(tq, tk, tv)  # (Tq, d_v), (Tq, Tk)
     except ShapeError as error:
         raise BadInputError(str(error)) from None
+    if not (np.isfinite(np_scores).all() and np.isfinite(np_output).all()):
+        raise BadInputError("the numbers are too large: q·kᵀ or weights·v overflows; use smaller values")
     return BasicsResult(
         q, k, v, t_scores.numpy(), t_weights.numpy(), t_output.numpy(), np_scores, np_weights, np_output
     )

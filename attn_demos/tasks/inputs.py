@@ -28,7 +28,17 @@ def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
     if text is None or not str(text).strip():
         raise BadInputError(f"The {what} is empty: type something first.")
     notices = []
-    text = "".join(ch for ch in str(text) if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    original = str(text)
+    # Separators such as \r, \v, \f become spaces (else "one\rtwo" would become "onetwo"); other
+    # control, format (zero-width, bidi overrides) and surrogate characters are dropped.
+    text = "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs") else " " if ch.isspace() else ""
+        for ch in original
+    )
+    removed = len(original) - len(text)
+    if removed:
+        plural = "s" if removed > 1 else ""
+        notices.append(f"Removed {removed} invisible control or formatting character{plural} from the {what}.")
     if not text.strip():
         raise BadInputError(f"The {what} holds only control characters.")
     if len(text) > MAX_CHARACTERS:

@@ -15,12 +15,14 @@ def build() -> None:
         key = gr.Textbox(label="key k", value=str(SEED_KEY), elem_id="basics-key")
         value = gr.Textbox(label="value v", value=str(SEED_VALUE), elem_id="basics-value")
     button = gr.Button("Compute", variant="primary", elem_id="basics-run")
+    seed = basics.run(str(SEED_QUERY), str(SEED_KEY), str(SEED_VALUE))  # shown before the first click
     out = {
-        "status": gr.Markdown(elem_id="basics-status"),
-        "steps": gr.Markdown(elem_id="basics-steps"),
-        "heatmap": gr.Image(label="weights", type="pil", elem_id="basics-heatmap"),
-        "numbers": gr.JSON(label="numbers", elem_id="basics-numbers"),
+        "status": gr.Markdown(seed["status"], elem_id="basics-status"),
+        "steps": gr.Markdown(seed["steps"], elem_id="basics-steps"),
+        "heatmap": gr.Image(seed["heatmap"], label="weights", type="pil", elem_id="basics-heatmap"),
     }
+    with gr.Accordion("Numbers (JSON)", open=False):
+        out["numbers"] = gr.JSON(seed["numbers"], label="numbers", elem_id="basics-numbers")
     button.click(
         handler(basics.run, basics.OUTPUTS), [query, key, value], outputs_for(out, basics.OUTPUTS), api_name="basics"
     )

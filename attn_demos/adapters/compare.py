@@ -58,7 +58,7 @@ class ComparisonReport:
             "architecture": self.architecture,
             "ok": self.ok,
             "tolerance": self.tolerance,
-            "max_abs_err": self.max_abs_err,
+            "max_abs_err": self.max_abs_err if self.results else None,  # JSON has no NaN
             "results": [asdict(r) for r in self.results],
         }
 

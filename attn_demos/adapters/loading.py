@@ -54,8 +54,8 @@ def load_config(source: str):
     except Exception as error:  # the library raises OSError, ValueError, HTTP errors…
         if "custom code" in str(error):  # an auto_map to the checkpoint's own Python files
             raise ModelLoadError(
-                f"{source}: this checkpoint needs its own Python code to load, and attn-demos never runs "
-                "code from a checkpoint (trust_remote_code stays off); choose a model that transformers supports"
+                f"{source}: this checkpoint needs its own Python code to load, and attn-demos never runs code "
+                "shipped with a checkpoint; choose a model that transformers supports natively"
             ) from None
         raise ModelLoadError(_explain(source, error)) from None
 

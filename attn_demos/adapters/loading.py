@@ -90,13 +90,22 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
 
 
 _cache: dict[tuple[str, str, str], LoadedModel] = {}
-_cache_lock = threading.Lock()
+_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
+_key_locks_lock = threading.Lock()
 
 
 def load_model_cached(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
-    """load_model once per (source, head, dtype) per process; safe when requests race to load."""
+    """load_model once per (source, head, dtype) per process; safe when requests race to load.
+
+    One lock per key: a model that is loading holds up only the requests that need it, not
+    requests for models that are already loaded (a slow first load in one tab froze the others).
+    """
     key = (source, head, dtype)
-    with _cache_lock:
+    if key in _cache:
+        return _cache[key]
+    with _key_locks_lock:
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
         if key not in _cache:
             _cache[key] = load_model(source, head, dtype)
         return _cache[key]

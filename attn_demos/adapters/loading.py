@@ -80,9 +80,9 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
             trust_remote_code=False,
         )
         if family.vision:
-            preprocessor = transformers.AutoImageProcessor.from_pretrained(source)
+            preprocessor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
         else:
-            preprocessor = transformers.AutoTokenizer.from_pretrained(source)
+            preprocessor = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
     model.eval()

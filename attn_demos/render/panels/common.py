@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,26 @@ def export_folder() -> Path:
     return _export_dir
 
 
+EXPORT_MAX_AGE = 3600  # seconds; Gradio serves its own copy, so older files are only clutter
+
+
 def export_view(view: AttentionView, picture, extra: dict | None = None) -> tuple[str, str]:
     """Write the picture (PNG) and exactly the numbers on screen (JSON); return both paths."""
     folder = export_folder()
+    remove_old_exports(folder)
     payload = {**view.to_payload(), **(extra or {})}
     return str(export_png(picture, folder)), str(export_json(payload, folder))
+
+
+def remove_old_exports(folder: Path, max_age: float = EXPORT_MAX_AGE) -> None:
+    """Delete exports older than max_age, so a long-running app does not fill its disk."""
+    cutoff = time.time() - max_age
+    for path in folder.iterdir():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # removed by a concurrent request
+            pass
 
 
 def numbers(view: AttentionView) -> dict:

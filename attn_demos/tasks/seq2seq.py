@@ -13,7 +13,7 @@ from attn_demos.adapters.families import CROSS, DECODER
 from attn_demos.adapters.generation import generate_with_attention
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.inputs import tokenize_text
+from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
@@ -75,8 +75,9 @@ def translate(text: str, source: str | None = None, num_beams: int = 4, max_new_
 
 def summarize(article: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 80) -> Seq2SeqResult:
     """Summarize `article`; T5 checkpoints get their own "summarize: " prefix from the config."""
+    clean_text(article, "article")  # refuse an empty article before the prefix makes it non-empty
     loaded = get_model("summarize", source)
-    return run_seq2seq(loaded, summarization_prefix(loaded) + (article or ""), num_beams, max_new_tokens, "article")
+    return run_seq2seq(loaded, summarization_prefix(loaded) + article, num_beams, max_new_tokens, "article")
 
 
 def summarization_prefix(loaded: LoadedModel) -> str:

@@ -136,10 +136,11 @@ def _refuse_pickle_only(source: str) -> None:
     has_safetensors = any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").exists()
     if not has_safetensors:
         pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
-        what = f"only pickle weights ({', '.join(pickles)})" if pickles else "no weights"
+        if not pickles:
+            raise ModelLoadError(f"{source}: no weights; attn-demos loads safetensors only (no *.safetensors file)")
         raise ModelLoadError(
-            f"{source}: {what}; attn-demos loads safetensors only "
-            "(convert with model.save_pretrained(folder, safe_serialization=True))"
+            f"{source}: only pickle weights ({', '.join(pickles)}); attn-demos loads safetensors only "
+            "(convert them where you trust the file: transformers' model.save_pretrained(folder) writes safetensors)"
         )
 
 

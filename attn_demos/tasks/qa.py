@@ -75,8 +75,11 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         full = len(tokenizer(question, context, truncation=False)["input_ids"])
         try:
             batch = tokenizer([question], [context], return_tensors="pt", truncation="only_second", max_length=limit)
-        except Exception as error:  # the question alone is longer than the limit
-            raise BadInputError(f"the question is too long for this model ({limit} tokens in all): {error}") from None
+        except Exception:  # the question alone is longer than the limit
+            raise BadInputError(
+                f"the question is too long for this model: question and context share {limit} tokens; "
+                "shorten the question"
+            ) from None
     if full > limit:
         notices.append(f"Context truncated to the model's limit: kept {limit} of {full:,} tokens.")
     if "token_type_ids" not in _forward_arguments(loaded):

@@ -1,0 +1,661 @@
+"""Bad inputs, at every layer a request passes through. Task functions raise BadInputError or
+ModelLoadError with a one-line message, or work and say what they changed (a notice); panel
+functions never raise: run_safely turns the error into a one-line '⚠️ …' status. A few of the
+same inputs then go through the running app, which keeps answering.
+
+What a person sees for each input is collected in SEEN; set ATTN_DEMOS_MESSAGES_TABLE=path to
+write it as a Markdown table when the module finishes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError, UnsupportedModelError
+from attn_demos.render.panels import basics as basics_panel
+from attn_demos.render.panels import explorer as explorer_panel
+from attn_demos.render.panels import images as images_panel
+from attn_demos.render.panels import qa as qa_panel
+from attn_demos.render.panels import seq2seq as seq2seq_panel
+from attn_demos.render.panels.common import run_safely
+from attn_demos.tasks.basics import run_basics
+from attn_demos.tasks.explorer import explore
+from attn_demos.tasks.images import MAX_SIDE, classify_image
+from attn_demos.tasks.qa import LOW_CONFIDENCE, answer
+from attn_demos.tasks.seq2seq import summarize, translate
+
+TOL = 1e-5
+SEEN: dict[str, str] = {}  # "layer · case" -> what the person sees
+
+
+@pytest.fixture(scope="module", autouse=True)
+def messages_table():
+    yield
+    target = os.environ.get("ATTN_DEMOS_MESSAGES_TABLE")
+    if target:
+        rows = ["| {} | {} |".format(case, message.replace("|", "\\|")) for case, message in sorted(SEEN.items())]
+        Path(target).write_text("\n".join(["| input | what the user sees |", "|---|---|", *rows]) + "\n")
+
+
+def seen(case: str, message: str) -> str:
+    SEEN[case] = " ⏎ ".join(line for line in message.splitlines() if line.strip())
+    return message
+
+
+@pytest.fixture
+def configured(monkeypatch, checkpoints):
+    """The tabs' models as the test app has them: MiniLM for the Explorer, tiny checkpoints elsewhere;
+    visitors may not name models."""
+    monkeypatch.delenv("ATTN_DEMOS_EXPLORE_MODEL", raising=False)
+    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
+    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", str(checkpoints["distilbert"]))
+    monkeypatch.setenv("ATTN_DEMOS_SUMMARIZE_MODEL", str(checkpoints["bart"]))
+    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+
+
+def panel(function, outputs: tuple[str, ...], *args) -> dict:
+    """Call a panel function the way the app does (through run_safely): never raises."""
+    return dict(zip(outputs, run_safely(function, outputs)(*args)))
+
+
+def assert_refused(out: dict, fragment: str) -> str:
+    """A one-line '⚠️' status naming the problem, from our own errors (not the generic fallback)."""
+    status = out["status"]
+    assert status.startswith("⚠️ "), status
+    assert fragment in status, status
+    assert "\n" not in status and "Traceback" not in status and "Something went wrong" not in status, status
+    assert all(value is None for name, value in out.items() if name != "status")
+    return status
+
+
+def assert_verified(out: dict) -> None:
+    badge = out["badge"]
+    assert badge.startswith("recomputed from scratch: max |Δ| ") and badge.endswith("✓"), badge
+    assert float(badge.split("|Δ| ")[1].split()[0]) <= TOL
+
+
+def one_line(error: AttnDemosError) -> str:
+    message = str(error)
+    assert message and "\n" not in message
+    return message
+
+
+# ---------------------------------------------------------------- text --------------------------
+
+# MiniLM: "the" is one WordPiece; [CLS] and [SEP] make 20,000. Tiny Marian: one word each plus </s>.
+LONG_TEXT = "the " * 19_998
+
+TEXT_ERRORS = {
+    "empty": ("", "is empty: type something first"),
+    "whitespace only": ("  \n\t  ", "is empty: type something first"),
+    "only control characters": ("\x00\x07\u200b", "holds only control characters"),
+}
+
+
+@pytest.mark.parametrize("case", TEXT_ERRORS)
+def test_explorer_refuses_empty_text(configured, case):
+    text, fragment = TEXT_ERRORS[case]
+    with pytest.raises(BadInputError, match=fragment):
+        explore(text)
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
+    seen(f"explorer · text {case}", assert_refused(out, fragment))
+
+
+@pytest.mark.parametrize("case", TEXT_ERRORS)
+def test_seq2seq_and_qa_refuse_empty_text(configured, case):
+    text, fragment = TEXT_ERRORS[case]
+    with pytest.raises(BadInputError, match=f"text to translate {fragment.split(':')[0]}"):
+        translate(text, num_beams=1, max_new_tokens=4)
+    with pytest.raises(BadInputError, match=f"article {fragment.split(':')[0]}"):
+        summarize(text, num_beams=1, max_new_tokens=4)
+    with pytest.raises(BadInputError, match=f"question {fragment.split(':')[0]}"):
+        answer(text, "The cat slept on the mat.")
+    with pytest.raises(BadInputError, match=f"context {fragment.split(':')[0]}"):
+        answer("Where did the cat sleep?", text)
+    calls = {
+        "translation": (seq2seq_panel.run_translation, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "summarization": (seq2seq_panel.run_summary, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "QA question": (qa_panel.run, qa_panel.RUN_OUTPUTS, text, "The cat slept.", "mean", "mean", "answer", ""),
+        "QA context": (qa_panel.run, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", text, "mean", "mean", "answer", ""),
+    }
+    for tab, (function, outputs, *args) in calls.items():
+        seen(f"{tab} · {case}", assert_refused(panel(function, outputs, *args), fragment.split(":")[0]))
+
+
+def test_summarization_prefix_does_not_hide_an_empty_article(checkpoints, tmp_path):
+    """T5 checkpoints prepend 'summarize: '; an empty article must still be refused, not summarized."""
+    folder = tmp_path / "t5-with-prefix"
+    shutil.copytree(checkpoints["t5"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["task_specific_params"] = {"summarization": {"prefix": "summarize: "}}
+    (folder / "config.json").write_text(json.dumps(config))
+    for text, fragment in TEXT_ERRORS.values():
+        with pytest.raises(BadInputError, match=f"article {fragment.split(':')[0]}"):
+            summarize(text, source=str(folder), num_beams=1, max_new_tokens=4)
+    result = summarize("the cat sat", source=str(folder), num_beams=1, max_new_tokens=4)
+    assert result.source_tokens[-4:] == ["the", "cat", "sat", "</s>"]  # after the prefix's tokens
+
+
+def test_explorer_single_character(configured):
+    result = explore("a")
+    assert result.tokens == ["[CLS]", "a", "[SEP]"]
+    assert result.library.shape == (6, 12, 3, 3) and result.max_abs_err <= TOL
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "a", 0, "mean", False, "")
+    assert_verified(out)
+    assert out["numbers"]["query_tokens"] == ["[CLS]", "a", "[SEP]"]
+    seen("explorer · a single character", "works: [CLS] a [SEP], badge ✓")
+
+
+def test_explorer_20000_tokens_are_truncated_with_a_notice(configured):
+    result = explore(LONG_TEXT)
+    assert len(result.tokens) == 512  # MiniLM's max_position_embeddings
+    assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]" and set(result.tokens[1:-1]) == {"the"}
+    notice = "Input truncated to the model's limit: kept 512 of 20,000 tokens."
+    assert notice in result.notices and result.max_abs_err <= TOL
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, LONG_TEXT, 0, "mean", False, "")
+    assert_verified(out)
+    assert f"ℹ️ {notice}" in out["status"]
+    seen("explorer · ~20,000 tokens", out["status"])
+
+
+def test_translation_20000_tokens_are_truncated_with_a_notice(configured):
+    result = translate(LONG_TEXT, num_beams=1, max_new_tokens=4)
+    assert len(result.source_tokens) == 128  # the tiny tokenizer's model_max_length
+    assert "Input truncated to the model's limit: kept 128 of 19,999 tokens." in result.notices
+    assert result.cross_view().verified
+    seen("translation · ~20,000 tokens", "ℹ️ Input truncated to the model's limit: kept 128 of 19,999 tokens.")
+
+
+def test_qa_long_context_is_truncated_with_a_notice(configured):
+    # [CLS] where is the cat ? [SEP] + 1,000 context words + [SEP] = 1,008 tokens.
+    result = answer("where is the cat ?", "the " * 1000)
+    assert len(result.tokens) == 128
+    assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole; the context is cut
+    assert "Context truncated to the model's limit: kept 128 of 1,008 tokens." in result.notices
+    seen("QA · 1,000-word context", "ℹ️ Context truncated to the model's limit: kept 128 of 1,008 tokens.")
+
+
+def test_qa_question_longer_than_the_model_limit(configured):
+    question = "where is the cat " * 40  # 160 tokens: more than the tiny model's 128 in all
+    with pytest.raises(BadInputError, match="the question is too long for this model"):
+        answer(question, "The cat slept.")
+    out = panel(qa_panel.run, qa_panel.RUN_OUTPUTS, question, "The cat slept.", "mean", "mean", "answer", "")
+    seen("QA · question longer than the model limit", assert_refused(out, "the question is too long"))
+
+
+SCRIPTS = {
+    # case: (text, tokens MiniLM must show, notice)
+    "emoji": ("I love 🍕 and 🐈\u200d⬛ !", ["i", "love", "[UNK]", "and"], "Removed 1 invisible control or formatting"),
+    "Arabic/Hebrew + English": ("مرحبا hello שלום world", ["hello", "world", "م", "ש"], None),
+    "control characters": ("one\rtwo\x0bthree\x00\u202e", ["one", "two", "three"], "Removed 2 invisible control"),
+    "Japanese into English MiniLM": ("猫がマットの上に座った。", ["[UNK]", "上"], None),
+}
+
+
+@pytest.mark.parametrize("case", SCRIPTS)
+def test_explorer_other_scripts_work_and_show_unknown_tokens(configured, case):
+    text, expected_tokens, notice = SCRIPTS[case]
+    result = explore(text)
+    assert set(expected_tokens) <= set(result.tokens), result.tokens
+    assert result.max_abs_err <= TOL
+    assert any(notice in n for n in result.notices) if notice else not result.notices
+    if case == "control characters":  # \r and \v separate words; NUL and the bidi override are dropped
+        assert result.tokens == ["[CLS]", "one", "two", "three", "[SEP]"]
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
+    assert_verified(out)
+    assert out["numbers"]["query_tokens"] == result.tokens
+    unknown = result.tokens.count("[UNK]")
+    seen(f"explorer · {case}", f"works: {' '.join(result.tokens)} ({unknown} [UNK]), badge ✓" + (
+        f" ⏎ ℹ️ {next(n for n in result.notices if notice in n)}" if notice else ""))
+
+
+@pytest.mark.parametrize("case", SCRIPTS)
+def test_translation_of_other_scripts_works(configured, case):
+    text, _, notice = SCRIPTS[case]
+    result = translate(text, num_beams=1, max_new_tokens=4)
+    assert result.source_tokens[-1] == "</s>"
+    assert result.cross_view().verified
+    assert any(notice in n for n in result.notices) if notice else True
+
+
+def test_qa_answer_not_in_context_gets_a_low_confidence_notice(configured, checkpoints, tmp_path):
+    """A QA head of zeros scores every span alike: P(start)·P(end) = 1/T², far below the threshold."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    folder = tmp_path / "uniform-qa"
+    shutil.copytree(checkpoints["distilbert"], folder)
+    model = AutoModelForQuestionAnswering.from_pretrained(folder)
+    with torch.no_grad():
+        model.qa_outputs.weight.zero_()
+        model.qa_outputs.bias.zero_()
+    model.save_pretrained(folder)
+    result = answer("Who won the election?", "The cat slept on the warm windowsill.", source=str(folder))
+    t = len(result.tokens)
+    assert result.score == pytest.approx(1 / t**2) and result.score < LOW_CONFIDENCE
+    notice = f"Low confidence ({1 / t**2:.1%}): the answer may not be in the context."
+    assert notice in result.notices
+    seen("QA · answer not in the context", f"ℹ️ {notice}")
+
+
+def test_qa_context_shorter_than_the_question(configured):
+    result = answer("Where did the cat sleep on the warm windowsill all afternoon?", "cat")
+    assert [result.tokens[i] for i in result.context_index] == ["cat"]
+    assert result.span == (result.context_index[0],) * 2 and result.answer == "cat"
+    assert result.view().verified
+    out = panel(qa_panel.run, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", "cat", "mean", "mean", "answer", "")
+    assert_verified(out)
+    assert out["answer"].startswith("**cat**")
+    seen("QA · context shorter than the question", f"works: answer {out['answer']} ⏎ {out['status']}")
+
+
+# ---------------------------------------------------------------- images ------------------------
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width × height pixels (Pillow reads the size before any pixel)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+IMAGE_ERRORS = {
+    "corrupt bytes": (lambda: io.BytesIO(b"\x89PNG\r\n\x1a\n certainly not an image"), "not a readable image"),
+    "truncated PNG": (lambda: io.BytesIO(png_bytes(Image.new("RGB", (64, 64), "red"))[:60]), "not a readable image"),
+    "text file as image": (lambda: io.BytesIO(b"hello, I am text"), "not a readable image"),
+    "1×1 pixel": (lambda: Image.new("RGB", (1, 1)), "The image is 1×1 pixels: too small"),
+    "header claims 20000×20000": (lambda: io.BytesIO(png_header_only(20_000, 20_000)), "too many pixels"),
+    "no image": (lambda: None, "No image: upload one"),
+}
+
+
+@pytest.mark.parametrize("case", IMAGE_ERRORS)
+def test_bad_images_are_refused(configured, case):
+    make, fragment = IMAGE_ERRORS[case]
+    with pytest.raises(BadInputError, match=fragment) as error:
+        classify_image(make())
+    one_line(error.value)
+    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, make(), "mean", "mean", "")
+    seen(f"image · {case}", assert_refused(out, fragment))
+
+
+def test_rgba_is_flattened_onto_white(configured):
+    image = Image.new("RGBA", (64, 64), (255, 0, 0, 0))  # fully transparent red
+    image.paste((0, 0, 255, 255), (0, 0, 32, 64))  # left half opaque blue
+    result = classify_image(image)
+    assert result.image.mode == "RGB"
+    assert result.image.getpixel((10, 10)) == (0, 0, 255) and result.image.getpixel((50, 10)) == (255, 255, 255)
+    assert result.check_error() <= TOL
+    assert image.mode == "RGBA" and image.getpixel((50, 10)) == (255, 0, 0, 0)  # the caller's image is untouched
+    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, image, "mean", "mean", "")
+    assert_verified(out)
+    seen("image · RGBA (transparent)", "works: transparency flattened onto white, badge ✓")
+
+
+def test_grayscale_and_file_bytes_work(configured):
+    gray = classify_image(Image.new("L", (48, 64), 77))
+    assert gray.image.mode == "RGB" and gray.image.getpixel((5, 5)) == (77, 77, 77)
+    from_bytes = classify_image(png_bytes(Image.new("L", (48, 64), 77)))  # a file's content
+    np.testing.assert_array_equal(from_bytes.library, gray.library)
+    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, Image.new("L", (48, 64), 77), "mean", "mean", "")
+    assert_verified(out)
+    seen("image · grayscale (L)", "works: converted to RGB, badge ✓")
+
+
+def test_panorama_is_downscaled_and_squeezed_with_notices(configured):
+    result = classify_image(Image.new("RGB", (4000, 200), "white"))
+    assert result.image.size == (MAX_SIDE, round(200 * MAX_SIDE / 4000))  # 1024 × 51, aspect kept
+    assert "Image downscaled from 4000×200 to 1024×51." in result.notices
+    assert "A very wide or tall image is squeezed to the model's square input." in result.notices
+    assert result.grid == (4, 4) and result.check_error() <= TOL
+    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, Image.new("RGB", (4000, 200)), "mean", "mean", "")
+    assert_verified(out)
+    seen("image · panorama 4000×200", out["status"])
+
+
+BIG_IMAGE_SCRIPT = r"""
+import json, sys
+from pathlib import Path
+from PIL import Image
+
+def kib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+
+vit, path = sys.argv[1], sys.argv[2]
+from attn_demos.tasks.images import classify_image
+classify_image(Image.new("RGB", (64, 64)), source=vit)  # model loaded, code paths warm
+import gc; gc.collect()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) to the current RSS
+before = kib("VmRSS")
+result = classify_image(path, source=vit)
+print(json.dumps({"growth_mb": (kib("VmHWM") - before) / 1024, "size": result.image.size,
+                  "notices": result.notices, "error": result.check_error()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def big_images(tmp_path_factory) -> dict[str, Path]:
+    """8000×8000 JPEG and PNG files, made in another process so this one never holds 256 MB of pixels."""
+    folder = tmp_path_factory.mktemp("big-images")
+    code = (
+        "import sys; from PIL import Image, ImageDraw\n"
+        "image = Image.linear_gradient('L').resize((8000, 8000)).convert('RGB')\n"
+        "ImageDraw.Draw(image).ellipse((1000, 1000, 7000, 7000), outline='red', width=200)\n"
+        "image.save(sys.argv[1] + '/big.jpg', quality=80); image.save(sys.argv[1] + '/big.png', compress_level=1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(folder)], check=True, timeout=120)
+    return {"jpeg": folder / "big.jpg", "png": folder / "big.png"}
+
+
+# Peak RSS growth while classifying one 8000×8000 file (measured: JPEG +27 MB, PNG +280 MB).
+# JPEG: draft() decodes at 1/4 scale (2000×2000×4 B = 16 MB); a full decode alone is 256 MB.
+# PNG has no reduced decode: one full 8000×8000×4 B = 256 MB buffer is unavoidable, a second
+# full-size copy is not (before the fix: +488 MB for both).
+PEAK_GROWTH_MB = {"jpeg": 150, "png": 400}
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_8000_by_8000_image_is_downscaled_in_bounded_memory(checkpoints, big_images, kind):
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("this kernel does not let a process reset its peak RSS")
+    run = subprocess.run(
+        [sys.executable, "-c", BIG_IMAGE_SCRIPT, str(checkpoints["vit"]), str(big_images[kind])],
+        capture_output=True, text=True, timeout=180,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["size"] == [1024, 1024]
+    assert "Image downscaled from 8000×8000 to 1024×1024." in report["notices"]
+    assert report["error"] <= TOL
+    assert report["growth_mb"] < PEAK_GROWTH_MB[kind], report
+    seen(f"image · 8000×8000 {kind.upper()}",
+         f"ℹ️ Image downscaled from 8000×8000 to 1024×1024. (peak RSS +{report['growth_mb']:.0f} MB)")
+
+
+# ---------------------------------------------------------------- basics ------------------------
+
+SEED_KEY, SEED_VALUE = "[[1, 0, 0], [0, 1, 0]]", "[[1, 2], [3, 4]]"
+MATRIX_ERRORS = {
+    "q and k widths differ": (("[[1, 2]]", SEED_KEY, SEED_VALUE), "same number of columns (d_k)"),
+    "k and v rows differ": (("[[1, 0, 1]]", SEED_KEY, "[[1, 2]]"), "same number of rows"),
+    "ragged rows": (("[[1, 0], [1]]", SEED_KEY, SEED_VALUE), "every row needs the same number of columns"),
+    "a string entry": (('[[1, "x", 1]]', SEED_KEY, SEED_VALUE), "every entry must be a number"),
+    "a boolean entry": (("[[1, true, 1]]", SEED_KEY, SEED_VALUE), "every entry must be a number"),
+    "3-D nesting": (("[[[1, 0, 1]]]", SEED_KEY, SEED_VALUE), "every entry must be a number"),
+    "NaN": (("[[NaN, 0, 1]]", SEED_KEY, SEED_VALUE), "NaN and infinity are not allowed"),
+    "Infinity": (("[[1, 0, Infinity]]", SEED_KEY, SEED_VALUE), "NaN and infinity are not allowed"),
+    "1e400 (parses to inf)": (("[[1e400, 0, 1]]", SEED_KEY, SEED_VALUE), "NaN and infinity are not allowed"),
+    "1e308 (scores overflow)": (("[[1e308, 1e308, 0]]", "[[1e308, 1e308, 0]]", "[[1]]"), "numbers are too large"),
+    "empty list": (("[]", SEED_KEY, SEED_VALUE), "expected a non-empty list of rows"),
+    "empty row": (("[[]]", SEED_KEY, SEED_VALUE), "expected a non-empty list of rows"),
+    "a JSON object": (('{"q": 1}', SEED_KEY, SEED_VALUE), "expected a non-empty list of rows"),
+    "a bare number": (("5", SEED_KEY, SEED_VALUE), "expected a non-empty list of rows"),
+    "not JSON": (("[[1, 0,", SEED_KEY, SEED_VALUE), "not valid JSON"),
+    "empty text": (("", SEED_KEY, SEED_VALUE), "not valid JSON"),
+    "None": ((None, SEED_KEY, SEED_VALUE), "expected a non-empty list of rows"),
+}
+
+
+@pytest.mark.parametrize("case", MATRIX_ERRORS)
+def test_basics_bad_matrices(case):
+    args, fragment = MATRIX_ERRORS[case]
+    with np.errstate(all="ignore"):  # 1e308: numpy warns about the overflow it then reports
+        with pytest.raises(BadInputError, match=re.escape(fragment)) as error:
+            run_basics(*args)
+        one_line(error.value)
+        out = panel(basics_panel.run, basics_panel.OUTPUTS, *args)
+    seen(f"basics · {case}", assert_refused(out, fragment))
+
+
+def test_basics_single_row_vector_is_accepted():
+    """A flat list is one row: [1, 0, 1] means [[1, 0, 1]] (the seed query)."""
+    result = run_basics("[1, 0, 1]", SEED_KEY, SEED_VALUE)
+    assert result.weights.shape == (1, 2)
+    # scores = [1, 0] / √3; softmax -> e^(1/√3) / (e^(1/√3) + 1)
+    assert result.weights[0, 0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
+
+
+# ---------------------------------------------------------------- model override ----------------
+
+
+@pytest.fixture(scope="module")
+def bad_checkpoints(checkpoints, tmp_path_factory) -> dict[str, Path]:
+    """Folders a visitor might name: no weights, GPT-2, remote code, pickle only."""
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+
+    root = tmp_path_factory.mktemp("bad-checkpoints")
+    no_weights = root / "no-weights"
+    no_weights.mkdir()
+    shutil.copy(checkpoints["bert"] / "config.json", no_weights / "config.json")
+
+    gpt2 = root / "gpt2"
+    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=64, n_positions=32,
+                                     bos_token_id=0, eos_token_id=0)
+    transformers.GPT2Model(config).save_pretrained(gpt2)
+    assert (gpt2 / "model.safetensors").exists()
+
+    remote = root / "remote-code"
+    remote.mkdir()
+    (remote / "config.json").write_text(json.dumps({
+        "model_type": "fancy_attention",
+        "architectures": ["FancyModel"],
+        "auto_map": {"AutoConfig": "modeling_fancy.FancyConfig", "AutoModel": "modeling_fancy.FancyModel"},
+    }))
+    marker = root / "REMOTE_CODE_RAN"
+    (remote / "modeling_fancy.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    save_file({"weight": torch.zeros(2)}, str(remote / "model.safetensors"))
+
+    # transformers 5 always saves safetensors (save_pretrained has no safe_serialization any more), so
+    # pickle weights are written the way old checkpoints were: torch.save of the state dict. The
+    # file also carries a payload that would create a marker file if anything unpickled it.
+    pickle_only = root / "pickle-only"
+    shutil.copytree(checkpoints["bert"], pickle_only)
+    state = transformers.AutoModel.from_pretrained(checkpoints["bert"]).state_dict()
+    (pickle_only / "model.safetensors").unlink()
+    torch.save({**state, "payload": _Unpickled(str(root / "PICKLE_LOADED"))}, pickle_only / "pytorch_model.bin")
+    return {"no weights": no_weights, "gpt2": gpt2, "remote code": remote, "pickle only": pickle_only,
+            "remote marker": marker, "pickle marker": root / "PICKLE_LOADED"}
+
+
+class _Unpickled:
+    """Unpickling this calls open(path, 'w'): proof, if the file appears, that a pickle was loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+OVERRIDES = {
+    # case: (source, error type, fragment)
+    "Hub id that does not exist (offline)": (
+        "no-such-org/no-such-model", ModelLoadError, "the Hugging Face Hub is unreachable from here"),
+    "folder that does not exist": ("/no/such/folder", ModelLoadError, "no such folder"),
+    "folder without weights": ("no weights", ModelLoadError, "no weights; attn-demos loads safetensors only"),
+    "GPT-2 (unsupported architecture)": ("gpt2", UnsupportedModelError, "architecture 'gpt2' is not supported"),
+    "config with auto_map (remote code)": ("remote code", ModelLoadError, "needs its own Python code"),
+    "pickle-only weights": ("pickle only", ModelLoadError, "only pickle weights (pytorch_model.bin)"),
+    "not a model folder": (str(Path(__file__).parent), ModelLoadError, "not a model folder (no config.json)"),
+}
+
+
+def _source(bad_checkpoints, name: str) -> str:
+    return str(bad_checkpoints[name]) if name in bad_checkpoints else name
+
+
+@pytest.mark.parametrize("case", OVERRIDES)
+def test_model_override_is_refused_without_the_flag(configured, bad_checkpoints, case):
+    source = _source(bad_checkpoints, OVERRIDES[case][0])
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
+    status = assert_refused(out, "this app serves its configured models only (start it with --allow-user-models)")
+    seen("model override without the flag", status)
+
+
+@pytest.mark.parametrize("case", OVERRIDES)
+def test_model_override_bad_sources_fail_fast_and_clearly(configured, bad_checkpoints, monkeypatch, case):
+    source_name, error_type, fragment = OVERRIDES[case]
+    source = _source(bad_checkpoints, source_name)
+    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a refused model must not touch the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(error_type, match=re.escape(fragment)) as error:
+        explore("hello", source=source)
+    one_line(error.value)
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
+    seen(f"model override · {case}", assert_refused(out, fragment))
+    assert not bad_checkpoints["remote marker"].exists(), "remote code was executed"
+    assert not bad_checkpoints["pickle marker"].exists(), "a pickle was loaded"
+
+
+def test_offline_hub_id_is_refused_before_any_hub_call(configured, monkeypatch):
+    """Fast by construction: no config download is even attempted (so no 30 s of retries)."""
+    import transformers
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("from_pretrained must not be called for an unreachable Hub id")
+
+    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_download)
+    with pytest.raises(ModelLoadError) as error:
+        explore("hello", source="no-such-org/no-such-model")
+    assert "python scripts/download_models.py" in str(error.value) and "pass the local folder" in str(error.value)
+
+
+def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured, checkpoints, monkeypatch):
+    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "the cat sat", 0, "mean", False, str(checkpoints["bert"]))
+    assert_verified(out)
+    assert out["numbers"]["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    wrong = {
+        "explorer given a seq2seq model": (
+            explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, str(checkpoints["bart"]),
+            "is not a text encoder"),
+        "translation given BERT": (
+            seq2seq_panel.run_translation, seq2seq_panel.RUN_OUTPUTS, "hello", "mean", "mean", False, 1,
+            str(checkpoints["bert"]), "bert model, not an encoder-decoder"),
+        "image tab given BERT": (
+            images_panel.run, images_panel.RUN_OUTPUTS, Image.new("RGB", (8, 8)), "mean", "mean",
+            str(checkpoints["bert"]), "bert model, not an image-classification model"),
+        "QA given ViT": (
+            qa_panel.run, qa_panel.RUN_OUTPUTS, "q", "c", "mean", "mean", "answer", str(checkpoints["vit"]),
+            "vit model, not an extractive question-answering model"),
+    }
+    for case, (function, outputs, *args, fragment) in wrong.items():
+        seen(f"model override · {case}", assert_refused(panel(function, outputs, *args), fragment))
+
+
+# ---------------------------------------------------------------- through the app ---------------
+
+
+@pytest.fixture(scope="module")
+def client(checkpoints):
+    from gradio_client import Client
+
+    from app_server import model_environment, running_app
+
+    saved = os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)
+    with running_app(model_environment(checkpoints)) as (_, url):
+        yield Client(url, verbose=False)
+    if saved is not None:
+        os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = saved
+
+
+def api_outputs(run_outputs: tuple[str, ...]) -> list[str]:
+    """The endpoint's outputs in order: the panel's, without the gr.State."""
+    return [name for name in run_outputs if name != "state"]
+
+
+def call(client, api_name: str, outputs: tuple[str, ...], *args) -> dict:
+    return dict(zip(api_outputs(outputs), client.predict(*args, api_name=api_name)))
+
+
+APP_CASES = {
+    "basics, not JSON": ("/basics", basics_panel.OUTPUTS, ("[[1, 0,", SEED_KEY, SEED_VALUE), "not valid JSON"),
+    "basics, NaN": ("/basics", basics_panel.OUTPUTS, ("[[NaN, 0, 1]]", SEED_KEY, SEED_VALUE), "NaN and infinity"),
+    "explore, only control characters": (
+        "/explore", explorer_panel.RUN_OUTPUTS, ("\x00\u200b", 0, "mean", False, ""), "only control characters"),
+    "explore, model id without the flag": (
+        "/explore", explorer_panel.RUN_OUTPUTS, ("hello", 0, "mean", False, "gpt2"), "configured models only"),
+    "translate, whitespace": (
+        "/translate", seq2seq_panel.RUN_OUTPUTS, ("   ", "mean", "mean", False, 1, ""), "is empty"),
+    "answer, empty context": (
+        "/answer", qa_panel.RUN_OUTPUTS, ("Where?", "", "mean", "mean", "answer", ""), "The context is empty"),
+    "summarize, empty": ("/summarize", seq2seq_panel.RUN_OUTPUTS, ("", "mean", "mean", False, 1, ""), "is empty"),
+}
+
+
+@pytest.mark.parametrize("case", APP_CASES)
+def test_bad_input_through_the_app_then_a_good_request(client, case):
+    api_name, outputs, args, fragment = APP_CASES[case]
+    out = call(client, api_name, outputs, *args)
+    status = out["status"]
+    assert status.startswith("⚠️ ") and fragment in status and "\n" not in status, status
+    seen(f"app {api_name} · {case.split(', ', 1)[1]}", status)
+    good = call(client, "/basics", basics_panel.OUTPUTS, "[[1, 0, 1]]", SEED_KEY, SEED_VALUE)
+    assert good["status"].startswith("torch and numpy ✓ agree")
+    assert good["numbers"]["weights"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
+
+
+def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, monkeypatch):
+    """The flag is read per request, so setting it here (the server runs in this process) enables it."""
+    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    out = call(client, "/explore", explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False,
+               str(bad_checkpoints["pickle only"]))
+    assert out["status"].startswith("⚠️ ") and "only pickle weights" in out["status"]
+    assert not bad_checkpoints["pickle marker"].exists()
+    seen("app /explore · pickle-only folder (flag on)", out["status"])
+    good = call(client, "/explore", explorer_panel.RUN_OUTPUTS, "Attention is all you need.", 0, "mean", False, "")
+    assert good["badge"].endswith("✓") and good["numbers"]["query_tokens"][0] == "[CLS]"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="apps/image_app.py uses gr.Image(type='pil'): Gradio decodes the upload itself and a corrupt "
+    "file fails in its preprocess (generic 'upstream Gradio app has raised an exception') before "
+    "tasks.images.load_image can word it; type='filepath' would hand the file to load_image",
+)
+def test_corrupt_upload_through_the_app_gets_a_status(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n certainly not an image")
+    try:
+        out = call(client, "/classify_image", images_panel.RUN_OUTPUTS, handle_file(str(path)), "mean", "mean", "")
+    finally:  # whatever happened, the app still answers
+        good = call(client, "/basics", basics_panel.OUTPUTS, "[[1, 0, 1]]", SEED_KEY, SEED_VALUE)
+        assert good["status"].startswith("torch and numpy ✓ agree")
+    assert out["status"].startswith("⚠️ ") and "not a readable image" in out["status"]

@@ -90,22 +90,20 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
 
 
 _cache: dict[tuple[str, str, str], LoadedModel] = {}
-_key_locks: dict[tuple[str, str, str], threading.Lock] = {}
-_key_locks_lock = threading.Lock()
+_load_lock = threading.Lock()
 
 
 def load_model_cached(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
     """load_model once per (source, head, dtype) per process; safe when requests race to load.
 
-    One lock per key: a model that is loading holds up only the requests that need it, not
-    requests for models that are already loaded (a slow first load in one tab froze the others).
+    Loads run one at a time: from_pretrained is not thread-safe (two models loading at once
+    fail with meta-device errors, or silently re-initialise tied weights). A model that is
+    already loaded is returned without waiting for a load in progress.
     """
     key = (source, head, dtype)
     if key in _cache:
         return _cache[key]
-    with _key_locks_lock:
-        key_lock = _key_locks.setdefault(key, threading.Lock())
-    with key_lock:
+    with _load_lock:
         if key not in _cache:
             _cache[key] = load_model(source, head, dtype)
         return _cache[key]

@@ -30,6 +30,10 @@ def build() -> None:
         "layers": layer,
         "heads": head,
     }
+    with gr.Accordion("Attention flow (max-flow through all layers; takes seconds)", open=False):
+        out["flow_tokens"] = gr.Dropdown([], label="Flow into token", elem_id="explore-flow-token")
+        flow_button = gr.Button("Compute flow", elem_id="explore-flow-run")
+        out["flow"] = gr.HTML(elem_id="explore-flow")
     with gr.Accordion("Export", open=False):
         out["png"] = gr.File(label="PNG")
         out["json"] = gr.File(label="JSON (the numbers on screen)")
@@ -37,6 +41,10 @@ def build() -> None:
     button.click(
         handler(explorer.run, explorer.RUN_OUTPUTS), [text, layer, head, words, model],
         outputs_for(out, explorer.RUN_OUTPUTS), api_name="explore",
+    )
+    flow_button.click(
+        handler(explorer.flow, explorer.FLOW_OUTPUTS), [out["state"], out["flow_tokens"]],
+        outputs_for(out, explorer.FLOW_OUTPUTS), api_visibility="private",
     )
     for control in (layer, head, words):
         control.input(

@@ -30,6 +30,9 @@ def build() -> None:
         out["overlay"] = gr.Image(label="[CLS] → patches (chosen layer/head)", type="pil", elem_id="image-overlay")
         out["rollout"] = gr.Image(label="rollout over all layers", type="pil", elem_id="image-rollout")
     out["patches"] = gr.HTML(elem_id="image-patches")
+    with gr.Accordion("Attention flow into [CLS] (max-flow through all layers; takes seconds)", open=False):
+        flow_button = gr.Button("Compute flow", elem_id="image-flow-run")
+        out["flow"] = gr.Image(label="attention flow", type="pil", elem_id="image-flow")
     with gr.Accordion("Export", open=False):
         out["png"] = gr.File(label="PNG")
         out["json"] = gr.File(label="JSON (the numbers on screen)")
@@ -37,6 +40,10 @@ def build() -> None:
     button.click(
         handler(images.run, images.RUN_OUTPUTS), [image, layer, head, model],
         outputs_for(out, images.RUN_OUTPUTS), api_name="classify_image",
+    )
+    flow_button.click(
+        handler(images.flow, images.FLOW_OUTPUTS), [out["state"]], outputs_for(out, images.FLOW_OUTPUTS),
+        api_visibility="private",
     )
     for control in (layer, head):
         control.input(

@@ -13,7 +13,8 @@ def handler(function, outputs: tuple[str, ...]):
     safe = run_safely(function, outputs)
 
     def wrapped(*args):
-        return tuple(_dropdown(v) if isinstance(v, Choices) else v for v in safe(*args))
+        values = tuple(_dropdown(v) if isinstance(v, Choices) else v for v in safe(*args))
+        return values[0] if len(values) == 1 else values  # Gradio takes one output bare
 
     wrapped.__name__ = function.__name__
     return wrapped

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from attn_demos.render.panels import explorer
+
 from app_server import model_environment, running_app
 
 BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
@@ -58,7 +60,8 @@ def test_basics_endpoint_reports_bad_shapes_in_the_status(client):
 
 def test_explore_endpoint_on_embedded_minilm(client):
     values = client.predict("Attention is all you need.", 2, "mean", False, "", api_name="/explore")
-    out = dict(zip(["grid", "layers", "heads", "status", "badge", "heatmap", "received", "png", "json", "numbers"], values))
+    names = [name for name in explorer.RUN_OUTPUTS if name != "state"]  # State is not part of the API
+    out = dict(zip(names, values))
     assert _badge_error(out["badge"]) <= 1e-5
     tokens = out["numbers"]["query_tokens"]
     assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"

@@ -100,6 +100,10 @@ def test_explorer_tab(page):
     _image_loaded(page, "#explore-grid")
     # [CLS] attention is all you need . [SEP]: 8 tokens of all-MiniLM-L6-v2's WordPiece vocabulary
     assert page.locator("#explore-received .attn-token").count() == 8
+    page.get_by_text("Attention flow (max-flow").click()
+    page.locator("#explore-flow-run").click()
+    page.locator("#explore-flow .attn-token").first.wait_for(timeout=WAIT_MS)
+    assert page.locator("#explore-flow .attn-token").count() == 8
     _shot(page, "explorer")
 
 
@@ -143,4 +147,7 @@ def test_image_tab(page):
     _image_loaded(page, "#image-overlay")
     _image_loaded(page, "#image-rollout")
     assert page.locator("#image-patches td.attn-patch").count() == 16  # the tiny ViT's 4 × 4 grid
+    page.get_by_text("Attention flow into [CLS]").click()
+    page.locator("#image-flow-run").click()
+    _image_loaded(page, "#image-flow")
     _shot(page, "image_patches")

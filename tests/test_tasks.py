@@ -154,3 +154,26 @@ def test_huge_image_is_downscaled_with_a_notice(checkpoints):
     assert max(result.image.size) == 1024
     assert any("downscaled" in n for n in result.notices)
     assert any("wide" in n for n in result.notices)
+
+
+def _two_layer_flow(library: np.ndarray, output: int) -> np.ndarray:
+    """Max-flow in a 2-layer network by hand: the paths j → k → output share no edge, so the flow
+    from j is Σ_k min(Â_0[k, j], Â_1[output, k]), Â_l = head-mean + identity, rows renormalised."""
+    fused = library.mean(axis=1) + np.eye(library.shape[-1])  # (2, T, T)
+    fused /= fused.sum(-1, keepdims=True)
+    return np.minimum(fused[0], fused[1][output][:, None]).sum(axis=0)  # (T,)
+
+
+def test_explorer_flow_matches_the_two_layer_formula(checkpoints):
+    result = explore("the cat sat on the mat", source=str(checkpoints["bert"]))
+    assert result.num_layers == 2
+    for output in (0, 3):
+        np.testing.assert_allclose(result.flow_scores(output), _two_layer_flow(result.library, output), atol=1e-9)
+    with pytest.raises(BadInputError):
+        result.flow_scores(len(result.tokens))
+
+
+def test_image_flow_map_is_the_cls_flow_on_the_patch_grid(checkpoints):
+    result = classify_image(Image.new("RGB", (40, 40), "blue"), source=str(checkpoints["vit"]))
+    expected = _two_layer_flow(result.library, 0)[1:].reshape(result.grid)
+    np.testing.assert_allclose(result.flow_map(), expected, atol=1e-9)

@@ -8,6 +8,7 @@ import numpy as np
 
 from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import ENCODER
+from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
@@ -40,6 +41,12 @@ class ExploreResult:
         return make_view(
             "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices
         )
+
+    def flow_scores(self, query_index: int = 0) -> np.ndarray:
+        """(T,) attention flow from every input token into token `query_index` (max-flow, all layers)."""
+        if not 0 <= query_index < len(self.tokens):
+            raise BadInputError(f"choose a token between 0 and {len(self.tokens) - 1}")
+        return attention_flow(self.library, query_index=query_index)
 
     @property
     def max_abs_err(self) -> float:

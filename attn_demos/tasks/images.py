@@ -14,6 +14,7 @@ from attn_demos.adapters.extract import forward_with_attention, patch_grid, visi
 from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.aggregate import rollout
+from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
@@ -47,6 +48,10 @@ class ImageResult:
     def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
         return self._cls_row(self.library, layer, head)[1:].reshape(self.grid)
+
+    def flow_map(self) -> np.ndarray:
+        """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow)."""
+        return attention_flow(self.library, query_index=0)[1:].reshape(self.grid)
 
     def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
         """|library − recomputed| on the [CLS] row being drawn."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from attn_demos.render.heatmap import head_grid_image, heatmap_image
 from attn_demos.render.panels.common import (
+    Choices,
     export_view,
     head_choices_for,
     layer_choices,
@@ -16,7 +17,8 @@ from attn_demos.tasks.explorer import ExploreResult, explore
 from attn_demos.tasks.views import parse_head
 
 REDRAW_OUTPUTS = ("status", "badge", "heatmap", "received", "png", "json", "numbers")
-RUN_OUTPUTS = ("state", "grid", "layers", "heads") + REDRAW_OUTPUTS
+RUN_OUTPUTS = ("state", "grid", "layers", "heads", "flow_tokens") + REDRAW_OUTPUTS
+FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 
 
 def run(text: str, layer, head, words: bool, model: str | None = None) -> dict:
@@ -30,7 +32,21 @@ def run(text: str, layer, head, words: bool, model: str | None = None) -> dict:
         "grid": grid,
         "layers": layer_choices(result.num_layers, layer),
         "heads": head_choices_for(result.head_options(), head),
+        "flow_tokens": Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], 0),
     }
+
+
+def flow(result: ExploreResult | None, token_index) -> dict:
+    """Attention flow into one token, as highlighted text (seconds for long texts: on request only)."""
+    if result is None:
+        return {"status": "Run the model first (Show attention)."}
+    index = 0 if token_index in (None, "") else int(token_index)
+    scores = result.flow_scores(index)  # (T,)
+    title = (
+        f"attention flow into token {index} “{result.tokens[index]}” through all {result.num_layers} layers "
+        f"(from maps that match the from-scratch recomputation to {result.max_abs_err:.1e})"
+    )
+    return {"status": status_text(result.notices, result.model), "flow": highlight_html(result.tokens, scores, title=title)}
 
 
 def redraw(result: ExploreResult | None, layer, head, words: bool) -> dict:

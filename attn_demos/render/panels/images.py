@@ -10,6 +10,7 @@ from attn_demos.tasks.views import parse_head
 
 REDRAW_OUTPUTS = ("status", "badge", "overlay", "rollout", "patches", "png", "json", "numbers")
 RUN_OUTPUTS = ("state", "labels", "layers", "heads") + REDRAW_OUTPUTS
+FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 
 
 def run(image, layer, head, model: str | None = None) -> dict:
@@ -21,6 +22,13 @@ def run(image, layer, head, model: str | None = None) -> dict:
         "layers": layer_choices(result.num_layers, layer),
         "heads": head_choices_for([h for h in result.head_options() if h != "rollout"], head),
     }
+
+
+def flow(result: ImageResult | None) -> dict:
+    """Attention flow from every patch into [CLS], drawn over the image (seconds: on request only)."""
+    if result is None:
+        return {"status": "Classify an image first."}
+    return {"status": status_text(result.notices, result.model), "flow": patch_overlay(result.image, result.flow_map())}
 
 
 def redraw(result: ImageResult | None, layer, head) -> dict:

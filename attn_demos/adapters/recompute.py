@@ -13,6 +13,10 @@ from attn_demos.adapters.families import CROSS, DECODER, AttentionSite, Family, 
 from attn_demos.core.masks import decoder_mask, key_padding_mask
 from attn_demos.core.torch_attention import multi_head_attention
 
+_active = threading.local()  # .captured: the dict of the capture running in this thread, if any
+_install_lock = threading.Lock()
+SITE_NAME_ATTRIBUTE = "_attn_demos_site_name"
+
 
 @contextmanager
 def capture_attention_inputs(sites: list[AttentionSite]):
@@ -21,30 +25,42 @@ def capture_attention_inputs(sites: list[AttentionSite]):
     Yields a dict site.name -> (query_states (B, Tq, D), key_value_states (B, Tk, D)).
     Only forward passes run by this thread are recorded, so requests that share one model in
     other threads (a web app) never see each other's inputs.
+
+    Each attention module gets one permanent pre-hook the first time it is captured, which
+    records into this thread's active capture (if any). Hooks are never added or removed while
+    other threads may be running the model: torch snapshots a module's hooks and then looks up
+    each one's with_kwargs flag, so a hook removed in between was called without kwargs.
     """
+    _install_hooks(sites)
     captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    owner = threading.get_ident()
-
-    def make_hook(name: str):
-        def hook(module, args, kwargs):
-            if threading.get_ident() != owner:
-                return
-            query_states = kwargs.get("hidden_states", args[0] if args else None)  # (B, Tq, D)
-            key_value_states = kwargs.get("key_value_states")  # (B, Tk, D) for cross-attention
-            if key_value_states is None:
-                key_value_states = kwargs.get("encoder_hidden_states")
-            if key_value_states is None:
-                key_value_states = query_states  # self-attention
-            captured[name] = (query_states.detach(), key_value_states.detach())
-
-        return hook
-
-    handles = [s.module.register_forward_pre_hook(make_hook(s.name), with_kwargs=True) for s in sites]
+    outer = getattr(_active, "captured", None)
+    _active.captured = captured
     try:
         yield captured
     finally:
-        for handle in handles:
-            handle.remove()
+        _active.captured = outer
+
+
+def _install_hooks(sites: list[AttentionSite]) -> None:
+    with _install_lock:
+        for site in sites:
+            if getattr(site.module, SITE_NAME_ATTRIBUTE, None) is None:
+                site.module.register_forward_pre_hook(_record_inputs, with_kwargs=True)
+            setattr(site.module, SITE_NAME_ATTRIBUTE, site.name)
+
+
+def _record_inputs(module, args, kwargs=None) -> None:
+    """The permanent pre-hook; kwargs is missing only in a pass that overlaps the hook's installation."""
+    captured = getattr(_active, "captured", None)
+    if captured is None or kwargs is None:
+        return
+    query_states = kwargs.get("hidden_states", args[0] if args else None)  # (B, Tq, D)
+    key_value_states = kwargs.get("key_value_states")  # (B, Tk, D) for cross-attention
+    if key_value_states is None:
+        key_value_states = kwargs.get("encoder_hidden_states")
+    if key_value_states is None:
+        key_value_states = query_states  # self-attention
+    captured[getattr(module, SITE_NAME_ATTRIBUTE)] = (query_states.detach(), key_value_states.detach())
 
 
 def recompute_weights(

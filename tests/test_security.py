@@ -1,0 +1,319 @@
+"""Security of the hosted demos: where the app listens, what files it serves, where exports go and
+when they disappear, who may choose a model, and what the package source never does (remote
+code, eval/exec, unpickling). HTTP requests go to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "attn_demos"
+SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]
+
+
+# ---------------------------------------------------------------- where the app listens ---------
+
+
+@pytest.fixture(scope="module")
+def app_module(checkpoints):
+    from app_server import import_app, model_environment
+
+    saved = {k: os.environ.get(k) for k in [*model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS"]}
+    os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)  # the app as started without --allow-user-models
+    yield import_app(model_environment(checkpoints))
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def launch_calls(app_module, monkeypatch):
+    """Every launch() reaches demo.launch; record its keyword arguments instead of starting a server."""
+    calls = []
+    monkeypatch.setattr(app_module.demo, "launch", lambda **kwargs: calls.append(kwargs))
+    for name in ("GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "GRADIO_SHARE"):
+        monkeypatch.delenv(name, raising=False)
+    return calls
+
+
+def test_launch_listens_on_localhost_without_a_share_link_by_default(app_module, launch_calls, monkeypatch):
+    monkeypatch.setenv("GRADIO_SHARE", "True")  # Gradio reads this only when share is not passed
+    app_module.launch()
+    assert launch_calls[-1]["server_name"] == "127.0.0.1"
+    assert launch_calls[-1]["share"] is False
+    assert "allowed_paths" not in launch_calls[-1]
+
+
+def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, launch_calls, monkeypatch):
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face Spaces sets
+    app_module.launch()
+    assert launch_calls[-1]["server_name"] == "0.0.0.0" and launch_calls[-1]["share"] is False
+    app_module.launch(host="127.0.0.2")
+    assert launch_calls[-1]["server_name"] == "127.0.0.2"
+    app_module.launch(share=True)
+    assert launch_calls[-1]["share"] is True
+
+
+def test_cli_launch_passes_no_host_or_share_unless_asked(monkeypatch):
+    """`attn-demos launch` leaves the host to app.launch (127.0.0.1 / $GRADIO_SERVER_NAME)."""
+    from attn_demos import cli
+
+    calls = []
+    fake_app = types.ModuleType("app")
+    fake_app.launch = lambda **kwargs: calls.append(kwargs)
+    monkeypatch.setitem(sys.modules, "app", fake_app)
+    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert cli.main(["launch"]) == 0
+    assert calls[-1]["host"] is None and calls[-1]["share"] is False
+    assert "ATTN_DEMOS_ALLOW_USER_MODELS" not in os.environ
+    assert cli.main(["launch", "--share", "--host", "0.0.0.0"]) == 0
+    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["share"] is True
+
+
+def test_model_box_is_hidden_without_the_flag(app_module):
+    boxes = [c for c in app_module.demo.config["components"]
+             if c.get("props", {}).get("label", "").startswith("Model (Hub id or local folder")]
+    assert len(boxes) == 5  # every model tab
+    assert all(box["props"]["visible"] is False for box in boxes)
+
+
+# ---------------------------------------------------------------- what the running app serves ---
+
+
+@pytest.fixture(scope="module")
+def served(checkpoints):
+    from gradio_client import Client
+
+    from app_server import model_environment, running_app
+
+    saved = os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)
+    with running_app(model_environment(checkpoints)) as (_, url):
+        assert urllib.parse.urlparse(url).hostname == "127.0.0.1"
+        yield url, Client(url, verbose=False)
+    if saved is not None:
+        os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = saved
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    assert urllib.parse.urlparse(url).hostname == "127.0.0.1"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.fixture(scope="module")
+def explore_outputs(served) -> dict:
+    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+
+    _, client = served
+    values = client.predict("Attention is all you need.", 0, "mean", False, "", api_name="/explore")
+    return dict(zip([n for n in RUN_OUTPUTS if n != "state"], values))
+
+
+def test_the_apps_own_output_files_are_served(served, explore_outputs):
+    """The control for the refusals below: this URL form does serve files the app produced."""
+    url, _ = served
+    status, body = http_get(url + "gradio_api/file=" + explore_outputs["png"])
+    assert status == 200 and body.startswith(b"\x89PNG")
+
+
+def outside_files(checkpoints) -> dict[str, str]:
+    from attn_demos.render.panels.common import export_folder
+
+    exported = sorted(export_folder().glob("*.json"))  # our own export, before Gradio copied it
+    return {
+        "/etc/passwd": "/etc/passwd",
+        "repo pyproject.toml (absolute)": str(ROOT / "pyproject.toml"),
+        "repo pyproject.toml (relative to the working directory)": "pyproject.toml",
+        "app source": str(ROOT / "apps" / "app.py"),
+        "model checkpoint config": str(checkpoints["bert"] / "config.json"),
+        "traversal ../": "../../../../../../etc/passwd",
+        "traversal through /etc/..": "/etc/../etc/passwd",
+        "url-encoded": urllib.parse.quote("/etc/passwd", safe=""),
+        "export folder file": str(exported[0]) if exported else "/no-export",
+    }
+
+
+@pytest.mark.parametrize("route", ["gradio_api/file=", "gradio_api/file/", "file="])
+def test_files_outside_the_apps_outputs_are_refused(served, explore_outputs, checkpoints, route):
+    url, _ = served
+    for name, path in outside_files(checkpoints).items():
+        status, body = http_get(url + route + path)
+        assert 400 <= status < 500, (name, status)
+        assert b"root:" not in body and b"[project]" not in body and b"model_type" not in body, name
+
+
+def test_model_id_in_a_request_is_refused_without_the_flag(served):
+    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+
+    _, client = served
+    names = [n for n in RUN_OUTPUTS if n != "state"]
+    for model in ("gpt2", "/etc", "https://example.invalid/model", "../../etc"):
+        out = dict(zip(names, client.predict("hello", 0, "mean", False, model, api_name="/explore")))
+        assert out["status"] == (
+            "⚠️ this app serves its configured models only (start it with --allow-user-models)"
+        )
+        assert out["numbers"] is None and out["png"] is None
+
+
+# ---------------------------------------------------------------- exports -----------------------
+
+
+def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
+    from attn_demos.render.panels import explorer
+    from attn_demos.render.panels.common import export_folder
+
+    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    out = explorer.run("the cat sat", 0, "mean", False, "")
+    folder = export_folder()
+    assert Path(out["png"]).parent == folder and Path(out["json"]).parent == folder
+    assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("attn-demos-exports-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # other users cannot list or read exports
+    assert json.loads(Path(out["json"]).read_text())["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
+
+
+def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
+    from attn_demos.render.panels import explorer
+    from attn_demos.render.panels.common import EXPORT_MAX_AGE, export_folder
+
+    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    folder = export_folder()
+    old, recent = folder / "attention-old.png", folder / "attention-recent.png"
+    for path, age in ((old, EXPORT_MAX_AGE + 60), (recent, EXPORT_MAX_AGE - 60)):
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - age, time.time() - age))
+    out = explorer.run("the cat", 0, "mean", False, "")
+    assert not old.exists() and recent.exists()
+    assert Path(out["png"]).exists() and Path(out["json"]).exists()
+    recent.unlink()
+
+
+EXPORT_AND_EXIT = r"""
+import os, sys
+os.environ["ATTN_DEMOS_EXPLORE_MODEL"] = sys.argv[1]
+from attn_demos.render.panels import explorer
+from attn_demos.render.panels.common import export_folder
+out = explorer.run("the cat sat", 0, "mean", False, "")
+assert os.path.dirname(out["png"]) == str(export_folder()) and os.path.exists(out["json"])
+print(export_folder())
+"""
+
+
+def test_export_folder_is_removed_when_the_process_exits(checkpoints):
+    run = subprocess.run(
+        [sys.executable, "-c", EXPORT_AND_EXIT, str(checkpoints["bert"])],
+        capture_output=True, text=True, timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    folder = Path(run.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("attn-demos-exports-")
+    assert not folder.exists()
+
+
+# ---------------------------------------------------------------- code a checkpoint ships --------
+
+
+def test_a_tokenizer_that_asks_for_remote_code_loads_without_running_it(checkpoints, tmp_path):
+    """A supported model whose tokenizer_config names custom code: the code never runs."""
+    from attn_demos.adapters.loading import load_model
+
+    folder = tmp_path / "custom-tokenizer"
+    shutil.copytree(checkpoints["bert"], folder)
+    marker = tmp_path / "REMOTE_CODE_RAN"
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.update(tokenizer_class="FancyTokenizer", auto_map={"AutoTokenizer": ["tokenization_fancy.FancyTokenizer", None]})
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "tokenization_fancy.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    try:
+        loaded = load_model(str(folder))
+    except Exception as error:  # refusing is fine too; running the file is not
+        assert "Traceback" not in str(error)
+    else:
+        assert loaded.preprocessor("the cat")["input_ids"]
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- the source itself -------------
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            yield node
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def test_trust_remote_code_is_only_ever_false():
+    occurrences = []
+    for path in SOURCES:
+        text = path.read_text()
+        occurrences += [(path, line) for line in text.splitlines() if "trust_remote_code" in line]
+        for call in _calls(ast.parse(text)):
+            for keyword in call.keywords:
+                if keyword.arg == "trust_remote_code":
+                    assert isinstance(keyword.value, ast.Constant) and keyword.value.value is False, path
+    assert occurrences, "the loader passes trust_remote_code=False explicitly"
+    for path, line in occurrences:
+        if path.is_relative_to(PACKAGE):
+            assert line.count("trust_remote_code") == line.count("trust_remote_code=False"), (path, line)
+
+
+def test_no_eval_exec_or_unpickling_in_the_package():
+    forbidden_calls = {"eval", "exec", "compile", "pickle.load", "pickle.loads", "torch.load", "marshal.loads",
+                       "dill.load", "joblib.load"}
+    forbidden_modules = {"pickle", "dill", "cloudpickle", "shelve", "marshal", "joblib"}
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for call in _calls(tree):
+            assert _dotted(call.func) not in forbidden_calls, (path, call.lineno, _dotted(call.func))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not {a.name.split(".")[0] for a in node.names} & forbidden_modules, (path, node.lineno)
+            if isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] not in forbidden_modules, (path, node.lineno)
+
+
+def test_weights_are_loaded_from_safetensors_only():
+    tree = ast.parse((PACKAGE / "adapters" / "loading.py").read_text())
+    model_loads = [c for c in _calls(tree)
+                   if _dotted(c.func) == "model_class.from_pretrained"]
+    assert model_loads
+    for call in model_loads:
+        keywords = {k.arg: k.value for k in call.keywords}
+        assert isinstance(keywords.get("use_safetensors"), ast.Constant) and keywords["use_safetensors"].value is True
+
+
+def test_apps_never_open_a_share_link_or_extra_paths_on_their_own():
+    for path in [*(ROOT / "apps").rglob("*.py"), *PACKAGE.rglob("*.py")]:
+        for call in _calls(ast.parse(path.read_text())):
+            for keyword in call.keywords:
+                if keyword.arg == "share":
+                    assert not (isinstance(keyword.value, ast.Constant) and keyword.value.value is True), path
+                assert keyword.arg != "allowed_paths", (path, call.lineno)

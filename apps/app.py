@@ -30,6 +30,7 @@ TABS = [
     ("Image patches", image_app),
 ]
 CONCURRENCY_PER_MODEL = 2  # 2 CPU cores: more parallel forwards only queue inside torch
+SESSIONS_KEPT = 64  # visitors whose last result stays in memory for re-drawing (oldest dropped first)
 
 INTRO = (
     "# attn-demos\n"
@@ -56,6 +57,7 @@ def launch(host: str | None = None, port: int | None = None, share: bool = False
     """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
     return demo.launch(server_name=host, server_port=port, share=share, **kwargs)
 
 

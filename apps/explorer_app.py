@@ -5,7 +5,7 @@ import gradio as gr
 from attn_demos.render.panels import explorer
 from attn_demos.tasks.examples import load_examples
 
-from wiring import handler, model_box, outputs_for
+from wiring import RESULT_TTL_SECONDS, handler, model_box, outputs_for
 
 
 def build() -> None:
@@ -21,7 +21,7 @@ def build() -> None:
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
     button = gr.Button("Show attention", variant="primary", elem_id="explore-run")
     out = {
-        "state": gr.State(),
+        "state": gr.State(time_to_live=RESULT_TTL_SECONDS),
         "status": gr.Markdown(elem_id="explore-status"),
         "badge": gr.Markdown(elem_id="explore-badge"),
         "heatmap": gr.Image(label="attention (rows attend to columns)", type="pil", elem_id="explore-heatmap"),

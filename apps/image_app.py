@@ -5,13 +5,13 @@ import gradio as gr
 from attn_demos.render.panels import images
 from attn_demos.tasks.examples import example_images
 
-from wiring import handler, model_box, outputs_for
+from wiring import RESULT_TTL_SECONDS, handler, model_box, outputs_for
 
 
 def build() -> None:
     model = model_box("classify_image")
     examples = example_images()
-    image = gr.Image(label="Image", type="pil", value=examples[0] if examples else None, elem_id="image-input")
+    image = gr.Image(label="Image", type="filepath", image_mode=None, value=examples[0] if examples else None, elem_id="image-input")
     if examples:
         gr.Examples([[e] for e in examples], [image])
     with gr.Row():
@@ -19,7 +19,7 @@ def build() -> None:
         head = gr.Dropdown(["mean", "max", "min"], value="mean", label="Head", elem_id="image-head")
     button = gr.Button("Classify", variant="primary", elem_id="image-run")
     out = {
-        "state": gr.State(),
+        "state": gr.State(time_to_live=RESULT_TTL_SECONDS),
         "status": gr.Markdown(elem_id="image-status"),
         "labels": gr.Label(num_top_classes=5, label="Top-5", elem_id="image-labels"),
         "badge": gr.Markdown(elem_id="image-badge"),

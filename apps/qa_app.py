@@ -5,7 +5,7 @@ import gradio as gr
 from attn_demos.render.panels import qa
 from attn_demos.tasks.examples import load_examples
 
-from wiring import handler, model_box, outputs_for
+from wiring import RESULT_TTL_SECONDS, handler, model_box, outputs_for
 
 
 def build() -> None:
@@ -20,7 +20,7 @@ def build() -> None:
         attend_from = gr.Radio(["answer", "question"], value="answer", label="Attention from")
     button = gr.Button("Answer", variant="primary", elem_id="answer-run")
     out = {
-        "state": gr.State(),
+        "state": gr.State(time_to_live=RESULT_TTL_SECONDS),
         "status": gr.Markdown(elem_id="answer-status"),
         "answer": gr.Markdown(elem_id="answer-answer"),
         "badge": gr.Markdown(elem_id="answer-badge"),

@@ -4,7 +4,7 @@ import gradio as gr
 
 from attn_demos.render.panels import seq2seq
 
-from wiring import handler, model_box, outputs_for
+from wiring import RESULT_TTL_SECONDS, handler, model_box, outputs_for
 
 
 def build(task: str, run, api_name: str, input_label: str, default_text: str, examples: list[str], button_text: str):
@@ -19,7 +19,7 @@ def build(task: str, run, api_name: str, input_label: str, default_text: str, ex
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
     button = gr.Button(button_text, variant="primary", elem_id=f"{prefix}-run")
     out = {
-        "state": gr.State(),
+        "state": gr.State(time_to_live=RESULT_TTL_SECONDS),
         "status": gr.Markdown(elem_id=f"{prefix}-status"),
         "output": gr.Textbox(label="Output", interactive=False, elem_id=f"{prefix}-output"),
         "badge": gr.Markdown(elem_id=f"{prefix}-badge"),

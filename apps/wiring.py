@@ -7,6 +7,8 @@ import gradio as gr
 from attn_demos.render.panels.common import Choices, run_safely, user_models_allowed
 from attn_demos.tasks.registry import model_status
 
+RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
+
 
 def handler(function, outputs: tuple[str, ...]):
     """A Gradio handler: panel function -> tuple in `outputs` order; choice lists become dropdown updates."""

@@ -644,9 +644,9 @@ def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, m
 
 @pytest.mark.xfail(
     strict=True,
-    reason="apps/image_app.py uses gr.Image(type='pil'): Gradio decodes the upload itself and a corrupt "
-    "file fails in its preprocess (generic 'upstream Gradio app has raised an exception') before "
-    "tasks.images.load_image can word it; type='filepath' would hand the file to load_image",
+    reason="Gradio's Image component opens every upload with PIL before our handler runs (even with "
+    "type='filepath'), so a corrupt file fails in its preprocess with the generic 'upstream Gradio app "
+    "has raised an exception' (the app keeps answering); tasks.images.load_image never sees it",
 )
 def test_corrupt_upload_through_the_app_gets_a_status(client, tmp_path):
     from gradio_client import handle_file

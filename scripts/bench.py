@@ -255,12 +255,18 @@ def side_of(loaded, inputs: dict):
 
 def encoder_cases(models, sizes: Sizes):
     """(name, loaded, inputs, size label) for the three encoder-only models."""
-    yield "minilm", models["minilm"], text_inputs(models["minilm"], sizes.text_tokens["minilm"]), {
-        "tokens": sizes.text_tokens["minilm"]
-    }
-    yield "distilbert", models["distilbert"], text_inputs(models["distilbert"], sizes.text_tokens["distilbert"]), {
-        "tokens": sizes.text_tokens["distilbert"]
-    }
+    yield (
+        "minilm",
+        models["minilm"],
+        text_inputs(models["minilm"], sizes.text_tokens["minilm"]),
+        {"tokens": sizes.text_tokens["minilm"]},
+    )
+    yield (
+        "distilbert",
+        models["distilbert"],
+        text_inputs(models["distilbert"], sizes.text_tokens["distilbert"]),
+        {"tokens": sizes.text_tokens["distilbert"]},
+    )
     vit = models["vit"]
     yield "vit", vit, image_inputs(vit), {"image_px": vit.config.image_size}
 
@@ -269,30 +275,34 @@ def forward_capture(models, sizes: Sizes) -> list[Metric]:
     """Forward with attention capture (eager, output_attentions) ÷ plain forward (sdpa)."""
     found = []
     for name, loaded, inputs, size in encoder_cases(models, sizes):
-        model = loaded.model
-        result = interleaved(
-            as_eager(model, lambda: model(**inputs, output_attentions=True)),
-            as_sdpa(model, lambda: model(**inputs)),
-            sizes.repeats,
-        )
+        result = interleaved(*forward_pair(loaded.model, inputs), sizes.repeats)
         found.append(metric(f"forward_capture_ratio/{name}", result["ratio"], "×", at_most(1.10), **size, **result))
     return found
 
 
+def forward_pair(model, inputs):
+    """(capture, plain): what attn-demos runs, and what a user runs without it."""
+    capture = as_eager(model, lambda: model(**inputs, output_attentions=True))
+    plain = as_sdpa(model, lambda: model(**inputs))
+    return capture, plain
+
+
 def extraction(models, sizes: Sizes) -> list[Metric]:
     """forward_with_attention(recompute=True) ÷ plain forward (sdpa)."""
-    from attn_demos.adapters.extract import forward_with_attention
-
     found = []
     for name, loaded, inputs, size in encoder_cases(models, sizes):
-        model, side = loaded.model, side_of(loaded, inputs)
-        result = interleaved(
-            as_eager(model, lambda: forward_with_attention(loaded, inputs, side, recompute=True)),
-            as_sdpa(model, lambda: model(**inputs)),
-            sizes.repeats,
-        )
+        result = interleaved(*extraction_pair(loaded, inputs), sizes.repeats)
         found.append(metric(f"extract_recompute_ratio/{name}", result["ratio"], "×", None, **size, **result))
     return found
+
+
+def extraction_pair(loaded, inputs):
+    from attn_demos.adapters.extract import forward_with_attention
+
+    side = side_of(loaded, inputs)
+    extract = as_eager(loaded.model, lambda: forward_with_attention(loaded, inputs, side, recompute=True))
+    _, plain = forward_pair(loaded.model, inputs)
+    return extract, plain
 
 
 def generation(models, sizes: Sizes) -> list[Metric]:
@@ -300,16 +310,9 @@ def generation(models, sizes: Sizes) -> list[Metric]:
     found = []
     for name in ("marian", "bart", "t5"):
         loaded = models[name]
-        model, inputs = loaded.model, text_inputs(loaded, sizes.source_tokens[name])
+        inputs = text_inputs(loaded, sizes.source_tokens[name])
         for beams in (1, 4):
-            fixed = dict(num_beams=beams, do_sample=False, max_new_tokens=sizes.new_tokens, min_new_tokens=sizes.new_tokens)
-
-            def capture():
-                out = model.generate(**inputs, **fixed, output_attentions=True, return_dict_in_generate=True)
-                assert out.cross_attentions, "no cross-attention captured"
-                return out
-
-            result = interleaved(as_eager(model, capture), as_sdpa(model, lambda: model.generate(**inputs, **fixed)), sizes.repeats)
+            result = interleaved(*generate_pair(loaded.model, inputs, beams, sizes.new_tokens), sizes.repeats)
             search = "greedy" if beams == 1 else f"beam{beams}"
             found.append(
                 metric(
@@ -323,6 +326,18 @@ def generation(models, sizes: Sizes) -> list[Metric]:
                 )
             )
     return found
+
+
+def generate_pair(model, inputs, beams: int, new_tokens: int):
+    """(capture, plain) generate() calls that always produce exactly `new_tokens` tokens."""
+    fixed = dict(num_beams=beams, do_sample=False, max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+
+    def capture():
+        out = model.generate(**inputs, **fixed, output_attentions=True, return_dict_in_generate=True)
+        assert out.cross_attentions, "no cross-attention captured"
+        return out
+
+    return as_eager(model, capture), as_sdpa(model, lambda: model.generate(**inputs, **fixed))
 
 
 def core_attention(sizes: Sizes) -> list[Metric]:
@@ -410,7 +425,7 @@ def touch_every_weight(models, sizes: Sizes) -> None:
     """One forward pass per model. Weights are memory-mapped from safetensors and only count in
     the resident set once read, so peak memory right after loading would miss most of them."""
     with torch.no_grad():
-        for name, loaded in models.items():
+        for loaded in models.values():
             if loaded.family.vision:
                 loaded.model(**image_inputs(loaded))
             elif loaded.is_encoder_decoder:

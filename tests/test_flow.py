@@ -129,7 +129,9 @@ def test_order_of_sinks_does_not_change_the_values():
     layers = capacities.shape[0]
 
     def solve(order):
-        network = ReversedFlowNetwork(capacities[layers - 1, 2], [capacities[l] for l in range(layers - 2, 0, -1)])
+        network = ReversedFlowNetwork(
+            capacities[layers - 1, 2], [capacities[layer] for layer in range(layers - 2, 0, -1)]
+        )
         return {j: network.max_flow(capacities[0][:, j]) for j in order}
 
     forward, backward = solve(range(8)), solve(reversed(range(8)))

@@ -44,6 +44,13 @@ def test_special_ids_are_the_tokenizers(model_id):
 def test_sizes_survive_the_id_change():
     family, make_config = REAL_SIZE_CONFIGS["Helsinki-NLP/opus-mt-en-de"]
     real, moved = make_config(), with_word_level_ids(family, make_config())
-    for field in ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_ffn_dim", "max_position_embeddings"):
+    for field in (
+        "vocab_size",
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_ffn_dim",
+        "max_position_embeddings",
+    ):
         assert getattr(moved, field) == getattr(real, field)
     assert real.pad_token_id == 58100 and moved.pad_token_id == 0

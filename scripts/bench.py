@@ -441,15 +441,11 @@ def peak_memory() -> Metric:
 
 
 def task_metrics(models, sizes: Sizes) -> list[Metric]:
-    """HOOK (for the lead): end-to-end task latencies and payload sizes.
+    """End-to-end task latencies (p50) and browser payloads at 512 tokens: scripts/bench_tasks.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_tasks import task_metrics as measure_tasks
 
-    Once attn_demos/tasks/* exist, time each task's entry point here on the loaded models (e.g.
-    translate one sentence, answer one question, classify one image, via the same functions the
-    Gradio app calls) and measure the size of what each returns to the browser (e.g.
-    len(json.dumps(payload))). Return one Metric per task and quantity; they are added to the
-    table and the JSON like the others.
-    """
-    return []
+    return measure_tasks(models, sizes.quick, metric, at_most)
 
 
 # -- report ----------------------------------------------------------------------------------

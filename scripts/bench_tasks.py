@@ -1,0 +1,131 @@
+"""End-to-end task latencies and browser payloads, for scripts/bench.py.
+
+Each task is timed as the app runs it: the task function (model, live recomputation) plus the
+panel's drawing and exports. Generation length is fixed (min_new_tokens = max_new_tokens) so the
+work does not depend on what random weights happen to emit. Payloads are measured at 512 tokens:
+the JSON a view sends (HTML, Markdown, numbers; images travel as separate PNG files, whose bytes
+are reported beside it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+from PIL import Image
+
+LATENCY_GOALS_S = {"translate": 1.0, "answer": 0.5, "classify_image": 0.7, "summarize": 8.0}
+PAYLOAD_GOAL_MB = 2.0
+ENV = {
+    "translate": "ATTN_DEMOS_TRANSLATE_MODEL",
+    "answer": "ATTN_DEMOS_ANSWER_MODEL",
+    "summarize": "ATTN_DEMOS_SUMMARIZE_MODEL",
+    "classify_image": "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL",
+    "explore": "ATTN_DEMOS_EXPLORE_MODEL",
+}
+
+
+def words_for(loaded, count: int, seed: int = 0) -> str:
+    """`count` ordinary whole words of the model's tokenizer: one token each (word-level vocabularies)."""
+    vocabulary = [w for w in loaded.preprocessor.get_vocab() if w.isalpha() and w.isascii()]
+    rng = np.random.default_rng(seed)
+    return " ".join(rng.choice(sorted(vocabulary), size=count))
+
+
+def p50(fn, repeats: int) -> float:
+    fn()  # warm-up: first-call costs (allocations, lazy imports) are not what a user waits for twice
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def json_bytes(values: dict) -> int:
+    """Bytes of the JSON-serialisable outputs (images are sent as files, counted separately)."""
+    kept = {k: v for k, v in values.items() if isinstance(v, (str, dict, list, int, float))}
+    return len(json.dumps(kept, default=str).encode())
+
+
+def png_bytes(values: dict) -> int:
+    total = 0
+    for value in values.values():
+        if isinstance(value, Image.Image):
+            buffer = io.BytesIO()
+            value.save(buffer, format="PNG")
+            total += buffer.tell()
+    return total
+
+
+def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
+    """Latency (p50) of each task end to end, and payload size at 512 tokens (bench.py's `metric`
+    makes the rows, `at_most` the goals)."""
+    from attn_demos.render.panels import explorer as explorer_panel
+    from attn_demos.render.panels import images as images_panel
+    from attn_demos.render.panels import qa as qa_panel
+    from attn_demos.render.panels import seq2seq as seq2seq_panel
+    from attn_demos.tasks.registry import get_model
+    from attn_demos.tasks.seq2seq import run_seq2seq
+
+    for task, family in (("translate", "marian"), ("answer", "distilbert"), ("summarize", "bart"),
+                         ("classify_image", "vit"), ("explore", "minilm")):
+        os.environ[ENV[task]] = models[family].source
+    repeats = 2 if quick else 5
+    sizes = (
+        {"translate": (12, 4), "answer": 16, "summarize": (12, 4), "payload": 16}
+        if quick
+        else {"translate": (20, 20), "answer": 384, "summarize": (400, 60), "payload": 512}
+    )
+    rows = []
+
+    def seq2seq(task: str, source_words: int, new_tokens: int):
+        loaded = get_model(task)
+        text = words_for(loaded, source_words - 1)  # + </s>
+
+        def run():
+            result = run_seq2seq(loaded, text, 4, new_tokens, min_new_tokens=new_tokens)
+            return seq2seq_panel.redraw(result, "mean", "mean", False)
+
+        return run
+
+    def answer(total_tokens: int):
+        loaded = get_model("answer")
+        question = words_for(loaded, 8, seed=1)
+        context = words_for(loaded, total_tokens - 8 - 3, seed=2)  # [CLS] q [SEP] c [SEP]
+        return lambda: qa_panel.run(question, context, "mean", "mean", "answer")
+
+    side = models["vit"].config.image_size
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8))
+    cases = {
+        "translate": seq2seq("translate", *sizes["translate"]),
+        "answer": answer(sizes["answer"]),
+        "summarize": seq2seq("summarize", *sizes["summarize"]),
+        "classify_image": lambda: images_panel.run(image, "mean", "mean"),
+    }
+    for task, run in cases.items():
+        outputs = run()
+        assert "⚠️" not in str(outputs.get("status", "")), outputs.get("status")
+        rows.append(
+            metric(f"latency_p50_{task}", p50(run, repeats), "s", at_most(LATENCY_GOALS_S[task]), sizes=str(sizes.get(task)))
+        )
+
+    tokens = sizes["payload"]
+    explore_text = words_for(get_model("explore"), tokens - 2)
+    payload_cases = {
+        "explore": lambda: explorer_panel.run(explore_text, 0, "mean", False),
+        "translate": seq2seq("translate", tokens, 8),
+        "answer": answer(tokens),
+        "summarize": seq2seq("summarize", tokens, 8),
+    }
+    for view, run in payload_cases.items():
+        outputs = run()
+        rows.append(
+            metric(f"payload_json_{view}_{tokens}_tokens", json_bytes(outputs) / 1e6, "MB", at_most(PAYLOAD_GOAL_MB),
+                   png_mb=round(png_bytes(outputs) / 1e6, 3))
+        )
+    return rows

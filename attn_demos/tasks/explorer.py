@@ -12,11 +12,11 @@ from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
 
 
 @dataclass
-class ExploreResult:
+class ExploreResult(SelfAttentionStack):
     """One text's encoder self-attention from the library and from the from-scratch core."""
 
     model: str
@@ -24,17 +24,6 @@ class ExploreResult:
     library: np.ndarray  # (L, H, T, T)
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
-
-    @property
-    def num_layers(self) -> int:
-        return self.library.shape[0]
-
-    @property
-    def num_heads(self) -> int:
-        return self.library.shape[1]
-
-    def head_options(self) -> list:
-        return head_choices(self.num_heads, with_rollout=True)
 
     def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
         """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""

@@ -17,14 +17,14 @@ from attn_demos.core.aggregate import rollout
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
 MIN_SIDE = 2
 
 
 @dataclass
-class ImageResult:
+class ImageResult(SelfAttentionStack):
     model: str
     image: Image.Image  # RGB, as shown (downscaled if it was huge)
     labels: list[tuple[str, float]]  # top-5 (label, probability)
@@ -33,17 +33,6 @@ class ImageResult:
     recomputed: np.ndarray  # (L, H, 1+N, 1+N)
     tokens: list[str]
     notices: list[str] = field(default_factory=list)
-
-    @property
-    def num_layers(self) -> int:
-        return self.library.shape[0]
-
-    @property
-    def num_heads(self) -> int:
-        return self.library.shape[1]
-
-    def head_options(self) -> list:
-        return head_choices(self.num_heads, with_rollout=True)
 
     def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""

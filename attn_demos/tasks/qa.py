@@ -14,14 +14,14 @@ from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
 
 MAX_ANSWER_TOKENS = 30
 LOW_CONFIDENCE = 0.1
 
 
 @dataclass
-class QAResult:
+class QAResult(SelfAttentionStack):
     model: str
     answer: str
     score: float  # P(start) · P(end) of the chosen span
@@ -32,17 +32,6 @@ class QAResult:
     library: np.ndarray  # (L, H, T, T)
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
-
-    @property
-    def num_layers(self) -> int:
-        return self.library.shape[0]
-
-    @property
-    def num_heads(self) -> int:
-        return self.library.shape[1]
-
-    def head_options(self) -> list:
-        return head_choices(self.num_heads, with_rollout=True)
 
     @property
     def answer_index(self) -> list[int]:

@@ -102,6 +102,24 @@ def describe(layer: int | str, head: int | str) -> str:
     return f"{layer_text}, {head_text}"
 
 
+class SelfAttentionStack:
+    """Mixin for results that hold a self-attention stack `library` (L, H, T, T)."""
+
+    library: np.ndarray
+
+    @property
+    def num_layers(self) -> int:
+        return self.library.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.library.shape[1]
+
+    def head_options(self) -> list:
+        """Fusions, every head, and rollout (which self-attention allows)."""
+        return head_choices(self.num_heads, with_rollout=True)
+
+
 def head_choices(num_heads: int, with_rollout: bool) -> list[str | int]:
     """Head options for a dropdown: fusions first, then each head, then rollout if it applies."""
     return list(FUSIONS) + list(range(num_heads)) + (["rollout"] if with_rollout else [])

@@ -34,7 +34,7 @@ def attention(
     check_qkv(q.shape, k.shape, v.shape)
     d_k = q.shape[-1]
     scale = 1.0 / np.sqrt(d_k) if scale is None else scale
-    scores = (q @ np.swapaxes(k, -1, -2)) * scale  # (..., Tq, Tk)
+    scores = (q * scale) @ np.swapaxes(k, -1, -2)  # (..., Tq, Tk), the same scaling order as the torch core
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:

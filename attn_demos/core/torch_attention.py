@@ -27,7 +27,7 @@ def attention(
     """
     check_qkv(tuple(q.shape), tuple(k.shape), None if v is None else tuple(v.shape))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ k.transpose(-1, -2)) * scale  # (..., Tq, Tk)
+    scores = (q * scale) @ k.transpose(-1, -2)  # (..., Tq, Tk); scaling q first is one pass over Tq·d, not Tq·Tk
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from attn_demos.render.panels.common import Choices, run_safely, user_models_allowed
@@ -14,11 +16,11 @@ def handler(function, outputs: tuple[str, ...]):
     """A Gradio handler: panel function -> tuple in `outputs` order; choice lists become dropdown updates."""
     safe = run_safely(function, outputs)
 
+    @functools.wraps(function)  # API clients see the panel function's parameter names
     def wrapped(*args):
         values = tuple(_dropdown(v) if isinstance(v, Choices) else v for v in safe(*args))
         return values[0] if len(values) == 1 else values  # Gradio takes one output bare
 
-    wrapped.__name__ = function.__name__
     return wrapped
 
 

@@ -177,3 +177,12 @@ def test_image_flow_map_is_the_cls_flow_on_the_patch_grid(checkpoints):
     result = classify_image(Image.new("RGB", (40, 40), "blue"), source=str(checkpoints["vit"]))
     expected = _two_layer_flow(result.library, 0)[1:].reshape(result.grid)
     np.testing.assert_allclose(result.flow_map(), expected, atol=1e-9)
+
+
+def test_a_tab_whose_model_cannot_load_says_how_to_point_it_elsewhere(monkeypatch):
+    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", "/no/such/folder")
+    with pytest.raises(ModelLoadError) as caught:
+        translate("hello")
+    message = str(caught.value)
+    assert "no such folder" in message
+    assert "ATTN_DEMOS_TRANSLATE_MODEL=" in message and "--translate-model" in message

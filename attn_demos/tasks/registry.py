@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from attn_demos.adapters.loading import LoadedModel, load_model_cached
+from attn_demos.errors import ModelLoadError
 
 TASK_HEADS = {
     "explore": "base",
@@ -50,7 +51,19 @@ def resolve(source: str) -> str:
 
 def get_model(task: str, source: str | None = None) -> LoadedModel:
     """The loaded model of a task (or of `source` with the task's head), shared across requests."""
-    return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
+    try:
+        return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
+    except ModelLoadError as error:
+        if source:  # a model the request named: the message about it is the whole story
+            raise
+        raise ModelLoadError(f"{error}. {how_to_point(task)}") from None
+
+
+def how_to_point(task: str) -> str:
+    return (
+        f"Point this tab to a local folder with `{ENV_VARS[task]}=/path/to/model` or "
+        f"`attn-demos launch --{task.replace('_', '-')}-model /path/to/model`."
+    )
 
 
 RANDOM_WEIGHTS_NOTICE = (
@@ -76,8 +89,7 @@ def model_status(task: str) -> tuple[bool, str]:
         family_for(config.model_type)
     except AttnDemosError as error:
         return False, (
-            f"⚠️ This tab's model cannot be loaded: {error}. Point it to a local folder with "
-            f"`{ENV_VARS[task]}=/path/to/model` or `attn-demos launch --{task.replace('_', '-')}-model /path/to/model`."
+            f"⚠️ This tab's model cannot be loaded: {error}. {how_to_point(task)}"
         )
     shown = "all-MiniLM-L6-v2 (embedded, no network needed)" if source == EMBEDDED_MINILM else source
     random = " — random weights, for trying the tab offline" if getattr(config, "attn_demos_random_weights", False) else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
@@ -123,6 +124,7 @@ def run_safely(function, outputs: tuple[str, ...]):
     that order (missing names are None), which is what a Gradio event handler returns.
     """
 
+    @functools.wraps(function)
     def wrapped(*args):
         try:
             values = function(*args)
@@ -130,6 +132,4 @@ def run_safely(function, outputs: tuple[str, ...]):
             values = {"status": error_text(error)}
         return tuple(values.get(name) for name in outputs)
 
-    wrapped.__name__ = function.__name__
-    wrapped.__doc__ = function.__doc__
     return wrapped

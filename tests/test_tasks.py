@@ -186,3 +186,14 @@ def test_a_tab_whose_model_cannot_load_says_how_to_point_it_elsewhere(monkeypatc
     message = str(caught.value)
     assert "no such folder" in message
     assert "ATTN_DEMOS_TRANSLATE_MODEL=" in message and "--translate-model" in message
+
+
+def test_ids_beyond_the_tokenizer_get_a_label_not_none(checkpoints):
+    """A model may have more embedding rows than its tokenizer has tokens (T5: 32128 vs 32100)."""
+    from transformers import AutoTokenizer
+
+    from attn_demos.adapters.extract import token_labels
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["marian"])
+    beyond = len(tokenizer) + 5
+    assert token_labels(tokenizer, [0, beyond]) == [tokenizer.convert_ids_to_tokens(0), f"<id {beyond}>"]

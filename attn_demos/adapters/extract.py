@@ -39,6 +39,13 @@ class ForwardResult:
     recomputed: dict[str, torch.Tensor]  # kind -> (B, L, H, Tq, Tk)
 
 
+def token_labels(tokenizer, ids: list[int]) -> list[str]:
+    """Token strings for ids; an id the tokenizer does not know (a model's vocabulary can be larger,
+    e.g. T5's 32128 rows for 32100 tokens) is labelled "<id N>" rather than None."""
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    return [f"<id {i}>" if t is None else t for i, t in zip(ids, tokens)]
+
+
 def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = None, **kwargs):
     """Tokenize a padded batch; returns (model inputs, source Side)."""
     tokenizer = loaded.preprocessor
@@ -46,7 +53,7 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
     if loaded.is_encoder_decoder:
         batch.pop("token_type_ids", None)  # generate() rejects it
-    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in batch["input_ids"].tolist()]
+    tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())
 
 
@@ -128,6 +135,6 @@ def target_side(loaded: LoadedModel, sequences: torch.Tensor) -> Side:
     produced_ids = sequences[:, 1:]  # (B, T)
     is_eos = produced_ids == eos  # (B, T)
     after_eos = (is_eos.cumsum(dim=1) - is_eos.long()) > 0  # (B, T) strictly after the first EOS
-    inputs = [tokenizer.convert_ids_to_tokens(ids) for ids in sequences[:, :-1].tolist()]
-    produced = [tokenizer.convert_ids_to_tokens(ids) for ids in produced_ids.tolist()]
+    inputs = [token_labels(tokenizer, ids) for ids in sequences[:, :-1].tolist()]
+    produced = [token_labels(tokenizer, ids) for ids in produced_ids.tolist()]
     return Side(inputs, ~after_eos, produced)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 
-from attn_demos.adapters.extract import Side, model_max_length
+from attn_demos.adapters.extract import Side, model_max_length, token_labels
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
 
@@ -65,5 +65,5 @@ def tokenize_text(loaded: LoadedModel, text: str, max_tokens: int | None = None,
         batch.pop("token_type_ids", None)
     if full_length > limit:
         notices.append(f"Input truncated to the model's limit: kept {limit} of {full_length:,} tokens.")
-    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+    tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())
     return batch, Side([tokens], batch["attention_mask"].bool()), notices

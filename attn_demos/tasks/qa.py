@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from attn_demos.adapters.extract import Side, forward_with_attention
+from attn_demos.adapters.extract import Side, forward_with_attention, token_labels
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
@@ -74,7 +74,7 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
     if "token_type_ids" not in _forward_arguments(loaded):
         batch.pop("token_type_ids", None)  # DistilBERT has no segment embeddings
     sequence_ids = batch.sequence_ids(0)
-    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist())
+    tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())
     side = Side([tokens], batch["attention_mask"].bool())
     result = forward_with_attention(loaded, dict(batch), side)
     context_index = [i for i, s in enumerate(sequence_ids) if s == 1]

@@ -6,7 +6,7 @@ from attn_demos.render.overlay import patch_overlay
 from attn_demos.render.panels.common import export_view, head_choices_for, layer_choices, status_text, user_model
 from attn_demos.render.patch_table import patch_table_html
 from attn_demos.tasks.images import ImageResult, classify_image
-from attn_demos.tasks.views import parse_head
+from attn_demos.tasks.views import check_badge, parse_head
 
 REDRAW_OUTPUTS = ("status", "badge", "overlay", "rollout", "patches", "png", "json", "numbers")
 RUN_OUTPUTS = ("state", "labels", "layers", "heads") + REDRAW_OUTPUTS
@@ -45,10 +45,9 @@ def redraw(result: ImageResult | None, layer, head) -> dict:
         view, overlay, {"model": result.model, "grid": list(result.grid), "cls_to_patches": patch_map.tolist()}
     )
     rows, cols = result.grid
-    mark = "✓" if error <= 1e-5 else "✗ MISMATCH"
     return {
         "status": status_text(result.notices, result.model),
-        "badge": f"recomputed from scratch: max |Δ| {error:.1e} {mark}",
+        "badge": check_badge(error),
         "overlay": overlay,
         "rollout": rolled,
         "patches": patch_table_html(patch_map, title=f"[CLS] → each of the {rows}×{cols} patches"),

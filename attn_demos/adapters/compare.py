@@ -71,7 +71,8 @@ def layer_errors(reference: AttentionMaps, candidate: torch.Tensor, kind: str | 
     if candidate.shape != reference.weights.shape:
         raise ValueError(f"{reference.kind}: shapes differ, {tuple(candidate.shape)} vs {tuple(reference.weights.shape)}")
     diff = (reference.weights.double() - candidate.double()).abs()  # (B, L, H, Tq, Tk)
-    diff = diff * reference.query_mask[:, None, None, :, None]  # padded query rows are not data
+    real_rows = reference.query_mask[:, None, None, :, None].to(diff.device)  # (B, 1, 1, Tq, 1)
+    diff = torch.where(real_rows, diff, 0.0)  # padded query rows are not data (the library may leave NaN there)
     per_head = diff.amax(dim=(0, 3, 4))  # (L, H)
     return [
         LayerResult(kind or reference.kind, layer, float(row.max()), [float(x) for x in row])

@@ -11,6 +11,7 @@ from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
 from attn_demos.adapters.recompute import PassInputs, capture_attention_inputs, recompute_weights
+from attn_demos.core.masks import positions_from_padding
 
 
 @dataclass
@@ -50,9 +51,13 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     """Tokenize a padded batch; returns (model inputs, source Side)."""
     tokenizer = loaded.preprocessor
     limit = max_length or model_max_length(loaded)
+    if loaded.is_decoder_only:
+        kwargs = {"padding_side": "left", **kwargs}  # generation continues every row at its right end
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
-    if loaded.is_encoder_decoder:
+    if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)  # generate() rejects it
+    if loaded.is_decoder_only:
+        batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (B, T) as generate() counts them
     tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())
 
@@ -72,9 +77,9 @@ def patch_grid(config) -> tuple[int, int]:
 
 
 def vision_side(loaded: LoadedModel, batch_size: int) -> Side:
-    """Labels for ViT's sequence: [CLS] then one per patch, row-major over the model's own grid."""
+    """Labels for a vision sequence: [CLS] (DeiT: and [DIST]) then one per patch, row-major over the model's own grid."""
     rows, cols = patch_grid(loaded.config)
-    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
+    tokens = list(loaded.family.prefix_tokens) + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
     return Side([tokens] * batch_size, torch.ones(batch_size, len(tokens), dtype=torch.bool))
 
 
@@ -94,17 +99,14 @@ def forward_with_attention(
     maps = _maps_from_outputs(loaded, outputs, source, target)
     recomputed = {}
     if recompute:
-        recomputed = recompute_weights(
-            model,
-            family,
-            sites,
-            captured,
-            PassInputs(
+        if family.decoder_only:  # one causal stack over the source tokens
+            pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
+        else:
+            pass_inputs = PassInputs(
                 source_mask=None if family.vision else source.mask,
                 target_mask=None if target is None else target.mask,
-            ),
-            scale_override=scale_override,
-        )
+            )
+        recomputed = recompute_weights(model, family, sites, captured, pass_inputs, scale_override=scale_override)
     return ForwardResult(outputs, maps, recomputed)
 
 
@@ -116,6 +118,8 @@ def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> di
             DECODER: _maps(DECODER, stack_layers(outputs.decoder_attentions, "decoder"), target, target),
             CROSS: _maps(CROSS, stack_layers(outputs.cross_attentions, "cross"), target, source),
         }
+    if loaded.is_decoder_only:
+        return {DECODER: _maps(DECODER, stack_layers(outputs.attentions, "decoder"), source, source)}
     kind = VISION if loaded.family.vision else ENCODER
     return {kind: _maps(kind, stack_layers(outputs.attentions, kind), source, source)}
 

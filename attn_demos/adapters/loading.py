@@ -17,11 +17,13 @@ HEADS = {
     "seq2seq": "AutoModelForSeq2SeqLM",
     "qa": "AutoModelForQuestionAnswering",
     "image": "AutoModelForImageClassification",
+    "causal_lm": "AutoModelForCausalLM",
 }
 HEAD_NEEDS = {
     "seq2seq": "an encoder-decoder (translation or summarization) model",
     "qa": "an extractive question-answering model",
     "image": "an image-classification model",
+    "causal_lm": "a decoder-only language model (GPT-2, Llama, Qwen …)",
 }
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -43,6 +45,11 @@ class LoadedModel:
     @property
     def is_encoder_decoder(self) -> bool:
         return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+    @property
+    def is_decoder_only(self) -> bool:
+        """A causal language model (GPT-2, Llama …): one self-attention stack, kind "decoder"."""
+        return self.family.decoder_only
 
 
 def load_config(source: str):
@@ -69,7 +76,7 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     config = load_config(source)
-    family = family_for(config.model_type)
+    family = family_for(config.model_type, config)
     model_class = _model_class(config, head)
     try:
         model = model_class.from_pretrained(
@@ -86,6 +93,8 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
     model.eval()
+    if family.decoder_only and preprocessor.pad_token is None:
+        preprocessor.pad_token = preprocessor.eos_token  # GPT-2 and others ship no pad token; padding is masked anyway
     return LoadedModel(source, model, preprocessor, family, type(model).__name__)
 
 

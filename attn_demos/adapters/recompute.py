@@ -10,8 +10,18 @@ from dataclasses import dataclass
 
 import torch
 
-from attn_demos.adapters.families import CROSS, DECODER, AttentionSite, Family, head_count
-from attn_demos.core.masks import decoder_mask, key_padding_mask
+from attn_demos.adapters.families import (
+    CROSS,
+    DECODER,
+    AttentionSite,
+    Family,
+    head_count,
+    key_value_heads,
+    rotary_settings,
+)
+from attn_demos.core.heads import repeat_kv_heads, rms_norm
+from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
+from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
 from attn_demos.core.torch_attention import attention, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any
@@ -118,14 +128,22 @@ def attention_terms(
 ) -> AttentionTerms:
     """The terms of one site's attention, from its captured inputs and its module's own weights.
 
+    In order: project q, k, v (separate or fused projections); per-head RMSNorm of q and k
+    (Qwen3); rotary positions (Llama family, GPT-NeoX); repeat key/value heads for grouped-query
+    attention; then the scale, bias, mask, window and soft-cap the family and config prescribe.
     `scale_override` replaces the family's scale (a control: T5 with 1/√d must not match).
     """
+    config = model.config
     query_states, key_value_states = inputs.query_states, inputs.key_value_states  # (B, Tq, D), (B, Tk, D)
-    heads = head_count(site.module, model.config)
-    w_q, w_k, w_v = (getattr(site.module, p) for p in family.projections)
-    q = split_heads(w_q(query_states), heads)  # (B, H, Tq, d)
-    k = split_heads(w_k(key_value_states), heads)  # (B, H, Tk, d)
-    v = split_heads(w_v(key_value_states), heads)  # (B, H, Tk, d_v)
+    q, k, v = _project(family, site.module, config, query_states, key_value_states)  # (B, H|H_kv, T, d)
+    if family.qk_norm:
+        eps = config.rms_norm_eps
+        q = rms_norm(q, site.module.q_norm.weight, eps, compute_dtype=torch.float32)  # (B, H, Tq, d)
+        k = rms_norm(k, site.module.k_norm.weight, eps, compute_dtype=torch.float32)  # (B, H_kv, Tk, d)
+    if family.rotary is not None:
+        q, k = _rotate(family, config, q, k, pass_inputs.position_ids)
+    k = repeat_kv_heads(k, q.shape[1])  # (B, H, Tk, d)
+    v = repeat_kv_heads(v, q.shape[1])  # (B, H, Tk, d_v)
     bias = None
     if family.position_bias is not None:
         bias = family.position_bias(model, sites, site.kind, q.shape[2], k.shape[2])  # (1, H, Tq, Tk)
@@ -133,15 +151,55 @@ def attention_terms(
         q=q,
         k=k,
         v=v,
-        scale=family.scale if scale_override is None else scale_override,
+        scale=_scale(family, config, site.layer, q.shape[-1]) if scale_override is None else scale_override,
         bias=bias,
         mask=_mask_for(site.kind, pass_inputs.source_mask, pass_inputs.target_mask),  # (B, 1, Tq|1, Tk) or None
+        softcap=None if family.softcap is None else family.softcap(config),
+        window=None if family.window is None else family.window(config, site.layer),
+        softmax_dtype=family.softmax_dtype,
     )
+
+
+def _project(family: Family, module, config, query_states, key_value_states):
+    """q (B, H, Tq, d), k and v (B, H_kv, Tk, d) from the module's own projections."""
+    if family.project is not None:
+        return family.project(module, config, query_states, key_value_states)
+    w_q, w_k, w_v = (getattr(module, p) for p in family.projections)
+    heads = head_count(module, config)
+    q = split_heads(w_q(query_states), heads)  # (B, H, Tq, d)
+    kv_heads = key_value_heads(config) if family.decoder_only else heads
+    return q, split_heads(w_k(key_value_states), kv_heads), split_heads(w_v(key_value_states), kv_heads)
+
+
+def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):
+    """Rotary positions on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
+    rotary_dim, theta = rotary_settings(config, family)
+    if position_ids is None:
+        position_ids = torch.arange(k.shape[2], device=k.device)[None]  # (1, T): what the model uses unasked
+    angles = rotary_angles(position_ids.to(k.device), inverse_frequencies(rotary_dim, theta))  # (B|1, T, r/2)
+    return apply_rotary(q, angles), apply_rotary(k, angles)
+
+
+def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:
+    return family.scale(config, layer, head_dim) if callable(family.scale) else family.scale
 
 
 def terms_weights(terms: AttentionTerms) -> torch.Tensor:
     """The attention weights (B, H, Tq, Tk) the core computes from one site's terms."""
-    _, weights = attention(terms.q, terms.k, None, mask=terms.mask, bias=terms.bias, scale=terms.scale)
+    mask = terms.mask
+    if terms.window is not None:
+        window = sliding_window_mask(terms.q.shape[2], terms.k.shape[2], terms.window, terms.q.device)  # (1, 1, Tq, Tk)
+        mask = window if mask is None else mask & window
+    _, weights = attention(
+        terms.q,
+        terms.k,
+        None,
+        mask=mask,
+        bias=terms.bias,
+        scale=terms.scale,
+        softcap=terms.softcap,
+        softmax_dtype=terms.softmax_dtype,
+    )
     return weights  # (B, H, Tq, Tk)
 
 

@@ -86,7 +86,7 @@ def model_status(task: str) -> tuple[bool, str]:
     source = model_source(task)
     try:
         config = load_config(resolve(source))
-        family_for(config.model_type)
+        family_for(config.model_type, config)
     except AttnDemosError as error:
         return False, (
             f"⚠️ This tab's model cannot be loaded: {error}. {how_to_point(task)}"

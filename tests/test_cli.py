@@ -144,15 +144,32 @@ def test_compare_table_output(capsys, checkpoints):
 def test_compare_unsupported_architecture_exits_2(capsys, tmp_path):
     import transformers
 
-    config = transformers.GPT2Config(
-        n_embd=16, n_layer=1, n_head=2, vocab_size=40, n_positions=32, bos_token_id=0, eos_token_id=0
+    config = transformers.OPTConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, vocab_size=40,
+        max_position_embeddings=32, word_embed_proj_dim=16,
     )
-    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "gpt2"))
+    transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "opt"))
     assert code == 2 and out == ""
     message = [line for line in err.splitlines() if line.startswith("attn-demos")]
-    assert len(message) == 1 and "gpt2" in message[0] and "not supported" in message[0]
+    assert len(message) == 1 and "opt" in message[0] and "not supported" in message[0]
     assert "Traceback" not in err
+
+
+def test_compare_unsupported_rotary_type_exits_2(capsys, tmp_path):
+    """A Llama whose config asks for llama3 rotary scaling: refused, not approximated by plain rotary."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32, vocab_size=40,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "llama3")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "llama3"))
+    assert code == 2 and out == ""
+    message = [line for line in err.splitlines() if line.startswith("attn-demos")]
+    assert len(message) == 1 and "'llama3'" in message[0] and "not supported" in message[0], err
 
 
 def test_compare_missing_model_folder_exits_2(capsys, tmp_path):

@@ -10,12 +10,19 @@ import torch
 from attn_demos.adapters.extract import (
     ForwardResult,
     Side,
+    causal_teacher_forced,
     forward_with_attention,
     teacher_forced_inputs,
     tokenize,
     vision_side,
 )
-from attn_demos.adapters.generation import GenerationResult, generate_with_attention
+from attn_demos.adapters.families import DECODER
+from attn_demos.adapters.generation import (
+    CausalGenerationResult,
+    GenerationResult,
+    generate_causal_with_attention,
+    generate_with_attention,
+)
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
 
@@ -102,9 +109,14 @@ def compare_text_model(
     scale_override: float | None = None,
 ) -> ComparisonReport:
     """Encoders: one padded forward pass. Encoder-decoders: generate (beam search), then a
-    teacher-forced pass over the output, recomputed, and checked against the gathered steps."""
+    teacher-forced pass over the output, recomputed, and checked against the gathered steps.
+    Decoder-only models: the prompt's forward pass, then greedy and beam generation, each checked
+    like an encoder-decoder's."""
     report = ComparisonReport(loaded.source, loaded.architecture, tolerance)
     inputs, source = tokenize(loaded, texts)
+    if loaded.is_decoder_only:
+        report.results = compare_causal(loaded, inputs, source, num_beams, max_new_tokens, scale_override)
+        return report
     if not loaded.is_encoder_decoder:
         report.results = report_forward(forward_with_attention(loaded, inputs, source, scale_override=scale_override))
         return report
@@ -118,6 +130,44 @@ def compare_text_model(
     )
     report.results = report_forward(forced) + report_generation(generated, forced)
     return report
+
+
+def report_causal_generation(generated: CausalGenerationResult, forced: ForwardResult) -> list[LayerResult]:
+    """Decoder-only: attention gathered from generate() vs a teacher-forced pass over the final sequence."""
+    return layer_errors(forced.maps[DECODER], generated.maps[DECODER].weights, kind=f"{DECODER} (generate)")
+
+
+def generate_and_force(loaded: LoadedModel, inputs: dict, num_beams: int, max_new_tokens: int, scale_override=None):
+    """Decoder-only: generate, then the recomputed teacher-forced pass over prompt + output.
+    Returns (CausalGenerationResult, ForwardResult)."""
+    generated = generate_causal_with_attention(loaded, inputs, num_beams=num_beams, max_new_tokens=max_new_tokens)
+    forced_inputs = causal_teacher_forced(inputs, generated.sequences)
+    forced = forward_with_attention(loaded, forced_inputs, generated.side, scale_override=scale_override)
+    return generated, forced
+
+
+def compare_causal(
+    loaded: LoadedModel, inputs: dict, source: Side, num_beams: int, max_new_tokens: int, scale_override=None
+) -> list[LayerResult]:
+    """The prompt's forward pass, then greedy and (num_beams > 1) beam generation, each recomputed."""
+    results = report_forward(forward_with_attention(loaded, inputs, source, scale_override=scale_override))
+    for beams in sorted({1, num_beams}):
+        generated, forced = generate_and_force(loaded, inputs, beams, max_new_tokens, scale_override)
+        results += report_forward(forced) + report_causal_generation(generated, forced)
+    return _worst_per_layer(results)
+
+
+def _worst_per_layer(results: list[LayerResult]) -> list[LayerResult]:
+    """One result per (kind, layer): the worst of each head over several passes."""
+    merged: dict[tuple[str, int], LayerResult] = {}
+    for r in results:
+        old = merged.get((r.kind, r.layer))
+        if old is None:
+            merged[r.kind, r.layer] = LayerResult(r.kind, r.layer, r.max_abs_err, list(r.heads))
+        else:
+            old.heads = [max(a, b) for a, b in zip(old.heads, r.heads)]
+            old.max_abs_err = max(old.max_abs_err, r.max_abs_err)
+    return list(merged.values())
 
 
 def compare_vision_model(

@@ -25,10 +25,15 @@ class Side:
     tokens: list[list[str]]
     mask: torch.Tensor  # (B, T) bool
     produced: list[list[str]] | None = None
+    query_real: torch.Tensor | None = None  # (B, T) bool: rows that are data, when fewer than `mask` (after an EOS)
 
     @property
     def query_tokens(self) -> list[list[str]]:
         return self.produced if self.produced is not None else self.tokens
+
+    @property
+    def query_mask(self) -> torch.Tensor:
+        return self.mask if self.query_real is None else self.query_real
 
 
 @dataclass
@@ -126,7 +131,7 @@ def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> di
 
 def _maps(kind: str, weights: torch.Tensor, query: Side, key: Side) -> AttentionMaps:
     """weights: (B, L, H, Tq, Tk)."""
-    return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.mask, key.mask)
+    return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.query_mask, key.mask)
 
 
 def teacher_forced_inputs(model_inputs: dict, sequences: torch.Tensor) -> dict:
@@ -144,3 +149,13 @@ def target_side(loaded: LoadedModel, sequences: torch.Tensor) -> Side:
     inputs = [token_labels(tokenizer, ids) for ids in sequences[:, :-1].tolist()]
     produced = [token_labels(tokenizer, ids) for ids in produced_ids.tolist()]
     return Side(inputs, ~after_eos, produced)
+
+
+def causal_teacher_forced(model_inputs: dict, sequences: torch.Tensor) -> dict:
+    """Decoder-only inputs for re-running generated sequences (B, P+N) as generate() ran them:
+    sequences[:, :-1], the prompt's padding then ones, and positions counting real tokens."""
+    prompt_mask = model_inputs["attention_mask"]  # (B, P)
+    batch, prompt_length = prompt_mask.shape
+    new = sequences.shape[1] - 1 - prompt_length
+    mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, new)], dim=1)  # (B, P+N-1)
+    return {"input_ids": sequences[:, :-1], "attention_mask": mask, "position_ids": positions_from_padding(mask)}

@@ -242,7 +242,9 @@ DISTILBERT = Family("distilbert", ("q_lin", "k_lin", "v_lin"))
 BART = Family("bart", ("q_proj", "k_proj", "v_proj"))
 T5 = Family("t5", ("q", "k", "v"), scale=1.0, position_bias=t5_position_bias)
 VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True)
-DEIT = Family("deit", ("q_proj", "k_proj", "v_proj"), vision=True, prefix_tokens=("[CLS]", "[DIST]"))
+DEIT = Family(
+    "deit", ("q_proj", "k_proj", "v_proj"), vision=True, prefix_tokens=("[CLS]", "[DIST]"), softmax_dtype=torch.float32
+)
 ALBERT = Family("albert", ("query", "key", "value"), shared_layers=True)
 
 GPT2 = Family("gpt2", ("c_attn",), project=gpt2_project, scale=gpt2_scale, decoder_only=True, check=check_gpt2)

@@ -14,6 +14,7 @@ TASK_HEADS = {
     "answer": "qa",
     "summarize": "seq2seq",
     "classify_image": "image",
+    "generate": "causal_lm",
 }
 DEFAULT_MODELS = {
     "explore": "embedded:all-MiniLM-L6-v2",
@@ -21,6 +22,7 @@ DEFAULT_MODELS = {
     "answer": "distilbert/distilbert-base-cased-distilled-squad",
     "summarize": "sshleifer/distilbart-cnn-6-6",
     "classify_image": "google/vit-base-patch16-224",
+    "generate": "HuggingFaceTB/SmolLM2-135M-Instruct",
 }
 ENV_VARS = {task: f"ATTN_DEMOS_{task.upper()}_MODEL" for task in TASK_HEADS}
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"

@@ -56,7 +56,8 @@ class ComparisonReport:
         """kind -> worst error over its layers."""
         worst: dict[str, float] = {}
         for r in self.results:
-            worst[r.kind] = max(worst.get(r.kind, 0.0), r.max_abs_err)
+            old = worst.get(r.kind, 0.0)
+            worst[r.kind] = r.max_abs_err if r.max_abs_err != r.max_abs_err else max(old, r.max_abs_err)  # NaN stays NaN
         return worst
 
     def to_dict(self) -> dict:

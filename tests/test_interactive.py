@@ -33,6 +33,7 @@ from attn_demos.render.interactive import (
 from attn_demos.render.interactive.embed import display_label, fixed_point, from_fixed_point
 from attn_demos.render.interactive.head_view import MAX_BYTES
 
+HALF_THOUSANDTH = 5e-4 + 1e-7  # the head view's rounding to 3 places, done in float32
 PACKAGE = Path(__file__).resolve().parents[1] / "attn_demos" / "render" / "interactive"
 HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "a&b", "'quoted'", "</div>"]
 
@@ -192,7 +193,8 @@ def test_small_head_view_embeds_every_weight_to_three_places():
     view = head_view_html(weights, [f"d{i}" for i in range(5)], [f"e{i}" for i in range(6)], layer=1)
     payload = read_payload(view)
     assert payload["min_weight"] == 0.0 and payload["cross"] is True and payload["layer"] == 1
-    np.testing.assert_allclose(dense_from_head_view(payload), np.round(weights, 3), atol=1e-12)
+    np.testing.assert_allclose(dense_from_head_view(payload), weights, rtol=0, atol=HALF_THOUSANDTH)
+    assert not np.allclose(dense_from_head_view(payload), np.round(weights, 2), rtol=0, atol=HALF_THOUSANDTH)  # control
     assert payload["colours"][:3] == ["#4477AA", "#EE6677", "#228833"]
 
 
@@ -206,8 +208,11 @@ def test_head_view_at_128_tokens_6_layers_12_heads_stays_within_2_mb():
     assert size <= MAX_BYTES == 2_000_000
     floor = payload["min_weight"]
     assert floor == 0.01
-    kept = np.where(np.round(weights, 3) >= floor, np.round(weights, 3), 0.0)
-    np.testing.assert_allclose(dense_from_head_view(payload), kept, atol=1e-12)
+    dense = dense_from_head_view(payload)
+    sent = dense > 0
+    np.testing.assert_allclose(dense[sent], weights[sent], rtol=0, atol=HALF_THOUSANDTH)
+    assert (weights[~sent] < floor + HALF_THOUSANDTH).all() and (weights[sent] > floor - HALF_THOUSANDTH).all()
+    assert (dense[sent] >= floor).all()
 
 
 def test_head_view_raises_its_threshold_until_it_fits_and_says_so():
@@ -226,6 +231,8 @@ def test_head_view_raises_its_threshold_until_it_fits_and_says_so():
 def test_head_view_rejects_bad_input():
     with pytest.raises(ValueError, match="layers, heads, Tq, Tk"):
         head_view_html(np.zeros((3, 3)), ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        head_view_html(np.full((1, 1, 2, 2), 2.0), ["a", "b"])
     with pytest.raises(ValueError, match="layer 2 is outside 0..0"):
         head_view_html(np.zeros((1, 1, 2, 2)), ["a", "b"], layer=2)
 

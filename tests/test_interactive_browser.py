@@ -37,12 +37,18 @@ WAIT_MS = 30_000
 TOKENS = ["[CLS]", "the", "animal", "didn", "'", "t", "cross", "the ", "street", "because", "it", "was", "too",
           "tired", ".", "[SEP]"]  # "the " keeps every label unique, so a tooltip names its cell
 LONG = 1000
+SOURCE = ["▁The", "▁cat", "▁slept", ".", "</s>"]  # encoder tokens (keys of cross-attention)
+TARGET = ["<pad>", "▁Die", "▁Katze", "▁schlief", "."]  # decoder tokens (queries)
 SEED_WEIGHTS = np.array([[0.359543, 0.640457]])  # the seed tutorial with q = [0, 1, 1]
 XSS = ['<img src=x onerror="window.__attnXss=1">', "<script>window.__attnXss=2</script>", "ok"]
 
 
 def _weights() -> np.ndarray:
     return random_attention(np.random.default_rng(11), 3, 4, len(TOKENS), len(TOKENS))  # (L, H, T, T)
+
+
+def _cross() -> np.ndarray:
+    return random_attention(np.random.default_rng(14), 2, 3, len(TARGET), len(SOURCE))  # (L, H, T_decoder, T_encoder)
 
 
 def _terms() -> dict:
@@ -55,6 +61,7 @@ def _build_app():
     weights = _weights()
     long_matrix = random_attention(np.random.default_rng(13), LONG, LONG, sharpness=3.0)
     long_labels = [f"w{i}" for i in range(LONG)]
+    cross = _cross()
     clicks = {"n": 0}
 
     def on_pick(text):
@@ -83,6 +90,12 @@ def _build_app():
         gr.HTML(heatmap_html(SEED_WEIGHTS, ["q"], ["k0", "k1"], "Basics: weights")
                 + numbers_table_html(SEED_WEIGHTS, ["q"], ["k0", "k1"], decimals=6), elem_id="views-basics")
         gr.HTML(heatmap_html(np.eye(3), XSS, XSS, XSS[0]) + head_view_html(np.ones((1, 1, 3, 3)) / 3, XSS), elem_id="views-xss")
+        gr.HTML(head_view_html(cross, TARGET, SOURCE, title="cross-attention", layer=1), elem_id="views-cross")
+        with gr.Tabs():
+            with gr.Tab("first"):
+                gr.Markdown("a view in the second tab is drawn when the tab opens")
+            with gr.Tab("second"):
+                gr.HTML(heatmap_html(weights[1, 2], TOKENS, TOKENS, "in a tab"), elem_id="views-tab")
         pick.change(on_pick, pick, [picked, heatmap])
     del grid
     return demo, weights, long_matrix
@@ -114,7 +127,7 @@ def _open(app, width: int = 1280):
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(app["url"], wait_until="load")
-    for name in ("grid", "heatmap", "head", "neuron", "long", "xss"):
+    for name in ("grid", "heatmap", "head", "neuron", "long", "xss", "cross"):
         page.locator(f"#views-{name} .attn-view.attn-ready").first.wait_for(timeout=WAIT_MS)
     page.errors = errors
     return page
@@ -231,6 +244,30 @@ def test_head_view_hover_shows_only_that_tokens_lines(page, app):
     page.mouse.move(0, 0)
     assert _lines(page) == _expected_lines(weights, 2, all_heads)
     _shot(page.locator("#views-head"), "head")
+    page.locator("#views-head .attn-check input").check()  # no lines from or to [CLS] / [SEP]
+    inner = np.round(weights[2][:, 1:-1, 1:-1], 3) >= 0.001
+    assert _lines(page) == int(inner.sum())
+    page.locator("#views-head .attn-check input").uncheck()
+
+
+def test_cross_attention_head_view_hover_on_a_key(page):
+    cross = _cross()
+    root = page.locator("#views-cross .attn-view")
+    assert int(root.get_attribute("data-visible-lines")) == int((np.round(cross[1], 3) >= 0.001).sum())
+    assert root.locator(".attn-hv-left .attn-hv-tok").count() == 5 and root.locator(".attn-hv-right .attn-hv-tok").count() == 5
+    root.locator('.attn-hv-right .attn-hv-tok[data-i="1"]').hover()  # "▁cat": only lines into it
+    assert int(root.get_attribute("data-visible-lines")) == int((np.round(cross[1][:, :, 1], 3) >= 0.001).sum())
+    _shot(page.locator("#views-cross"), "head-cross")
+    page.mouse.move(0, 0)
+
+
+def test_a_view_in_a_hidden_tab_is_drawn_when_the_tab_opens(page):
+    page.get_by_role("tab", name="second").click()
+    root = page.locator("#views-tab .attn-view.attn-ready")
+    root.wait_for(timeout=WAIT_MS)
+    canvas = root.locator("canvas.attn-hm-canvas")
+    canvas.wait_for(timeout=WAIT_MS)
+    assert canvas.bounding_box()["width"] > 200
 
 
 def test_neuron_view_softmax_equals_the_given_weights(page):

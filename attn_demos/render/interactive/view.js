@@ -584,17 +584,21 @@
     var CELL = Math.max(2, Math.min(10, Math.floor(256 / d)));
 
     function strip(values, offset, colours, max, kind, row) {
+      // one pixel per component, widened by CSS (image-rendering: pixelated)
       var canvas = el("canvas", "attn-strip");
-      canvas.width = d * CELL;
-      canvas.height = 14;
+      canvas.width = d;
+      canvas.height = 1;
+      canvas.style.width = d * CELL + "px";
+      canvas.style.height = "14px";
       canvas.setAttribute("data-kind", kind);
       canvas.setAttribute("data-row", row);
-      var ctx = canvas.getContext("2d");
+      var ctx = canvas.getContext("2d"), image = ctx.createImageData(d, 1), data = image.data;
       for (var i = 0; i < d; i++) {
         var lv = level(values[offset + i], -max, max);
-        ctx.fillStyle = lv < 0 ? "#ccc" : colours.css[lv];
-        ctx.fillRect(i * CELL, 0, CELL, 14);
+        for (var c = 0; c < 3; c++) data[4 * i + c] = lv < 0 ? 204 : colours.bytes[3 * lv + c];
+        data[4 * i + 3] = 255;
       }
+      ctx.putImageData(image, 0, 0);
       return canvas;
     }
 
@@ -626,8 +630,7 @@
       columns.forEach(function (c) {
         var td;
         if (c[0] === "key") td = el("td", "attn-nv-key", p.keys[j]);
-        else if (c[0] === "k") { td = el("td"); td.appendChild(strip(k, j * d, vcol, p.vmax, "k", j)); }
-        else if (c[1] === null) { td = el("td"); td.appendChild(strip(prod, j * d, pcol, p.pmax, "p", j)); }
+        else if (c[0] === "k" || c[1] === null) { td = el("td", "attn-nv-strip"); td.style.width = d * CELL + "px"; }
         else {
           var v = value(c[1], j);
           var digits = c[1] === "softmax" || c[1] === "reference" ? 6 : 4;
@@ -639,6 +642,25 @@
       table.appendChild(tr);
     }
     scroller.appendChild(table);
+    function fillStrips(tr) {
+      // the k and product cells of one row, drawn when the row first comes into view
+      if (tr.__attnDrawn) return;
+      tr.__attnDrawn = true;
+      var j = +tr.getAttribute("data-key"), cells = tr.querySelectorAll("td.attn-nv-strip");
+      cells[0].appendChild(strip(k, j * d, vcol, p.vmax, "k", j));
+      cells[1].appendChild(strip(prod, j * d, pcol, p.pmax, "p", j));
+    }
+    var rowsOfTable = table.querySelectorAll(".attn-nv-row");
+    if (window.IntersectionObserver && nk > 60) {
+      var seen = new IntersectionObserver(function (entries) {
+        entries.forEach(function (entry) {
+          if (entry.isIntersecting) { fillStrips(entry.target); seen.unobserve(entry.target); }
+        });
+      }, { root: scroller, rootMargin: "300px" });
+      rowsOfTable.forEach(function (tr) { seen.observe(tr); });
+    } else {
+      rowsOfTable.forEach(fillStrips);
+    }
     live.appendChild(scroller);
 
     function explain(j) {

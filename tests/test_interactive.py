@@ -143,6 +143,12 @@ def test_heatmap_embeds_the_matrix_rounded_to_four_places(rng=np.random.default_
     assert '<div class="attn-title">layer 1, head 2</div>' in view
 
 
+def test_heatmap_can_send_six_places():
+    matrix = np.array([[0.1234567, 0.8765433]])
+    payload = read_payload(heatmap_html(matrix, ["q"], ["a", "b"], decimals=6))
+    assert payload["m"] == [123457, 876543] and payload["decimals"] == 6
+
+
 def test_heatmap_rejects_bad_input_in_one_line():
     with pytest.raises(ValueError, match="non-empty"):
         heatmap_html(np.zeros((0, 3)), [], ["a", "b", "c"])

@@ -5,7 +5,8 @@ the browser with no server round trip; only a click that selects something is se
 
 Views (each returns a str for a gr.HTML value):
     heatmap_html(matrix (Tq, Tk), query_labels, key_labels, title="", chosen_query=None,
-                 marked_rows=None, target_id=None, scale=None, value_label="attention weight")
+                 marked_rows=None, target_id=None, scale=None, value_label="attention weight",
+                 decimals=4)
     head_view_html(weights (L, H, Tq, Tk), query_labels, key_labels=None, title="", layer=0,
                    layer_labels=None, target_id=None, max_bytes=2_000_000)
     head_grid_html(weights (L, H, Tq, Tk), shown=(layer, head) or None, title="", target_id=None,
@@ -26,7 +27,7 @@ Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
     a new fragment to update it.
  3. Receive clicks (grid cell, heatmap row, head-view query token): give the view
     target_id="explore-pick" and add a hidden textbox with that elem_id,
-        pick = gr.Textbox(elem_id="explore-pick", visible="hidden")   # in the DOM, not shown
+        pick = gr.Textbox(elem_id="explore-pick", visible="hidden")   # Gradio 6: in the DOM, not shown
         pick.change(on_pick, inputs=[pick, ...], outputs=[...])
     A click writes JSON into the textbox and dispatches "input"; Gradio then fires .change
     (.input does not fire: Gradio's Textbox raises it from key events only). Every click carries
@@ -35,12 +36,18 @@ Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
                                | {"view": "heatmap", "query": 7, "token": "it"}
                                | {"view": "head", "query": 7, "token": "it"}
                                | None (empty or malformed)
-    Indices are positions in the matrix given (layer/head: 0-based positions in `weights`).
-    In the page the same detail is a bubbling CustomEvent "attn-select" on the view's root.
+    Indices are positions in the matrix given (layer/head: 0-based positions in `weights`;
+    layer_labels only change what is shown); "token" is the shown label, use the index. Several
+    views may share one textbox: "view" tells them apart. In the page the same detail is a
+    bubbling CustomEvent "attn-select" on the view's root. The textbox's .change becomes an API
+    endpoint like any other event: give it an api_name or hide it as the app does elsewhere.
  4. Test hooks: a view's root is `[data-attn-view=kind]`, gets class "attn-ready" once drawn; the
     head view keeps `data-visible-lines`; grid cells are `button.attn-cell[data-layer][data-head]`;
-    neuron table cells carry `data-value` (td.attn-softmax, td.attn-reference); the heatmap's
-    tooltip is `.attn-tooltip` (one per page).
+    neuron table cells carry `data-value` (td.attn-softmax, td.attn-reference); the heatmap keeps
+    `data-shown-rows` / `data-shown-cols` and draws on `canvas.attn-hm-canvas`; the tooltip is
+    `.attn-tooltip` (one per page). "Hide special tokens" ([CLS], [SEP], <s>, </s>, <pad>, ... as
+    attn_demos.core.pooling.is_special says) removes rows/columns (heatmap) or lines (head view)
+    in the browser; weights are NOT renormalised, the heatmap's colour scale is refitted.
 
 Numbers travel rounded (stated per view: heatmap 4 places, head view 3 places, grid 2, neuron
 vectors 4 and its weights 9) as fixed-point integers (embed.fixed_point); labels are escaped.

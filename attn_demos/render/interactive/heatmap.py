@@ -30,6 +30,7 @@ def heatmap_html(
     target_id: str | None = None,
     scale: ColourScale | None = None,
     value_label: str = "attention weight",
+    decimals: int = DECIMALS,
 ) -> str:
     """matrix (Tq, Tk) -> an interactive heatmap (HTML fragment for gr.HTML).
 
@@ -38,8 +39,11 @@ def heatmap_html(
     {"view": "heatmap", "query": i, "token": label} (see the package docstring). "Hide special
     tokens" removes their rows and columns in the browser and does NOT renormalise the remaining
     weights (the view says so); the colour scale is refitted to the cells still shown.
-    scale: default 0 (or the minimum, if negative) to the maximum, viridis.
+    scale: default 0 (or the minimum, if negative) to the maximum, viridis. decimals: places the
+    values are sent with (the tooltip shows SHOWN_DECIMALS; 6 lets a test compare to 1e-6).
     """
+    if not 0 <= decimals <= 9:
+        raise ValueError(f"decimals must be 0..9, got {decimals}")
     matrix = np.asarray(matrix, dtype=np.float64)  # (Tq, Tk)
     if matrix.ndim != 2 or 0 in matrix.shape:
         raise ValueError(f"heatmap needs a non-empty (queries, keys) matrix, got shape {matrix.shape}")
@@ -60,9 +64,9 @@ def heatmap_html(
         "k": keys,
         "qs": query_special,
         "ks": key_special,
-        "decimals": DECIMALS,
+        "decimals": decimals,
         "shown": SHOWN_DECIMALS,
-        "m": fixed_point(matrix, DECIMALS),  # row-major (Tq·Tk,)
+        "m": fixed_point(matrix, decimals),  # row-major (Tq·Tk,)
         "chosen": None if chosen_query is None else int(chosen_query),
         "marked": marked,
         "cell": default_cell(tq, tk),

@@ -122,11 +122,11 @@ def app():
         demo.close()
 
 
-def _open(app, width: int = 1280):
+def _open(app, width: int = 1280, query: str = ""):
     page = app["browser"].new_page(viewport={"width": width, "height": 1000})
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(app["url"], wait_until="load")
+    page.goto(app["url"] + query, wait_until="load")
     for name in ("grid", "heatmap", "head", "neuron", "long", "xss", "cross"):
         page.locator(f"#views-{name} .attn-view.attn-ready").first.wait_for(timeout=WAIT_MS)
     page.errors = errors
@@ -328,5 +328,18 @@ def test_narrow_viewport(app):
     for name in ("heatmap", "head", "grid", "neuron"):
         assert page.locator(f"#views-{name}").bounding_box()["width"] <= 420
     page.screenshot(path=str(SCREENSHOTS / "views-narrow-420.png"), full_page=True)
+    assert page.errors == []
+    page.close()
+
+
+def test_dark_theme_keeps_shaded_tokens_and_controls_readable(app):
+    page = _open(app, query="?__theme=dark")
+    assert page.evaluate("getComputedStyle(document.body).color") != "rgb(17, 17, 17)"  # control: the theme is dark
+    colours = page.eval_on_selector_all("#views-answer .attn-token", "ts => ts.map(t => getComputedStyle(t).color)")
+    assert colours and set(colours) == {"rgb(17, 17, 17)"}
+    select = page.locator("#views-heatmap .attn-controls select")
+    assert select.evaluate("s => getComputedStyle(s).color") == "rgb(17, 17, 17)"
+    page.locator("#views-answer").screenshot(path=str(SCREENSHOTS / "views-dark-answer.png"))
+    page.locator("#views-head").screenshot(path=str(SCREENSHOTS / "views-dark-head.png"))
     assert page.errors == []
     page.close()

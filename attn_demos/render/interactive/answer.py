@@ -10,7 +10,7 @@ import numpy as np
 from attn_demos.render.interactive.scale import ColourScale, legend_html
 from attn_demos.render.tokens import display_pieces
 
-SHADES = ColourScale(cmap="Oranges", low=0.0, high=0.75)  # light part only: dark text stays readable
+SHADES = ColourScale(cmap="Oranges", low=0.0, high=0.75)  # light part only: dark text (#111, also in dark mode) stays readable
 OUTLINE = "2px solid #1d4ed8"
 
 
@@ -42,7 +42,7 @@ def answer_span_html(tokens: list[str], scores, answer_start: int, answer_end: i
         parts.append(
             f'<span class="attn-token" dir="auto" data-index="{index}" data-score="{exact}"'
             f' title="{html.escape(token, quote=True)}: {float(scores[index]):.4f}"'
-            f' style="background-color: {colours[index]}; border-radius: 3px; padding: 0 1px;">{html.escape(text)}</span>'
+            f' style="background-color: {colours[index]}; color: #111; border-radius: 3px; padding: 0 1px;">{html.escape(text)}</span>'
         )
         if index == answer_end:
             parts.append("</span>")

@@ -1,8 +1,8 @@
 """The shared script and style of every interactive view, to be put on the page once.
 
 INTERACTIVE_HEAD is passed to Gradio 6 as `demo.launch(head=INTERACTIVE_HEAD)` (Gradio 6 moved
-`head` from gr.Blocks(...) to launch()); `gr.HTML(..., head=INTERACTIVE_HEAD)` works as well (Gradio
-runs an inline head script once per page, deduplicated by its text).
+`head` from gr.Blocks(...) to launch()). `gr.HTML(..., head=INTERACTIVE_HEAD)` works as well (checked:
+two such components may both insert it; the script ignores its second run).
 """
 
 from __future__ import annotations

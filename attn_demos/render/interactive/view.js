@@ -194,8 +194,8 @@
       scroller.style.maxHeight = (MAX_VIEW_HEIGHT + 20) + "px";
       root.setAttribute("data-shown-rows", state.rows.length);
       root.setAttribute("data-shown-cols", state.cols.length);
-      var hidden = nq - state.rows.length + nk - state.cols.length;
-      note.textContent = (state.hide ? hidden + " special tokens hidden; weights not renormalised, colours refitted. " : "") +
+      var hidden = (nq - state.rows.length) + " rows and " + (nk - state.cols.length) + " columns of special tokens hidden";
+      note.textContent = (state.hide ? hidden + "; weights not renormalised, colours refitted. " : "") +
         (state.selected !== null && state.selected !== undefined ? "\u25b6 selected query: " + p.q[state.selected] : "click a row to select its query");
       draw();
     }

@@ -375,7 +375,8 @@ def test_concurrent_questions_and_explorer_requests_on_shared_models(checkpoints
         try:
             if i % 3 == 0:
                 result = answer("where did the cat sit ?", long_context, source=distilbert)
-                assert len(result.tokens) == 128 and result.question_index == [1, 2, 3, 4, 5, 6]
+                assert len(result.tokens) <= 128 and result.question_index == [1, 2, 3, 4, 5, 6]
+                assert result.windows > 1 and result.view().verified
             elif i % 3 == 1:
                 assert len(explore(long_context, source=bert).tokens) == 128
             else:

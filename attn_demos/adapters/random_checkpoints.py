@@ -13,6 +13,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
+from attn_demos.adapters.tokenizer_training import align_special_ids, build_tokenizer
+
 BASE_WORDS = (
     ". , ? ! ' - the a an of to in and is was it that he she they we you i on for with as at by from "
     "this be are not or his her their what which who when where how why cat dog sat mat house water "
@@ -106,10 +108,12 @@ def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts
     """Build a random-weight model of `family`, save it with its tokenizer/processor, return the folder."""
     folder = Path(folder)
     torch.manual_seed(seed)
-    seq2seq = family in ("bart", "marian", "t5")
-    tokenizer = None if family == "vit" else word_level_tokenizer(vocabulary(list(extra_texts)), seq2seq)
+    # A tokenizer of the family's real kind, trained on BASE_WORDS and the extra texts (None for images).
+    tokenizer = build_tokenizer(family, [" ".join(BASE_WORDS), *extra_texts], folder)
     if config is None:
         config = tiny_config(family, vocab_size=len(tokenizer) if tokenizer is not None else 0)
+        if tokenizer is not None:
+            align_special_ids(config, tokenizer)
     config.attn_demos_random_weights = True
     model = getattr(transformers, MODEL_CLASSES[family])(config).eval()
     model.save_pretrained(folder, safe_serialization=True)

@@ -3,8 +3,8 @@ over the context and [CLS] only, overlapping windows for long contexts.
 
 Answers are made predictable with "pointing" checkpoints: a copy of a real or random model whose
 residual branches are zeroed (each layer's output is then the layer norm of its input, so a token's
-final state is set by its own embedding) and whose start/end embeddings of two chosen token ids carry
-a spike that the QA head reads. The attention itself is untouched and still checked.
+final state is set by its own embeddings) and whose embeddings of two chosen token ids (or of two
+positions) carry a spike that the QA head reads. The attention itself is untouched and still checked.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ READ_GAIN = 8.0  # QA head weight on that dimension
 ZEROED = ("attention.out_lin", "ffn.lin2", "attention.output.dense", ".output.dense")  # residual branches
 
 
-def pointing_checkpoint(source, folder, start_id: int, end_id: int):
-    """Copy `source` to `folder` as a QA model whose best span starts at token `start_id` and ends at
-    `end_id` wherever they occur (each must occur once in the context)."""
+def pointing_checkpoint(source, folder, start: int, end: int, table: str = "word"):
+    """Copy `source` to `folder` as a QA model whose best span starts at `start` and ends at `end`:
+    token ids (table="word", each must occur once in the context) or positions (table="position")."""
     model = AutoModelForQuestionAnswering.from_pretrained(source)
     base = model.base_model
     norms = [m for m in base.modules() if isinstance(m, torch.nn.LayerNorm)]
@@ -38,10 +38,10 @@ def pointing_checkpoint(source, folder, start_id: int, end_id: int):
             if isinstance(module, torch.nn.Linear) and name.endswith(ZEROED):
                 module.weight.zero_()
                 module.bias.zero_()
-        embeddings = base.get_input_embeddings().weight  # (V, D)
-        embeddings[:, [start_dim, end_dim]] = 0.0
-        embeddings[start_id, start_dim] = SPIKE
-        embeddings[end_id, end_dim] = SPIKE
+        embeddings = (base.get_input_embeddings() if table == "word" else base.embeddings.position_embeddings).weight
+        embeddings[:, [start_dim, end_dim]] = 0.0  # (V or positions, D)
+        embeddings[start, start_dim] = SPIKE
+        embeddings[end, end_dim] = SPIKE
         model.qa_outputs.weight.zero_()
         model.qa_outputs.bias.zero_()
         model.qa_outputs.weight[0, start_dim] = READ_GAIN * sign[start_dim]
@@ -49,6 +49,12 @@ def pointing_checkpoint(source, folder, start_id: int, end_id: int):
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(source).save_pretrained(folder)
     return folder
+
+
+def positions_at(tokenizer, question: str, context: str, start_char: int, end_char: int) -> tuple[int, int]:
+    """Positions, in the (question, context) input, of the tokens covering context[start_char:end_char]."""
+    encoding = tokenizer(question, context)
+    return encoding.char_to_token(start_char, sequence_index=1), encoding.char_to_token(end_char - 1, sequence_index=1)
 
 
 def ids_at(tokenizer, text: str, start_char: int, end_char: int) -> tuple[int, int]:
@@ -74,9 +80,10 @@ def sources(checkpoints, minilm_path):
 def test_answer_is_the_contexts_own_characters(sources, tmp_path, model, expected):
     tokenizer = AutoTokenizer.from_pretrained(sources[model])
     begin = CONTEXT.index(expected)
-    start_id, end_id = ids_at(tokenizer, CONTEXT, begin, begin + len(expected))
-    folder = pointing_checkpoint(sources[model], tmp_path / model, start_id, end_id)
+    start, end = positions_at(tokenizer, "What is it?", CONTEXT, begin, begin + len(expected))
+    folder = pointing_checkpoint(sources[model], tmp_path / model, start, end, table="position")
     result = answer("What is it?", CONTEXT, source=str(folder))
+    assert result.span == (start, end)
     assert result.answer == expected
     assert result.score > 0.99  # the spike dominates both softmaxes
     assert result.view().verified and result.view(1, 2).verified

@@ -57,6 +57,7 @@ WORDPIECE_VOCAB = 700
 BYTE_BPE_VOCAB = 700  # 256 byte symbols + merges + specials
 UNIGRAM_VOCAB = 500  # a ceiling: SentencePiece stops earlier on a small corpus (hard_vocab_limit off)
 LLAMA_VOCAB = 700  # includes the 256 <0xNN> byte-fallback pieces
+WORDPIECE_CONTINUE = "##"
 T5_EXTRA_IDS = 8  # sentinel tokens <extra_id_0> … (real T5 has 100)
 # Letters users type that the example texts lack: every printable ASCII character and common
 # accented ones, so "café" or "über" tokenize without <unk> where the scheme has no byte fallback.
@@ -94,15 +95,31 @@ def align_special_ids(config, tokenizer) -> None:
 
 
 def _train_wordpiece(lines: list[str], folder: Path):
+    """A lowercased WordPiece vocabulary (word starts, "##" continuations, every character in both
+    forms so nothing seen is [UNK]), learned by BPE merges over BERT's own word split.
+
+    tokenizers' WordPieceTrainer breaks ties in a different order in each process (measured: three
+    runs, three vocabularies); its BpeTrainer with a "▁" word-start marker gives the same merges
+    every time, and the marker tells word starts from continuations."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend = Tokenizer(models.BPE(unk_token="[UNK]"))
+    backend.normalizer = normalizer
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.BertPreTokenizer(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    backend.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=WORDPIECE_VOCAB, show_progress=False))
+    characters = sorted({ch for line in lines for ch in normalizer.normalize_str(line) if not ch.isspace()})
+    pieces = []
+    for piece, _ in sorted(backend.get_vocab().items(), key=lambda item: item[1]):
+        text = piece.removeprefix("▁")
+        if text:
+            pieces.append(text if piece.startswith("▁") else WORDPIECE_CONTINUE + text)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=WORDPIECE_VOCAB, special_tokens=specials, show_progress=False)
-    backend.train_from_iterator(lines, trainer)
-    return transformers.BertTokenizer(vocab=backend.get_vocab(), do_lower_case=True, model_max_length=TOKEN_LIMIT)
+    ordered = dict.fromkeys(specials + characters + [WORDPIECE_CONTINUE + ch for ch in characters] + pieces)
+    vocab = {piece: i for i, piece in enumerate(ordered)}
+    return transformers.BertTokenizer(vocab=vocab, do_lower_case=True, model_max_length=TOKEN_LIMIT)
 
 
 def _train_byte_bpe(lines: list[str], specials: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -105,7 +105,7 @@ def test_question_answering_span_and_context_scores(checkpoints):
     start, end = result.span
     assert start in result.context_index and end in result.context_index and start <= end
     assert result.answer  # a tiny model still picks some span of the context
-    assert all(word in context.lower() for word in result.answer.split())
+    assert result.answer in context  # the context's own characters, case kept
     question_tokens = [result.tokens[i] for i in result.question_index]
     assert question_tokens == AutoTokenizer.from_pretrained(checkpoints["distilbert"]).tokenize(question)
     assert word_labels(question_tokens, word_groups(question_tokens)) == ["where", "did", "the", "cat", "sleep", "?"]

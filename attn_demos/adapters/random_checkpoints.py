@@ -108,12 +108,14 @@ def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts
     """Build a random-weight model of `family`, save it with its tokenizer/processor, return the folder."""
     folder = Path(folder)
     torch.manual_seed(seed)
-    # A tokenizer of the family's real kind, trained on BASE_WORDS and the extra texts (None for images).
-    tokenizer = build_tokenizer(family, [" ".join(BASE_WORDS), *extra_texts], folder)
-    if config is None:
+    if config is None:  # tiny: a tokenizer of the family's real kind (None for images), its ids in the config
+        tokenizer = build_tokenizer(family, [" ".join(BASE_WORDS), *extra_texts], folder)
         config = tiny_config(family, vocab_size=len(tokenizer) if tokenizer is not None else 0)
         if tokenizer is not None:
             align_special_ids(config, tokenizer)
+    else:  # a given (real-size) config carries the WordLevel tokenizer's ids (real_size_configs.with_word_level_ids)
+        seq2seq = family in ("bart", "marian", "t5")
+        tokenizer = None if family == "vit" else word_level_tokenizer(vocabulary(list(extra_texts)), seq2seq)
     config.attn_demos_random_weights = True
     model = getattr(transformers, MODEL_CLASSES[family])(config).eval()
     model.save_pretrained(folder, safe_serialization=True)

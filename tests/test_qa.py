@@ -9,6 +9,7 @@ positions) carry a spike that the QA head reads. The attention itself is untouch
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -140,7 +141,8 @@ def test_uniform_logits_score_one_over_context_plus_cls_squared(checkpoints, tmp
     assert f"Low confidence ({expected:.1%}): the answer may not be in the context." in result.notices
 
 
-def test_answer_past_the_model_limit_is_found_in_its_window(checkpoints, tmp_path):
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_answer_past_the_model_limit_is_found_in_its_window(checkpoints, tmp_path, padding_side):
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["distilbert"])
     filler = "the cat sat on the mat . " * 40  # 280 tokens: past the tiny model's 128
     target = "katze"
@@ -148,6 +150,10 @@ def test_answer_past_the_model_limit_is_found_in_its_window(checkpoints, tmp_pat
     begin = context.index(target)
     start_id, end_id = ids_at(tokenizer, context, begin, begin + len(target))
     folder = pointing_checkpoint(checkpoints["distilbert"], tmp_path / "pointing", start_id, end_id)
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    settings["padding_side"] = padding_side  # the last, shorter window is padded on this side
+    (folder / "tokenizer_config.json").write_text(json.dumps(settings))
+    assert AutoTokenizer.from_pretrained(folder).padding_side == padding_side
     result = answer("Who slept?", context, source=str(folder))
     assert result.answer == target
     assert result.windows > 2 and result.window == result.windows - 1  # only the last windows hold it

@@ -131,11 +131,12 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         notices.append(f"Low confidence ({best.score:.1%}): the answer may not be in the context.")
     real = windows["attention_mask"][best.window].bool()  # (T,) the window without padding
     shown = [s for s, keep in zip(sequence_ids[best.window], real.tolist()) if keep]  # (T',)
+    padding_before = int((~real[: best.start]).sum())  # a tokenizer that pads on the left shifts the span
     return QAResult(
         model=loaded.source,
         answer=answer_text,
         score=best.score,
-        span=(best.start, best.end),
+        span=(best.start - padding_before, best.end - padding_before),
         tokens=captured.tokens,
         question_index=[i for i, s in enumerate(shown) if s == QUESTION],
         context_index=[i for i, s in enumerate(shown) if s == CONTEXT],

@@ -18,7 +18,15 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from attn_demos.tasks.qa import DOC_STRIDE, LOW_CONFIDENCE, MAX_ANSWER_TOKENS, answer, best_span, match_in_context
+from attn_demos.tasks.qa import (
+    DOC_STRIDE,
+    LOW_CONFIDENCE,
+    MAX_ANSWER_TOKENS,
+    answer,
+    best_span,
+    encode_truncated,
+    match_in_context,
+)
 
 SPIKE = 60.0  # added to one embedding dimension of the start and of the end token
 READ_GAIN = 8.0  # QA head weight on that dimension
@@ -195,3 +203,18 @@ def test_match_in_context_for_tokenizers_without_offsets():
     assert match_in_context("didn ' t", context) == "didn't"
     assert match_in_context("paris", context) == "Paris"
     assert match_in_context("london", context) == "london"  # not in the context: the decoding itself
+
+
+def test_tokenizers_without_offsets_get_one_truncated_window_with_a_notice(checkpoints):
+    """MarianTokenizer is a slow (Python) tokenizer: no character offsets, no overflowing windows."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["marian"])
+    assert not tokenizer.is_fast
+    question, context = "where is the cat ?", "the cat sat on the mat . " * 30
+    batch, sequence_ids, notices = encode_truncated(tokenizer, question, context, 40)
+    question_length = len(tokenizer.tokenize(question))
+    assert batch["input_ids"].shape == (1, 40) and len(sequence_ids[0]) == 40
+    assert sequence_ids[0][:question_length] == [0] * question_length
+    assert sequence_ids[0][question_length:-1] == [1] * (40 - question_length - 1) and sequence_ids[0][-1] is None
+    full = len(tokenizer(question, context)["input_ids"])
+    assert f"Context truncated to the model's limit: kept 40 of {full:,} tokens." in notices
+    assert any("no character offsets" in notice for notice in notices)

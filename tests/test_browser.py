@@ -132,14 +132,17 @@ def test_question_answering_tab(page, checkpoints):
     _shot(page, "question_answering")
 
 
-def test_summarization_tab(page):
+def test_summarization_tab(page, checkpoints):
+    from transformers import AutoTokenizer
+
+    article = "Heavy rain caused the river to rise overnight."
+    source = AutoTokenizer.from_pretrained(checkpoints["bart"])(article)["input_ids"]  # <s> pieces </s>
     _open_tab(page, "Summarization")
-    page.locator("#summarize-text textarea").fill("Heavy rain caused the river to rise overnight.")
+    page.locator("#summarize-text textarea").fill(article)
     page.locator("#summarize-run").click()
     assert "✓" in _wait_for_badge(page, "summarize")
     _image_loaded(page, "#summarize-heatmap")
-    # the tiny BART's tokenizer: heavy rain caused the river to rise overnight . </s>
-    assert page.locator("#summarize-highlight .attn-token").count() == 10
+    assert page.locator("#summarize-highlight .attn-token").count() == len(source)
     _shot(page, "summarization")
 
 

@@ -35,7 +35,7 @@ from attn_demos.render.panels.common import run_safely
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.images import MAX_SIDE, classify_image
-from attn_demos.tasks.qa import LOW_CONFIDENCE, answer
+from attn_demos.tasks.qa import LOW_CONFIDENCE, MAX_WINDOWS, answer
 from attn_demos.tasks.seq2seq import summarize, translate
 
 TOL = 1e-5
@@ -148,7 +148,10 @@ def test_summarization_prefix_does_not_hide_an_empty_article(checkpoints, tmp_pa
         with pytest.raises(BadInputError, match=f"article {fragment.split(':')[0]}"):
             summarize(text, source=str(folder), num_beams=1, max_new_tokens=4)
     result = summarize("the cat sat", source=str(folder), num_beams=1, max_new_tokens=4)
-    assert result.source_tokens[-4:] == ["the", "cat", "sat", "</s>"]  # after the prefix's tokens
+    from transformers import AutoTokenizer
+
+    tail = AutoTokenizer.from_pretrained(folder).tokenize(" the cat sat") + ["</s>"]
+    assert result.source_tokens[-len(tail):] == tail  # after the prefix's tokens
 
 
 def test_explorer_single_character(configured):
@@ -181,13 +184,20 @@ def test_translation_20000_tokens_are_truncated_with_a_notice(configured):
     seen("translation · ~20,000 tokens", "ℹ️ Input truncated to the model's limit: kept 128 of 19,999 tokens.")
 
 
-def test_qa_long_context_is_truncated_with_a_notice(configured):
-    # [CLS] where is the cat ? [SEP] + 1,000 context words + [SEP] = 1,008 tokens.
+def test_qa_long_context_is_read_in_overlapping_windows(configured):
+    # [CLS] where is the cat ? [SEP] … [SEP]: 120 context tokens per window, 60 shared with the next;
+    # 1,000 context words fill 16 windows (the last starts at word 900), 2,000 would need 33.
     result = answer("where is the cat ?", "the " * 1000)
-    assert len(result.tokens) == 128
-    assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole; the context is cut
-    assert "Context truncated to the model's limit: kept 128 of 1,008 tokens." in result.notices
-    seen("QA · 1,000-word context", "ℹ️ Context truncated to the model's limit: kept 128 of 1,008 tokens.")
+    assert result.windows == 16 and len(result.tokens) <= 128
+    assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole in every window
+    notice = f"Context split into 16 overlapping windows; answer from window {result.window + 1}."
+    assert notice in result.notices
+    seen("QA · 1,000-word context", f"ℹ️ {notice}")
+    longer = answer("where is the cat ?", "the " * 2000)
+    assert longer.windows == MAX_WINDOWS == 16
+    cut = "The context is long: searched its first 16 of 33 windows (4,079 of 7,999 characters)."
+    assert cut in longer.notices
+    seen("QA · 2,000-word context", f"ℹ️ {cut}")
 
 
 def test_qa_question_longer_than_the_model_limit(configured):
@@ -234,7 +244,8 @@ def test_translation_of_other_scripts_works(configured, case):
 
 
 def test_qa_answer_not_in_context_gets_a_low_confidence_notice(configured, checkpoints, tmp_path):
-    """A QA head of zeros scores every span alike: P(start)·P(end) = 1/T², far below the threshold."""
+    """A QA head of zeros scores every span alike: P(start)·P(end) = 1/(C+1)² over the C context
+    tokens and [CLS], far below the threshold."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
@@ -246,9 +257,9 @@ def test_qa_answer_not_in_context_gets_a_low_confidence_notice(configured, check
         model.qa_outputs.bias.zero_()
     model.save_pretrained(folder)
     result = answer("Who won the election?", "The cat slept on the warm windowsill.", source=str(folder))
-    t = len(result.tokens)
-    assert result.score == pytest.approx(1 / t**2) and result.score < LOW_CONFIDENCE
-    notice = f"Low confidence ({1 / t**2:.1%}): the answer may not be in the context."
+    expected = 1 / (len(result.context_index) + 1) ** 2
+    assert result.score == pytest.approx(expected) and result.score < LOW_CONFIDENCE
+    notice = f"Low confidence ({expected:.1%}): the answer may not be in the context."
     assert notice in result.notices
     seen("QA · answer not in the context", f"ℹ️ {notice}")
 

@@ -118,25 +118,31 @@ def test_translation_tab(page):
     _shot(page, "translation")
 
 
-def test_question_answering_tab(page):
+def test_question_answering_tab(page, checkpoints):
+    from transformers import AutoTokenizer
+
+    context_tokens = AutoTokenizer.from_pretrained(checkpoints["distilbert"]).tokenize("The cat slept on the warm windowsill.")
     _open_tab(page, "Question answering")
     page.locator("#answer-question textarea").fill("Where did the cat sleep?")
     page.locator("#answer-context textarea").fill("The cat slept on the warm windowsill.")
     page.locator("#answer-run").click()
     assert "✓" in _wait_for_badge(page, "answer")
-    assert page.locator("#answer-highlight .attn-token").count() == len(["the", "cat", "slept", "on", "the", "warm", "windowsill", "."])
+    assert page.locator("#answer-highlight .attn-token").count() == len(context_tokens)
     _image_loaded(page, "#answer-heatmap")
     _shot(page, "question_answering")
 
 
-def test_summarization_tab(page):
+def test_summarization_tab(page, checkpoints):
+    from transformers import AutoTokenizer
+
+    article = "Heavy rain caused the river to rise overnight."
+    source = AutoTokenizer.from_pretrained(checkpoints["bart"])(article)["input_ids"]  # <s> pieces </s>
     _open_tab(page, "Summarization")
-    page.locator("#summarize-text textarea").fill("Heavy rain caused the river to rise overnight.")
+    page.locator("#summarize-text textarea").fill(article)
     page.locator("#summarize-run").click()
     assert "✓" in _wait_for_badge(page, "summarize")
     _image_loaded(page, "#summarize-heatmap")
-    # the tiny BART's tokenizer: heavy rain caused the river to rise overnight . </s>
-    assert page.locator("#summarize-highlight .attn-token").count() == 10
+    assert page.locator("#summarize-highlight .attn-token").count() == len(source)
     _shot(page, "summarization")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import transformers
 
 from attn_demos.errors import BadInputError
 from attn_demos.tasks import registry
@@ -54,4 +55,5 @@ def test_explorer_accepts_decoder_only_models(checkpoints, family):
     assert result.max_abs_err <= 1e-5
     upper = np.triu(np.ones(result.library.shape[-2:], dtype=bool), 1)
     assert (result.library[..., upper] == 0).all()  # causal
-    assert result.tokens[0] == "<s>"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(checkpoints[family])
+    assert len(result.tokens) == len(tokenizer(PROMPT)["input_ids"])  # the checkpoint's own pieces, no padding

@@ -13,6 +13,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
+from attn_demos.adapters.tokenizer_training import align_special_ids, build_tokenizer
+
 BASE_WORDS = (
     ". , ? ! ' - the a an of to in and is was it that he she they we you i on for with as at by from "
     "this be are not or his her their what which who when where how why cat dog sat mat house water "
@@ -190,12 +192,16 @@ def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts
     """Build a random-weight model of `family`, save it with its tokenizer/processor, return the folder."""
     folder = Path(folder)
     torch.manual_seed(seed)
-    seq2seq = family in ("bart", "marian", "t5")
-    causal = family in CAUSAL_FAMILIES
-    words = vocabulary(list(extra_texts))
-    tokenizer = None if family in VISION_FAMILIES else word_level_tokenizer(words, seq2seq, causal=causal)
-    if config is None:
+    if config is None:  # tiny: a tokenizer of the family's real kind (None for images), its ids in the config
+        tokenizer = build_tokenizer(family, [" ".join(BASE_WORDS), *extra_texts], folder)
         config = tiny_config(family, vocab_size=len(tokenizer) if tokenizer is not None else 0)
+        if tokenizer is not None:
+            align_special_ids(config, tokenizer)
+    else:  # a given (real-size) config carries the WordLevel tokenizer's ids (real_size_configs.with_word_level_ids)
+        seq2seq = family in ("bart", "marian", "t5")
+        words = vocabulary(list(extra_texts))
+        causal = family in CAUSAL_FAMILIES
+        tokenizer = None if family in VISION_FAMILIES else word_level_tokenizer(words, seq2seq, causal=causal)
     config.attn_demos_random_weights = True
     model = getattr(transformers, MODEL_CLASSES[family])(config).eval()
     model.save_pretrained(folder, safe_serialization=True)

@@ -54,7 +54,7 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
     return ExploreResult(
         model=loaded.source,
         tokens=maps.query_tokens[0],
-        library=maps.weights[0].numpy(),  # (L, H, T, T)
-        recomputed=result.recomputed[ENCODER][0].numpy(),  # (L, H, T, T)
+        library=maps.weights[0].cpu().numpy(),  # (L, H, T, T)
+        recomputed=result.recomputed[ENCODER][0].cpu().numpy(),  # (L, H, T, T)
         notices=model_notices(loaded) + notices,
     )

@@ -112,8 +112,8 @@ def classify_image(image, source: str | None = None) -> ImageResult:
         image=image,
         labels=top_labels(loaded, result.outputs.logits[0]),
         grid=patch_grid(loaded.config),
-        library=result.maps[VISION].weights[0].numpy(),
-        recomputed=result.recomputed[VISION][0].numpy(),
+        library=result.maps[VISION].weights[0].cpu().numpy(),
+        recomputed=result.recomputed[VISION][0].cpu().numpy(),
         tokens=side.tokens[0],
         notices=model_notices(loaded) + notices,
     )

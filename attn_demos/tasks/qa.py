@@ -80,7 +80,7 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
     context_index = [i for i, s in enumerate(sequence_ids) if s == 1]
     if not context_index:
         raise BadInputError("the context is empty after truncation; shorten the question")
-    start, end, score = best_span(result.outputs.start_logits[0], result.outputs.end_logits[0], context_index)
+    start, end, score = best_span(result.outputs.start_logits[0].cpu(), result.outputs.end_logits[0].cpu(), context_index)
     answer_text = tokenizer.decode(batch["input_ids"][0][start : end + 1], skip_special_tokens=True).strip()
     if not answer_text:
         notices.append("The model found no answer in the context.")
@@ -94,8 +94,8 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         tokens=tokens,
         question_index=[i for i, s in enumerate(sequence_ids) if s == 0],
         context_index=context_index,
-        library=result.maps[ENCODER].weights[0].numpy(),
-        recomputed=result.recomputed[ENCODER][0].numpy(),
+        library=result.maps[ENCODER].weights[0].cpu().numpy(),
+        recomputed=result.recomputed[ENCODER][0].cpu().numpy(),
         notices=model_notices(loaded) + notices,
     )
 

@@ -96,9 +96,9 @@ def run_seq2seq(
     forced = forward_with_attention(
         loaded, teacher_forced_inputs(inputs, generated.sequences), source_side, generated.target
     )
-    real = generated.target.mask[0].numpy()  # (T,) steps that produced real tokens
-    cross = generated.maps[CROSS].weights[0].numpy()[:, :, real]  # (L, H, T, S)
-    decoder = generated.maps[DECODER].weights[0].numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)
+    real = generated.target.mask[0].cpu().numpy()  # (T,) steps that produced real tokens
+    cross = generated.maps[CROSS].weights[0].cpu().numpy()[:, :, real]  # (L, H, T, S)
+    decoder = generated.maps[DECODER].weights[0].cpu().numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)
     tokenizer = loaded.preprocessor
     output_text = tokenizer.decode(generated.sequences[0], skip_special_tokens=True)
     return Seq2SeqResult(
@@ -108,8 +108,8 @@ def run_seq2seq(
         target_tokens=[t for t, keep in zip(generated.target.produced[0], real) if keep],
         decoder_inputs=[t for t, keep in zip(generated.target.tokens[0], real) if keep],
         cross=cross,
-        cross_recomputed=forced.recomputed[CROSS][0].numpy()[:, :, real],
+        cross_recomputed=forced.recomputed[CROSS][0].cpu().numpy()[:, :, real],
         decoder=decoder,
-        decoder_recomputed=forced.recomputed[DECODER][0].numpy()[:, :, real][:, :, :, real],
+        decoder_recomputed=forced.recomputed[DECODER][0].cpu().numpy()[:, :, real][:, :, :, real],
         notices=model_notices(loaded) + notices,
     )

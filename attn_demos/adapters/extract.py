@@ -11,7 +11,7 @@ from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
 from attn_demos.adapters.precision import to_device
-from attn_demos.adapters.recompute import capture_attention_inputs, recompute_weights
+from attn_demos.adapters.recompute import PassInputs, capture_attention_inputs, recompute_weights
 
 
 @dataclass
@@ -111,8 +111,10 @@ def forward_with_attention(
             family,
             sites,
             captured,
-            source_mask=None if family.vision else source.mask,
-            target_mask=None if target is None else target.mask,
+            PassInputs(
+                source_mask=None if family.vision else source.mask,
+                target_mask=None if target is None else target.mask,
+            ),
             scale_override=scale_override,
         )
     return ForwardResult(outputs, maps, recomputed)

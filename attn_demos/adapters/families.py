@@ -26,8 +26,14 @@ class AttentionSite:
 
     kind: str
     layer: int
-    name: str
+    name: str  # unique per site: the module's path, plus "@depth" for a module shared by depths
     module: torch.nn.Module
+    module_path: str = ""  # the module's path in the model; "" means `name`
+    call: int = 0  # which call of the module in one forward pass (ALBERT calls one module per depth)
+
+    def __post_init__(self):
+        if not self.module_path:
+            object.__setattr__(self, "module_path", self.name)
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from attn_demos.adapters.extract import Side
-from attn_demos.adapters.families import CROSS, DECODER, KINDS, AttentionSite, Family, head_count
+from attn_demos.adapters.families import CROSS, DECODER, KINDS, AttentionSite, Family
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
 from attn_demos.adapters.precision import to_device
-from attn_demos.adapters.recompute import _mask_for, capture_attention_inputs
-from attn_demos.core.torch_attention import attention, merge_heads, split_heads
+from attn_demos.adapters.recompute import (
+    MODULE_PATH_ATTRIBUTE,
+    AttentionTerms,
+    PassInputs,
+    attention_terms,
+    capture_attention_inputs,
+    captured_inputs,
+    terms_weights,
+)
+from attn_demos.core.torch_attention import merge_heads
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -78,32 +86,34 @@ def verify_attention(
     model: torch.nn.Module,
     family: Family,
     sites: list[AttentionSite],
-    source_mask: torch.Tensor | None,
-    target_mask: torch.Tensor | None = None,
+    pass_inputs: PassInputs,
     on_weights: SiteCallback | None = None,
     keep_weights: bool = True,
     scale_override: float | None = None,
 ):
     """While active, each forward pass of `model` in this thread checks every site as it runs.
 
-    source_mask (B, S), target_mask (B, T): 1 on real tokens. Yields a Verification that fills in.
+    Yields a Verification that fills in as the modules run.
     """
     projection = output_projection(family)
     _install_output_hooks(sites, projection)
     verification = Verification()
-    by_module = {id(s.module): s for s in sites}
+    site_of_call = {(s.module_path, s.call): s for s in sites}
+    calls_seen: dict[str, int] = {}
 
     with capture_attention_inputs(sites) as captured:
 
         def handle(module: torch.nn.Module, context: torch.Tensor) -> None:
-            site = by_module.get(id(module))
-            if site is None or site.name not in captured:
+            path = getattr(module, MODULE_PATH_ATTRIBUTE, None)
+            call = calls_seen.get(path, 0)
+            calls_seen[path] = call + 1
+            site = site_of_call.get((path, call))
+            inputs = None if site is None else captured_inputs(captured, site)
+            if inputs is None:
                 return
-            query_states, key_value_states = captured.pop(site.name)  # (B, Tq, D), (B, Tk, D)
-            masks = (_mask_for(site.kind, source_mask, target_mask), _query_rows(site.kind, source_mask, target_mask))
-            weights, check = _check_site(
-                model, family, sites, site, query_states, key_value_states, context, masks, scale_override
-            )
+            captured[path][call] = None  # this call's inputs are no longer needed
+            terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
+            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs))
             verification.checks.append(check)
             if on_weights is not None:
                 on_weights(site, weights)
@@ -118,28 +128,28 @@ def verify_attention(
             _active.handler = outer
 
 
-def _query_rows(kind: str, source_mask, target_mask) -> torch.Tensor | None:
+def _query_rows(kind: str, pass_inputs: PassInputs) -> torch.Tensor | None:
     """(B, Tq) bool: which query rows are real for a site of this kind (None: all)."""
-    mask = target_mask if kind in (DECODER, CROSS) else source_mask
+    mask = pass_inputs.target_mask if kind in (DECODER, CROSS) else pass_inputs.source_mask
     return None if mask is None else mask.bool()
 
 
-def _check_site(model, family, sites, site, query_states, key_value_states, context, masks, scale_override):
-    """Recompute one module's weights and compare weights·v with `context` (B, Tq, H·d)."""
-    attention_mask, query_is_real = masks  # (B, 1, Tq|1, Tk) or None, (B, Tq) bool or None
-    bias = None
-    if family.position_bias is not None:
-        bias = family.position_bias(model, sites, site.kind, query_states.shape[1], key_value_states.shape[1])
-    w_q, w_k, w_v = (getattr(site.module, p) for p in family.projections)
-    heads = head_count(site.module, model.config)
-    work = working_dtype(query_states.dtype)
-    q = split_heads(w_q(query_states).to(work), heads)  # (B, H, Tq, d)
-    k = split_heads(w_k(key_value_states).to(work), heads)  # (B, H, Tk, d)
-    v = split_heads(w_v(key_value_states).to(work), heads)  # (B, H, Tk, d)
-    scale = family.scale if scale_override is None else scale_override
-    bias = None if bias is None else bias.to(work)  # (1, H, Tq, Tk)
-    output, weights = attention(q, k, v, mask=attention_mask, bias=bias, scale=scale)  # (B,H,Tq,d), (B,H,Tq,Tk)
-    errors, magnitude = output_errors(merge_heads(output), context, heads, query_is_real)
+def check_site(
+    site: AttentionSite, terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None
+) -> tuple[torch.Tensor, SiteCheck]:
+    """The core's weights (B, H, Tq, Tk) for one site, and weights·v compared with `context`
+    (B, Tq, H·d), what the module itself computed. Half precision is attended in float32."""
+    work = working_dtype(terms.q.dtype)
+    terms = replace(
+        terms,
+        q=terms.q.to(work),  # (B, H, Tq, d)
+        k=terms.k.to(work),  # (B, H, Tk, d)
+        v=terms.v.to(work),  # (B, H, Tk, d_v)
+        bias=None if terms.bias is None else terms.bias.to(work),
+    )
+    weights = terms_weights(terms)  # (B, H, Tq, Tk)
+    reproduced = merge_heads(weights.to(work) @ terms.v)  # (B, Tq, H·d_v)
+    errors, magnitude = output_errors(reproduced, context, terms.q.shape[1], query_is_real)
     return weights, SiteCheck(site, errors, magnitude)
 
 
@@ -226,12 +236,15 @@ def forward_with_verification(
     source = source.to(device)
     target = None if target is None else target.to(device)
     sites = family.sites(model)
+    pass_inputs = PassInputs(
+        source_mask=None if family.vision else source.mask,
+        target_mask=None if target is None else target.mask,
+    )
     with torch.no_grad(), verify_attention(
         model,
         family,
         sites,
-        source_mask=None if family.vision else source.mask,
-        target_mask=None if target is None else target.mask,
+        pass_inputs,
         on_weights=on_weights,
         keep_weights=keep_weights,
         scale_override=scale_override,
@@ -241,7 +254,7 @@ def forward_with_verification(
     if missing:
         raise NoAttentionError(f"{len(missing)} attention modules ran without being checked (e.g. {min(missing)})")
     errors: dict[str, list[torch.Tensor]] = {}
-    for check in sorted(verification.checks, key=lambda c: (KINDS.index(c.site.kind), c.site.layer)):
+    for check in sorted(verification.checks, key=lambda c: (KINDS.index(c.site.kind), c.site.layer, c.site.call)):
         errors.setdefault(check.site.kind, []).append(check.errors)
     maps = {}
     for kind, layers in verification.weights.items():

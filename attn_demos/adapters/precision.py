@@ -53,13 +53,14 @@ def resolve_device(name: str | None = None) -> torch.device:
     An explicit device torch cannot see raises DeviceError with one line.
     """
     name = name or os.environ.get(DEVICE_ENV) or "auto"
-    if name not in DEVICES:
+    kind = name.split(":")[0]  # "cuda:1" names one GPU
+    if kind not in DEVICES:
         raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
         raise DeviceError("--device cuda: torch sees no CUDA GPU here (use --device cpu or auto)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise DeviceError("--device mps: torch sees no Apple GPU here (use --device cpu or auto)")
     return torch.device(name)
 

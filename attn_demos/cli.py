@@ -167,28 +167,34 @@ def _run_compare(args) -> int:
 
 def _process_share() -> tuple[int, int]:
     """(this process's index, number of processes): (0, 1) unless started by `accelerate launch`
-    (or torchrun) with several processes."""
+    or torchrun with several processes (WORLD_SIZE > 1), which joins their process group."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
-    from accelerate import PartialState
+    import torch
+    import torch.distributed as dist
 
-    state = PartialState()
-    return state.process_index, state.num_processes
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def _process_device() -> str:
-    from accelerate import PartialState
+    """This process's GPU (cuda:LOCAL_RANK) when there are GPUs, else the CPU."""
+    import torch
 
-    return str(PartialState().device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return "cpu"
 
 
 def _merge_process_reports(report):
     """Every process's report, merged in process order (each compared one contiguous shard)."""
-    from accelerate.utils import gather_object
+    import torch.distributed as dist
 
     from attn_demos.tasks.comparison import merge_reports
 
-    reports = gather_object([report])  # one per process, in process order
+    reports = [None] * dist.get_world_size()
+    dist.all_gather_object(reports, report)  # one per process, in process order
     merged = merge_reports(reports)
     merged.run["processes"] = len(reports)
     merged.run["runtime_s"] = max(r.run["runtime_s"] for r in reports)

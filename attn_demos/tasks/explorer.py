@@ -13,6 +13,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
+from attn_demos.tasks.hardware import on_gpu
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ExploreResult(SelfAttentionStack):
         return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
 
 
+@on_gpu
 def explore(text: str, source: str | None = None, max_tokens: int | None = None) -> ExploreResult:
     """Run the Explorer's model (or `source`) once on `text`."""
     loaded = get_model("explore", source)

@@ -18,6 +18,7 @@ from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
+from attn_demos.tasks.hardware import on_gpu
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
 MIN_SIDE = 2
@@ -97,6 +98,7 @@ def load_image(image) -> tuple[Image.Image, list[str]]:
     return image, notices
 
 
+@on_gpu
 def classify_image(image, source: str | None = None) -> ImageResult:
     """Top-5 labels of `image` and the attention of the pass that produced them."""
     loaded = get_model("classify_image", source)

@@ -15,6 +15,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
+from attn_demos.tasks.hardware import on_gpu
 
 MAX_ANSWER_TOKENS = 30
 LOW_CONFIDENCE = 0.1
@@ -50,6 +51,7 @@ class QAResult(SelfAttentionStack):
         return [self.tokens[i] for i in self.context_index], scores
 
 
+@on_gpu
 def answer(question: str, context: str, source: str | None = None, max_tokens: int = 384) -> QAResult:
     """Find the best answer span of `question` in `context` and keep the attention of that pass."""
     question, notices = clean_text(question, "question")

@@ -16,6 +16,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+from attn_demos.tasks.hardware import on_gpu
 
 
 @dataclass
@@ -68,11 +69,13 @@ class Seq2SeqResult:
         return select(self.cross, layer, head).sum(axis=0)
 
 
+@on_gpu
 def translate(text: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 64) -> Seq2SeqResult:
     """Translate `text` with the translation model (or `source`)."""
     return run_seq2seq(get_model("translate", source), text, num_beams, max_new_tokens, what="text to translate")
 
 
+@on_gpu
 def summarize(article: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 80) -> Seq2SeqResult:
     """Summarize `article`; T5 checkpoints get their own "summarize: " prefix from the config."""
     clean_text(article, "article")  # refuse an empty article before the prefix makes it non-empty

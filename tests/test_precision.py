@@ -1,0 +1,204 @@
+"""Devices, dtypes and the two ways of checking attention (eager: the library's weights; sdpa:
+the module's own output), on every family, with controls that must fail."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import FAMILIES
+
+from attn_demos.adapters import verify
+from attn_demos.adapters.compare import compare_text_model, compare_vision_model
+from attn_demos.adapters.extract import forward_with_attention, tokenize, vision_side
+from attn_demos.adapters.loading import load_model
+from attn_demos.adapters.precision import DeviceError, resolve_device, tolerance_for
+from attn_demos.adapters.verify import forward_with_verification
+
+TEXTS = ["The cat sat on the mat.", "Attention is all you need and the dog sat in the house."]
+CPU_DTYPES = ("float32", "float64", "bfloat16")
+IMPLEMENTATIONS = ("eager", "sdpa")
+
+_loaded = {}
+
+
+def loaded_model(checkpoints, family: str, dtype: str = "float32", implementation: str = "eager", device="cpu"):
+    """One shared load per (family, dtype, implementation, device); tests must not change it."""
+    key = (family, dtype, implementation, str(device))
+    if key not in _loaded:
+        _loaded[key] = load_model(str(checkpoints[family]), dtype=dtype, device=device, attn_implementation=implementation)
+    return _loaded[key]
+
+
+def pixels_for(loaded, batch: int = 2) -> torch.Tensor:
+    size = loaded.config.image_size
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))  # (B, 3, H, W)
+
+
+def compare(loaded, **kwargs):
+    if loaded.family.vision:
+        return compare_vision_model(loaded, pixels_for(loaded), **kwargs)
+    return compare_text_model(loaded, TEXTS, num_beams=2, max_new_tokens=5, **kwargs)
+
+
+def verified(loaded, scale_override=None):
+    """forward_with_verification on TEXTS (teacher-forced on the inputs for seq2seq) or images."""
+    if loaded.family.vision:
+        return forward_with_verification(loaded, {"pixel_values": pixels_for(loaded).to(loaded.dtype)}, vision_side(loaded, 2))
+    inputs, source = tokenize(loaded, TEXTS)
+    if not loaded.is_encoder_decoder:
+        return forward_with_verification(loaded, inputs, source, scale_override=scale_override)
+    from attn_demos.adapters.extract import Side
+
+    decoder_ids = inputs["input_ids"][:, :4]  # (B, 4): any decoder tokens will do
+    target = Side([["x"] * 4] * 2, torch.ones(2, 4, dtype=torch.bool))
+    return forward_with_verification(loaded, {**inputs, "decoder_input_ids": decoder_ids}, source, target, scale_override=scale_override)
+
+
+# --- the tolerance rule and devices --------------------------------------------------------------
+
+
+def test_tolerance_follows_the_dtype():
+    # 4 units of epsilon at 1 (bfloat16 2^-7, float16 2^-10), never below 1e-5 (float32's 84 units).
+    assert tolerance_for("float32") == 1e-5
+    assert tolerance_for("float64") == 1e-5
+    assert tolerance_for("bfloat16") == 4 * 2**-7
+    assert tolerance_for(torch.float16) == 4 * 2**-10
+
+
+def test_devices(monkeypatch):
+    monkeypatch.delenv("ATTN_DEMOS_DEVICE", raising=False)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+    assert resolve_device(None) == torch.device("cpu")
+    with pytest.raises(DeviceError, match="one of"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_sdpa_model_really_runs_the_fused_kernel(checkpoints):
+    loaded = loaded_model(checkpoints, "bert", implementation="sdpa")
+    inputs, _ = tokenize(loaded, TEXTS)
+    with torch.no_grad():
+        outputs = loaded.model(**inputs, output_attentions=True)
+    assert not outputs.attentions  # sdpa returns no weights: only the output can check them
+    assert loaded.model.config._attn_implementation == "sdpa"
+
+
+# --- every family × dtype × implementation -------------------------------------------------------
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("dtype", CPU_DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_matches_within_the_dtype_tolerance(checkpoints, family, dtype, implementation):
+    loaded = loaded_model(checkpoints, family, dtype, implementation)
+    report = compare(loaded)
+    assert report.tolerance == tolerance_for(dtype)
+    assert report.ok, (report.max_abs_err, report.kinds())
+    kinds = {"vision"} if loaded.family.vision else {"encoder"}
+    if loaded.is_encoder_decoder:
+        kinds = {"encoder", "decoder", "cross"} | ({"decoder (generate)", "cross (generate)"} if implementation == "eager" else set())
+    assert set(report.kinds()) == kinds
+    assert report.max_abs_err > 0 or dtype != "float32" or implementation == "eager"  # sdpa float32 is never bit-exact
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sdpa_weights_equal_the_eager_library_weights(checkpoints, family):
+    """A second method: the weights the sdpa path verified are the library's eager weights."""
+    eager = loaded_model(checkpoints, family)
+    sdpa = loaded_model(checkpoints, family, implementation="sdpa")
+    checked = verified(sdpa)
+    if eager.family.vision:
+        library = forward_with_attention(eager, {"pixel_values": pixels_for(eager)}, vision_side(eager, 2)).maps
+    else:
+        inputs, source = tokenize(eager, TEXTS)
+        target = None
+        if eager.is_encoder_decoder:
+            from attn_demos.adapters.extract import Side
+
+            inputs = {**inputs, "decoder_input_ids": inputs["input_ids"][:, :4]}
+            target = Side([["x"] * 4] * 2, torch.ones(2, 4, dtype=torch.bool))
+        library = forward_with_attention(eager, inputs, source, target).maps
+    assert set(checked.maps) == set(library)
+    for kind, maps in library.items():
+        assert checked.maps[kind].weights.shape == maps.weights.shape
+        rows = maps.query_mask[:, None, None, :, None]  # (B, 1, 1, Tq, 1)
+        assert float(((checked.maps[kind].weights - maps.weights).abs() * rows).max()) <= 1e-5, kind
+
+
+# --- controls: a wrong weight must change the reproduced output beyond tolerance -----------------
+
+
+def _wrong_weights(monkeypatch, change):
+    original = verify.terms_weights
+    monkeypatch.setattr(verify, "terms_weights", lambda terms: change(original(terms)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_swapped_heads_fail_the_output_check(checkpoints, monkeypatch, family, dtype):
+    loaded = loaded_model(checkpoints, family, dtype, "sdpa")
+    tolerance = tolerance_for(dtype)
+    assert float(max(e.max() for e in verified(loaded).errors.values())) <= tolerance  # precondition
+    _wrong_weights(monkeypatch, lambda w: w[:, [1, 0, *range(2, w.shape[1])]])  # (B, H, Tq, Tk) heads 0, 1 exchanged
+    for kind, errors in verified(loaded).errors.items():  # (B, L, H)
+        worst = errors.amax(dim=0)  # (L, H)
+        if dtype == "float32":
+            assert (worst[:, :2] > tolerance).all(), (kind, worst)
+        else:  # bfloat16's tolerance (3% of the output) misses a swap of two near-identical heads
+            assert (worst[:, :2] > tolerance).any(), (kind, worst)
+        assert (worst[:, 2:] <= tolerance).all(), (kind, worst)  # untouched heads still pass
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_perturbed_row_fails_the_output_check(checkpoints, monkeypatch, family):
+    """Query row 0 of head 2 attends as row 0 shifted by one key (still a distribution)."""
+    loaded = loaded_model(checkpoints, family, "float32", "sdpa")
+
+    def shift_one_row(weights):  # (B, H, Tq, Tk)
+        weights = weights.clone()
+        weights[:, 2, 0] = weights[:, 2, 0].roll(1, dims=-1)
+        return weights
+
+    _wrong_weights(monkeypatch, shift_one_row)
+    for kind, errors in verified(loaded).errors.items():  # (B, L, H)
+        worst = errors.amax(dim=0)  # (L, H)
+        assert (worst[:, 2] > tolerance_for("float32")).all(), kind
+        assert (worst[:, [0, 1, 3]] <= tolerance_for("float32")).all(), kind
+
+
+def test_t5_with_the_tutorial_scale_fails_the_output_check(checkpoints):
+    loaded = loaded_model(checkpoints, "t5", implementation="sdpa")
+    wrong = verified(loaded, scale_override=1 / math.sqrt(loaded.config.d_kv))
+    assert all(float(e.max()) > 1e-3 for e in wrong.errors.values())
+    assert not compare_text_model(loaded, TEXTS, max_new_tokens=5, scale_override=1 / math.sqrt(loaded.config.d_kv)).ok
+
+
+def test_verification_streams_one_site_at_a_time(checkpoints):
+    """keep_weights=False: each site's weights reach the callback once, in order, and none are kept."""
+    loaded = loaded_model(checkpoints, "bart", implementation="sdpa")
+    inputs, source = tokenize(loaded, TEXTS)
+    from attn_demos.adapters.extract import Side
+
+    target = Side([["x"] * 4] * 2, torch.ones(2, 4, dtype=torch.bool))
+    seen = []
+    result = forward_with_verification(
+        loaded,
+        {**inputs, "decoder_input_ids": inputs["input_ids"][:, :4]},
+        source,
+        target,
+        on_weights=lambda site, weights: seen.append((site.kind, site.layer, tuple(weights.shape))),
+        keep_weights=False,
+    )
+    assert result.maps == {}
+    layers = loaded.config.encoder_layers
+    length = source.mask.shape[1]
+    assert seen[:layers] == [("encoder", i, (2, 4, length, length)) for i in range(layers)]
+    assert sorted(seen[layers:]) == sorted(
+        [("decoder", i, (2, 4, 4, 4)) for i in range(layers)] + [("cross", i, (2, 4, 4, length)) for i in range(layers)]
+    )

@@ -202,3 +202,30 @@ def test_verification_streams_one_site_at_a_time(checkpoints):
     assert sorted(seen[layers:]) == sorted(
         [("decoder", i, (2, 4, 4, 4)) for i in range(layers)] + [("cross", i, (2, 4, 4, length)) for i in range(layers)]
     )
+
+
+def test_core_adapters_and_gpu_scripts_import_without_gradio_or_datasets():
+    """The GPU machine has torch and transformers only: what gpu_check.sh imports must not need more."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\n"
+        "sys.modules['gradio'] = None\n"
+        "sys.modules['datasets'] = None\n"
+        f"sys.path[:0] = [{str(root)!r}, {str(root / 'scripts')!r}]\n"
+        "import pkgutil, importlib, attn_demos.core, attn_demos.adapters\n"
+        "for package in (attn_demos.core, attn_demos.adapters):\n"
+        "    for module in pkgutil.iter_modules(package.__path__):\n"
+        "        importlib.import_module(f'{package.__name__}.{module.name}')\n"
+        "import attn_demos.tasks.comparison, attn_demos.tasks.hardware, gpu_checks, gpu_bench\n"
+        "print('imported')\n"
+    )
+    blocked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert blocked.returncode == 0 and "imported" in blocked.stdout, blocked.stderr[-2000:]
+    control = subprocess.run(
+        [sys.executable, "-c", code.replace("print('imported')", "import gradio")], capture_output=True, text=True, timeout=300
+    )
+    assert control.returncode != 0 and "ModuleNotFoundError" in control.stderr  # the block really blocks

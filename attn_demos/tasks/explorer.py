@@ -10,10 +10,10 @@ from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
-from attn_demos.tasks.hardware import on_gpu
 
 
 @dataclass

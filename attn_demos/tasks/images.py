@@ -16,9 +16,9 @@ from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.aggregate import rollout
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
-from attn_demos.tasks.hardware import on_gpu
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
 MIN_SIDE = 2

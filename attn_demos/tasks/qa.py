@@ -12,10 +12,10 @@ from attn_demos.adapters.extract import Side, forward_with_attention, token_labe
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
-from attn_demos.tasks.hardware import on_gpu
 
 MAX_ANSWER_TOKENS = 30
 LOW_CONFIDENCE = 0.1

@@ -13,10 +13,10 @@ from attn_demos.adapters.families import CROSS, DECODER
 from attn_demos.adapters.generation import generate_with_attention
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
-from attn_demos.tasks.hardware import on_gpu
 
 
 @dataclass

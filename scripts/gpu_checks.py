@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,12 +97,18 @@ def check_control() -> str:
     from attn_demos.adapters.loading import load_model
 
     loaded = load_model(model_folder("bert"), device="cuda", attn_implementation="sdpa")
-    original = verify.terms_weights
-    verify.terms_weights = lambda terms: original(terms)[:, [1, 0, *range(2, terms.q.shape[1])]]
+    original = verify.attention_terms
+
+    def swapped(*args, **kwargs):  # q and k of heads 0 and 1 exchanged: so are their weights; v stays
+        terms = original(*args, **kwargs)
+        order = [1, 0, *range(2, terms.q.shape[1])]
+        return replace(terms, q=terms.q[:, order], k=terms.k[:, order])
+
+    verify.attention_terms = swapped
     try:
         report = compare_text_model(loaded, TEXTS)
     finally:
-        verify.terms_weights = original
+        verify.attention_terms = original
     assert not report.ok, "swapped heads passed the output check"
     heads = [r.heads for r in report.results]
     assert all(min(h[:2]) > report.tolerance for h in heads), heads

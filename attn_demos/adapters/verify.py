@@ -47,6 +47,7 @@ OUTPUT_PROJECTION: dict[str, str | None] = {
     "vit": "o_proj",
 }
 HALF_DTYPES = (torch.float16, torch.bfloat16)
+HEADS_PER_CHUNK = 1  # heads attended at once inside one layer (peak memory: see check_site)
 SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (B, H, Tq, Tk))
 
 
@@ -138,19 +139,38 @@ def check_site(
     site: AttentionSite, terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None
 ) -> tuple[torch.Tensor, SiteCheck]:
     """The core's weights (B, H, Tq, Tk) for one site, and weights·v compared with `context`
-    (B, Tq, H·d), what the module itself computed. Half precision is attended in float32."""
+    (B, Tq, H·d), what the module itself computed. Half precision is attended in float32.
+
+    Heads are attended HEADS_PER_CHUNK at a time into one preallocated layer of weights, so the
+    scores and softmax temporaries cost a few heads' maps, not a few layers'.
+    """
     work = working_dtype(terms.q.dtype)
-    terms = replace(
-        terms,
-        q=terms.q.to(work),  # (B, H, Tq, d)
-        k=terms.k.to(work),  # (B, H, Tk, d)
-        v=terms.v.to(work),  # (B, H, Tk, d_v)
-        bias=None if terms.bias is None else terms.bias.to(work),
-    )
-    weights = terms_weights(terms)  # (B, H, Tq, Tk)
-    reproduced = merge_heads(weights.to(work) @ terms.v)  # (B, Tq, H·d_v)
-    errors, magnitude = output_errors(reproduced, context, terms.q.shape[1], query_is_real)
+    batch, heads, q_len, _ = terms.q.shape
+    k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
+    weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
+    output = torch.empty(batch, heads, q_len, v_dim, dtype=work, device=terms.q.device)  # (B, H, Tq, d_v)
+    for first in range(0, heads, HEADS_PER_CHUNK):
+        chunk = slice(first, first + HEADS_PER_CHUNK)
+        part = replace(
+            terms,
+            q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)
+            k=terms.k[:, chunk].to(work),  # (B, h, Tk, d)
+            v=terms.v[:, chunk].to(work),  # (B, h, Tk, d_v)
+            bias=_heads_of(terms.bias, chunk, heads, work),
+        )
+        weights[:, chunk] = terms_weights(part)  # (B, h, Tq, Tk)
+        output[:, chunk] = weights[:, chunk] @ part.v  # (B, h, Tq, d_v)
+    errors, magnitude = output_errors(merge_heads(output), context, heads, query_is_real)
     return weights, SiteCheck(site, errors, magnitude)
+
+
+def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:
+    """The chunk's heads of an additive bias broadcastable to (B, H, Tq, Tk)."""
+    if bias is None:
+        return None
+    if bias.dim() == 4 and bias.shape[1] == heads:
+        bias = bias[:, chunk]
+    return bias.to(work)
 
 
 def output_errors(

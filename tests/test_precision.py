@@ -242,3 +242,46 @@ def test_core_adapters_and_gpu_scripts_import_without_gradio_or_datasets():
         [sys.executable, "-c", code.replace("print('imported')", "import gradio")], capture_output=True, text=True, timeout=300
     )
     assert control.returncode != 0 and "ModuleNotFoundError" in control.stderr  # the block really blocks
+
+
+# --- long inputs: views fed one layer at a time ---------------------------------------------------
+
+
+def test_streamed_views_equal_the_views_of_all_maps(checkpoints):
+    """Rollout, head fusion and one layer's maps, built layer by layer during the pass, equal the
+    core's numpy rollout and fusion of the library's eager maps (a second method)."""
+    import numpy as np
+
+    from attn_demos.adapters.reduce import FuseHeads, KeepLayer, Rollout, reduce_attention
+    from attn_demos.core.aggregate import fuse_heads, rollout
+
+    eager = loaded_model(checkpoints, "bert")
+    sdpa = loaded_model(checkpoints, "bert", implementation="sdpa")
+    inputs, source = tokenize(eager, TEXTS[1:])  # one example, no padding
+    library = forward_with_attention(eager, inputs, source).maps["encoder"].weights[0].numpy()  # (L, H, T, T)
+    reducers = [Rollout("encoder"), FuseHeads("encoder", "max"), KeepLayer("encoder", 1)]
+    result = reduce_attention(sdpa, inputs, source, reducers)
+    assert float(result.errors["encoder"].max()) <= tolerance_for("float32")
+    np.testing.assert_allclose(reducers[0].joint[0].numpy(), rollout(library), atol=1e-5)
+    np.testing.assert_allclose(reducers[1].maps[0].numpy(), fuse_heads(library, "max"), atol=1e-5)
+    np.testing.assert_allclose(reducers[2].weights[0].numpy(), library[1], atol=1e-5)
+    wrong = Rollout("encoder", residual=False)  # control: without the residual the rollout differs
+    reduce_attention(sdpa, inputs, source, [wrong])
+    assert np.abs(wrong.joint[0].numpy() - rollout(library)).max() > 1e-2
+
+
+def test_memory_check_reports_stream_below_keep():
+    """scripts/memory_check.py at a small size: streaming views hold far less than every layer."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "memory_check.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--tokens", "512", "--layers", "6"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    stream, keep = (json.loads(line) for line in out.stdout.strip().splitlines())
+    assert stream["way"] == "stream" and keep["way"] == "keep"
+    assert stream["peak_extra_mb"] < keep["peak_extra_mb"] / 2  # six layers kept vs about one

@@ -222,7 +222,7 @@ def _table(report) -> str:
     lines = [
         f"model: {report.model} ({report.architecture})",
         f"device {run.get('device')}, {run.get('dtype')}, {run.get('attn_implementation')}; "
-        f"{len(report.inputs)} inputs, {report.tokens} tokens, {run.get('runtime_s')} s",
+        f"{len(report.inputs)} inputs, {sum(report.input_tokens)} tokens, {run.get('runtime_s')} s",
         f"measure: {MEASURES[run.get('attn_implementation', 'eager')]}",
         f"{'kind':<20}{'layer':>6}  {'max |Δ|':>9}  heads (max |Δ| each)",
     ]

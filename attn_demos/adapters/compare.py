@@ -52,7 +52,7 @@ class ComparisonReport:
     tolerance: float
     inputs: list[dict[str, torch.Tensor]] = field(default_factory=list)
     run: dict = field(default_factory=dict)
-    tokens: int = 0  # real input tokens over every input
+    input_tokens: list[int] = field(default_factory=list)  # real input tokens (patches) of each input
 
     def add(self, errors: dict[str, torch.Tensor]) -> None:
         """errors: kind -> (B, L, H) for one batch; appends B inputs."""
@@ -103,7 +103,7 @@ class ComparisonReport:
     def extend(self, other: ComparisonReport) -> None:
         """Append another report's inputs (the same model, later inputs)."""
         self.inputs += other.inputs
-        self.tokens += other.tokens
+        self.input_tokens += other.input_tokens
 
     def to_dict(self) -> dict:
         per_input = self.input_errors()
@@ -115,7 +115,8 @@ class ComparisonReport:
             "measure": MEASURES[self.run.get("attn_implementation", "eager")],
             "max_abs_err": self.max_abs_err if self.inputs else None,  # JSON has no NaN
             "num_inputs": len(self.inputs),
-            "num_tokens": self.tokens,
+            "num_tokens": sum(self.input_tokens),
+            "input_tokens": self.input_tokens,
             **self.run,
             "input_max_abs_err": per_input,
             "worst_input": max(range(len(per_input)), key=per_input.__getitem__) if per_input else None,
@@ -187,7 +188,7 @@ def compare_text_model(
     """
     report = _new_report(loaded, tolerance)
     inputs, source = tokenize(loaded, texts)
-    report.tokens = int(source.mask.sum())
+    report.input_tokens = [int(n) for n in source.mask.sum(dim=1)]
     sdpa = loaded.attn_implementation != "eager"
     if not loaded.is_encoder_decoder:
         if sdpa:
@@ -227,7 +228,7 @@ def compare_vision_model(
     """pixel_values: (B, 3, H, W) already preprocessed."""
     report = _new_report(loaded, tolerance)
     side: Side = vision_side(loaded, pixel_values.shape[0])
-    report.tokens = int(side.mask.sum())
+    report.input_tokens = [int(n) for n in side.mask.sum(dim=1)]
     pixel_values = pixel_values.to(loaded.dtype)
     if loaded.attn_implementation != "eager":
         report.add(forward_with_verification(loaded, {"pixel_values": pixel_values}, side).errors)

@@ -6,6 +6,7 @@ A random-weight BERT (sdpa) and one input of `--tokens` tokens. Each way of gett
 in a fresh process, after two plain forward passes; its peak extra memory is the growth of the
 process's peak resident set (ru_maxrss) over those passes. torch's CPU allocations are invisible
 to tracemalloc, and ru_maxrss never falls, hence one process per way. Ways:
+  verify   forward_with_verification, every layer checked and dropped (no view)
   stream   reduce_attention: rollout + the last layer's maps, fed one layer at a time
   keep     forward_with_verification keeping every layer's weights (what a full view costs)
 On CUDA the same is measured with torch.cuda.max_memory_allocated by scripts/gpu_bench.py.
@@ -21,6 +22,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+WAYS = ("verify", "stream", "keep")
 
 
 def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
@@ -49,7 +52,9 @@ def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
         with torch.no_grad():
             model(**inputs)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
-    if way == "stream":
+    if way == "verify":
+        result = forward_with_verification(loaded, inputs, side, keep_weights=False)
+    elif way == "stream":
         reducers = [Rollout("encoder"), KeepLayer("encoder", layers - 1)]
         result = reduce_attention(loaded, inputs, side, reducers)
         assert reducers[0].joint.shape == (1, tokens, tokens) and reducers[1].weights is not None
@@ -75,12 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=1024)
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--way", choices=["stream", "keep"], help="measure one way in this process")
+    parser.add_argument("--way", choices=WAYS, help="measure one way in this process")
     args = parser.parse_args(argv)
     if args.way:
         print(json.dumps(measure(args.way, args.tokens, args.heads, args.layers)))
         return 0
-    for way in ("stream", "keep"):
+    for way in WAYS:
         command = [sys.executable, __file__, "--way", way, "--tokens", str(args.tokens), "--heads", str(args.heads),
                    "--layers", str(args.layers)]
         print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)

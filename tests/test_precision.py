@@ -285,3 +285,44 @@ def test_memory_check_reports_stream_below_keep():
     verify_only, stream, keep = (json.loads(line) for line in out.stdout.strip().splitlines())
     assert (verify_only["way"], stream["way"], keep["way"]) == ("verify", "stream", "keep")
     assert stream["peak_extra_mb"] < keep["peak_extra_mb"] / 2  # six layers kept vs about one
+
+
+def test_on_gpu_wraps_task_functions_only_where_spaces_exists(monkeypatch):
+    import importlib.machinery
+    import sys
+    import types
+
+    from attn_demos.tasks import hardware
+
+    def task(x):
+        return x + 1
+
+    monkeypatch.setitem(sys.modules, "spaces", None)  # not installed: find_spec raises or finds nothing
+    monkeypatch.setattr(hardware.importlib.util, "find_spec", lambda name: None)
+    assert hardware.on_gpu(task) is task
+    calls = []
+    fake = types.ModuleType("spaces")
+    fake.__spec__ = importlib.machinery.ModuleSpec("spaces", None)
+
+    def gpu(duration):
+        def wrap(function):
+            def run(*args):
+                calls.append(duration)
+                return function(*args)
+
+            return run
+
+        return wrap
+
+    fake.GPU = gpu
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    monkeypatch.setattr(hardware.importlib.util, "find_spec", lambda name: fake.__spec__)
+    wrapped = hardware.on_gpu(task)
+    assert wrapped(1) == 2 and calls == [hardware.GPU_SECONDS] and wrapped.__name__ == "task"
+    import inspect
+
+    from attn_demos.tasks import explorer, images, qa, seq2seq
+
+    for module, name in ((explorer, "explore"), (qa, "answer"), (seq2seq, "translate"), (seq2seq, "summarize"),
+                         (images, "classify_image")):
+        assert f"@on_gpu\ndef {name}(" in inspect.getsource(module)  # every model-running task function

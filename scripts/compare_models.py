@@ -55,19 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         attn_implementation=args.attn_implementation,
     )
     rows, status = [], 0
-    print(f"{'model':<48} {'dtype':<8} {'ok':<4} {'max |Δ|':>9}  worst per kind")
+    print(f"{'model':<48} {'dtype':<8} {'ok':<4} {'max |Δ|':>9} {'tolerance':>9}  worst per kind")
     for model in models:
         for dtype in args.dtype or ["float32"]:
             try:
                 report = compare_model(model, args.text, None, dtype, options)
             except AttnDemosError as error:
-                print(f"{model:<48} {dtype:<8} --   {'':>9}  {error}")
+                print(f"{model:<48} {dtype:<8} --   {'':>9} {'':>9}  {error}")
                 rows.append({"model": model, "dtype": dtype, "error": str(error)})
                 status = 2
                 continue
             kinds = ", ".join(f"{k} {v:.1e}" for k, v in report.kinds().items())
-            print(f"{model[-48:]:<48} {dtype:<8} {'yes' if report.ok else 'NO':<4} {report.max_abs_err:>9.2e}  {kinds}")
-            rows.append({"dtype": dtype, **report.to_dict()})
+            verdict = "yes" if report.ok else "NO"
+            print(f"{model[-48:]:<48} {dtype:<8} {verdict:<4} {report.max_abs_err:>9.2e} {report.tolerance:>9.2g}  {kinds}")
+            rows.append(report.to_dict())  # dtype, device, tolerance… are among the run facts
             if not report.ok and status == 0:
                 status = 1
     if args.out:

@@ -10,6 +10,7 @@ import torch
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
+from attn_demos.adapters.precision import to_device
 from attn_demos.adapters.recompute import PassInputs, capture_attention_inputs, recompute_weights
 from attn_demos.core.masks import positions_from_padding
 
@@ -34,6 +35,11 @@ class Side:
     @property
     def query_mask(self) -> torch.Tensor:
         return self.mask if self.query_real is None else self.query_real
+
+    def to(self, device: torch.device) -> Side:
+        """The same side with its masks on `device`."""
+        query_real = None if self.query_real is None else self.query_real.to(device)
+        return Side(self.tokens, self.mask.to(device), self.produced, query_real)
 
 
 @dataclass
@@ -96,9 +102,17 @@ def forward_with_attention(
     recompute: bool = True,
     scale_override: float | None = None,
 ) -> ForwardResult:
-    """One forward pass with output_attentions=True, capturing what enters every attention module."""
+    """One forward pass with output_attentions=True, capturing what enters every attention module.
+
+    Inputs and the sides' masks are moved to the model's device; maps and recomputed weights stay
+    there (call .cpu() for numbers).
+    """
     model, family = loaded.model, loaded.family
+    device = loaded.device
+    source = source.to(device)
+    target = None if target is None else target.to(device)
     sites = family.sites(model) if recompute else []
+    model_inputs = to_device(model_inputs, device)
     with torch.no_grad(), capture_attention_inputs(sites) as captured:
         outputs = model(**model_inputs, output_attentions=True, return_dict=True)
     maps = _maps_from_outputs(loaded, outputs, source, target)

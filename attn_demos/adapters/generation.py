@@ -11,6 +11,7 @@ from attn_demos.adapters.extract import Side, target_side, token_labels
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
+from attn_demos.adapters.precision import to_device
 from attn_demos.errors import NoAttentionError
 
 
@@ -31,10 +32,15 @@ def generate_with_attention(
     max_new_tokens: int = 40,
     min_new_tokens: int | None = None,
 ) -> GenerationResult:
-    """generate() with attention; row t of decoder/cross maps is the step that produced token t+1."""
+    """generate() with attention; row t of decoder/cross maps is the step that produced token t+1.
+
+    Runs on the model's device; the maps stay there.
+    """
+    device = loaded.device
+    source = source.to(device)
     with torch.no_grad():
         out = loaded.model.generate(
-            **model_inputs,
+            **to_device(model_inputs, device),
             num_beams=num_beams,
             num_return_sequences=1,
             max_new_tokens=max_new_tokens,
@@ -48,7 +54,7 @@ def generate_with_attention(
         raise NoAttentionError('generate() returned no cross-attentions; load with attn_implementation="eager"')
     sequences = out.sequences  # (B, 1+T)
     batch, steps = sequences.shape[0], sequences.shape[1] - 1
-    rows = _rows_per_step(getattr(out, "beam_indices", None), batch, steps)  # (B, T), -1 = no step
+    rows = _rows_per_step(getattr(out, "beam_indices", None), batch, steps).to(device)  # (B, T), -1 = no step
     target = target_side(loaded, sequences)
     target.mask &= rows >= 0
     cross = _gather(out.cross_attentions, rows, key_length=source.mask.shape[1])  # (B, L, H, T, S)

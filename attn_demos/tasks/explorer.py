@@ -10,6 +10,7 @@ from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import DECODER, ENCODER
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
@@ -43,6 +44,7 @@ class ExploreResult(SelfAttentionStack):
         return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
 
 
+@on_gpu
 def explore(text: str, source: str | None = None, max_tokens: int | None = None) -> ExploreResult:
     """Run the Explorer's model (or `source`) once on `text`."""
     loaded = get_model("explore", source)
@@ -57,7 +59,7 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
     return ExploreResult(
         model=loaded.source,
         tokens=maps.query_tokens[0],
-        library=maps.weights[0].numpy(),  # (L, H, T, T)
-        recomputed=result.recomputed[kind][0].numpy(),  # (L, H, T, T)
+        library=maps.weights[0].cpu().numpy(),  # (L, H, T, T)
+        recomputed=result.recomputed[kind][0].cpu().numpy(),  # (L, H, T, T)
         notices=model_notices(loaded) + notices,
     )

@@ -23,6 +23,7 @@ from attn_demos.adapters.extract import Side, forward_with_attention, token_labe
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
@@ -75,6 +76,7 @@ class Span:
     score: float
 
 
+@on_gpu
 def answer(question: str, context: str, source: str | None = None, max_tokens: int = 384) -> QAResult:
     """Find the best answer span of `question` in `context` and keep the attention of its window."""
     question, notices = clean_text(question, "question")
@@ -204,14 +206,15 @@ def _context_room(tokenizer, question: str, limit: int) -> int:
 
 
 def score_windows(model, windows) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Start and end logits of every window, WINDOW_BATCH windows per plain forward pass (no capture)."""
+    """Start and end logits of every window (on the CPU), WINDOW_BATCH windows per plain forward pass (no capture)."""
+    device = next(model.parameters()).device
     count = windows["input_ids"].shape[0]
     logits = []
     with torch.no_grad():
         for first in range(0, count, WINDOW_BATCH):
-            chunk = {key: value[first : first + WINDOW_BATCH] for key, value in windows.items()}
+            chunk = {key: value[first : first + WINDOW_BATCH].to(device) for key, value in windows.items()}
             outputs = model(**chunk, return_dict=True)
-            logits += list(zip(outputs.start_logits, outputs.end_logits))  # each (T,)
+            logits += list(zip(outputs.start_logits.cpu(), outputs.end_logits.cpu()))  # each (T,)
     return logits
 
 
@@ -229,8 +232,8 @@ def _capture(loaded, windows, index: int) -> _Captured:
     inputs = {key: value[index][real][None] for key, value in windows.items()}  # each (1, T')
     tokens = token_labels(loaded.preprocessor, inputs["input_ids"][0].tolist())
     result = forward_with_attention(loaded, inputs, Side([tokens], inputs["attention_mask"].bool()))
-    library = result.maps[ENCODER].weights[0].numpy()  # (L, H, T', T')
-    recomputed = result.recomputed[ENCODER][0].numpy()  # (L, H, T', T')
+    library = result.maps[ENCODER].weights[0].cpu().numpy()  # (L, H, T', T')
+    recomputed = result.recomputed[ENCODER][0].cpu().numpy()  # (L, H, T', T')
     return _Captured(tokens, library, recomputed, result.outputs)
 
 

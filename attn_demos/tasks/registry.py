@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from attn_demos.adapters.loading import LoadedModel, load_model_cached
+from attn_demos.adapters.precision import resolve_device
 from attn_demos.errors import ModelLoadError
 
 TASK_HEADS = {
@@ -52,9 +53,15 @@ def resolve(source: str) -> str:
 
 
 def get_model(task: str, source: str | None = None) -> LoadedModel:
-    """The loaded model of a task (or of `source` with the task's head), shared across requests."""
+    """The loaded model of a task (or of `source` with the task's head), shared across requests.
+
+    On the device $ATTN_DEMOS_DEVICE names (`launch --device`; default auto: cuda when available),
+    float32, eager attention: the tabs show the library's weights next to the recomputed ones.
+    """
     try:
-        return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
+        return load_model_cached(
+            resolve(source or model_source(task)), head=TASK_HEADS[task], device=resolve_device()
+        )
     except ModelLoadError as error:
         if source:  # a model the request named: the message about it is the whole story
             raise

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-FAMILIES = ("bert", "roberta", "distilbert", "bart", "marian", "t5", "vit")
+FAMILIES = ("bert", "roberta", "distilbert", "bart", "marian", "t5", "vit", "gpt2", "llama", "qwen2", "mistral", "phi3", "gpt_neox", "deit")
 GPU_DTYPES = ("float32", "bfloat16", "float16")
 IMPLEMENTATIONS = ("eager", "sdpa")
 TEXTS = ["The cat sat on the mat.", "Attention is all you need, and the dog sat in the house with the cat."]

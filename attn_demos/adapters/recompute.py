@@ -176,7 +176,8 @@ def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_i
     rotary_dim, theta = rotary_settings(config, family)
     if position_ids is None:
         position_ids = torch.arange(k.shape[2], device=k.device)[None]  # (1, T): what the model uses unasked
-    angles = rotary_angles(position_ids.to(k.device), inverse_frequencies(rotary_dim, theta))  # (B|1, T, r/2)
+    frequencies = inverse_frequencies(rotary_dim, theta).to(k.device)  # (r/2,) float32
+    angles = rotary_angles(position_ids.to(k.device), frequencies)  # (B|1, T, r/2)
     return apply_rotary(q, angles), apply_rotary(k, angles)
 
 

@@ -154,7 +154,9 @@ def _run_compare(args) -> int:
         if rank != 0:
             return EXIT_OK if report.ok else EXIT_MISMATCH
     if args.json:
-        print(json.dumps(report.to_dict()))
+        from attn_demos.render.export import to_jsonable
+
+        print(json.dumps(to_jsonable(report.to_dict()), allow_nan=False))  # the library's NaN becomes null
     else:
         print(_table(report))
     if args.out:

@@ -397,3 +397,15 @@ def test_compare_under_accelerate_launch_merges_two_processes(checkpoints, tmp_p
     # The same inputs, but another process's thread count may round differently.
     assert merged["input_max_abs_err"] == pytest.approx(single["input_max_abs_err"], abs=1e-6)
     assert merged["ok"] is single["ok"] is True
+
+
+def test_compare_json_is_valid_when_the_library_returns_nan(capsys, checkpoints):
+    """float64 Llama with left padding: the library's own softmax (float32) gives NaN on real rows
+    from layer 1 on (see test_modern_families); the report says mismatch and stays valid JSON."""
+    code, out, _ = run(
+        capsys, "compare", "--model", str(checkpoints["llama"]), "--dtype", "float64", "--json",
+        "--text", "the cat", "--text", "the cat sat on the mat in the house", "--max-new-tokens", "2",
+    )
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert code == 1 and data["ok"] is False
+    assert any(r["max_abs_err"] is None for r in data["results"])  # NaN written as null

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from attn_demos.render.export import to_jsonable  # noqa: E402
+
 
 def plot_errors(report, path: str | Path) -> Path:
     """Save per-head errors (layers × heads, one panel per kind) and the error by layer.
@@ -82,7 +84,7 @@ def write_report_files(report, folder: str | Path) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / "report.json", "csv": folder / "report.csv", "png": folder / "errors.png"}
-    paths["json"].write_text(json.dumps(report.to_dict(), indent=2))
+    paths["json"].write_text(json.dumps(to_jsonable(report.to_dict()), indent=2, allow_nan=False))
     with paths["csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["kind", "layer", "head", "max_abs_err", "within_tolerance"])

@@ -14,8 +14,9 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 
-def plot_errors(report, path: str | Path) -> Path:
-    """Save a log-scale heatmap of per-head errors for every kind in `report` (a ComparisonReport)."""
+def plot_errors(report, path: str | Path, model_name: str | None = None) -> Path:
+    """Save a log-scale heatmap of per-head errors for every kind in `report` (a ComparisonReport),
+    titled with `model_name` (the caller's display name: never a server path) or report.model."""
     kinds = list(dict.fromkeys(r.kind for r in report.results))
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds) + 1, 3.2), squeeze=False)
     floor = 1e-17  # exact agreement (0.0) drawn at the bottom of the scale
@@ -31,14 +32,14 @@ def plot_errors(report, path: str | Path) -> Path:
                 ax.text(head, layer, "✗", ha="center", va="center", color="red", fontsize=8)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="max |Δ| (log)")
     verdict = "match" if report.ok else "MISMATCH"
-    fig.suptitle(f"{report.model}: {verdict} (tolerance {report.tolerance:g})", fontsize=9)
+    fig.suptitle(f"{model_name or report.model}: {verdict} (tolerance {report.tolerance:g})", fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def write_report_files(report, folder: str | Path) -> dict[str, Path]:
+def write_report_files(report, folder: str | Path, model_name: str | None = None) -> dict[str, Path]:
     """Write report.json, report.csv (one row per kind, layer, head) and errors.png into `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,5 +51,5 @@ def write_report_files(report, folder: str | Path) -> dict[str, Path]:
         for r in report.results:
             for head, err in enumerate(r.heads):
                 writer.writerow([r.kind, r.layer, head, f"{err:.3e}", err <= report.tolerance])
-    plot_errors(report, paths["png"])
+    plot_errors(report, paths["png"], model_name)
     return paths

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attn_demos.render.panels import basics as basics_panel
-from attn_demos.render.panels import explorer as explorer_panel
-from attn_demos.render.panels import images as images_panel
-from attn_demos.render.panels import qa as qa_panel
-from attn_demos.render.panels import seq2seq as seq2seq_panel
+from attn_demos.ui import basics as basics_panel
+from attn_demos.ui import explorer as explorer_panel
+from attn_demos.ui import images as images_panel
+from attn_demos.ui import qa as qa_panel
+from attn_demos.ui import seq2seq as seq2seq_panel
 
 TOL = 1e-5
 CLIENTS = 8  # concurrent gradio_client clients (threads)

@@ -123,7 +123,7 @@ def http_get(url: str) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def explore_outputs(served) -> dict:
-    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+    from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
     values = client.predict("Attention is all you need.", 0, "mean", False, "", api_name="/explore")
@@ -138,7 +138,7 @@ def test_the_apps_own_output_files_are_served(served, explore_outputs):
 
 
 def outside_files(checkpoints) -> dict[str, str]:
-    from attn_demos.render.panels.common import export_folder
+    from attn_demos.ui.common import export_folder
 
     exported = sorted(export_folder().glob("*.json"))  # our own export, before Gradio copied it
     return {
@@ -164,7 +164,7 @@ def test_files_outside_the_apps_outputs_are_refused(served, explore_outputs, che
 
 
 def test_model_id_in_a_request_is_refused_without_the_flag(served):
-    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+    from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
     names = [n for n in RUN_OUTPUTS if n != "state"]
@@ -180,11 +180,11 @@ def test_model_id_in_a_request_is_refused_without_the_flag(served):
 
 
 def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
-    from attn_demos.render.panels import explorer
-    from attn_demos.render.panels.common import export_folder
+    from attn_demos.ui import explorer
+    from attn_demos.ui.common import export_folder
 
     monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
-    out = explorer.run("the cat sat", 0, "mean", False, "")
+    out = explorer.explore("the cat sat", 0, "mean", False, "")
     folder = export_folder()
     assert Path(out["png"]).parent == folder and Path(out["json"]).parent == folder
     assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("attn-demos-exports-")
@@ -193,8 +193,8 @@ def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
 
 
 def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
-    from attn_demos.render.panels import explorer
-    from attn_demos.render.panels.common import EXPORT_MAX_AGE, export_folder
+    from attn_demos.ui import explorer
+    from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder
 
     monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
     folder = export_folder()
@@ -202,7 +202,7 @@ def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
     for path, age in ((old, EXPORT_MAX_AGE + 60), (recent, EXPORT_MAX_AGE - 60)):
         path.write_bytes(b"x")
         os.utime(path, (time.time() - age, time.time() - age))
-    out = explorer.run("the cat", 0, "mean", False, "")
+    out = explorer.explore("the cat", 0, "mean", False, "")
     assert not old.exists() and recent.exists()
     assert Path(out["png"]).exists() and Path(out["json"]).exists()
     recent.unlink()
@@ -211,9 +211,9 @@ def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
 EXPORT_AND_EXIT = r"""
 import os, sys
 os.environ["ATTN_DEMOS_EXPLORE_MODEL"] = sys.argv[1]
-from attn_demos.render.panels import explorer
-from attn_demos.render.panels.common import export_folder
-out = explorer.run("the cat sat", 0, "mean", False, "")
+from attn_demos.ui import explorer
+from attn_demos.ui.common import export_folder
+out = explorer.explore("the cat sat", 0, "mean", False, "")
 assert os.path.dirname(out["png"]) == str(export_folder()) and os.path.exists(out["json"])
 print(export_folder())
 """

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from app_server import model_environment, running_app
-
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,7 +27,7 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def page(checkpoints):
+def page(app_server):
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
@@ -37,7 +35,8 @@ def page(checkpoints):
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app(model_environment(checkpoints)) as (_, url), sync_playwright() as playwright:
+    _, url = app_server
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(url, wait_until="load")
@@ -61,6 +60,21 @@ def _shot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     return path
+
+
+def _status(page, prefix: str, fragment: str) -> str:
+    status = page.locator(f"#{prefix}-status")
+    status.get_by_text(fragment).first.wait_for(timeout=WAIT_MS)
+    return status.inner_text()
+
+
+def _dropdown_value(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} input").first.input_value()
+
+
+def _choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.locator("ul.options li", has_text=option).first.click()
 
 
 def _image_loaded(page, selector: str) -> None:
@@ -151,3 +165,101 @@ def test_image_tab(page):
     page.locator("#image-flow-run").click()
     _image_loaded(page, "#image-flow")
     _shot(page, "image_patches")
+
+
+# ---------------------------------------------------------------- what a new user hit (issue 8) --
+
+
+def test_a_failed_run_keeps_layer_and_head_and_the_next_run_works(page):
+    """Explorer and QA: an empty run, then a valid one, shows the badge ✓ (dropdowns not blanked)."""
+    _open_tab(page, "Explorer")
+    page.locator("#explore-text textarea").fill("The cat sat on the mat.")
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    _choose(page, "explore-layer", "3")
+    page.locator("#explore-badge").get_by_text("✓").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-text textarea").fill("")
+    page.locator("#explore-run").click()
+    assert "is empty" in _status(page, "explore", "⚠️")
+    assert page.locator("#explore-badge").inner_text().strip() == ""  # the old result is cleared
+    assert _dropdown_value(page, "explore-layer") == "3" and _dropdown_value(page, "explore-head") == "mean"
+    page.locator("#explore-text textarea").fill("The dog barked.")
+    page.locator("#explore-run").click()
+    assert "✓" in _wait_for_badge(page, "explore")
+    assert _dropdown_value(page, "explore-layer") == "3"  # the run drew the layer the control shows
+
+    _open_tab(page, "Question answering")
+    page.locator("#answer-context textarea").fill("")
+    page.locator("#answer-run").click()
+    assert "context is empty" in _status(page, "answer", "⚠️")
+    assert _dropdown_value(page, "answer-layer") == "mean" and _dropdown_value(page, "answer-head") == "mean"
+    page.locator("#answer-context textarea").fill("The cat slept on the warm windowsill.")
+    page.locator("#answer-run").click()
+    assert "✓" in _wait_for_badge(page, "answer")
+
+
+def test_export_on_a_long_input_shows_a_short_preview_and_named_files(page):
+    _open_tab(page, "Explorer")
+    long_text = " ".join(["attention"] * 348)  # [CLS] + 348 + [SEP] = 350 MiniLM tokens
+    page.locator("#explore-text textarea").fill(long_text)
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    _choose(page, "explore-layer", "2")
+    page.locator("#explore-numbers").get_by_text("layer 2").first.wait_for(timeout=WAIT_MS)
+    page.get_by_text("Export", exact=True).first.click()
+    numbers = page.locator("#explore-numbers")
+    numbers.get_by_text("350").first.wait_for(timeout=WAIT_MS)
+    shown = numbers.inner_text()
+    assert shown.count("0.") <= 8 * 8 + 8, "the page's JSON must hold a preview, not the 350 × 350 matrix"
+    assert "press Export" in shown
+    page.locator("#explore-export").click()
+    link = page.locator("#explore-json a").first
+    link.wait_for(timeout=WAIT_MS)
+    assert "explore-layer2-mean-heads.json" in page.locator("#explore-json").inner_text()
+    _shot(page, "explorer_export")
+
+
+def test_a_corrupt_image_gets_one_message_and_clears_the_old_result(page, tmp_path):
+    _open_tab(page, "Image patches")
+    page.locator("#image-run").click()
+    _wait_for_badge(page, "image")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n certainly not an image")
+    page.locator("#image-input input[type=file]").set_input_files(str(broken))
+    page.locator("#image-input").get_by_text("broken.png").first.wait_for(timeout=WAIT_MS)
+    page.locator("#image-run").click()
+    assert "The file is not a readable image" in _status(page, "image", "⚠️")
+    assert page.locator("#image-overlay img").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
+    assert page.locator(".toast-body", has_text="Error").count() == 0  # no red error pills
+    _shot(page, "image_corrupt_upload")
+
+
+def test_rollout_disables_layer_enter_submits_and_examples_run(page):
+    _open_tab(page, "Question answering")
+    _choose(page, "answer-head", "rollout")
+    page.wait_for_function("() => document.querySelector('#answer-layer input').disabled")
+    _choose(page, "answer-head", "mean")
+    page.wait_for_function("() => !document.querySelector('#answer-layer input').disabled")
+    page.locator("#answer-badge").evaluate("(el) => el.textContent = ''")
+    page.locator("#answer-question input, #answer-question textarea").first.fill("Where did the cat sleep?")
+    page.locator("#answer-question input, #answer-question textarea").first.press("Enter")
+    assert "✓" in _wait_for_badge(page, "answer")
+
+    _open_tab(page, "Explorer")
+    page.locator("#explore-badge").evaluate("(el) => el.textContent = ''")
+    before = page.locator("#explore-text textarea").input_value()
+    page.locator("#tab-explore .gallery-item, #tab-explore button.example").first.click()
+    assert "✓" in _wait_for_badge(page, "explore")
+    assert page.locator("#explore-text textarea").input_value() != before
+
+
+def test_flow_accordion_gives_an_estimate_before_running(page):
+    _open_tab(page, "Explorer")
+    page.locator("#explore-text textarea").fill("Attention is all you need.")
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    page.get_by_text("Attention flow (max-flow").click()
+    estimate = page.locator("#explore-flow-estimate")
+    estimate.get_by_text("Estimated time for 8 tokens × 6 layers").wait_for(timeout=WAIT_MS)
+    assert "under a second" in estimate.inner_text()
+    assert page.locator("#explore-flow-stop").is_visible()

@@ -111,7 +111,7 @@ def numbers_preview_output(prefix: str):
 
 def export_accordion(prefix: str, out: dict):
     """The Export accordion: a short numbers preview, and files written only when asked."""
-    with gr.Accordion("Export", open=False):
+    with gr.Accordion("Export", open=False, elem_id=f"{prefix}-export-accordion"):
         out["numbers"] = numbers_preview_output(prefix)
         button = gr.Button("Export PNG and JSON (every number)", elem_id=f"{prefix}-export")
         with gr.Row():

@@ -235,6 +235,7 @@ def test_a_corrupt_image_gets_one_message_and_clears_the_old_result(page, tmp_pa
     page.locator("#image-run").click()
     assert "The file is not a readable image" in _status(page, "image", "⚠️")
     assert page.locator("#image-overlay img").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
+    assert page.locator("#image-flow img").count() == 0  # nor the flow of the previous image
     assert page.locator(".toast-body", has_text="Error").count() == 0  # no red error pills
     _shot(page, "image_corrupt_upload")
 
@@ -282,3 +283,26 @@ def test_flow_accordion_gives_an_estimate_before_running(page):
     estimate.get_by_text("Estimated time for 8 tokens × 6 layers").wait_for(timeout=WAIT_MS)
     assert "under a second" in estimate.inner_text()
     assert page.locator("#explore-flow-stop").is_visible()
+
+
+def test_a_tab_whose_model_cannot_load_says_one_sentence_and_disables_its_button(checkpoints, page):
+    """A second app whose QA model is missing: visitors see one sentence, no hint for the operator."""
+    from app_server import model_environment, running_app
+
+    broken = {**model_environment(checkpoints), "ATTN_DEMOS_ANSWER_MODEL": "/no/such/folder",
+              "ATTN_DEMOS_ALLOW_USER_MODELS": None}
+    with running_app(broken) as (_, url):
+        other = page.context.browser.new_page(viewport={"width": 1280, "height": 1600})
+        other.goto(url, wait_until="load")
+        other.get_by_role("tab", name="Question answering").click()
+        line = other.locator("#answer-model")
+        line.get_by_text("not available").wait_for(timeout=WAIT_MS)
+        assert line.inner_text().strip() == "⚠️ This tab's model is not available on this server."
+        assert other.locator("#answer-run").is_disabled()
+        assert other.locator("#answer-status").inner_text().strip() == ""  # not repeated below the button
+        content = other.content()
+        assert "/no/such/folder" not in content and "ATTN_DEMOS_" not in content and "--answer-model" not in content
+        other.screenshot(path=str(SCREENSHOTS / "question_answering_model_unavailable.png"), full_page=True)
+        other.get_by_role("tab", name="Translation").click()
+        assert other.locator("#translate-run").is_enabled()  # control: a tab whose model loads
+        other.close()

@@ -30,7 +30,7 @@ TAB = "explore"
 DEFAULT_LAYER = 0
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 REDRAW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
-RUN_OUTPUTS = ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate") + REDRAW_OUTPUTS
+RUN_OUTPUTS = ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate", "flow") + REDRAW_OUTPUTS
 FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 EXPORT_OUTPUTS = ("status", "png", "json")
 

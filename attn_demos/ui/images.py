@@ -30,7 +30,7 @@ from attn_demos.ui.flow_estimate import flow_estimate_text, flow_seconds
 TAB = "classify_image"
 DEFAULT_LAYER = "mean"
 REDRAW_OUTPUTS = ("status", "badge", "overlay", "rollout", "patches", "numbers", "png", "json")
-RUN_OUTPUTS = ("state", "inputs", "labels", "layers", "heads", "flow_estimate") + REDRAW_OUTPUTS
+RUN_OUTPUTS = ("state", "inputs", "labels", "layers", "heads", "flow_estimate", "flow") + REDRAW_OUTPUTS
 FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 EXPORT_OUTPUTS = ("status", "png", "json")
 

@@ -26,6 +26,11 @@ import pytest
 from PIL import Image
 
 from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError, UnsupportedModelError
+from attn_demos.tasks.basics import run_basics
+from attn_demos.tasks.explorer import explore
+from attn_demos.tasks.images import MAX_SIDE, classify_image
+from attn_demos.tasks.qa import LOW_CONFIDENCE, answer
+from attn_demos.tasks.seq2seq import summarize, translate
 from attn_demos.ui import basics as basics_panel
 from attn_demos.ui import explorer as explorer_panel
 from attn_demos.ui import images as images_panel
@@ -34,11 +39,6 @@ from attn_demos.ui import seq2seq as seq2seq_panel
 from attn_demos.ui import summarization as summarization_panel
 from attn_demos.ui import translation as translation_panel
 from attn_demos.ui.common import run_safely
-from attn_demos.tasks.basics import run_basics
-from attn_demos.tasks.explorer import explore
-from attn_demos.tasks.images import MAX_SIDE, classify_image
-from attn_demos.tasks.qa import LOW_CONFIDENCE, answer
-from attn_demos.tasks.seq2seq import summarize, translate
 
 TOL = 1e-5
 SEEN: dict[str, str] = {}  # "layer · case" -> what the person sees

@@ -69,7 +69,6 @@ def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, laun
 def test_cli_launch_passes_no_host_or_share_unless_asked(monkeypatch):
     """`attn-demos launch` leaves the host to app.launch (127.0.0.1 / $GRADIO_SERVER_NAME)."""
     from attn_demos import cli
-
     from attn_demos.ui import app
 
     calls = []

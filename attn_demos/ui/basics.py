@@ -60,7 +60,7 @@ def build() -> None:
     }
     with gr.Accordion("Numbers (JSON)", open=False):
         out["numbers"] = gr.JSON(seed["numbers"], label="numbers", elem_id="basics-numbers")
-    wiring.run_on_enter_and_click(
-        [button.click, query.submit, key.submit, value.submit], wiring.handler(basics, OUTPUTS), [query, key, value],
+    wiring.run_on_click_and_enter(
+        button, [query, key, value], True, wiring.handler(basics, OUTPUTS), [query, key, value],
         wiring.outputs_for(out, OUTPUTS), api_name="basics",
     )

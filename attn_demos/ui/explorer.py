@@ -134,8 +134,8 @@ def build() -> None:
 
     run_inputs = [text, layer, head, words, model]
     run_handler, run_outputs = wiring.handler(explore, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_enter_and_click([button.click, text.submit], run_handler, run_inputs, run_outputs, api_name="explore")
-    wiring.run_example_on_click(examples, run_handler, run_inputs, run_outputs)
+    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name="explore")
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     flowing = flow_button.click(
         wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",

@@ -132,9 +132,8 @@ def build() -> None:
 
     run_inputs = [image, layer, head, model]
     run_handler, run_outputs = wiring.handler(classify_image, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_enter_and_click([button.click], run_handler, run_inputs, run_outputs, api_name="classify_image")
-    if examples is not None:
-        wiring.run_example_on_click(examples, run_handler, run_inputs, run_outputs)
+    wiring.run_on_click_and_enter(button, [], usable, run_handler, run_inputs, run_outputs, api_name="classify_image")
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     flowing = flow_button.click(
         wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"]],
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",

@@ -121,8 +121,8 @@ def build() -> None:
 
     run_inputs = [question, context, layer, head, attend_from, model]
     run_handler, run_outputs = wiring.handler(answer, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_enter_and_click([button.click, question.submit], run_handler, run_inputs, run_outputs, api_name="answer")
-    wiring.run_example_on_click(examples, run_handler, run_inputs, run_outputs)
+    wiring.run_on_click_and_enter(button, [question], usable, run_handler, run_inputs, run_outputs, api_name="answer")
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     export_button.click(
         wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="answer_export",

@@ -3,9 +3,8 @@ tokens × source tokens), the source highlighted for one chosen output token, an
 
 from __future__ import annotations
 
-import numpy as np
-
 import gradio as gr
+import numpy as np
 
 from attn_demos.render.heatmap import heatmap_image
 from attn_demos.render.tokens import highlight_html
@@ -118,9 +117,9 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
 
     run_inputs = [text, layer, head, words, beams, model]
     run_handler, run_outputs = wiring.handler(run, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    triggers = [button.click, text.submit] if one_line else [button.click]
-    wiring.run_on_enter_and_click(triggers, run_handler, run_inputs, run_outputs, api_name=task)
-    wiring.run_example_on_click(example_rows, run_handler, run_inputs, run_outputs)
+    enter_boxes = [text] if one_line else []
+    wiring.run_on_click_and_enter(button, enter_boxes, usable, run_handler, run_inputs, run_outputs, api_name=task)
+    wiring.run_example_on_click(example_rows, usable, run_handler, run_inputs, run_outputs)
 
     def export_tab(result, inputs, layer, head, words, target):
         return export(task, result, inputs, layer, head, words, target)

@@ -120,14 +120,17 @@ def export_accordion(prefix: str, out: dict):
     return button
 
 
-def run_on_enter_and_click(triggers: list, function, inputs: list, outputs: list, api_name: str):
-    """One event for the button and Enter in the given boxes: one API endpoint."""
+def run_on_click_and_enter(button, enter_boxes: list, usable: bool, function, inputs: list, outputs: list, api_name: str):
+    """One event (one API endpoint) for the button and for Enter in the one-line boxes; while the
+    tab's model cannot load, Enter does nothing, like the disabled button."""
+    triggers = [button.click] + ([box.submit for box in enter_boxes] if usable else [])
     return gr.on(triggers, function, inputs, outputs, api_name=api_name)
 
 
-def run_example_on_click(examples: gr.Examples, function, inputs: list, outputs: list):
+def run_example_on_click(examples: gr.Examples | None, usable: bool, function, inputs: list, outputs: list):
     """Clicking an example fills the inputs, then runs them with the controls as they are."""
-    examples.load_input_event.then(function, inputs, outputs, api_visibility="private")
+    if examples is not None and usable:
+        examples.load_input_event.then(function, inputs, outputs, api_visibility="private")
 
 
 # ---------------------------------------------------------------- attention flow

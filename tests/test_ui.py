@@ -259,3 +259,46 @@ def test_flow_handler_returns_the_flow_and_reports_progress(configured):
     expected = result.flow_scores(2)
     shown = [float(s) for s in __import__("re").findall(r'data-score="([^"]+)"', flow_html)]
     np.testing.assert_allclose(shown, expected)
+
+
+def test_gradio_sees_the_flow_progress_tracker(configured):
+    import gradio as gr
+
+    with gr.Blocks() as blocks:
+        explorer.build()
+        images.build()
+    tracked = [fn.name for fn in blocks.fns.values() if fn.tracks_progress]
+    assert sorted(tracked) == ["flow", "flow"]
+
+
+def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_wait():
+    import asyncio
+    import threading
+    import time
+
+    finished = threading.Event()
+
+    def slow(value):
+        time.sleep(0.8)
+        finished.set()
+        return {"status": "", "flow": value}
+
+    function = wiring.flow_handler(slow, ("status", "flow"), lambda value: 1.0)
+    calls = []
+    assert asyncio.run(function("done", lambda fraction, desc: calls.append((fraction, desc)))) == ("", "done")
+    fractions = [fraction for fraction, _ in calls]
+    assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f < 1 for f in fractions)
+    assert all("s left (estimate)" in desc for _, desc in calls)
+
+    finished.clear()
+
+    async def stopped_early():
+        task = asyncio.create_task(function("never shown", lambda *args, **kwargs: None))
+        await asyncio.sleep(0.3)
+        task.cancel()  # what Gradio does for cancels=[...] when Stop is pressed
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return finished.is_set()
+
+    assert asyncio.run(stopped_early()) is False  # the wait ended before the computation did
+    assert finished.wait(10)  # which then finishes in the background (core/flow.py has no stop hook)

@@ -231,7 +231,7 @@ def test_a_corrupt_image_gets_one_message_and_clears_the_old_result(page, tmp_pa
     broken.write_bytes(b"\x89PNG\r\n\x1a\n certainly not an image")
     page.locator("#image-input button[aria-label=Clear]").click()
     page.locator("#image-input input[type=file]").set_input_files(str(broken))
-    page.locator("#image-input").get_by_text("broken.png").first.wait_for(timeout=WAIT_MS)
+    page.locator("#image-input [aria-label=\"broken.png\"]").first.wait_for(timeout=WAIT_MS)  # uploaded
     page.locator("#image-run").click()
     assert "The file is not a readable image" in _status(page, "image", "⚠️")
     assert page.locator("#image-overlay img").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
@@ -253,6 +253,10 @@ def test_rollout_disables_layer_enter_submits_and_examples_run(page):
     assert "✓" in _wait_for_badge(page, "answer")
 
     _open_tab(page, "Explorer")
+    with page.expect_request(_a_run_with("Enter runs this."), timeout=WAIT_MS):
+        page.locator("#explore-text textarea").fill("Enter runs this.")
+        page.locator("#explore-text textarea").press("Enter")
+    _wait_for_badge(page, "explore")
     from attn_demos.tasks.examples import load_examples
 
     example = load_examples("explore")[1]["text"]

@@ -302,3 +302,17 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_wait():
 
     assert asyncio.run(stopped_early()) is False  # the wait ended before the computation did
     assert finished.wait(10)  # which then finishes in the background (core/flow.py has no stop hook)
+
+
+def test_running_the_entry_point_builds_each_tab_once(monkeypatch):
+    """apps/app.py as Spaces runs it (as a file, not __main__ here): every tab's build() runs once."""
+    import runpy
+
+    from attn_demos.ui import app
+
+    calls = []
+    for _, _, module in app.TABS:
+        monkeypatch.setattr(module, "build", lambda name=module.__name__: calls.append(name))
+    namespace = runpy.run_path(str(ROOT / "apps" / "app.py"), run_name="spaces_app")
+    assert sorted(calls) == sorted(module.__name__ for _, _, module in app.TABS)
+    assert len(calls) == len(set(calls)) == 6 and namespace["demo"] is not None

@@ -106,7 +106,7 @@ def _layer_head(layer, head):
 
 def build() -> None:
     usable, model = wiring.model_box(TAB)
-    text = gr.Textbox(label="Text", lines=2, value=DEFAULT_TEXT, elem_id="explore-text")
+    text = gr.Textbox(label="Text", lines=1, max_lines=8, value=DEFAULT_TEXT, elem_id="explore-text")  # Enter runs
     examples = gr.Examples([[row["text"]] for row in load_examples(TAB)], [text], cache_examples=False)
     with gr.Row():
         layer, head = wiring.layer_head_controls(TAB, "explore", layer_value=DEFAULT_LAYER, with_rollout=True)

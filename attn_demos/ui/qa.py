@@ -100,7 +100,9 @@ def build() -> None:
     usable, model = wiring.model_box(TAB)
     rows = load_examples(TAB)
     question = gr.Textbox(label="Question", value=rows[0]["question"], elem_id="answer-question")
-    context = gr.Textbox(label="Context", lines=4, value=rows[0]["context"], elem_id="answer-context")
+    context = gr.Textbox(
+        label="Context (Shift+Enter runs)", lines=4, value=rows[0]["context"], elem_id="answer-context"
+    )
     examples = gr.Examples([[r["question"], r["context"]] for r in rows], [question, context], cache_examples=False)
     with gr.Row():
         layer, head = wiring.layer_head_controls(TAB, "answer", with_rollout=True)
@@ -121,7 +123,7 @@ def build() -> None:
 
     run_inputs = [question, context, layer, head, attend_from, model]
     run_handler, run_outputs = wiring.handler(answer, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [question], usable, run_handler, run_inputs, run_outputs, api_name="answer")
+    wiring.run_on_click_and_enter(button, [question, context], usable, run_handler, run_inputs, run_outputs, api_name="answer")
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     export_button.click(
         wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],

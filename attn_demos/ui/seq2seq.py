@@ -91,8 +91,10 @@ def _target(target) -> int:
 def build(task: str, run, input_label: str, default_text: str, examples: list[str], button_text: str) -> None:
     """The layout of a seq2seq tab; `run` is the tab's run handler, `task` its API name and prefix."""
     usable, model = wiring.model_box(task)
-    one_line = task != "summarize"
-    text = gr.Textbox(label=input_label, lines=1 if one_line else 4, value=default_text, elem_id=f"{task}-text")
+    one_line = task != "summarize"  # Enter runs a one-line box, Shift+Enter a longer one
+    label = input_label if one_line else f"{input_label} (Shift+Enter runs)"
+    text = gr.Textbox(label=label, lines=1 if one_line else 4, max_lines=8 if one_line else 20, value=default_text,
+                      elem_id=f"{task}-text")
     example_rows = gr.Examples([[e] for e in examples], [text], cache_examples=False)
     with gr.Row():
         layer, head = wiring.layer_head_controls(task, task)
@@ -117,8 +119,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
 
     run_inputs = [text, layer, head, words, beams, model]
     run_handler, run_outputs = wiring.handler(run, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    enter_boxes = [text] if one_line else []
-    wiring.run_on_click_and_enter(button, enter_boxes, usable, run_handler, run_inputs, run_outputs, api_name=task)
+    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name=task)
     wiring.run_example_on_click(example_rows, usable, run_handler, run_inputs, run_outputs)
 
     def export_tab(result, inputs, layer, head, words, target):

@@ -38,6 +38,7 @@ def handler(function, outputs: tuple[str, ...]):
 
 
 def call_safely(function, *args) -> dict:
+    """The handler's dict, or {"status": "⚠️ …"} if it raised."""
     try:
         return function(*args)
     except Exception as error:  # the tab shows it; the app stays up
@@ -84,7 +85,7 @@ def layer_head_controls(task: str, prefix: str, layer_value="mean", with_rollout
     layers, heads = shape if shape else (0, 0)
     head_options = ["mean", "max", "min"] + list(range(heads)) + (["rollout"] if with_rollout else [])
     layer = gr.Dropdown(
-        ["mean"] + list(range(layers)), value=layer_value if layers or layer_value == "mean" else "mean",
+        ["mean"] + list(range(layers)), value=layer_value if layers else "mean",
         label="Layer", elem_id=f"{prefix}-layer", allow_custom_value=True,
     )
     head = gr.Dropdown(head_options, value="mean", label="Head", elem_id=f"{prefix}-head", allow_custom_value=True)

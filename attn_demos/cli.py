@@ -161,8 +161,9 @@ def _run_compare(args) -> int:
         print(_table(report))
     if args.out:
         from attn_demos.render.error_plot import write_report_files
+        from attn_demos.tasks.registry import display_name
 
-        paths = write_report_files(report, args.out)
+        paths = write_report_files(report, args.out, display_name(report.model))
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
 
@@ -247,14 +248,9 @@ def _run_launch(args) -> int:
     set_model_overrides({k: getattr(args, f"{k}_model") for k in ("explore", "translate", "answer", "summarize", "classify_image")})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"
-    app_file = Path(__file__).resolve().parents[1] / "apps" / "app.py"
-    if not app_file.exists():
-        print(f"attn-demos launch: {app_file} not found; run from a clone installed with pip install -e .", file=sys.stderr)
-        return EXIT_USAGE
-    sys.path.insert(0, str(app_file.parent))
-    import app  # apps/app.py
+    from attn_demos.ui.app import build, launch
 
-    app.launch(host=args.host, port=args.port, share=args.share)
+    launch(build(), host=args.host, port=args.port, share=args.share)
     return EXIT_OK
 
 

@@ -65,12 +65,12 @@ def png_bytes(values: dict) -> int:
 def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
     """Latency (p50) of each task end to end, and payload size at 512 tokens (bench.py's `metric`
     makes the rows, `at_most` the goals)."""
-    from attn_demos.render.panels import explorer as explorer_panel
-    from attn_demos.render.panels import images as images_panel
-    from attn_demos.render.panels import qa as qa_panel
-    from attn_demos.render.panels import seq2seq as seq2seq_panel
     from attn_demos.tasks.registry import get_model
     from attn_demos.tasks.seq2seq import run_seq2seq
+    from attn_demos.ui import explorer as explorer_panel
+    from attn_demos.ui import images as images_panel
+    from attn_demos.ui import qa as qa_panel
+    from attn_demos.ui import seq2seq as seq2seq_panel
 
     for task, family in (("translate", "marian"), ("answer", "distilbert"), ("summarize", "bart"),
                          ("classify_image", "vit"), ("explore", "minilm")):
@@ -97,7 +97,7 @@ def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
         loaded = get_model("answer")
         question = words_for(loaded, 8, seed=1)
         context = words_for(loaded, total_tokens - 8 - 3, seed=2)  # [CLS] q [SEP] c [SEP]
-        return lambda: qa_panel.run(question, context, "mean", "mean", "answer")
+        return lambda: qa_panel.answer(question, context, "mean", "mean", "answer")
 
     side = models["vit"].config.image_size
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8))
@@ -105,7 +105,7 @@ def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
         "translate": seq2seq("translate", *sizes["translate"]),
         "answer": answer(sizes["answer"]),
         "summarize": seq2seq("summarize", *sizes["summarize"]),
-        "classify_image": lambda: images_panel.run(image, "mean", "mean"),
+        "classify_image": lambda: images_panel.classify_image(image, "mean", "mean"),
     }
     for task, run in cases.items():
         outputs = run()
@@ -117,7 +117,7 @@ def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
     tokens = sizes["payload"]
     explore_text = words_for(get_model("explore"), tokens - 2)
     payload_cases = {
-        "explore": lambda: explorer_panel.run(explore_text, 0, "mean", False),
+        "explore": lambda: explorer_panel.explore(explore_text, 0, "mean", False),
         "translate": seq2seq("translate", tokens, 8),
         "answer": answer(tokens),
         "summarize": seq2seq("summarize", tokens, 8),

@@ -68,3 +68,13 @@ def tiny_model(checkpoints):
         return cache[family, dtype]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def app_server(checkpoints):
+    """(blocks, base URL) of the combined app on 127.0.0.1, one per test module: the Explorer on the
+    embedded MiniLM, the other tabs on tiny random checkpoints, visitors not allowed to name models."""
+    from app_server import model_environment, running_app
+
+    with running_app({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}) as served:
+        yield served

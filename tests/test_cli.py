@@ -199,6 +199,11 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
         lambda source, texts, *a, **k: seen.append(texts) or real_compare(source, texts, *a, **k),
     )
 
+    from matplotlib.figure import Figure
+
+    titles = []
+    real_suptitle = Figure.suptitle
+    monkeypatch.setattr(Figure, "suptitle", lambda fig, text, **k: titles.append(text) or real_suptitle(fig, text, **k))
     out_dir = tmp_path / "report"
     code, out, _ = run(
         capsys,
@@ -219,6 +224,7 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
     assert code == 0
     assert seen == [rows[:3]]
     assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.csv", "errors.png"}
+    assert titles == ["bart: match (tolerance 1e-05)"]  # errors.png names the folder, not the server's path
 
     data = json.loads((out_dir / "report.json").read_text())
     _check_report_json(data)

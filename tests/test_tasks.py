@@ -183,13 +183,16 @@ def test_image_flow_map_is_the_cls_flow_on_the_patch_grid(checkpoints):
     np.testing.assert_allclose(result.flow_map(), expected, atol=1e-9)
 
 
-def test_a_tab_whose_model_cannot_load_says_how_to_point_it_elsewhere(monkeypatch):
+def test_a_tab_whose_model_cannot_load_tells_the_log_how_to_point_it_elsewhere(monkeypatch, caplog):
+    """Visitors get one sentence without server paths; the operator's hint goes to the log."""
+    from attn_demos.tasks.registry import UNAVAILABLE
+
     monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", "/no/such/folder")
-    with pytest.raises(ModelLoadError) as caught:
+    with caplog.at_level("WARNING", logger="attn_demos.tasks.registry"), pytest.raises(ModelLoadError) as caught:
         translate("hello")
-    message = str(caught.value)
-    assert "no such folder" in message
-    assert "ATTN_DEMOS_TRANSLATE_MODEL=" in message and "--translate-model" in message
+    assert str(caught.value) == UNAVAILABLE
+    assert "no such folder" in caplog.text
+    assert "ATTN_DEMOS_TRANSLATE_MODEL=" in caplog.text and "--translate-model" in caplog.text
 
 
 def test_ids_beyond_the_tokenizer_get_a_label_not_none(checkpoints):

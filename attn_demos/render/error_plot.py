@@ -16,8 +16,9 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from attn_demos.render.export import to_jsonable  # noqa: E402
 
 
-def plot_errors(report, path: str | Path) -> Path:
-    """Save per-head errors (layers × heads, one panel per kind) and the error by layer.
+def plot_errors(report, path: str | Path, model_name: str | None = None) -> Path:
+    """Save per-head errors (layers × heads, one panel per kind) and the error by layer, titled
+    with `model_name` (the caller's display name: never a server path) or report.model.
 
     The colour scale is logarithmic over the range the cells actually span (and the tolerance),
     so cells that differ look different; the tolerance is a line on the colour bar and on the
@@ -45,7 +46,8 @@ def plot_errors(report, path: str | Path) -> Path:
     verdict = "match" if report.ok else "MISMATCH"
     run = getattr(report, "run", {}) or {}
     facts = ", ".join(str(run[k]) for k in ("device", "dtype", "attn_implementation") if run.get(k))
-    fig.suptitle(f"{report.model}: {verdict} (tolerance {report.tolerance:g}{'; ' + facts if facts else ''})", fontsize=9)
+    title = model_name or report.model
+    fig.suptitle(f"{title}: {verdict} (tolerance {report.tolerance:g}{'; ' + facts if facts else ''})", fontsize=9)
     path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -78,7 +80,7 @@ def _plot_by_layer(ax, grids: dict[str, np.ndarray], tolerance: float, low: floa
     ax.legend(fontsize=7)
 
 
-def write_report_files(report, folder: str | Path) -> dict[str, Path]:
+def write_report_files(report, folder: str | Path, model_name: str | None = None) -> dict[str, Path]:
     """Write report.json (with the run's facts), report.csv (one row per kind, layer, head) and
     errors.png into `folder`."""
     folder = Path(folder)
@@ -91,5 +93,5 @@ def write_report_files(report, folder: str | Path) -> dict[str, Path]:
         for r in report.results:
             for head, err in enumerate(r.heads):
                 writer.writerow([r.kind, r.layer, head, f"{err:.3e}", err <= report.tolerance])
-    plot_errors(report, paths["png"])
+    plot_errors(report, paths["png"], model_name)
     return paths

@@ -224,7 +224,7 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
     assert code == 0
     assert seen == [rows[:3]]
     assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.csv", "errors.png"}
-    assert titles == ["bart: match (tolerance 1e-05)"]  # errors.png names the folder, not the server's path
+    assert titles == ["bart: match (tolerance 1e-05; cpu, float32, eager)"]  # names the folder, not the server's path
 
     data = json.loads((out_dir / "report.json").read_text())
     _check_report_json(data)

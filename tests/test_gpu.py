@@ -3,14 +3,15 @@ reason where torch sees no CUDA GPU (never counted as passed)."""
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import gpu_checks  # noqa: E402
+GPU_CHECKS = Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.py"
+_spec = importlib.util.spec_from_file_location("gpu_checks", GPU_CHECKS)
+gpu_checks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_checks)
 
 pytestmark = pytest.mark.gpu
 

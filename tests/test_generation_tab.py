@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,7 +165,7 @@ def test_export_carries_the_prompt_the_output_and_the_chosen_token(configured):
     result = out["state"]
     files = generation.export(result, out["inputs"], 0, 1, 1)
     assert files["png"].endswith("generate-layer0-head1.png")
-    payload = json.loads(open(files["json"]).read())
+    payload = json.loads(Path(files["json"]).read_text())
     assert payload["tab"] == "generate" and payload["input_text"] == PROMPT
     assert payload["output_text"] == result.output_text and payload["num_beams"] == 1
     assert payload["chosen_token"] == {"index": 1, "token": result.generated_tokens[1]}
@@ -209,7 +210,7 @@ def test_the_generate_endpoint_answers_with_named_outputs_and_a_verified_badge(c
     assert out["png"] is None and out["json"] is None
     status, png, json_path = client.predict("mean", 0, 0, api_name="/generate_export")  # this session's result
     assert status == "Exported." and png.endswith(".png")
-    assert json.loads(open(json_path).read())["chosen_token"]["index"] == 0
+    assert json.loads(Path(json_path).read_text())["chosen_token"]["index"] == 0
 
 
 def test_the_generate_endpoint_reports_bad_input_in_the_status(client):

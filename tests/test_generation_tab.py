@@ -159,6 +159,17 @@ def test_a_too_long_prompt_is_refused_with_its_length_and_room_left(configured):
     assert f"at most {limit - 64} before 64 new tokens" in refused and "\n" not in refused
 
 
+def test_a_named_model_needs_the_operators_consent_and_must_be_decoder_only(configured, monkeypatch, checkpoints):
+    handler = wiring.handler(generation.generate, generation.RUN_OUTPUTS)
+    refused = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["gpt2"]))))
+    assert refused["status"].startswith("⚠️") and "configured models only" in refused["status"]
+    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    encoder = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["bert"]))))
+    assert encoder["status"].startswith("⚠️") and "not a decoder-only language model" in encoder["status"]
+    gpt2 = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["gpt2"]))))
+    assert _badge_error(gpt2["badge"]) <= 1e-5 and "Model: `gpt2`" in gpt2["status"]  # named by folder, not path
+
+
 def test_export_carries_the_prompt_the_output_and_the_chosen_token(configured):
     assert generation.export(None, None, "mean", "mean", 0)["status"] == "Run the model first (Generate)."
     out = _run()

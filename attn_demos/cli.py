@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+LAUNCH_TASKS = ("explore", "translate", "answer", "summarize", "classify_image", "generate")  # a --<task>-model each
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--host", default=None, help="default 127.0.0.1 (Spaces sets GRADIO_SERVER_NAME)")
     launch.add_argument("--port", type=int, default=None, help="default 7860 (or GRADIO_SERVER_PORT)")
     launch.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
-    for task in ("explore", "translate", "answer", "summarize", "classify_image"):
+    for task in LAUNCH_TASKS:
         launch.add_argument(f"--{task.replace('_', '-')}-model", dest=f"{task}_model", help=f"model for {task}")
     launch.add_argument("--allow-user-models", action="store_true", help="let visitors type a model id")
     _add_device_argument(launch)
@@ -245,7 +246,7 @@ def _run_launch(args) -> int:
     if args.device:
         resolve_device(args.device)  # one line and exit 2 if torch cannot see it
         os.environ[DEVICE_ENV] = args.device
-    set_model_overrides({k: getattr(args, f"{k}_model") for k in ("explore", "translate", "answer", "summarize", "classify_image")})
+    set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"
     from attn_demos.ui.app import build, launch

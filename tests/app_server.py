@@ -21,6 +21,7 @@ def model_environment(checkpoints: dict) -> dict[str, str]:
         "ATTN_DEMOS_ANSWER_MODEL": str(checkpoints["distilbert"]),
         "ATTN_DEMOS_SUMMARIZE_MODEL": str(checkpoints["bart"]),
         "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL": str(checkpoints["vit"]),
+        "ATTN_DEMOS_GENERATE_MODEL": str(checkpoints["llama"]),
     }
 
 

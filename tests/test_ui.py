@@ -317,4 +317,4 @@ def test_running_the_entry_point_builds_each_tab_once(monkeypatch):
         monkeypatch.setattr(module, "build", lambda name=module.__name__: calls.append(name))
     namespace = runpy.run_path(str(ROOT / "apps" / "app.py"), run_name="spaces_app")
     assert sorted(calls) == sorted(module.__name__ for _, _, module in app.TABS)
-    assert len(calls) == len(set(calls)) == 6 and namespace["demo"] is not None
+    assert len(calls) == len(set(calls)) == 7 and namespace["demo"] is not None

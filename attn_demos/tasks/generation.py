@@ -10,16 +10,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attn_demos.adapters.compare import generate_and_force
+from attn_demos.adapters.extract import model_max_length
 from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.inputs import clean_text, tokenize_text
+from attn_demos.tasks.inputs import clean_text, tokenize_text, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
 MAX_NEW_TOKENS_CAP = 64  # the most tokens one request may generate
 DEFAULT_MAX_NEW_TOKENS = 32
 MAX_BEAMS = 8
+MAX_PROMPT_TOKENS = 512  # every step's attention over the prompt is kept: longer prompts are refused, not cut
 
 
 @dataclass
@@ -98,6 +100,7 @@ def run_generation(
         text = loaded.preprocessor.apply_chat_template(
             [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
         )
+    check_prompt_length(loaded, text, not templated, int(max_new_tokens))
     inputs, side, notices = tokenize_text(loaded, text, what="prompt", special_tokens=not templated)
     generated, forced = generate_and_force(loaded, dict(inputs), int(num_beams), int(max_new_tokens))
     prompt_length = generated.prompt_length
@@ -119,3 +122,16 @@ def run_generation(
         num_beams=int(num_beams),
         notices=model_notices(loaded) + notices + (["Chat template applied."] if templated else []),
     )
+
+
+def check_prompt_length(loaded: LoadedModel, text: str, special_tokens: bool, max_new_tokens: int) -> None:
+    """Refuse a prompt that leaves no room for the new tokens (cutting it would continue a different text)."""
+    tokenizer = loaded.preprocessor
+    with tokenizer_lock(tokenizer):
+        length = len(tokenizer(text, truncation=False, add_special_tokens=special_tokens)["input_ids"])
+    room = min(MAX_PROMPT_TOKENS, model_max_length(loaded) - max_new_tokens)
+    if length > room:
+        raise BadInputError(
+            f"The prompt is too long: {length:,} tokens, and this tab reads at most {max(room, 0)} "
+            f"before {max_new_tokens} new tokens; shorten it or ask for fewer new tokens."
+        )

@@ -6,7 +6,7 @@ import os
 
 import gradio as gr
 
-from attn_demos.ui import basics, explorer, images, qa, summarization, translation
+from attn_demos.ui import basics, explorer, generation, images, qa, summarization, translation
 
 TABS = [
     ("Basics", "basics", basics),
@@ -15,6 +15,7 @@ TABS = [
     ("Question answering", "answer", qa),
     ("Summarization", "summarize", summarization),
     ("Image patches", "image", images),
+    ("Text generation", "generate", generation),
 ]
 CONCURRENCY_PER_MODEL = 2  # 2 CPU cores: more parallel forwards only queue inside torch
 QUEUE_SIZE = 64

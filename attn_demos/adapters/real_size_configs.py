@@ -10,9 +10,9 @@ public config.json, tokenizer_config.json and generation_config.json of each mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import transformers
@@ -214,9 +214,9 @@ def with_word_level_ids(family: str, config, extra_texts: list[str] = ()):
             decoder_start_token_id=tokenizer.pad_token_id,  # as in T5: decoding starts from padding
             bos_token_id=tokenizer.pad_token_id,
         )
-    for field in SPECIAL_ID_FIELDS:
-        if hasattr(config, field):  # T5's config has no bos/forced ids: generation_config keeps those
-            setattr(config, field, ids.get(field))
+    for name in SPECIAL_ID_FIELDS:
+        if hasattr(config, name):  # T5's config has no bos/forced ids: generation_config keeps those
+            setattr(config, name, ids.get(name))
     if hasattr(config, "forced_bos_token_id"):
         config.forced_bos_token_id = None
     return config

@@ -240,6 +240,7 @@ def build_real_size_checkpoint(model_id: str, folder: str | Path, seed: int = 0)
     if real.generation:
         generation = transformers.GenerationConfig.from_pretrained(folder)
         generation.update(**real.generation)
+        generation._from_model_config = False  # the published file, not defaults derived from config.json
         if real.family == "marian":  # published as bad_words_ids [[pad]]: padding is never generated
             generation.bad_words_ids = [[config.pad_token_id]]
         generation.save_pretrained(folder)

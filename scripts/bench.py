@@ -39,7 +39,9 @@ THREADS = 2
 
 def peak_memory() -> report.Metric:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return report.metric("peak_rss_after_loading_mb", peak_kib / 1024, "MB", note="all models loaded, one forward pass each")
+    return report.metric(
+        "peak_rss_after_loading_mb", peak_kib / 1024, "MB", note="all models loaded, one forward pass each"
+    )
 
 
 def load_average_line(when: str) -> tuple[float, float, float]:
@@ -71,8 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         models = load_models(build_checkpoints(folder, args.quick, Path(__file__).resolve()), args.quick)
         touch_every_weight(models)
         metrics = [peak_memory()]
-        sections = (capture.forward_capture, capture.generation, capture.extraction, tabs.tab_ratios,
-                    tabs.concurrent_clicks, payloads.payloads, flow.attention_flow)
+        sections = (
+            capture.forward_capture,
+            capture.generation,
+            capture.extraction,
+            tabs.tab_ratios,
+            tabs.concurrent_clicks,
+            payloads.payloads,
+            flow.attention_flow,
+        )
         for section in sections:
             metrics += section(models, sizes)
             print(f"[{time.time() - started:6.1f} s] {section.__module__}.{section.__name__} done", file=sys.stderr)

@@ -37,7 +37,9 @@ def forward_capture(models, sizes: Sizes) -> list[Metric]:
     found = []
     for name, loaded, inputs, size in forward_cases(models, sizes):
         result = interleaved(*forward_pair(loaded.model, inputs), sizes.repeats)
-        found.append(metric(f"forward_capture_ratio/{name}", result["ratio"], "×", at_most(FORWARD_GOAL), **size, **result))
+        found.append(
+            metric(f"forward_capture_ratio/{name}", result["ratio"], "×", at_most(FORWARD_GOAL), **size, **result)
+        )
     return found
 
 

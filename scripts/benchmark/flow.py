@@ -54,7 +54,10 @@ def scipy_flow_row(weights: np.ndarray, output: int) -> np.ndarray:
         values.append(capacities[layer][i, j].ravel())
     nodes = (layers + 1) * length
     graph = scipy.sparse.csr_array(
-        (np.floor(np.concatenate(values) * SCIPY_SCALE).astype(np.int32), (np.concatenate(senders), np.concatenate(receivers))),
+        (
+            np.floor(np.concatenate(values) * SCIPY_SCALE).astype(np.int32),
+            (np.concatenate(senders), np.concatenate(receivers)),
+        ),
         shape=(nodes, nodes),
     )
     sink = layers * length + output
@@ -76,8 +79,15 @@ def against_scipy(name: str, weights: np.ndarray) -> list[Metric]:
     return [
         metric(f"flow_row_seconds/{name}", ours_s, "s", at_most(FLOW_SECONDS_GOAL), **size),
         metric(f"flow_scipy_row_seconds/{name}", scipy_s, "s", None, **size),
-        metric(f"flow_speedup_vs_scipy/{name}", scipy_s / ours_s, "×", at_least(1.0), max_abs_difference=difference,
-               scipy_scale=SCIPY_SCALE, **size),
+        metric(
+            f"flow_speedup_vs_scipy/{name}",
+            scipy_s / ours_s,
+            "×",
+            at_least(1.0),
+            max_abs_difference=difference,
+            scipy_scale=SCIPY_SCALE,
+            **size,
+        ),
     ]
 
 

@@ -19,7 +19,9 @@ REAL_IDS = {
     "t5": "google-t5/t5-small",
 }
 DECODER_ONLY_IDS = {"llama": "HuggingFaceTB/SmolLM2-135M", "qwen2": "Qwen/Qwen2.5-0.5B"}
-TINY_DECODER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+TINY_DECODER = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+)
 
 
 def decoder_only_support() -> dict[str, str | None]:

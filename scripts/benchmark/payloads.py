@@ -65,7 +65,12 @@ def payloads(models: dict, sizes: Sizes) -> list[Metric]:
     for view, run in views.items():
         outputs = run()
         rows.append(
-            metric(f"payload_json_{view}_{tokens}_tokens", json_bytes(outputs) / 1e6, "MB", at_most(PAYLOAD_GOAL_MB),
-                   png_mb=round(png_bytes(outputs) / 1e6, 3))
+            metric(
+                f"payload_json_{view}_{tokens}_tokens",
+                json_bytes(outputs) / 1e6,
+                "MB",
+                at_most(PAYLOAD_GOAL_MB),
+                png_mb=round(png_bytes(outputs) / 1e6, 3),
+            )
         )
     return rows

@@ -29,8 +29,13 @@ ENV = {
     "classify_image": "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL",
     "explore": "ATTN_DEMOS_EXPLORE_MODEL",
 }
-FAMILY_OF_TAB = {"translate": "marian", "answer": "distilbert", "summarize": "bart", "classify_image": "vit",
-                 "explore": "minilm"}
+FAMILY_OF_TAB = {
+    "translate": "marian",
+    "answer": "distilbert",
+    "summarize": "bart",
+    "classify_image": "vit",
+    "explore": "minilm",
+}
 
 
 def point_tabs_at(models: dict) -> None:
@@ -100,8 +105,9 @@ def answer_pair(total_tokens: int):
         return clicks.draw_answer(result)
 
     def plain():
-        batch = loaded.preprocessor([question], [context], return_tensors="pt", truncation="only_second",
-                                    max_length=total_tokens)
+        batch = loaded.preprocessor(
+            [question], [context], return_tensors="pt", truncation="only_second", max_length=total_tokens
+        )
         assert batch["input_ids"].shape[1] == total_tokens
         batch.pop("token_type_ids", None)  # DistilBERT has no segment embeddings
         out = loaded.model(**batch)
@@ -166,5 +172,8 @@ def concurrent_clicks(models: dict, sizes: Sizes) -> list[Metric]:
 
     result = interleaved(two_at_once(1), two_at_once(None), sizes.tab_repeats)
     note = f"default: {torch.get_num_threads()} threads per request; {os.cpu_count()} cores"
-    return [metric("concurrent_two_translations_one_thread_each_ratio", result["ratio"], "×", None, note=note, **size,
-                   **result)]
+    return [
+        metric(
+            "concurrent_two_translations_one_thread_each_ratio", result["ratio"], "×", None, note=note, **size, **result
+        )
+    ]

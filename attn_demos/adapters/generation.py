@@ -3,9 +3,10 @@ produced each output, greedy or beam search."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from attn_demos.adapters.extract import Side, target_side, token_labels
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER
@@ -22,6 +23,7 @@ class GenerationResult:
     source: Side
     target: Side
     scores: torch.Tensor | None  # (B,) sequence scores under beam search, else None
+    encoder_outputs: BaseModelOutput | None = None  # the encoder pass generate() used: (B, S, D), unexpanded
 
 
 def generate_with_attention(
@@ -34,13 +36,18 @@ def generate_with_attention(
 ) -> GenerationResult:
     """generate() with attention; row t of decoder/cross maps is the step that produced token t+1.
 
+    The encoder runs once, here, exactly as generate() would run it; its outputs are kept so that a
+    teacher-forced pass over the result can reuse them instead of encoding the source again.
     Runs on the model's device; the maps stay there.
     """
     device = loaded.device
     source = source.to(device)
+    model_inputs = to_device(model_inputs, device)
     with torch.no_grad():
+        encoder_outputs = run_encoder(loaded, model_inputs)
         out = loaded.model.generate(
-            **to_device(model_inputs, device),
+            **model_inputs,
+            encoder_outputs=replace(encoder_outputs),  # generate() expands it per beam in place
             num_beams=num_beams,
             num_return_sequences=1,
             max_new_tokens=max_new_tokens,
@@ -67,7 +74,20 @@ def generate_with_attention(
         CROSS: AttentionMaps(CROSS, cross, target.query_tokens, source.tokens, target.mask, source.mask),
     }
     scores = getattr(out, "sequences_scores", None)
-    return GenerationResult(sequences, maps, source, target, scores)
+    return GenerationResult(sequences, maps, source, target, scores, encoder_outputs)
+
+
+def run_encoder(loaded: LoadedModel, model_inputs: dict) -> BaseModelOutput:
+    """The encoder pass of an encoder-decoder, with its attention: last_hidden_state (B, S, D)."""
+    encoder = loaded.model.get_encoder()
+    out = encoder(
+        input_ids=model_inputs["input_ids"],
+        attention_mask=model_inputs.get("attention_mask"),
+        output_attentions=True,
+        return_dict=True,
+    )
+    # T5's encoder returns another ModelOutput class, which its forward() would read as a tuple.
+    return BaseModelOutput(last_hidden_state=out.last_hidden_state, attentions=out.attentions)
 
 
 def _rows_per_step(beam_indices: torch.Tensor | None, batch: int, steps: int) -> torch.Tensor:

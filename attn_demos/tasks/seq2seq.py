@@ -91,14 +91,15 @@ def summarization_prefix(loaded: LoadedModel) -> str:
 def run_seq2seq(
     loaded: LoadedModel, text: str, num_beams: int, max_new_tokens: int, what: str = "text", min_new_tokens=None
 ) -> Seq2SeqResult:
-    """generate() once, then one teacher-forced pass that also captures every attention input."""
+    """generate() once, then one teacher-forced pass of the decoder that captures its attention
+    inputs; that pass reuses the encoder outputs of generate() (the view shows no encoder map)."""
     if not loaded.is_encoder_decoder:
         raise BadInputError(f"{loaded.source} is not an encoder-decoder model; choose a translation or summary model")
     inputs, source_side, notices = tokenize_text(loaded, text, what=what)
     generated = generate_with_attention(loaded, inputs, source_side, num_beams, max_new_tokens, min_new_tokens)
-    forced = forward_with_attention(
-        loaded, teacher_forced_inputs(inputs, generated.sequences), source_side, generated.target
-    )
+    forced_inputs = teacher_forced_inputs(inputs, generated.sequences)
+    forced_inputs["encoder_outputs"] = generated.encoder_outputs  # decoder and cross sites only
+    forced = forward_with_attention(loaded, forced_inputs, source_side, generated.target)
     real = generated.target.mask[0].cpu().numpy()  # (T,) steps that produced real tokens
     cross = generated.maps[CROSS].weights[0].cpu().numpy()[:, :, real]  # (L, H, T, S)
     decoder = generated.maps[DECODER].weights[0].cpu().numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)

@@ -35,6 +35,7 @@ from attn_demos.adapters.families import family_for  # noqa: E402
 from attn_demos.adapters.loading import LoadedModel  # noqa: E402
 from attn_demos.adapters.precision import DTYPES  # noqa: E402
 from attn_demos.adapters.real_size_configs import vit_base_patch16_224  # noqa: E402
+from attn_demos.adapters import verify  # noqa: E402
 from attn_demos.adapters.verify import forward_with_verification  # noqa: E402
 
 ROUNDS, WARMUP = 5, 2
@@ -157,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the rows as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--heads-per-chunk", type=int, default=None,
+        help="heads the sdpa check attends at once (default: verify.HEADS_PER_CHUNK; more is faster, needs more memory)",
+    )
     args = parser.parse_args(argv)
+    if args.heads_per_chunk:
+        verify.HEADS_PER_CHUNK = args.heads_per_chunk
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.quick:
         print("gpu_bench: torch sees no CUDA GPU; run with --quick for a CPU smoke run", file=sys.stderr)
@@ -166,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in models(args.quick).items():
         for dtype in BENCH_DTYPES:
             row = bench_one(name, spec, dtype, device, args.rounds)
+            row["heads_per_chunk"] = verify.HEADS_PER_CHUNK
             print(json.dumps(row), flush=True)
             rows.append(row)
             if device.type == "cuda":

@@ -28,6 +28,9 @@ fi
 
 timeout 150 python3 scripts/gpu_bench.py --out "$RESULTS/gpu_bench.json" 2>&1 | tee "$RESULTS/gpu_bench.txt"
 bench_status=${PIPESTATUS[0]}
+# The same with every head of a layer attended at once: speed against the per-head default's memory.
+timeout 150 python3 scripts/gpu_bench.py --heads-per-chunk 64 --out "$RESULTS/gpu_bench_all_heads.json" 2>&1 | tee "$RESULTS/gpu_bench_all_heads.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || bench_status=1
 
 echo "gpu tests exit $tests_status, gpu benchmark exit $bench_status; results in $RESULTS"
 [ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

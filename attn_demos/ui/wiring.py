@@ -15,7 +15,7 @@ from attn_demos.tasks.registry import attention_shape, model_status
 from attn_demos.ui.common import Choices, error_text, user_models_allowed
 
 RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
-CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens")  # left as they are when a run fails
+CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens", "query")  # left as they are when a run fails
 PROGRESS_TICK_S = 0.25
 FLOW_WORKERS = 1  # flows run one at a time: a stopped flow finishes in the background, never piles up
 
@@ -104,6 +104,12 @@ def badge_line(prefix: str):
 
 def html_output(name: str, prefix: str):
     return gr.HTML(label=name, elem_id=f"{prefix}-{name}")
+
+
+def pick_box(elem_id: str):
+    """The hidden textbox that the interactive views write their clicks into (JSON, see
+    attn_demos.render.interactive); its .change event receives them."""
+    return gr.Textbox(elem_id=elem_id, visible="hidden", label="selection")
 
 
 def numbers_preview_output(prefix: str):

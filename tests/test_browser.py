@@ -85,6 +85,11 @@ def _image_loaded(page, selector: str) -> None:
     assert page.evaluate("(el) => el.complete && el.naturalWidth > 50", image.element_handle())
 
 
+def _view_drawn(page, selector: str) -> None:
+    """An interactive view (render/interactive) drawn by the page's script."""
+    page.locator(f"{selector} .attn-view.attn-ready").first.wait_for(timeout=WAIT_MS)
+
+
 def test_basics_tab(page):
     _open_tab(page, "Basics")
     _image_loaded(page, "#basics-heatmap")  # the seed example is on screen before any click
@@ -112,8 +117,8 @@ def test_explorer_tab(page):
     page.locator("#explore-text textarea").fill("Attention is all you need.")
     page.locator("#explore-run").click()
     assert "✓" in _wait_for_badge(page, "explore")
-    _image_loaded(page, "#explore-heatmap")
-    _image_loaded(page, "#explore-grid")
+    _view_drawn(page, "#explore-heatmap")
+    _view_drawn(page, "#explore-grid")
     # [CLS] attention is all you need . [SEP]: 8 tokens of all-MiniLM-L6-v2's WordPiece vocabulary
     assert page.locator("#explore-received .attn-token").count() == 8
     page.get_by_text("Attention flow (max-flow").click()

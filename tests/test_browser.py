@@ -92,7 +92,7 @@ def _view_drawn(page, selector: str) -> None:
 
 def test_basics_tab(page):
     _open_tab(page, "Basics")
-    _image_loaded(page, "#basics-heatmap")  # the seed example is on screen before any click
+    _view_drawn(page, "#basics-heatmap")  # the seed example is on screen before any click
     # Swap the query's components: the scores become [0, 1/√3], so the seed's weights swap too.
     page.locator("#basics-query textarea").fill("[[0, 1, 1]]")
     page.locator("#basics-run").click()
@@ -133,7 +133,7 @@ def test_translation_tab(page):
     page.locator("#translate-text textarea").fill("The cat sat on the mat.")
     page.locator("#translate-run").click()
     assert "✓" in _wait_for_badge(page, "translate")
-    _image_loaded(page, "#translate-heatmap")
+    _view_drawn(page, "#translate-heatmap")
     # the tiny Marian's word-level tokenizer: the cat sat on the mat . </s>
     assert page.locator("#translate-highlight .attn-token").count() == 8
     _shot(page, "translation")
@@ -149,7 +149,7 @@ def test_question_answering_tab(page, checkpoints):
     page.locator("#answer-run").click()
     assert "✓" in _wait_for_badge(page, "answer")
     assert page.locator("#answer-highlight .attn-token").count() == len(context_tokens)
-    _image_loaded(page, "#answer-heatmap")
+    _view_drawn(page, "#answer-heatmap")
     _shot(page, "question_answering")
 
 
@@ -162,7 +162,7 @@ def test_summarization_tab(page, checkpoints):
     page.locator("#summarize-text textarea").fill(article)
     page.locator("#summarize-run").click()
     assert "✓" in _wait_for_badge(page, "summarize")
-    _image_loaded(page, "#summarize-heatmap")
+    _view_drawn(page, "#summarize-heatmap")
     assert page.locator("#summarize-highlight .attn-token").count() == len(source)
     _shot(page, "summarization")
 

@@ -149,6 +149,11 @@ def test_question_answering_tab(page, checkpoints):
     page.locator("#answer-run").click()
     assert "✓" in _wait_for_badge(page, "answer")
     assert page.locator("#answer-highlight .attn-token").count() == len(context_tokens)
+    outlined = page.locator("#answer-highlight .attn-answer-span")  # the answer, outlined in the context
+    if page.locator("#answer-answer").inner_text().startswith("No answer"):
+        assert outlined.count() == 0
+    else:
+        assert outlined.count() == 1 and outlined.locator(".attn-token").count() >= 1
     _view_drawn(page, "#answer-heatmap")
     _shot(page, "question_answering")
 
@@ -174,9 +179,12 @@ def test_image_tab(page):
     _image_loaded(page, "#image-overlay")
     _image_loaded(page, "#image-rollout")
     assert page.locator("#image-patches td.attn-patch").count() == 16  # the tiny ViT's 4 × 4 grid
+    for scale in ("#image-overlay-scale", "#image-rollout-scale"):  # a colour scale beside each overlay
+        assert page.locator(f"{scale} .attn-legend-bar").count() == 1, scale
     page.get_by_text("Attention flow into [CLS]").click()
     page.locator("#image-flow-run").click()
     _image_loaded(page, "#image-flow")
+    page.locator("#image-flow-scale .attn-legend-bar").wait_for(timeout=WAIT_MS)
     _shot(page, "image_patches")
 
 

@@ -187,3 +187,36 @@ def test_a_narrow_window(browser, app_server):
         _shot(page, "app-explorer-narrow-420px")
     finally:
         page.close()
+
+
+def test_translation_grid_click_row_click_and_cross_head_view(page, checkpoints):
+    page.get_by_role("tab", name="Translation").click()
+    page.locator("#translate-text textarea").fill("The cat sat on the mat.")
+    page.locator("#translate-run").click()
+    page.locator("#translate-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#translate-grid button.attn-cell").first.wait_for(timeout=WAIT_MS)
+    page.locator('#translate-grid button.attn-cell[data-layer="1"][data-head="1"]').click()
+    page.locator("#translate-heatmap .attn-title").get_by_text("layer 1, head 1").wait_for(timeout=WAIT_MS)
+    assert page.locator("#translate-layer input").first.input_value() == "1"
+    payload = _payload(page, "#translate-heatmap")
+    assert payload["chosen"] == 0  # the first output token is the one inspected at first
+    canvas = page.locator("#translate-heatmap canvas.attn-hm-canvas")
+    box = canvas.bounding_box()
+    canvas.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.9})  # a row far from the first
+    row = json.loads(page.locator("#translate-pick textarea").input_value())["query"]  # what the click sent
+    assert row > 0
+    page.wait_for_function(
+        "(row) => JSON.parse(document.querySelector('#translate-heatmap .attn-view').dataset.attnPayload).chosen === row",
+        arg=row, timeout=WAIT_MS,
+    )
+    assert page.locator("#translate-target input").first.input_value().startswith(f"{row}: ")
+    assert f"output token {row} " in page.locator("#translate-highlight").inner_text()
+    head = page.locator("#translate-head-view .attn-view.attn-ready")
+    head.wait_for(timeout=WAIT_MS)
+    assert head.locator(".attn-hv-left .attn-hv-tok").count() == len(payload["q"])  # output tokens
+    assert head.locator(".attn-hv-right .attn-hv-tok").count() == len(payload["k"])  # source tokens
+    _shot(page, "app-translation-views")
+
+
+def _payload(page, selector: str) -> dict:
+    return json.loads(page.locator(f"{selector} .attn-view").get_attribute("data-attn-payload"))

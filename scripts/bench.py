@@ -445,7 +445,7 @@ def task_metrics(models, sizes: Sizes) -> list[Metric]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_tasks import task_metrics as measure_tasks
 
-    return measure_tasks(models, sizes.quick, metric, at_most)
+    return measure_tasks(models, sizes.quick, metric, at_most, interleaved)
 
 
 # -- report ----------------------------------------------------------------------------------

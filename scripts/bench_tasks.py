@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 LATENCY_GOALS_S = {"translate": 1.0, "answer": 0.5, "classify_image": 0.7, "summarize": 8.0}
+TAB_RATIO_GOAL = 1.3  # a tab's click ÷ the plain model call it wraps (issue 9)
 PAYLOAD_GOAL_MB = 2.0
 ENV = {
     "translate": "ATTN_DEMOS_TRANSLATE_MODEL",
@@ -62,7 +63,7 @@ def png_bytes(values: dict) -> int:
     return total
 
 
-def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
+def task_metrics(models: dict, quick: bool, metric, at_most, interleaved=None) -> list:
     """Latency (p50) of each task end to end, and payload size at 512 tokens (bench.py's `metric`
     makes the rows, `at_most` the goals)."""
     from attn_demos.tasks.registry import get_model
@@ -128,4 +129,67 @@ def task_metrics(models: dict, quick: bool, metric, at_most) -> list:
             metric(f"payload_json_{view}_{tokens}_tokens", json_bytes(outputs) / 1e6, "MB", at_most(PAYLOAD_GOAL_MB),
                    png_mb=round(png_bytes(outputs) / 1e6, 3))
         )
+    if interleaved is not None:
+        rows += tab_ratio_metrics(quick, metric, at_most, interleaved, image)
+    return rows
+
+
+def tab_ratio_metrics(quick: bool, metric, at_most, interleaved, image) -> list:
+    """Each tab's run end to end as the page gets it (the model with attentions, the from-scratch
+    check, every interactive view; no PNG) ÷ the plain model call it wraps with the same settings
+    (forward, or generate with the same beams and length), timed interleaved in this process."""
+    import torch
+
+    from attn_demos.tasks.inputs import tokenize_text
+    from attn_demos.tasks.registry import get_model
+    from attn_demos.tasks.seq2seq import summarization_prefix
+    from attn_demos.ui import explorer, images, qa, summarization, translation
+
+    repeats = 2 if quick else 5
+    words = {"explore": 16, "answer": 16, "translate": 8, "summarize": 16} if quick else \
+        {"explore": 128, "answer": 128, "translate": 20, "summarize": 200}
+    beams, translate_tokens, summary_tokens = 4, 64, 80  # the tabs' defaults (tasks/seq2seq.py)
+
+    def plain(loaded, **inputs):
+        def run():
+            with torch.no_grad():
+                return loaded.model(**inputs)
+        return run
+
+    def plain_generate(loaded, inputs, new_tokens):
+        def run():
+            with torch.no_grad():
+                return loaded.model.generate(**inputs, num_beams=beams, max_new_tokens=new_tokens, do_sample=False)
+        return run
+
+    cases = {}
+    loaded = get_model("explore")
+    text = words_for(loaded, words["explore"], seed=3)
+    inputs, _, _ = tokenize_text(loaded, text)
+    cases["explore"] = (lambda: explorer.explore(text, 0, "mean", False), plain(loaded, **inputs))
+    loaded = get_model("answer")
+    question, context = words_for(loaded, 8, seed=1), words_for(loaded, words["answer"], seed=2)
+    encoded = dict(loaded.preprocessor(question, context, return_tensors="pt", truncation="only_second", max_length=384))
+    cases["answer"] = (lambda: qa.answer(question, context, "mean", "mean", "answer"), plain(loaded, **encoded))
+    loaded = get_model("classify_image")
+    pixels = dict(loaded.preprocessor(images=image, return_tensors="pt"))
+    cases["classify_image"] = (lambda: images.classify_image(image, "mean", "mean"), plain(loaded, **pixels))
+    loaded = get_model("translate")
+    source = words_for(loaded, words["translate"], seed=4)
+    inputs, _, _ = tokenize_text(loaded, source)
+    cases["translate"] = (
+        lambda: translation.translate(source, "mean", "mean", False, beams), plain_generate(loaded, dict(inputs), translate_tokens)
+    )
+    loaded = get_model("summarize")
+    article = words_for(loaded, words["summarize"], seed=5)
+    inputs, _, _ = tokenize_text(loaded, summarization_prefix(loaded) + article)
+    cases["summarize"] = (
+        lambda: summarization.summarize(article, "mean", "mean", False, beams), plain_generate(loaded, dict(inputs), summary_tokens)
+    )
+    rows = []
+    for tab, (run_tab, run_model) in cases.items():
+        assert "⚠️" not in str(run_tab().get("status") or ""), tab
+        result = interleaved(run_tab, run_model, repeats)
+        rows.append(metric(f"tab_over_model_ratio/{tab}", result["ratio"], "×", at_most(TAB_RATIO_GOAL),
+                           words=words.get(tab), **result))
     return rows

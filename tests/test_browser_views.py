@@ -215,6 +215,16 @@ def test_translation_grid_click_row_click_and_cross_head_view(page, checkpoints)
     head.wait_for(timeout=WAIT_MS)
     assert head.locator(".attn-hv-left .attn-hv-tok").count() == len(payload["q"])  # output tokens
     assert head.locator(".attn-hv-right .attn-hv-tok").count() == len(payload["k"])  # source tokens
+    page.get_by_text("Neuron view (how one cross-attention weight is made)").click()
+    neuron_title = page.locator("#translate-neuron .attn-title")
+    neuron_title.get_by_text(f"layer 1, head 1, output token {row} ").wait_for(timeout=WAIT_MS)
+    shown = _payload(page, "#translate-heatmap")
+    keys = len(shown["k"])
+    cells = np.array(shown["m"][row * keys:(row + 1) * keys], dtype=np.float64) / 10 ** shown["decimals"]
+    reference = [float(v) for v in page.eval_on_selector_all(
+        "#translate-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")]
+    np.testing.assert_allclose(reference, cells, atol=1e-6)  # cross-attention: neuron weight = heatmap cell
+    _shot(page, "app-translation-neuron", "#translate-neuron")
     _shot(page, "app-translation-views")
 
 

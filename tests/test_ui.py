@@ -391,3 +391,15 @@ def test_clicks_and_redraws_draw_no_png(configured, monkeypatch):
     assert "data-attn-view" in answered["heatmap"]
     with pytest.raises(AssertionError, match="outside Export"):  # control: Export does draw one
         explorer.export(result, {"text": "the cat sat"}, 0, 0, False)
+
+
+def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configured):
+    from attn_demos.render.interactive import read_payload
+
+    result = translation.translate("the cat sat on the mat", 1, 1, False, 2, "")["state"]
+    out = translation.seq2seq.pick("translate", _selection(view="heatmap", query=2, token="x"), result, 1, 1, False, 0)
+    assert out["targets"].selected == 2 and read_payload(out["heatmap"])["chosen"] == 2
+    terms = read_payload(out["neuron"])
+    np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
+    assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
+    assert "one layer and one head" in translation.seq2seq.neuron(result, "mean", "mean", 2)["neuron"]

@@ -7,7 +7,13 @@ import gradio as gr
 import numpy as np
 
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.interactive import head_grid_html, head_view_html, heatmap_html, parse_selection
+from attn_demos.render.interactive import (
+    head_grid_html,
+    head_view_html,
+    heatmap_html,
+    neuron_view_html,
+    parse_selection,
+)
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.seq2seq import Seq2SeqResult
 from attn_demos.ui import wiring
@@ -25,10 +31,12 @@ from attn_demos.ui.common import (
 )
 
 DEFAULT_LAYER = "mean"
-REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json", "grid")
+REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json", "grid", "neuron")
 RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS + ("head_view",)
 PICK_OUTPUTS = ("layers", "heads", "targets") + REDRAW_OUTPUTS
+NEURON_OUTPUTS = ("status", "neuron")
 HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page to 1e-6
+NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or an output token and Show neuron view)."
 EXPORT_OUTPUTS = ("status", "png", "json")
 
 
@@ -86,6 +94,7 @@ def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, 
             shown=(layer, head) if isinstance(layer, int) and isinstance(head, int) else None,
             title=f"cross-attention, all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
         ),
+        "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
         "highlight": highlight_html(result.source_tokens, scores, title=f"source attended by output token {target} “{chosen}”"),
         "coverage": highlight_html(result.source_tokens, coverage, title="coverage: total attention each source token received"),
         "numbers": {**numbers_preview(view), "coverage_first": np.round(coverage[:8], 4).tolist()},
@@ -108,7 +117,25 @@ def pick(task: str, selection: str, result: Seq2SeqResult | None, layer, head, w
         return {}
     target = int(chosen["query"])
     options = target_choices(result)
-    return {**redraw(result, layer, head, words, target, task), "targets": Choices(options.options, target)}
+    drawn = redraw(result, layer, head, words, target, task)
+    return {**drawn, **neuron(result, layer, head, target), "targets": Choices(options.options, target)}
+
+
+def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
+    """The neuron view of one cross-attention cell: the output token's q, each source token's k,
+    their products and sums, the scale, the softmax and the model's own weight (on request)."""
+    if result is None:
+        return {"status": "Run the model first."}
+    layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
+    if not (isinstance(layer, int) and isinstance(head, int)):
+        return {"status": "", "neuron": f'<div class="attn-note">{NEURON_HINT}</div>'}
+    target = _target(target)
+    terms = result.neuron(layer, head, target)
+    title = (
+        f"neuron view: layer {layer}, head {head}, output token {target} “{result.target_tokens[target]}” → source "
+        f"(softmax vs the model's weights: max |Δ| {terms['max_abs_err']:.1e})"
+    )
+    return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 
 
 def export(tab: str, result: Seq2SeqResult | None, inputs: dict | None, layer, head, words: bool, target=None) -> dict:
@@ -162,6 +189,9 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     with gr.Accordion("Every layer × head, and the head view", open=True, elem_id=f"{task}-views-accordion"):
         out["grid"] = wiring.html_output("grid", task)
         out["head_view"] = wiring.html_output("head-view", task)
+    with gr.Accordion("Neuron view (how one cross-attention weight is made)", open=False, elem_id=f"{task}-neuron-accordion"):
+        neuron_button = gr.Button("Show neuron view (output token chosen above)", elem_id=f"{task}-neuron-run")
+        out["neuron"] = wiring.html_output("neuron", task)
     export_button = wiring.export_accordion(task, out)
 
     run_inputs = [text, layer, head, words, beams, model]
@@ -191,4 +221,8 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     picked.change(
         wiring.handler(pick_tab, PICK_OUTPUTS), [picked] + view_inputs,
         wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+    )
+    neuron_button.click(
+        wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
+        wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
     )

@@ -357,6 +357,9 @@ def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     merged = explorer.pick(_selection(view="heatmap", query=1, token="the"), result, 1, 0, True, None)
     assert "Merge word pieces" in merged["neuron"]
     assert explorer.pick("not json", result, 1, 0, False, None) == {}
+    from_head_view = explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, False, None)
+    np.testing.assert_allclose(read_payload(from_head_view["neuron"])["reference"], result.library[1, 0, 2], atol=1e-6)
+    assert explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, True, None) == {}
 
 
 def test_the_neuron_button_and_its_errors(configured):
@@ -403,3 +406,13 @@ def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configure
     np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
     assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
     assert "one layer and one head" in translation.seq2seq.neuron(result, "mean", "mean", 2)["neuron"]
+
+
+def test_a_click_that_selects_nothing_leaves_the_views_as_they_are():
+    def selects_nothing(selection):
+        return {}
+
+    kept = wiring.handler(selects_nothing, explorer.PICK_OUTPUTS, keep_missing=True)("not json")
+    assert all(isinstance(v, type(wiring.gr.skip())) for v in kept)
+    cleared = dict(zip(explorer.PICK_OUTPUTS, wiring.handler(selects_nothing, explorer.PICK_OUTPUTS)("x")))
+    assert cleared["heatmap"] is None  # control: a run's handler clears what it did not set

@@ -69,8 +69,8 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "query": token_choices,
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
         "head_view": head_view_html(
-            result.library, result.tokens, title="head view: hover a token for its lines; click to keep it",
-            layer=shown_layer if isinstance(shown_layer, int) else 0,
+            result.library, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
+            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID,
         ),
     }
 
@@ -107,8 +107,8 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
 
 
 def pick(selection: str, result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
-    """A click on the grid (shows that layer and head) or on a heatmap row (selects that query
-    token and shows its neuron view when one layer and one head are shown)."""
+    """A click on the grid (shows that layer and head), on a heatmap row or on a query token of the
+    head view (selects that token and shows its neuron view when one layer and one head are shown)."""
     chosen = parse_selection(selection)
     if result is None or chosen is None:
         return {}
@@ -119,7 +119,9 @@ def pick(selection: str, result: ExploreResult | None, layer, head, words: bool,
             "layers": layer_choices(result.num_layers, layer),
             "heads": head_choices_for(result.head_options(), head),
         }
-    if chosen["view"] != "heatmap":
+    if chosen["view"] == "head" and words:  # the head view's tokens are not the heatmap's merged words
+        return {}
+    if chosen["view"] not in ("heatmap", "head"):
         return {}
     query = int(chosen["query"])
     drawn = {**redraw(result, layer, head, words, query)}
@@ -250,7 +252,7 @@ def build() -> None:
             wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
         )
     picked.change(
-        wiring.handler(pick, PICK_OUTPUTS), [picked] + view_inputs,
+        wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
         wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
     )
     neuron_button.click(

@@ -219,7 +219,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
             wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
         )
     picked.change(
-        wiring.handler(pick_tab, PICK_OUTPUTS), [picked] + view_inputs,
+        wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
         wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
     )
     neuron_button.click(

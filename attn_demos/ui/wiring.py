@@ -22,17 +22,18 @@ FLOW_WORKERS = 1  # flows run one at a time: a stopped flow finishes in the back
 _flow_pool = ThreadPoolExecutor(max_workers=FLOW_WORKERS, thread_name_prefix="attn-flow")
 
 
-def handler(function, outputs: tuple[str, ...]):
+def handler(function, outputs: tuple[str, ...], keep_missing: bool = False):
     """A Gradio event function: handler dict -> tuple in `outputs` order.
 
     Choices become dropdown updates; a control the handler did not set (a failed run) keeps its
-    value (gr.skip), every other missing output is cleared (None).
+    value (gr.skip), every other missing output is cleared (None), or kept too with keep_missing
+    (a click in a view that selects nothing, or fails, leaves the page as it was).
     """
 
     @functools.wraps(function)  # API clients see the handler's parameter names
     def wrapped(*args):
         values = call_safely(function, *args)
-        return _in_order(values, outputs)
+        return _in_order(values, outputs, keep_missing)
 
     return wrapped
 
@@ -45,14 +46,14 @@ def call_safely(function, *args) -> dict:
         return {"status": error_text(error)}
 
 
-def _in_order(values: dict, outputs: tuple[str, ...]):
-    ordered = tuple(_component_value(name, values) for name in outputs)
+def _in_order(values: dict, outputs: tuple[str, ...], keep_missing: bool = False):
+    ordered = tuple(_component_value(name, values, keep_missing) for name in outputs)
     return ordered[0] if len(ordered) == 1 else ordered  # Gradio takes one output bare
 
 
-def _component_value(name: str, values: dict):
+def _component_value(name: str, values: dict, keep_missing: bool = False):
     if name not in values:
-        return gr.skip() if name in CONTROL_OUTPUTS else None
+        return gr.skip() if keep_missing or name in CONTROL_OUTPUTS else None
     value = values[name]
     return gr.Dropdown(choices=value.options, value=value.selected) if isinstance(value, Choices) else value
 

@@ -37,7 +37,10 @@ TAB = "explore"
 PICK_ID = "explore-pick"  # the hidden textbox that receives clicks on the grid and the heatmap
 DEFAULT_LAYER = 0
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
-HEATMAP_DECIMALS = 6  # the page's heatmap carries 6 places: a cell matches the neuron view to 1e-6
+HEATMAP_DECIMALS = 6  # the page's heatmap carries 6 places: a cell matches the neuron view to 1e-6 ...
+LONG_HEATMAP_DECIMALS = 4  # ... up to FULL_PRECISION_CELLS cells; longer inputs get 4 (within 5e-5)
+FULL_PRECISION_CELLS = 128 * 128
+HEAD_VIEW_BYTES = 800_000  # the head view drops its faintest lines beyond this (it says which)
 VIEW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
 REDRAW_OUTPUTS = VIEW_OUTPUTS + ("grid", "neuron")
 RUN_OUTPUTS = (
@@ -70,7 +73,7 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
         "head_view": head_view_html(
             result.library, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
-            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID,
+            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
         ),
     }
 
@@ -94,7 +97,7 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
         "badge": view.check_badge,
         "heatmap": heatmap_html(
             view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=chosen,
-            target_id=PICK_ID, decimals=HEATMAP_DECIMALS,
+            target_id=PICK_ID, decimals=heatmap_decimals(view.matrix.size),
         ),
         "received": received,
         "numbers": numbers_preview(view),
@@ -104,6 +107,11 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
         ),
         "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
     }
+
+
+def heatmap_decimals(cells: int) -> int:
+    """Places the page's heatmap carries: 6 for inputs up to FULL_PRECISION_CELLS, else 4 (payload size)."""
+    return HEATMAP_DECIMALS if cells <= FULL_PRECISION_CELLS else LONG_HEATMAP_DECIMALS
 
 
 def pick(selection: str, result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attn_demos.render.interactive import read_payload
 from attn_demos.ui import explorer
 
 BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
@@ -49,7 +50,8 @@ def test_basics_endpoint_returns_the_seed_numbers(client):
     assert "agree" in status
     assert numbers["weights"][0][0] == pytest.approx(0.640457, abs=1e-6)
     assert "0.640457" in steps
-    assert Image.open(heatmap).size[0] > 50
+    shown = read_payload(heatmap)  # the interactive heatmap's numbers, 6 places
+    assert shown["m"][:2] == [640457, 359543] and shown["decimals"] == 6
 
 
 def test_basics_endpoint_reports_bad_shapes_in_the_status(client):
@@ -65,6 +67,8 @@ def test_explore_endpoint_on_embedded_minilm(client):
     preview = out["numbers"]
     assert preview["query_tokens"][0] == "[CLS]" and preview["shape"] == [8, 8]
     assert out["png"] is None and out["json"] is None  # files only when asked (Export)
+    assert read_payload(out["heatmap"])["q"][0] == "[CLS]" and len(read_payload(out["grid"])["layers"]) == 6
+    assert 'data-attn-view="head"' in out["head_view"] and out["query"] is not None
 
 
 def test_every_run_endpoint_names_its_outputs_and_the_badge_is_one(client):

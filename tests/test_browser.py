@@ -85,9 +85,14 @@ def _image_loaded(page, selector: str) -> None:
     assert page.evaluate("(el) => el.complete && el.naturalWidth > 50", image.element_handle())
 
 
+def _view_drawn(page, selector: str) -> None:
+    """An interactive view (render/interactive) drawn by the page's script."""
+    page.locator(f"{selector} .attn-view.attn-ready").first.wait_for(timeout=WAIT_MS)
+
+
 def test_basics_tab(page):
     _open_tab(page, "Basics")
-    _image_loaded(page, "#basics-heatmap")  # the seed example is on screen before any click
+    _view_drawn(page, "#basics-heatmap")  # the seed example is on screen before any click
     # Swap the query's components: the scores become [0, 1/√3], so the seed's weights swap too.
     page.locator("#basics-query textarea").fill("[[0, 1, 1]]")
     page.locator("#basics-run").click()
@@ -112,8 +117,8 @@ def test_explorer_tab(page):
     page.locator("#explore-text textarea").fill("Attention is all you need.")
     page.locator("#explore-run").click()
     assert "✓" in _wait_for_badge(page, "explore")
-    _image_loaded(page, "#explore-heatmap")
-    _image_loaded(page, "#explore-grid")
+    _view_drawn(page, "#explore-heatmap")
+    _view_drawn(page, "#explore-grid")
     # [CLS] attention is all you need . [SEP]: 8 tokens of all-MiniLM-L6-v2's WordPiece vocabulary
     assert page.locator("#explore-received .attn-token").count() == 8
     page.get_by_text("Attention flow (max-flow").click()
@@ -128,7 +133,7 @@ def test_translation_tab(page):
     page.locator("#translate-text textarea").fill("The cat sat on the mat.")
     page.locator("#translate-run").click()
     assert "✓" in _wait_for_badge(page, "translate")
-    _image_loaded(page, "#translate-heatmap")
+    _view_drawn(page, "#translate-heatmap")
     # the tiny Marian's word-level tokenizer: the cat sat on the mat . </s>
     assert page.locator("#translate-highlight .attn-token").count() == 8
     _shot(page, "translation")
@@ -144,7 +149,12 @@ def test_question_answering_tab(page, checkpoints):
     page.locator("#answer-run").click()
     assert "✓" in _wait_for_badge(page, "answer")
     assert page.locator("#answer-highlight .attn-token").count() == len(context_tokens)
-    _image_loaded(page, "#answer-heatmap")
+    outlined = page.locator("#answer-highlight .attn-answer-span")  # the answer, outlined in the context
+    if page.locator("#answer-answer").inner_text().startswith("No answer"):
+        assert outlined.count() == 0
+    else:
+        assert outlined.count() == 1 and outlined.locator(".attn-token").count() >= 1
+    _view_drawn(page, "#answer-heatmap")
     _shot(page, "question_answering")
 
 
@@ -157,7 +167,7 @@ def test_summarization_tab(page, checkpoints):
     page.locator("#summarize-text textarea").fill(article)
     page.locator("#summarize-run").click()
     assert "✓" in _wait_for_badge(page, "summarize")
-    _image_loaded(page, "#summarize-heatmap")
+    _view_drawn(page, "#summarize-heatmap")
     assert page.locator("#summarize-highlight .attn-token").count() == len(source)
     _shot(page, "summarization")
 
@@ -169,9 +179,12 @@ def test_image_tab(page):
     _image_loaded(page, "#image-overlay")
     _image_loaded(page, "#image-rollout")
     assert page.locator("#image-patches td.attn-patch").count() == 16  # the tiny ViT's 4 × 4 grid
+    for scale in ("#image-overlay-scale", "#image-rollout-scale"):  # a colour scale beside each overlay
+        assert page.locator(f"{scale} .attn-legend-bar").count() == 1, scale
     page.get_by_text("Attention flow into [CLS]").click()
     page.locator("#image-flow-run").click()
     _image_loaded(page, "#image-flow")
+    page.locator("#image-flow-scale .attn-legend-bar").wait_for(timeout=WAIT_MS)
     _shot(page, "image_patches")
 
 

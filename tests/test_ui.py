@@ -318,3 +318,101 @@ def test_running_the_entry_point_builds_each_tab_once(monkeypatch):
     namespace = runpy.run_path(str(ROOT / "apps" / "app.py"), run_name="spaces_app")
     assert sorted(calls) == sorted(module.__name__ for _, _, module in app.TABS)
     assert len(calls) == len(set(calls)) == 7 and namespace["demo"] is not None
+
+
+# ---------------------------------------------------------------- interactive views (issue 9) ----
+
+
+def _selection(**fields) -> str:
+    return json.dumps({**fields, "n": 1, "t": 2})  # as the page writes it (with its nonce)
+
+
+def test_a_grid_click_shows_that_layer_and_head_and_marks_it(configured):
+    from attn_demos.render.interactive import read_payload
+
+    result = explorer.explore("the cat sat on the mat", 0, "mean", False, "")["state"]
+    out = explorer.pick(_selection(view="grid", layer=1, head=1), result, 0, "mean", False, None)
+    assert out["layers"].selected == 1 and out["heads"].selected == 1
+    assert "layer 1, head 1" in out["numbers"]["title"] and "layer 1, head 1" in out["heatmap"]  # the heatmap's title
+    assert read_payload(out["grid"])["shown"] == [1, 1]
+    shown = np.array(read_payload(out["heatmap"])["m"]).reshape(result.library.shape[2:]) / 1e6
+    np.testing.assert_allclose(shown, result.library[1, 1], atol=1e-6)
+    assert not np.allclose(shown, result.library[1, 0], atol=1e-3)  # control: another head
+
+
+def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
+    from attn_demos.render.interactive import read_payload
+
+    result = explorer.explore("the cat sat on the mat", 1, 0, False, "")["state"]
+    out = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, 1, 0, False, None)
+    assert out["query"].selected == 3 and read_payload(out["heatmap"])["chosen"] == 3
+    terms = read_payload(out["neuron"])
+    assert (terms["layer"], terms["head"]) == (1, 0)
+    np.testing.assert_allclose(terms["reference"], result.library[1, 0, 3], atol=1e-6)
+    np.testing.assert_allclose(terms["softmax"], result.library[1, 0, 3], atol=1e-5)  # recomputed from q and k
+    np.testing.assert_allclose(np.array(terms["sums"]) * terms["scale"], terms["logits"], atol=1e-6)
+    assert not np.allclose(terms["reference"], result.library[1, 0, 2], atol=1e-6)  # control: another row
+    fused = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, "mean", "mean", False, None)
+    assert "data-attn-view" not in fused["neuron"] and "one layer and one head" in fused["neuron"]
+    merged = explorer.pick(_selection(view="heatmap", query=1, token="the"), result, 1, 0, True, None)
+    assert "Merge word pieces" in merged["neuron"]
+    assert explorer.pick("not json", result, 1, 0, False, None) == {}
+    from_head_view = explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, False, None)
+    np.testing.assert_allclose(read_payload(from_head_view["neuron"])["reference"], result.library[1, 0, 2], atol=1e-6)
+    assert explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, True, None) == {}
+
+
+def test_the_neuron_button_and_its_errors(configured):
+    result = explorer.explore("the cat sat", 0, 0, False, "")["state"]
+    assert "data-attn-view=\"neuron\"" in explorer.neuron(result, 0, 0, 2)["neuron"]
+    assert explorer.neuron(result, 0, 0, None)["status"].startswith("⚠️")
+    assert explorer.neuron(None, 0, 0, 1)["status"] == "Run the model first (Show attention)."
+
+
+def test_clicks_and_redraws_draw_no_png(configured, monkeypatch):
+    """matplotlib only for files: a redraw or a click must not call the PNG renderers."""
+    import attn_demos.render.heatmap as png_heatmaps
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a PNG was drawn outside Export")
+
+    for name in ("heatmap_figure", "heatmap_image", "head_grid_image"):
+        monkeypatch.setattr(png_heatmaps, name, refuse)
+    for module in (explorer, qa, translation):
+        monkeypatch.setattr(module, "heatmap_image", refuse, raising=False)
+    from attn_demos.ui import seq2seq
+
+    monkeypatch.setattr(seq2seq, "heatmap_image", refuse)
+    run = explorer.explore("the cat sat", 0, 0, False, "")
+    assert "⚠️" not in (run["status"] or "")
+    result = run["state"]
+    for out in (explorer.redraw(result, 1, 1, False, 2), explorer.pick(_selection(view="grid", layer=0, head=1), result, 0, 0, False)):
+        assert "data-attn-view" in out["heatmap"]
+    translated = translation.translate("the cat sat", "mean", "mean", False, 1, "")
+    assert "data-attn-view" in translated["heatmap"] and "data-attn-view" in translated["head_view"]
+    answered = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", "mean", "mean", "answer", "")
+    assert "data-attn-view" in answered["heatmap"]
+    with pytest.raises(AssertionError, match="outside Export"):  # control: Export does draw one
+        explorer.export(result, {"text": "the cat sat"}, 0, 0, False)
+
+
+def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configured):
+    from attn_demos.render.interactive import read_payload
+
+    result = translation.translate("the cat sat on the mat", 1, 1, False, 2, "")["state"]
+    out = translation.seq2seq.pick("translate", _selection(view="heatmap", query=2, token="x"), result, 1, 1, False, 0)
+    assert out["targets"].selected == 2 and read_payload(out["heatmap"])["chosen"] == 2
+    terms = read_payload(out["neuron"])
+    np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
+    assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
+    assert "one layer and one head" in translation.seq2seq.neuron(result, "mean", "mean", 2)["neuron"]
+
+
+def test_a_click_that_selects_nothing_leaves_the_views_as_they_are():
+    def selects_nothing(selection):
+        return {}
+
+    kept = wiring.handler(selects_nothing, explorer.PICK_OUTPUTS, keep_missing=True)("not json")
+    assert all(isinstance(v, type(wiring.gr.skip())) for v in kept)
+    cleared = dict(zip(explorer.PICK_OUTPUTS, wiring.handler(selects_nothing, explorer.PICK_OUTPUTS)("x")))
+    assert cleared["heatmap"] is None  # control: a run's handler clears what it did not set

@@ -8,6 +8,7 @@ import numpy as np
 
 from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import DECODER, ENCODER
+from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.hardware import on_gpu
@@ -25,6 +26,9 @@ class ExploreResult(SelfAttentionStack):
     library: np.ndarray  # (L, H, T, T)
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
+    source: str | None = None  # what explore() was given (None: the tab's configured model)
+    inputs: dict | None = None  # the model inputs of the run, on the CPU (for the neuron view)
+    kind: str = ENCODER  # ENCODER, or DECODER for decoder-only (causal) models
 
     def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
         """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""
@@ -37,6 +41,26 @@ class ExploreResult(SelfAttentionStack):
         if not 0 <= query_index < len(self.tokens):
             raise BadInputError(f"choose a token between 0 and {len(self.tokens) - 1}")
         return attention_flow(self.library, query_index=query_index)
+
+    def neuron(self, layer: int, head: int, query_index: int) -> dict:
+        """The terms behind row `query_index` of (layer, head), recomputed from the stored inputs
+        (one more forward pass, on request), in the neuron view's vocabulary (render/interactive)."""
+        if self.inputs is None:
+            raise BadInputError("this result keeps no inputs: run the model again")
+        if not 0 <= query_index < len(self.tokens):
+            raise BadInputError(f"choose a query token between 0 and {len(self.tokens) - 1}")
+        loaded = get_model("explore", self.source)
+        inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
+        terms = neuron_terms(loaded, inputs, self.kind, int(layer), int(head), int(query_index))
+        return {
+            "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
+            "scale": terms["scale"], "bias": terms["bias"],
+            "mask": np.where(terms["mask"], 0.0, -np.inf),  # (Tk,) additive: 0 allowed, −inf masked
+            "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
+            "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
+            "key_labels": list(self.tokens), "query_label": self.tokens[query_index],
+            "layer": int(layer), "head": int(head),
+        }
 
     @property
     def max_abs_err(self) -> float:
@@ -62,4 +86,7 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
         library=maps.weights[0].cpu().numpy(),  # (L, H, T, T)
         recomputed=result.recomputed[kind][0].cpu().numpy(),  # (L, H, T, T)
         notices=model_notices(loaded) + notices,
+        source=source,
+        inputs={name: value.detach().cpu() for name, value in inputs.items()},  # (1, T) each
+        kind=kind,
     )

@@ -12,6 +12,7 @@ from attn_demos.adapters.extract import forward_with_attention, teacher_forced_i
 from attn_demos.adapters.families import CROSS, DECODER
 from attn_demos.adapters.generation import generate_with_attention
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
@@ -33,6 +34,10 @@ class Seq2SeqResult:
     decoder: np.ndarray  # (L, H, T, T) gathered from generate()
     decoder_recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
+    task: str = "translate"  # whose model made it (registry task), for the neuron view
+    source: str | None = None  # the model named by the request (None: the task's configured one)
+    inputs: dict | None = None  # the teacher-forced pass's inputs, on the CPU (1, S) / (1, T')
+    steps: list[int] = field(default_factory=list)  # decoder position of each output token (T,)
 
     @property
     def num_layers(self) -> int:
@@ -64,6 +69,26 @@ class Seq2SeqResult:
             raise BadInputError(f"choose an output token between 0 and {len(self.target_tokens) - 1}")
         return select(self.cross, layer, head)[target_index]
 
+    def neuron(self, layer: int, head: int, target_index: int) -> dict:
+        """The terms behind cross-attention row `target_index` of (layer, head): one teacher-forced
+        pass over the stored output (on request), in the neuron view's vocabulary."""
+        if self.inputs is None:
+            raise BadInputError("this result keeps no inputs: run the model again")
+        if not 0 <= target_index < len(self.target_tokens):
+            raise BadInputError(f"choose an output token between 0 and {len(self.target_tokens) - 1}")
+        loaded = get_model(self.task, self.source)
+        inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
+        terms = neuron_terms(loaded, inputs, CROSS, int(layer), int(head), self.steps[target_index])
+        return {
+            "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
+            "scale": terms["scale"], "bias": terms["bias"],
+            "mask": np.where(terms["mask"], 0.0, -np.inf),  # (S,) additive: 0 allowed, −inf masked
+            "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
+            "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
+            "key_labels": list(self.source_tokens), "query_label": self.target_tokens[target_index],
+            "layer": int(layer), "head": int(head),
+        }
+
     def coverage(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(S,) total cross-attention each source token received over all output tokens."""
         return select(self.cross, layer, head).sum(axis=0)
@@ -72,7 +97,9 @@ class Seq2SeqResult:
 @on_gpu
 def translate(text: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 64) -> Seq2SeqResult:
     """Translate `text` with the translation model (or `source`)."""
-    return run_seq2seq(get_model("translate", source), text, num_beams, max_new_tokens, what="text to translate")
+    return run_seq2seq(
+        get_model("translate", source), text, num_beams, max_new_tokens, what="text to translate", task="translate", source=source
+    )
 
 
 @on_gpu
@@ -80,7 +107,9 @@ def summarize(article: str, source: str | None = None, num_beams: int = 4, max_n
     """Summarize `article`; T5 checkpoints get their own "summarize: " prefix from the config."""
     clean_text(article, "article")  # refuse an empty article before the prefix makes it non-empty
     loaded = get_model("summarize", source)
-    return run_seq2seq(loaded, summarization_prefix(loaded) + article, num_beams, max_new_tokens, "article")
+    return run_seq2seq(
+        loaded, summarization_prefix(loaded) + article, num_beams, max_new_tokens, "article", task="summarize", source=source
+    )
 
 
 def summarization_prefix(loaded: LoadedModel) -> str:
@@ -89,7 +118,8 @@ def summarization_prefix(loaded: LoadedModel) -> str:
 
 
 def run_seq2seq(
-    loaded: LoadedModel, text: str, num_beams: int, max_new_tokens: int, what: str = "text", min_new_tokens=None
+    loaded: LoadedModel, text: str, num_beams: int, max_new_tokens: int, what: str = "text", min_new_tokens=None,
+    task: str = "translate", source: str | None = None,
 ) -> Seq2SeqResult:
     """generate() once, then one teacher-forced pass of the decoder that captures its attention
     inputs; that pass reuses the encoder outputs of generate() (the view shows no encoder map)."""
@@ -116,4 +146,8 @@ def run_seq2seq(
         decoder=decoder,
         decoder_recomputed=forced.recomputed[DECODER][0].cpu().numpy()[:, :, real][:, :, :, real],
         notices=model_notices(loaded) + notices,
+        task=task,
+        source=source,
+        inputs={name: value.detach().cpu() for name, value in forced_inputs.items() if name != "encoder_outputs"},
+        steps=[int(i) for i in np.flatnonzero(real)],
     )

@@ -42,7 +42,10 @@ def build() -> gr.Blocks:
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
     """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
+    from attn_demos.render import interactive  # here, not at the top: the tab list above stays one edit
+
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
     kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
+    kwargs.setdefault("head", interactive.INTERACTIVE_HEAD)  # the views' script and style (Gradio 6: launch's)
     return demo.launch(server_name=host, server_port=port, share=share, **kwargs)

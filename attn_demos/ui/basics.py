@@ -5,12 +5,13 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.interactive import heatmap_html, numbers_table_html
 from attn_demos.tasks.basics import SEED_KEY, SEED_QUERY, SEED_VALUE, run_basics
 from attn_demos.ui import wiring
 
 OUTPUTS = ("status", "steps", "heatmap", "numbers")
 AGREEMENT = 1e-12  # torch and numpy in float64 agree to rounding
+ROWS_SHOWN = 20  # big inputs: the step tables show the first 20 rows (every number is in the JSON)
 
 
 def basics(query: str, key: str, value: str) -> dict:
@@ -29,7 +30,8 @@ def basics(query: str, key: str, value: str) -> dict:
     return {
         "status": f"torch and numpy {mark}: max |Δ| {result.max_abs_diff:.1e}",
         "steps": steps,
-        "heatmap": heatmap_image(result.weights, queries, keys, "attention weights"),
+        "heatmap": heatmap_html(result.weights, queries, keys, "attention weights", decimals=6)
+        + numbers_table_html(result.weights, queries, keys, title="weights", decimals=6, max_rows=ROWS_SHOWN),
         "numbers": result.to_dict(),
     }
 
@@ -37,8 +39,10 @@ def basics(query: str, key: str, value: str) -> dict:
 def _side_by_side(torch_values: np.ndarray, numpy_values: np.ndarray) -> str:
     """A Markdown table: one row per query, torch and numpy columns."""
     header = "| row | torch | numpy |\n|---|---|---|"
-    rows = [f"| {i} | {_fmt(a)} | {_fmt(b)} |" for i, (a, b) in enumerate(zip(torch_values, numpy_values))]
-    return "\n".join([header, *rows])
+    pairs = list(zip(torch_values, numpy_values))
+    rows = [f"| {i} | {_fmt(a)} | {_fmt(b)} |" for i, (a, b) in enumerate(pairs[:ROWS_SHOWN])]
+    more = [f"\n… {len(pairs) - ROWS_SHOWN} more rows (open Numbers)"] if len(pairs) > ROWS_SHOWN else []
+    return "\n".join([header, *rows, *more])
 
 
 def _fmt(row: np.ndarray) -> str:
@@ -56,7 +60,7 @@ def build() -> None:
     out = {
         "status": gr.Markdown(seed["status"], label="status", show_label=False, elem_id="basics-status"),
         "steps": gr.Markdown(seed["steps"], label="steps", show_label=False, elem_id="basics-steps"),
-        "heatmap": gr.Image(seed["heatmap"], label="weights", type="pil", elem_id="basics-heatmap"),
+        "heatmap": gr.HTML(seed["heatmap"], label="weights", elem_id="basics-heatmap"),
     }
     with gr.Accordion("Numbers (JSON)", open=False):
         out["numbers"] = gr.JSON(seed["numbers"], label="numbers", elem_id="basics-numbers")

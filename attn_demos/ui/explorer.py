@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import gradio as gr
 
-from attn_demos.render.heatmap import head_grid_image, heatmap_image
+from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.interactive import (
+    head_grid_html,
+    head_view_html,
+    heatmap_html,
+    neuron_view_html,
+    parse_selection,
+)
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.explorer import ExploreResult
@@ -27,12 +34,24 @@ from attn_demos.ui.common import (
 from attn_demos.ui.flow_estimate import flow_estimate_text, flow_seconds
 
 TAB = "explore"
+PICK_ID = "explore-pick"  # the hidden textbox that receives clicks on the grid and the heatmap
 DEFAULT_LAYER = 0
 DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
-REDRAW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
-RUN_OUTPUTS = ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate", "flow") + REDRAW_OUTPUTS
+HEATMAP_DECIMALS = 6  # the page's heatmap carries 6 places: a cell matches the neuron view to 1e-6 ...
+LONG_HEATMAP_DECIMALS = 4  # ... up to FULL_PRECISION_CELLS cells; longer inputs get 4 (within 5e-5)
+FULL_PRECISION_CELLS = 128 * 128
+HEAD_VIEW_BYTES = 800_000  # the head view drops its faintest lines beyond this (it says which)
+VIEW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
+REDRAW_OUTPUTS = VIEW_OUTPUTS + ("grid", "neuron")
+RUN_OUTPUTS = (
+    ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate", "flow")
+    + VIEW_OUTPUTS + ("head_view", "query", "neuron")
+)
+PICK_OUTPUTS = ("layers", "heads", "query", "flow_tokens") + REDRAW_OUTPUTS
+NEURON_OUTPUTS = ("status", "neuron")
 FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 EXPORT_OUTPUTS = ("status", "png", "json")
+NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or a query token and Show neuron view)."
 
 
 def explore(text: str, layer, head, words: bool, model: str | None = None) -> dict:
@@ -40,33 +59,103 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
     named = user_model(model)
     result = explore_text(text, source=named)
     drawn = redraw(result, layer, head, words)
-    grid = head_grid_image(result.library, title=f"all {result.num_layers} layers × {result.num_heads} heads")
+    shown_layer, _ = _layer_head(layer, head)
+    token_choices = Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], 0)
     return {
         **drawn,
         "status": status_text(result.notices, result.model if named else None),
         "state": result,
         "inputs": {"text": text, "model": named},
-        "grid": grid,
         "layers": layer_choices(result.num_layers, parse_layer(layer, DEFAULT_LAYER)),
         "heads": head_choices_for(result.head_options(), parse_head_or_default(head)),
-        "flow_tokens": Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], 0),
+        "flow_tokens": token_choices,
+        "query": token_choices,
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
+        "head_view": head_view_html(
+            result.library, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
+            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
+        ),
     }
 
 
-def redraw(result: ExploreResult | None, layer, head, words: bool) -> dict:
-    """Draw another layer/head of the same text without running the model again."""
+def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
+    """Draw another layer/head of the same text without running the model again; `query` (a
+    token index) is marked in the heatmap and its row shown as the highlighted text."""
     if result is None:
         return {"status": "Type a text and press Show attention."}
     layer, head = _layer_head(layer, head)
     view = result.view(layer, head, words)
+    chosen = _index_or_none(query, len(view.query_labels))
+    if chosen is None:
+        received = highlight_html(view.key_labels, view.matrix.mean(axis=0), title="attention each token receives (mean over rows)")
+    else:
+        title = f"where “{view.query_labels[chosen]}” (row {chosen}) looks"
+        received = highlight_html(view.key_labels, view.matrix[chosen], title=title)
+    single = isinstance(layer, int) and isinstance(head, int)
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
-        "heatmap": heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title),
-        "received": highlight_html(view.key_labels, view.matrix.mean(axis=0), title="attention each token receives (mean over rows)"),
+        "heatmap": heatmap_html(
+            view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=chosen,
+            target_id=PICK_ID, decimals=heatmap_decimals(view.matrix.size),
+        ),
+        "received": received,
         "numbers": numbers_preview(view),
+        "grid": head_grid_html(
+            result.library, shown=(layer, head) if single else None, target_id=PICK_ID,
+            title=f"all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
+        ),
+        "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
     }
+
+
+def heatmap_decimals(cells: int) -> int:
+    """Places the page's heatmap carries: 6 for inputs up to FULL_PRECISION_CELLS, else 4 (payload size)."""
+    return HEATMAP_DECIMALS if cells <= FULL_PRECISION_CELLS else LONG_HEATMAP_DECIMALS
+
+
+def pick(selection: str, result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
+    """A click on the grid (shows that layer and head), on a heatmap row or on a query token of the
+    head view (selects that token and shows its neuron view when one layer and one head are shown)."""
+    chosen = parse_selection(selection)
+    if result is None or chosen is None:
+        return {}
+    if chosen["view"] == "grid":
+        layer, head = int(chosen["layer"]), int(chosen["head"])
+        return {
+            **redraw(result, layer, head, words, query),
+            "layers": layer_choices(result.num_layers, layer),
+            "heads": head_choices_for(result.head_options(), head),
+        }
+    if chosen["view"] == "head" and words:  # the head view's tokens are not the heatmap's merged words
+        return {}
+    if chosen["view"] not in ("heatmap", "head"):
+        return {}
+    query = int(chosen["query"])
+    drawn = {**redraw(result, layer, head, words, query)}
+    if words:  # rows are words then, not the tokens the model saw
+        return {**drawn, "neuron": '<div class="attn-note">Turn off “Merge word pieces” for the neuron view.</div>'}
+    token = Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], query)
+    return {**drawn, **neuron(result, layer, head, query, words), "query": token, "flow_tokens": token}
+
+
+def neuron(result: ExploreResult | None, layer, head, query, words: bool = False) -> dict:
+    """The neuron view of one cell: q, each k, their products and sums, the scale, the softmax and
+    the model's own weight (one more forward pass; on request only)."""
+    if result is None:
+        return {"status": "Run the model first (Show attention)."}
+    layer, head = _layer_head(layer, head)
+    if not (isinstance(layer, int) and isinstance(head, int)):
+        return {"status": "", "neuron": f'<div class="attn-note">{NEURON_HINT}</div>'}
+    index = _index_or_none(query, len(result.tokens))
+    if index is None:
+        return {"status": "⚠️ choose a query token for the neuron view"}
+    terms = result.neuron(layer, head, index)
+    title = (
+        f"neuron view: layer {layer}, head {head}, query {index} “{result.tokens[index]}” "
+        f"(softmax vs the model's weights: max |Δ| {terms['max_abs_err']:.1e})"
+    )
+    return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 
 
 def export(result: ExploreResult | None, inputs: dict | None, layer, head, words: bool) -> dict:
@@ -98,6 +187,17 @@ def flow_estimate_seconds(result: ExploreResult | None, token_index=None) -> flo
     return flow_seconds(len(result.tokens), result.num_layers) if result is not None else 0.0
 
 
+def _index_or_none(value, length: int) -> int | None:
+    """A token index from a dropdown or a click, or None when blank or out of range."""
+    if value in (None, ""):
+        return None
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        return None
+    return index if 0 <= index < length else None
+
+
 def _layer_head(layer, head):
     head = parse_head_or_default(head)
     layer = 0 if head == "rollout" else parse_layer(layer, DEFAULT_LAYER)
@@ -112,17 +212,25 @@ def build() -> None:
         layer, head = wiring.layer_head_controls(TAB, "explore", layer_value=DEFAULT_LAYER, with_rollout=True)
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
     button = gr.Button("Show attention", variant="primary", elem_id="explore-run", interactive=usable)
+    picked = wiring.pick_box(PICK_ID)
     out = {
         "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("explore"),
         "badge": wiring.badge_line("explore"),
-        "heatmap": gr.Image(label="attention (rows attend to columns)", type="pil", elem_id="explore-heatmap"),
+        "heatmap": wiring.html_output("heatmap", "explore"),
         "received": wiring.html_output("received", "explore"),
-        "grid": gr.Image(label="every layer × head", type="pil", elem_id="explore-grid"),
+        "grid": wiring.html_output("grid", "explore"),
         "layers": layer,
         "heads": head,
     }
+    with gr.Accordion("Head view (every head's lines; hover a token)", open=True, elem_id="explore-head-view-accordion"):
+        out["head_view"] = wiring.html_output("head-view", "explore")
+    with gr.Accordion("Neuron view (how one weight is made from q and k)", open=True, elem_id="explore-neuron-accordion"):
+        with gr.Row():
+            out["query"] = gr.Dropdown([], label="Query token", elem_id="explore-query")
+            neuron_button = gr.Button("Show neuron view", elem_id="explore-neuron-run")
+        out["neuron"] = wiring.html_output("neuron", "explore")
     with gr.Accordion("Attention flow (max-flow through all layers; takes seconds)", open=False):
         out["flow_estimate"] = gr.Markdown(label="flow estimate", show_label=False, elem_id="explore-flow-estimate")
         out["flow_tokens"] = gr.Dropdown([], label="Flow into token", elem_id="explore-flow-token")
@@ -145,8 +253,17 @@ def build() -> None:
         wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="explore_export",
     )
+    view_inputs = [out["state"], layer, head, words, out["query"]]
     for control in (layer, head, words):
         control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, words],
+            wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
             wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
         )
+    picked.change(
+        wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
+        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+    )
+    neuron_button.click(
+        wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
+        wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
+    )

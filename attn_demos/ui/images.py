@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from attn_demos.render.interactive import image_legend_html
 from attn_demos.render.overlay import patch_overlay
 from attn_demos.render.patch_table import patch_table_html
 from attn_demos.tasks.examples import example_images
@@ -29,9 +30,10 @@ from attn_demos.ui.flow_estimate import flow_estimate_text, flow_seconds
 
 TAB = "classify_image"
 DEFAULT_LAYER = "mean"
-REDRAW_OUTPUTS = ("status", "badge", "overlay", "rollout", "patches", "numbers", "png", "json")
+REDRAW_OUTPUTS = ("status", "badge", "overlay", "rollout", "patches", "numbers", "png", "json", "overlay_scale", "rollout_scale")
 RUN_OUTPUTS = ("state", "inputs", "labels", "layers", "heads", "flow_estimate", "flow") + REDRAW_OUTPUTS
-FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
+FLOW_OUTPUTS = ("status", "flow", "flow_scale")  # errors land in the status line
+OVERLAY_CMAP = "inferno"  # patch_overlay's colour map: its legend must say the same
 EXPORT_OUTPUTS = ("status", "png", "json")
 
 
@@ -58,11 +60,14 @@ def redraw(result: ImageResult | None, layer, head) -> dict:
     patch_map = result.cls_patch_map(layer, head)  # (rows, cols)
     error = max(result.check_error(layer, head), result.check_error(head="rollout"))
     rows, cols = result.grid
+    rolled = result.cls_patch_map(head="rollout")  # (rows, cols)
     return {
         "status": status_text(result.notices),
         "badge": check_badge(error),
-        "overlay": patch_overlay(result.image, patch_map),
-        "rollout": patch_overlay(result.image, result.cls_patch_map(head="rollout")),
+        "overlay": patch_overlay(result.image, patch_map, cmap=OVERLAY_CMAP),
+        "rollout": patch_overlay(result.image, rolled, cmap=OVERLAY_CMAP),
+        "overlay_scale": overlay_scale(patch_map, "[CLS] → patch attention"),
+        "rollout_scale": overlay_scale(rolled, "rollout [CLS] → patch"),
         "patches": patch_table_html(patch_map, title=f"[CLS] → each of the {rows}×{cols} patches"),
         "numbers": {"grid": [rows, cols], "cls_to_patches": patch_map.round(5).tolist()},
     }
@@ -87,7 +92,18 @@ def flow(result: ImageResult | None) -> dict:
     """Attention flow from every patch into [CLS], drawn over the image (seconds: on request only)."""
     if result is None:
         return {"status": "Classify an image first."}
-    return {"status": "", "flow": patch_overlay(result.image, result.flow_map())}
+    flow_map = result.flow_map()  # (rows, cols)
+    return {
+        "status": "",
+        "flow": patch_overlay(result.image, flow_map, cmap=OVERLAY_CMAP),
+        "flow_scale": overlay_scale(flow_map, "attention flow into [CLS]"),
+    }
+
+
+def overlay_scale(patch_map, label: str) -> str:
+    """The colour scale of an overlay: patch_overlay shades 0 … the map's maximum (fully tinted)."""
+    top = float(patch_map.max())
+    return image_legend_html(OVERLAY_CMAP, 0.0, top if top > 0 else 1.0, label)
 
 
 def flow_estimate_seconds(result: ImageResult | None) -> float:
@@ -119,8 +135,12 @@ def build() -> None:
         "heads": head,
     }
     with gr.Row():
-        out["overlay"] = gr.Image(label="[CLS] → patches (chosen layer/head)", type="pil", elem_id="image-overlay")
-        out["rollout"] = gr.Image(label="rollout over all layers", type="pil", elem_id="image-rollout")
+        with gr.Column():
+            out["overlay"] = gr.Image(label="[CLS] → patches (chosen layer/head)", type="pil", elem_id="image-overlay")
+            out["overlay_scale"] = wiring.html_output("overlay-scale", "image")
+        with gr.Column():
+            out["rollout"] = gr.Image(label="rollout over all layers", type="pil", elem_id="image-rollout")
+            out["rollout_scale"] = wiring.html_output("rollout-scale", "image")
     out["patches"] = wiring.html_output("patches", "image")
     with gr.Accordion("Attention flow into [CLS] (max-flow through all layers; takes seconds)", open=False):
         out["flow_estimate"] = gr.Markdown(label="flow estimate", show_label=False, elem_id="image-flow-estimate")
@@ -128,6 +148,7 @@ def build() -> None:
             flow_button = gr.Button("Compute flow", elem_id="image-flow-run")
             stop_button = gr.Button("Stop", elem_id="image-flow-stop", variant="stop")
         out["flow"] = gr.Image(label="attention flow", type="pil", elem_id="image-flow")
+        out["flow_scale"] = wiring.html_output("flow-scale", "image")
     export_button = wiring.export_accordion("image", out)
 
     run_inputs = [image, layer, head, model]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.interactive import answer_span_html, heatmap_html
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.qa import QAResult
@@ -62,10 +63,21 @@ def redraw(result: QAResult | None, layer, head, attend_from: str = "answer") ->
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
-        "highlight": highlight_html(context_tokens, scores, title=f"context, as the {attend_from} attends to it"),
-        "heatmap": heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title),
+        "highlight": context_html(result, context_tokens, scores, f"context, as the {attend_from} attends to it"),
+        "heatmap": heatmap_html(
+            view.matrix, view.query_labels, view.key_labels, view.title,
+            marked_rows=[i for i in result.answer_index if i < len(view.query_labels)],
+        ),
         "numbers": {**numbers_preview(view), "context_tokens": len(context_tokens)},
     }
+
+
+def context_html(result: QAResult, context_tokens: list[str], scores, title: str) -> str:
+    """The context shaded by attention, the answer outlined (plain shading when no answer lies in it)."""
+    inside = [result.context_index.index(i) for i in result.answer_index if i in result.context_index]
+    if not result.answer or not inside:
+        return highlight_html(context_tokens, scores, title=title)
+    return answer_span_html(context_tokens, scores, inside[0], inside[-1], title=f"{title} (answer outlined)")
 
 
 def export(result: QAResult | None, inputs: dict | None, layer, head, attend_from: str = "answer") -> dict:
@@ -115,7 +127,7 @@ def build() -> None:
         "answer": gr.Markdown(label="answer", show_label=False, elem_id="answer-answer"),
         "badge": wiring.badge_line("answer"),
         "highlight": wiring.html_output("highlight", "answer"),
-        "heatmap": gr.Image(label="self-attention", type="pil", elem_id="answer-heatmap"),
+        "heatmap": wiring.html_output("heatmap", "answer"),
         "layers": layer,
         "heads": head,
     }

@@ -7,6 +7,13 @@ import gradio as gr
 import numpy as np
 
 from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.interactive import (
+    head_grid_html,
+    head_view_html,
+    heatmap_html,
+    neuron_view_html,
+    parse_selection,
+)
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.seq2seq import Seq2SeqResult
 from attn_demos.ui import wiring
@@ -24,15 +31,30 @@ from attn_demos.ui.common import (
 )
 
 DEFAULT_LAYER = "mean"
-REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json")
-RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS
+REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json", "grid", "neuron")
+RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS + ("head_view",)
+PICK_OUTPUTS = ("layers", "heads", "targets") + REDRAW_OUTPUTS
+NEURON_OUTPUTS = ("status", "neuron")
+HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page to 1e-6
+NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or an output token and Show neuron view)."
 EXPORT_OUTPUTS = ("status", "png", "json")
 
 
-def run_result(result: Seq2SeqResult, inputs: dict, layer, head, words: bool) -> dict:
+def pick_id(task: str) -> str:
+    """elem_id of the tab's hidden textbox that receives clicks on the grid and the heatmap."""
+    return f"{task}-pick"
+
+
+def run_result(result: Seq2SeqResult, inputs: dict, layer, head, words: bool, task: str = "translate") -> dict:
     """A fresh result on screen: the output, the first output token's view, new dropdown choices."""
+    shown_layer = parse_layer(layer, DEFAULT_LAYER)
     return {
-        **redraw(result, layer, head, words, target=None),
+        **redraw(result, layer, head, words, target=None, task=task),
+        "head_view": head_view_html(
+            result.cross, result.target_tokens, result.source_tokens,
+            title="head view: output tokens (left) → source tokens (right); hover a token for its lines",
+            layer=shown_layer if isinstance(shown_layer, int) else 0,
+        ),
         "status": status_text(result.notices, result.model if inputs.get("model") else None),
         "state": result,
         "inputs": inputs,
@@ -48,8 +70,9 @@ def target_choices(result: Seq2SeqResult) -> Choices:
     return Choices([(f"{i}: {token}", i) for i, token in enumerate(result.target_tokens)], 0)
 
 
-def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None) -> dict:
-    """Another layer/head/output token of the same output, without running the model again."""
+def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, task: str = "translate") -> dict:
+    """Another layer/head/output token of the same output, without running the model again; the
+    chosen output token is the heatmap's marked row (a click on a row chooses another)."""
     if result is None:
         return {"status": "Type a text and press the button."}
     layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
@@ -61,11 +84,58 @@ def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None) 
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
-        "heatmap": heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title),
+        "heatmap": heatmap_html(
+            view.matrix, view.query_labels, view.key_labels, view.title, target_id=pick_id(task),
+            chosen_query=target if not words and target < len(view.query_labels) else None,
+            decimals=HEATMAP_DECIMALS,
+        ),
+        "grid": head_grid_html(
+            result.cross, target_id=pick_id(task),
+            shown=(layer, head) if isinstance(layer, int) and isinstance(head, int) else None,
+            title=f"cross-attention, all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
+        ),
+        "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
         "highlight": highlight_html(result.source_tokens, scores, title=f"source attended by output token {target} “{chosen}”"),
         "coverage": highlight_html(result.source_tokens, coverage, title="coverage: total attention each source token received"),
         "numbers": {**numbers_preview(view), "coverage_first": np.round(coverage[:8], 4).tolist()},
     }
+
+
+def pick(task: str, selection: str, result: Seq2SeqResult | None, layer, head, words: bool, target=None) -> dict:
+    """A click on the grid (shows that layer and head) or on a heatmap row (inspects that output token)."""
+    chosen = parse_selection(selection)
+    if result is None or chosen is None:
+        return {}
+    if chosen["view"] == "grid":
+        layer, head = int(chosen["layer"]), int(chosen["head"])
+        return {
+            **redraw(result, layer, head, words, target, task),
+            "layers": layer_choices(result.num_layers, layer),
+            "heads": head_choices_for(result.head_options(), head),
+        }
+    if chosen["view"] != "heatmap" or words:  # merged rows are words, not output tokens
+        return {}
+    target = int(chosen["query"])
+    options = target_choices(result)
+    drawn = redraw(result, layer, head, words, target, task)
+    return {**drawn, **neuron(result, layer, head, target), "targets": Choices(options.options, target)}
+
+
+def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
+    """The neuron view of one cross-attention cell: the output token's q, each source token's k,
+    their products and sums, the scale, the softmax and the model's own weight (on request)."""
+    if result is None:
+        return {"status": "Run the model first."}
+    layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
+    if not (isinstance(layer, int) and isinstance(head, int)):
+        return {"status": "", "neuron": f'<div class="attn-note">{NEURON_HINT}</div>'}
+    target = _target(target)
+    terms = result.neuron(layer, head, target)
+    title = (
+        f"neuron view: layer {layer}, head {head}, output token {target} “{result.target_tokens[target]}” → source "
+        f"(softmax vs the model's weights: max |Δ| {terms['max_abs_err']:.1e})"
+    )
+    return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 
 
 def export(tab: str, result: Seq2SeqResult | None, inputs: dict | None, layer, head, words: bool, target=None) -> dict:
@@ -107,7 +177,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         "status": wiring.status_line(task),
         "output": gr.Textbox(label="output", interactive=False, elem_id=f"{task}-output"),
         "badge": wiring.badge_line(task),
-        "heatmap": gr.Image(label="cross-attention: output tokens (rows) × source tokens", type="pil", elem_id=f"{task}-heatmap"),
+        "heatmap": wiring.html_output("heatmap", task),
         "layers": layer,
         "heads": head,
     }
@@ -115,6 +185,13 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     out["targets"] = target
     out["highlight"] = wiring.html_output("highlight", task)
     out["coverage"] = wiring.html_output("coverage", task)
+    picked = wiring.pick_box(pick_id(task))
+    with gr.Accordion("Every layer × head, and the head view", open=True, elem_id=f"{task}-views-accordion"):
+        out["grid"] = wiring.html_output("grid", task)
+        out["head_view"] = wiring.html_output("head-view", task)
+    with gr.Accordion("Neuron view (how one cross-attention weight is made)", open=False, elem_id=f"{task}-neuron-accordion"):
+        neuron_button = gr.Button("Show neuron view (output token chosen above)", elem_id=f"{task}-neuron-run")
+        out["neuron"] = wiring.html_output("neuron", task)
     export_button = wiring.export_accordion(task, out)
 
     run_inputs = [text, layer, head, words, beams, model]
@@ -129,8 +206,23 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         wiring.handler(export_tab, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, target],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{task}_export",
     )
+    def redraw_tab(result, layer, head, words, target):
+        return redraw(result, layer, head, words, target, task)
+
+    def pick_tab(selection, result, layer, head, words, target):
+        return pick(task, selection, result, layer, head, words, target)
+
+    view_inputs = [out["state"], layer, head, words, target]
     for control in (layer, head, words, target):
         control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, words, target],
+            wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
             wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
         )
+    picked.change(
+        wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
+        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+    )
+    neuron_button.click(
+        wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
+        wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
+    )

@@ -11,14 +11,17 @@ TAB = "summarize"
 RUN_OUTPUTS = seq2seq.RUN_OUTPUTS
 REDRAW_OUTPUTS = seq2seq.REDRAW_OUTPUTS
 EXPORT_OUTPUTS = seq2seq.EXPORT_OUTPUTS
-redraw = seq2seq.redraw
+
+
+def redraw(result, layer, head, words: bool, target=None) -> dict:
+    return seq2seq.redraw(result, layer, head, words, target, TAB)
 
 
 def summarize(article: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
     """Summarize `article`, then draw the first summary token's cross-attention."""
     named = user_model(model)
     result = summarize_text(article, source=named, num_beams=int(num_beams))
-    return seq2seq.run_result(result, {"text": article, "model": named}, layer, head, words)
+    return seq2seq.run_result(result, {"text": article, "model": named}, layer, head, words, TAB)
 
 
 def export(result, inputs, layer, head, words: bool, target=None) -> dict:

@@ -15,24 +15,25 @@ from attn_demos.tasks.registry import attention_shape, model_status
 from attn_demos.ui.common import Choices, error_text, user_models_allowed
 
 RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
-CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens")  # left as they are when a run fails
+CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens", "query")  # left as they are when a run fails
 PROGRESS_TICK_S = 0.25
 FLOW_WORKERS = 1  # flows run one at a time: a stopped flow finishes in the background, never piles up
 
 _flow_pool = ThreadPoolExecutor(max_workers=FLOW_WORKERS, thread_name_prefix="attn-flow")
 
 
-def handler(function, outputs: tuple[str, ...]):
+def handler(function, outputs: tuple[str, ...], keep_missing: bool = False):
     """A Gradio event function: handler dict -> tuple in `outputs` order.
 
     Choices become dropdown updates; a control the handler did not set (a failed run) keeps its
-    value (gr.skip), every other missing output is cleared (None).
+    value (gr.skip), every other missing output is cleared (None), or kept too with keep_missing
+    (a click in a view that selects nothing, or fails, leaves the page as it was).
     """
 
     @functools.wraps(function)  # API clients see the handler's parameter names
     def wrapped(*args):
         values = call_safely(function, *args)
-        return _in_order(values, outputs)
+        return _in_order(values, outputs, keep_missing)
 
     return wrapped
 
@@ -45,14 +46,14 @@ def call_safely(function, *args) -> dict:
         return {"status": error_text(error)}
 
 
-def _in_order(values: dict, outputs: tuple[str, ...]):
-    ordered = tuple(_component_value(name, values) for name in outputs)
+def _in_order(values: dict, outputs: tuple[str, ...], keep_missing: bool = False):
+    ordered = tuple(_component_value(name, values, keep_missing) for name in outputs)
     return ordered[0] if len(ordered) == 1 else ordered  # Gradio takes one output bare
 
 
-def _component_value(name: str, values: dict):
+def _component_value(name: str, values: dict, keep_missing: bool = False):
     if name not in values:
-        return gr.skip() if name in CONTROL_OUTPUTS else None
+        return gr.skip() if keep_missing or name in CONTROL_OUTPUTS else None
     value = values[name]
     return gr.Dropdown(choices=value.options, value=value.selected) if isinstance(value, Choices) else value
 
@@ -104,6 +105,12 @@ def badge_line(prefix: str):
 
 def html_output(name: str, prefix: str):
     return gr.HTML(label=name, elem_id=f"{prefix}-{name}")
+
+
+def pick_box(elem_id: str):
+    """The hidden textbox that the interactive views write their clicks into (JSON, see
+    attn_demos.render.interactive); its .change event receives them."""
+    return gr.Textbox(elem_id=elem_id, visible="hidden", label="selection")
 
 
 def numbers_preview_output(prefix: str):

@@ -52,7 +52,7 @@ def test_text_generation_tab(page, checkpoints):
     _run(page, PROMPT)
     assert "✓" in browser._wait_for_badge(page, "generate")
     assert page.locator("#generate-output textarea").input_value().strip()
-    browser._image_loaded(page, "#generate-heatmap")
+    browser._view_drawn(page, "#generate-heatmap")  # the interactive heatmap, drawn in the page
     assert "random weights" in page.locator("#generate-status").inner_text()
     # Generated token 0 attended to the prompt only; token 2 to the prompt and tokens 0 and 1.
     assert page.locator("#generate-highlight .attn-token").count() == prompt_length
@@ -75,7 +75,7 @@ def test_a_failed_generation_then_a_valid_one(page):
     _run(page, PROMPT)
     browser._wait_for_badge(page, "generate")
     browser._choose(page, "generate-layer", "1")
-    page.locator("#generate-badge").get_by_text("✓").wait_for(timeout=browser.WAIT_MS)
+    page.locator("#generate-heatmap").get_by_text("layer 1").first.wait_for(timeout=browser.WAIT_MS)  # redrawn
     _run(page, "")
     assert "is empty" in browser._status(page, "generate", "⚠️")
     assert page.locator("#generate-badge").inner_text().strip() == ""  # the old result is cleared

@@ -28,6 +28,7 @@ def configured(monkeypatch, checkpoints):
     monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", str(checkpoints["distilbert"]))
     monkeypatch.setenv("ATTN_DEMOS_SUMMARIZE_MODEL", str(checkpoints["bart"]))
     monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+    monkeypatch.setenv("ATTN_DEMOS_GENERATE_MODEL", str(checkpoints["llama"]))
 
 
 def _imports(path: Path) -> set[str]:
@@ -392,6 +393,12 @@ def test_clicks_and_redraws_draw_no_png(configured, monkeypatch):
     assert "data-attn-view" in translated["heatmap"] and "data-attn-view" in translated["head_view"]
     answered = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", "mean", "mean", "answer", "")
     assert "data-attn-view" in answered["heatmap"]
+    from attn_demos.ui import generation
+
+    monkeypatch.setattr(generation, "heatmap_image", refuse)
+    generated = generation.generate("the cat sat", "mean", "mean", 1, 4, "")
+    assert "⚠️" not in (generated["status"] or "") and "data-attn-view" in generated["heatmap"]
+    assert "data-attn-view" in generation.redraw(generated["state"], 0, 0, 1)["heatmap"]
     with pytest.raises(AssertionError, match="outside Export"):  # control: Export does draw one
         explorer.export(result, {"text": "the cat sat"}, 0, 0, False)
 

@@ -7,6 +7,7 @@ import gradio as gr
 
 from attn_demos.errors import BadInputError
 from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.interactive import heatmap_html
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.generation import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_CAP, GenerationResult
 from attn_demos.tasks.generation import generate as generate_text
@@ -85,7 +86,7 @@ def redraw(result: GenerationResult | None, layer, head, target=None) -> dict:
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
-        "heatmap": heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title),
+        "heatmap": heatmap_html(view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=index),
         "highlight": attended_html(result, index, layer, head),
         "numbers": {**numbers_preview(view), "chosen_token": chosen_token(result, index)},
     }
@@ -146,9 +147,7 @@ def build() -> None:
         "badge": wiring.badge_line(TAB),
         "targets": gr.Dropdown([], label="Generated token", elem_id="generate-target"),
         "highlight": wiring.html_output("highlight", TAB),
-        "heatmap": gr.Image(
-            label="attention: generated tokens (rows) × prompt and earlier tokens", type="pil", elem_id="generate-heatmap"
-        ),
+        "heatmap": wiring.html_output("heatmap", TAB),  # generated tokens (rows) × prompt and earlier tokens
         "layers": layer,
         "heads": head,
     }

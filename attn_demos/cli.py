@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+LAUNCH_TASKS = ("explore", "translate", "answer", "summarize", "classify_image", "generate")  # a --<task>-model each
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,8 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--dataset", help="a .jsonl/.json/.csv file or a Hub dataset name")
     compare.add_argument("--field", help="the dataset's text column (default: its first text column)")
     compare.add_argument("--limit", type=int, default=None, help="use the first N dataset rows")
-    compare.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    compare.add_argument("--tolerance", type=float, default=None, help="max |Δ| allowed (default 1e-5)")
+    compare.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
+    compare.add_argument(
+        "--tolerance", type=float, default=None, help="max |Δ| allowed (default from the dtype: float32/float64 1e-5)"
+    )
+    _add_device_argument(compare)
+    compare.add_argument(
+        "--attn-implementation",
+        choices=["eager", "sdpa"],
+        default="eager",
+        help="eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output",
+    )
     compare.add_argument("--num-beams", type=int, default=4, help="beam width for encoder-decoders (1 = greedy)")
     compare.add_argument("--max-new-tokens", type=int, default=20)
     compare.add_argument("--batch-size", type=int, default=8)
@@ -59,9 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     launch.add_argument("--host", default=None, help="default 127.0.0.1 (Spaces sets GRADIO_SERVER_NAME)")
     launch.add_argument("--port", type=int, default=None, help="default 7860 (or GRADIO_SERVER_PORT)")
     launch.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
-    for task in ("explore", "translate", "answer", "summarize", "classify_image"):
+    for task in LAUNCH_TASKS:
         launch.add_argument(f"--{task.replace('_', '-')}-model", dest=f"{task}_model", help=f"model for {task}")
     launch.add_argument("--allow-user-models", action="store_true", help="let visitors type a model id")
+    _add_device_argument(launch)
     launch.set_defaults(run=_run_launch)
 
     checkpoints = sub.add_parser(
@@ -70,6 +81,18 @@ def _parser() -> argparse.ArgumentParser:
     checkpoints.add_argument("folder")
     checkpoints.set_defaults(run=_run_make_checkpoints)
     return parser
+
+
+DTYPE_NAMES = ["float32", "float64", "bfloat16", "float16"]  # attn_demos.adapters.precision.DTYPES
+
+
+def _add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default=None,
+        help="where the model runs (default $ATTN_DEMOS_DEVICE, else auto: cuda when available)",
+    )
 
 
 def _run_basics(args) -> int:
@@ -105,32 +128,81 @@ def _indent(matrix) -> str:
 
 
 def _run_compare(args) -> int:
-    from attn_demos.adapters.compare import DEFAULT_TOLERANCE
+    from attn_demos.adapters.precision import resolve_device
     from attn_demos.tasks.comparison import CompareOptions, compare_model, read_texts
 
     if args.dataset and args.text:
         print("attn-demos compare: give --text or --dataset, not both", file=sys.stderr)
         return EXIT_USAGE
+    resolve_device(args.device)  # a device torch cannot see is a one-line error before any loading
     texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else args.text
     images = _open_images(args.image) if args.image else None
+    rank, processes = _process_share()
     options = CompareOptions(
-        tolerance=args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE,
+        tolerance=args.tolerance,
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
+        device=args.device if args.device or processes == 1 else _process_device(),
+        attn_implementation=args.attn_implementation,
     )
-    progress = bool(args.dataset) and not args.json
-    report = compare_model(args.model, texts, images, args.dtype, options, progress=progress)
+    progress = bool(args.dataset) and not args.json and rank == 0
+    report = compare_model(
+        args.model, texts, images, args.dtype, options, progress=progress, dataset=args.dataset, shard=(rank, processes)
+    )
+    if processes > 1:
+        report = _merge_process_reports(report)
+        if rank != 0:
+            return EXIT_OK if report.ok else EXIT_MISMATCH
     if args.json:
-        print(json.dumps(report.to_dict()))
+        from attn_demos.render.export import to_jsonable
+
+        print(json.dumps(to_jsonable(report.to_dict()), allow_nan=False))  # the library's NaN becomes null
     else:
         print(_table(report))
     if args.out:
         from attn_demos.render.error_plot import write_report_files
+        from attn_demos.tasks.registry import display_name
 
-        paths = write_report_files(report, args.out)
+        paths = write_report_files(report, args.out, display_name(report.model))
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def _process_share() -> tuple[int, int]:
+    """(this process's index, number of processes): (0, 1) unless started by `accelerate launch`
+    or torchrun with several processes (WORLD_SIZE > 1), which joins their process group."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _process_device() -> str:
+    """This process's GPU (cuda:LOCAL_RANK) when there are GPUs, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return "cpu"
+
+
+def _merge_process_reports(report):
+    """Every process's report, merged in process order (each compared one contiguous shard)."""
+    import torch.distributed as dist
+
+    from attn_demos.tasks.comparison import merge_reports
+
+    reports = [None] * dist.get_world_size()
+    dist.all_gather_object(reports, report)  # one per process, in process order
+    merged = merge_reports(reports)
+    merged.run["processes"] = len(reports)
+    merged.run["runtime_s"] = max(r.run["runtime_s"] for r in reports)
+    return merged
 
 
 def _open_images(paths: list[str]) -> list:
@@ -148,8 +220,14 @@ def _open_images(paths: list[str]) -> list:
 
 
 def _table(report) -> str:
+    from attn_demos.adapters.compare import MEASURES
+
+    run = report.run
     lines = [
         f"model: {report.model} ({report.architecture})",
+        f"device {run.get('device')}, {run.get('dtype')}, {run.get('attn_implementation')}; "
+        f"{len(report.inputs)} inputs, {sum(report.input_tokens)} tokens, {run.get('runtime_s')} s",
+        f"measure: {MEASURES[run.get('attn_implementation', 'eager')]}",
         f"{'kind':<20}{'layer':>6}  {'max |Δ|':>9}  heads (max |Δ| each)",
     ]
     for r in report.results:
@@ -162,19 +240,18 @@ def _table(report) -> str:
 
 
 def _run_launch(args) -> int:
+    from attn_demos.adapters.precision import DEVICE_ENV, resolve_device
     from attn_demos.tasks.registry import set_model_overrides
 
-    set_model_overrides({k: getattr(args, f"{k}_model") for k in ("explore", "translate", "answer", "summarize", "classify_image")})
+    if args.device:
+        resolve_device(args.device)  # one line and exit 2 if torch cannot see it
+        os.environ[DEVICE_ENV] = args.device
+    set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"
-    app_file = Path(__file__).resolve().parents[1] / "apps" / "app.py"
-    if not app_file.exists():
-        print(f"attn-demos launch: {app_file} not found; run from a clone installed with pip install -e .", file=sys.stderr)
-        return EXIT_USAGE
-    sys.path.insert(0, str(app_file.parent))
-    import app  # apps/app.py
+    from attn_demos.ui.app import build, launch
 
-    app.launch(host=args.host, port=args.port, share=args.share)
+    launch(build(), host=args.host, port=args.port, share=args.share)
     return EXIT_OK
 
 

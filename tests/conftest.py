@@ -16,6 +16,9 @@ import pytest  # noqa: E402
 FAMILIES = ("bert", "roberta", "distilbert", "bart", "marian", "t5", "vit")
 TEXT_FAMILIES = tuple(f for f in FAMILIES if f != "vit")
 SEQ2SEQ_FAMILIES = ("bart", "marian", "t5")
+DECODER_FAMILIES = ("gpt2", "llama", "qwen2", "qwen3", "mistral", "gemma2", "phi3", "gpt_neox")
+MORE_ENCODER_FAMILIES = ("albert", "electra", "xlm-roberta")  # BERT-like layouts with a checkpoint test each
+ALL_FAMILIES = FAMILIES + DECODER_FAMILIES + MORE_ENCODER_FAMILIES + ("deit",)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,7 +40,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("checkpoints")
     texts = all_example_texts()
-    return {family: build_checkpoint(family, root / family, extra_texts=texts) for family in FAMILIES}
+    return {family: build_checkpoint(family, root / family, extra_texts=texts) for family in ALL_FAMILIES}
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +68,13 @@ def tiny_model(checkpoints):
         return cache[family, dtype]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def app_server(checkpoints):
+    """(blocks, base URL) of the combined app on 127.0.0.1, one per test module: the Explorer on the
+    embedded MiniLM, the other tabs on tiny random checkpoints, visitors not allowed to name models."""
+    from app_server import model_environment, running_app
+
+    with running_app({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}) as served:
+        yield served

@@ -226,23 +226,25 @@ def test_layer_errors_skip_padded_queries_but_count_padded_keys():
 # --- what cannot be checked fails loudly ---------------------------------------------------------
 
 
-def _tiny_gpt2(folder):
-    config = transformers.GPT2Config(
-        n_embd=16, n_layer=1, n_head=2, vocab_size=40, n_positions=32, bos_token_id=0, eos_token_id=0
+def _tiny_opt(folder):
+    """OPT: an architecture attn-demos does not recompute."""
+    config = transformers.OPTConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, vocab_size=40,
+        max_position_embeddings=32, word_embed_proj_dim=16,
     )
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder)
+    transformers.OPTForCausalLM(config).save_pretrained(folder)
     return folder
 
 
 def test_unsupported_architecture_is_refused(tmp_path):
-    folder = _tiny_gpt2(tmp_path / "gpt2")
+    folder = _tiny_opt(tmp_path / "opt")
     with pytest.raises(UnsupportedModelError) as caught:
         load_model(str(folder))
-    assert "gpt2" in str(caught.value) and "\n" not in str(caught.value)
+    assert "'opt'" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_unsupported_architecture_is_refused_before_weights_load(tmp_path):
-    folder = _tiny_gpt2(tmp_path / "gpt2")
+    folder = _tiny_opt(tmp_path / "opt")
     weights = next(folder.glob("*.safetensors"))
     weights.write_bytes(b"not a safetensors file")  # reading it would raise a load error instead
     with pytest.raises(UnsupportedModelError):

@@ -6,22 +6,21 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from attn_demos.render.panels import explorer
-
-from app_server import model_environment, running_app
+from attn_demos.ui import explorer
 
 BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
 
 
 @pytest.fixture(scope="module")
-def client(checkpoints):
+def client(app_server):
     from gradio_client import Client
 
-    with running_app(model_environment(checkpoints)) as (_, url):
-        yield Client(url, verbose=False)
+    _, url = app_server
+    return Client(url, verbose=False)
 
 
 def _outputs(client, api_name: str) -> list[str]:
@@ -60,14 +59,46 @@ def test_basics_endpoint_reports_bad_shapes_in_the_status(client):
 
 def test_explore_endpoint_on_embedded_minilm(client):
     values = client.predict("Attention is all you need.", 2, "mean", False, "", api_name="/explore")
-    names = [name for name in explorer.RUN_OUTPUTS if name != "state"]  # State is not part of the API
+    names = [name for name in explorer.RUN_OUTPUTS if name not in ("state", "inputs")]  # States are not in the API
     out = dict(zip(names, values))
     assert _badge_error(out["badge"]) <= 1e-5
-    tokens = out["numbers"]["query_tokens"]
-    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
-    exported = json.loads(Path(out["json"]).read_text())
-    assert exported["query_tokens"] == tokens and len(exported["matrix"]) == len(tokens)
-    assert Image.open(out["png"]).format == "PNG"
+    preview = out["numbers"]
+    assert preview["query_tokens"][0] == "[CLS]" and preview["shape"] == [8, 8]
+    assert out["png"] is None and out["json"] is None  # files only when asked (Export)
+
+
+def test_every_run_endpoint_names_its_outputs_and_the_badge_is_one(client):
+    for api_name in ("basics", "explore", "translate", "answer", "summarize", "classify_image"):
+        names = _outputs(client, api_name)
+        assert not [n for n in names if n.startswith("value_")], (api_name, names)
+        assert "status" in names, api_name
+        if api_name != "basics":
+            assert "badge" in names and "numbers" in names, (api_name, names)
+
+
+def test_explore_accepts_every_layer_of_the_configured_model_before_any_browser_ran(client):
+    """all-MiniLM-L6-v2 has 6 layers and 12 heads: layer 5 / head 11 are valid, 6 is not."""
+    names = _outputs(client, "explore")
+    out = dict(zip(names, client.predict("the cat sat", 5, 11, False, "", api_name="/explore")))
+    assert _badge_error(out["badge"]) <= 1e-5
+    assert "layer 5, head 11" in out["numbers"]["title"]
+    out = dict(zip(names, client.predict("the cat sat", 6, "mean", False, "", api_name="/explore")))
+    assert out["status"] == "⚠️ layer 6 does not exist: the model has layers 0–5"
+
+
+def test_export_writes_named_files_with_every_number_and_how_they_were_chosen(client):
+    text = "Attention is all you need."
+    client.predict(text, 3, 5, False, "", api_name="/explore")
+    status, png, json_path = client.predict(3, 5, False, api_name="/explore_export")
+    assert status == "Exported."
+    assert Path(png).name == "explore-layer3-head5.png" and Path(json_path).name == "explore-layer3-head5.json"
+    exported = json.loads(Path(json_path).read_text())
+    assert exported["layer"] == 3 and exported["head"] == 5 and exported["aggregation"] == "one layer, one head"
+    assert exported["input_text"] == text and exported["model"] == "all-MiniLM-L6-v2 (embedded)"
+    tokens = exported["query_tokens"]
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and len(exported["matrix"]) == len(tokens)
+    np.testing.assert_allclose(np.sum(exported["matrix"], axis=1), 1.0, atol=1e-5)  # every row, in full
+    assert Image.open(png).format == "PNG"
 
 
 def test_translate_endpoint(client):
@@ -82,7 +113,10 @@ def test_translate_endpoint(client):
     assert _token_spans(highlight) == len(["the", "cat", "sat", "on", "the", "mat", ".", "</s>"])
 
 
-def test_answer_endpoint(client):
+def test_answer_endpoint(client, checkpoints):
+    from transformers import AutoTokenizer
+
+    pieces = AutoTokenizer.from_pretrained(checkpoints["distilbert"]).tokenize("The cat slept on the warm windowsill.")
     values = client.predict(
         "Where did the cat sleep?", "The cat slept on the warm windowsill.", "mean", "mean", "answer", "",
         api_name="/answer",
@@ -90,7 +124,7 @@ def test_answer_endpoint(client):
     badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
     assert _badge_error(badge) <= 1e-5
     context_html = next(v for v in values if isinstance(v, str) and "attn-token" in v)
-    assert _token_spans(context_html) == len(["the", "cat", "slept", "on", "the", "warm", "windowsill", "."])
+    assert _token_spans(context_html) == len(pieces)  # one span per context piece of the checkpoint's WordPiece
 
 
 def test_summarize_endpoint(client):

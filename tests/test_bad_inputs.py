@@ -26,17 +26,19 @@ import pytest
 from PIL import Image
 
 from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError, UnsupportedModelError
-from attn_demos.render.panels import basics as basics_panel
-from attn_demos.render.panels import explorer as explorer_panel
-from attn_demos.render.panels import images as images_panel
-from attn_demos.render.panels import qa as qa_panel
-from attn_demos.render.panels import seq2seq as seq2seq_panel
-from attn_demos.render.panels.common import run_safely
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.images import MAX_SIDE, classify_image
-from attn_demos.tasks.qa import LOW_CONFIDENCE, answer
+from attn_demos.tasks.qa import LOW_CONFIDENCE, MAX_WINDOWS, answer
 from attn_demos.tasks.seq2seq import summarize, translate
+from attn_demos.ui import basics as basics_panel
+from attn_demos.ui import explorer as explorer_panel
+from attn_demos.ui import images as images_panel
+from attn_demos.ui import qa as qa_panel
+from attn_demos.ui import seq2seq as seq2seq_panel
+from attn_demos.ui import summarization as summarization_panel
+from attn_demos.ui import translation as translation_panel
+from attn_demos.ui.common import run_safely
 
 TOL = 1e-5
 SEEN: dict[str, str] = {}  # "layer · case" -> what the person sees
@@ -112,7 +114,7 @@ def test_explorer_refuses_empty_text(configured, case):
     text, fragment = TEXT_ERRORS[case]
     with pytest.raises(BadInputError, match=fragment):
         explore(text)
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
     seen(f"explorer · text {case}", assert_refused(out, fragment))
 
 
@@ -128,10 +130,10 @@ def test_seq2seq_and_qa_refuse_empty_text(configured, case):
     with pytest.raises(BadInputError, match=f"context {fragment.split(':')[0]}"):
         answer("Where did the cat sleep?", text)
     calls = {
-        "translation": (seq2seq_panel.run_translation, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
-        "summarization": (seq2seq_panel.run_summary, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
-        "QA question": (qa_panel.run, qa_panel.RUN_OUTPUTS, text, "The cat slept.", "mean", "mean", "answer", ""),
-        "QA context": (qa_panel.run, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", text, "mean", "mean", "answer", ""),
+        "translation": (translation_panel.translate, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "summarization": (summarization_panel.summarize, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "QA question": (qa_panel.answer, qa_panel.RUN_OUTPUTS, text, "The cat slept.", "mean", "mean", "answer", ""),
+        "QA context": (qa_panel.answer, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", text, "mean", "mean", "answer", ""),
     }
     for tab, (function, outputs, *args) in calls.items():
         seen(f"{tab} · {case}", assert_refused(panel(function, outputs, *args), fragment.split(":")[0]))
@@ -148,14 +150,17 @@ def test_summarization_prefix_does_not_hide_an_empty_article(checkpoints, tmp_pa
         with pytest.raises(BadInputError, match=f"article {fragment.split(':')[0]}"):
             summarize(text, source=str(folder), num_beams=1, max_new_tokens=4)
     result = summarize("the cat sat", source=str(folder), num_beams=1, max_new_tokens=4)
-    assert result.source_tokens[-4:] == ["the", "cat", "sat", "</s>"]  # after the prefix's tokens
+    from transformers import AutoTokenizer
+
+    tail = AutoTokenizer.from_pretrained(folder).tokenize(" the cat sat") + ["</s>"]
+    assert result.source_tokens[-len(tail):] == tail  # after the prefix's tokens
 
 
 def test_explorer_single_character(configured):
     result = explore("a")
     assert result.tokens == ["[CLS]", "a", "[SEP]"]
     assert result.library.shape == (6, 12, 3, 3) and result.max_abs_err <= TOL
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "a", 0, "mean", False, "")
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "a", 0, "mean", False, "")
     assert_verified(out)
     assert out["numbers"]["query_tokens"] == ["[CLS]", "a", "[SEP]"]
     seen("explorer · a single character", "works: [CLS] a [SEP], badge ✓")
@@ -167,7 +172,7 @@ def test_explorer_20000_tokens_are_truncated_with_a_notice(configured):
     assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]" and set(result.tokens[1:-1]) == {"the"}
     notice = "Input truncated to the model's limit: kept 512 of 20,000 tokens."
     assert notice in result.notices and result.max_abs_err <= TOL
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, LONG_TEXT, 0, "mean", False, "")
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, LONG_TEXT, 0, "mean", False, "")
     assert_verified(out)
     assert f"ℹ️ {notice}" in out["status"]
     seen("explorer · ~20,000 tokens", out["status"])
@@ -181,20 +186,27 @@ def test_translation_20000_tokens_are_truncated_with_a_notice(configured):
     seen("translation · ~20,000 tokens", "ℹ️ Input truncated to the model's limit: kept 128 of 19,999 tokens.")
 
 
-def test_qa_long_context_is_truncated_with_a_notice(configured):
-    # [CLS] where is the cat ? [SEP] + 1,000 context words + [SEP] = 1,008 tokens.
+def test_qa_long_context_is_read_in_overlapping_windows(configured):
+    # [CLS] where is the cat ? [SEP] … [SEP]: 120 context tokens per window, 60 shared with the next;
+    # 1,000 context words fill 16 windows (the last starts at word 900), 2,000 would need 33.
     result = answer("where is the cat ?", "the " * 1000)
-    assert len(result.tokens) == 128
-    assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole; the context is cut
-    assert "Context truncated to the model's limit: kept 128 of 1,008 tokens." in result.notices
-    seen("QA · 1,000-word context", "ℹ️ Context truncated to the model's limit: kept 128 of 1,008 tokens.")
+    assert result.windows == 16 and len(result.tokens) <= 128
+    assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole in every window
+    notice = f"Context split into 16 overlapping windows; answer from window {result.window + 1}."
+    assert notice in result.notices
+    seen("QA · 1,000-word context", f"ℹ️ {notice}")
+    longer = answer("where is the cat ?", "the " * 2000)
+    assert longer.windows == MAX_WINDOWS == 16
+    cut = "The context is long: searched its first 16 of 33 windows (4,079 of 7,999 characters)."
+    assert cut in longer.notices
+    seen("QA · 2,000-word context", f"ℹ️ {cut}")
 
 
 def test_qa_question_longer_than_the_model_limit(configured):
     question = "where is the cat " * 40  # 160 tokens: more than the tiny model's 128 in all
     with pytest.raises(BadInputError, match="the question is too long for this model"):
         answer(question, "The cat slept.")
-    out = panel(qa_panel.run, qa_panel.RUN_OUTPUTS, question, "The cat slept.", "mean", "mean", "answer", "")
+    out = panel(qa_panel.answer, qa_panel.RUN_OUTPUTS, question, "The cat slept.", "mean", "mean", "answer", "")
     seen("QA · question longer than the model limit", assert_refused(out, "the question is too long"))
 
 
@@ -216,9 +228,10 @@ def test_explorer_other_scripts_work_and_show_unknown_tokens(configured, case):
     assert any(notice in n for n in result.notices) if notice else not result.notices
     if case == "control characters":  # \r and \v separate words; NUL and the bidi override are dropped
         assert result.tokens == ["[CLS]", "one", "two", "three", "[SEP]"]
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
     assert_verified(out)
-    assert out["numbers"]["query_tokens"] == result.tokens
+    assert out["numbers"]["query_tokens"] == result.tokens[:8]  # the page shows a preview
+    assert out["numbers"]["shape"] == [len(result.tokens)] * 2
     unknown = result.tokens.count("[UNK]")
     seen(f"explorer · {case}", f"works: {' '.join(result.tokens)} ({unknown} [UNK]), badge ✓" + (
         f" ⏎ ℹ️ {next(n for n in result.notices if notice in n)}" if notice else ""))
@@ -234,7 +247,8 @@ def test_translation_of_other_scripts_works(configured, case):
 
 
 def test_qa_answer_not_in_context_gets_a_low_confidence_notice(configured, checkpoints, tmp_path):
-    """A QA head of zeros scores every span alike: P(start)·P(end) = 1/T², far below the threshold."""
+    """A QA head of zeros scores every span alike: P(start)·P(end) = 1/(C+1)² over the C context
+    tokens and [CLS], far below the threshold."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
@@ -246,9 +260,9 @@ def test_qa_answer_not_in_context_gets_a_low_confidence_notice(configured, check
         model.qa_outputs.bias.zero_()
     model.save_pretrained(folder)
     result = answer("Who won the election?", "The cat slept on the warm windowsill.", source=str(folder))
-    t = len(result.tokens)
-    assert result.score == pytest.approx(1 / t**2) and result.score < LOW_CONFIDENCE
-    notice = f"Low confidence ({1 / t**2:.1%}): the answer may not be in the context."
+    expected = 1 / (len(result.context_index) + 1) ** 2
+    assert result.score == pytest.approx(expected) and result.score < LOW_CONFIDENCE
+    notice = f"Low confidence ({expected:.1%}): the answer may not be in the context."
     assert notice in result.notices
     seen("QA · answer not in the context", f"ℹ️ {notice}")
 
@@ -258,7 +272,7 @@ def test_qa_context_shorter_than_the_question(configured):
     assert [result.tokens[i] for i in result.context_index] == ["cat"]
     assert result.span == (result.context_index[0],) * 2 and result.answer == "cat"
     assert result.view().verified
-    out = panel(qa_panel.run, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", "cat", "mean", "mean", "answer", "")
+    out = panel(qa_panel.answer, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", "cat", "mean", "mean", "answer", "")
     assert_verified(out)
     assert out["answer"].startswith("**cat**")
     seen("QA · context shorter than the question", f"works: answer {out['answer']} ⏎ {out['status']}")
@@ -299,7 +313,7 @@ def test_bad_images_are_refused(configured, case):
     with pytest.raises(BadInputError, match=fragment) as error:
         classify_image(make())
     one_line(error.value)
-    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, make(), "mean", "mean", "")
+    out = panel(images_panel.classify_image, images_panel.RUN_OUTPUTS, make(), "mean", "mean", "")
     seen(f"image · {case}", assert_refused(out, fragment))
 
 
@@ -311,7 +325,7 @@ def test_rgba_is_flattened_onto_white(configured):
     assert result.image.getpixel((10, 10)) == (0, 0, 255) and result.image.getpixel((50, 10)) == (255, 255, 255)
     assert result.check_error() <= TOL
     assert image.mode == "RGBA" and image.getpixel((50, 10)) == (255, 0, 0, 0)  # the caller's image is untouched
-    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, image, "mean", "mean", "")
+    out = panel(images_panel.classify_image, images_panel.RUN_OUTPUTS, image, "mean", "mean", "")
     assert_verified(out)
     seen("image · RGBA (transparent)", "works: transparency flattened onto white, badge ✓")
 
@@ -321,7 +335,7 @@ def test_grayscale_and_file_bytes_work(configured):
     assert gray.image.mode == "RGB" and gray.image.getpixel((5, 5)) == (77, 77, 77)
     from_bytes = classify_image(png_bytes(Image.new("L", (48, 64), 77)))  # a file's content
     np.testing.assert_array_equal(from_bytes.library, gray.library)
-    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, Image.new("L", (48, 64), 77), "mean", "mean", "")
+    out = panel(images_panel.classify_image, images_panel.RUN_OUTPUTS, Image.new("L", (48, 64), 77), "mean", "mean", "")
     assert_verified(out)
     seen("image · grayscale (L)", "works: converted to RGB, badge ✓")
 
@@ -332,7 +346,7 @@ def test_panorama_is_downscaled_and_squeezed_with_notices(configured):
     assert "Image downscaled from 4000×200 to 1024×51." in result.notices
     assert "A very wide or tall image is squeezed to the model's square input." in result.notices
     assert result.grid == (4, 4) and result.check_error() <= TOL
-    out = panel(images_panel.run, images_panel.RUN_OUTPUTS, Image.new("RGB", (4000, 200)), "mean", "mean", "")
+    out = panel(images_panel.classify_image, images_panel.RUN_OUTPUTS, Image.new("RGB", (4000, 200)), "mean", "mean", "")
     assert_verified(out)
     seen("image · panorama 4000×200", out["status"])
 
@@ -431,7 +445,7 @@ def test_basics_bad_matrices(case):
         with pytest.raises(BadInputError, match=re.escape(fragment)) as error:
             run_basics(*args)
         one_line(error.value)
-        out = panel(basics_panel.run, basics_panel.OUTPUTS, *args)
+        out = panel(basics_panel.basics, basics_panel.OUTPUTS, *args)
     seen(f"basics · {case}", assert_refused(out, fragment))
 
 
@@ -458,11 +472,11 @@ def bad_checkpoints(checkpoints, tmp_path_factory) -> dict[str, Path]:
     no_weights.mkdir()
     shutil.copy(checkpoints["bert"] / "config.json", no_weights / "config.json")
 
-    gpt2 = root / "gpt2"
-    config = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=8, vocab_size=64, n_positions=32,
-                                     bos_token_id=0, eos_token_id=0)
-    transformers.GPT2Model(config).save_pretrained(gpt2)
-    assert (gpt2 / "model.safetensors").exists()
+    opt = root / "opt"  # OPT: an architecture attn-demos does not recompute
+    config = transformers.OPTConfig(hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32,
+                                    vocab_size=40, max_position_embeddings=32, word_embed_proj_dim=16)
+    transformers.OPTModel(config).save_pretrained(opt)
+    assert (opt / "model.safetensors").exists()
 
     remote = root / "remote-code"
     remote.mkdir()
@@ -483,7 +497,7 @@ def bad_checkpoints(checkpoints, tmp_path_factory) -> dict[str, Path]:
     state = transformers.AutoModel.from_pretrained(checkpoints["bert"]).state_dict()
     (pickle_only / "model.safetensors").unlink()
     torch.save({**state, "payload": _Unpickled(str(root / "PICKLE_LOADED"))}, pickle_only / "pytorch_model.bin")
-    return {"no weights": no_weights, "gpt2": gpt2, "remote code": remote, "pickle only": pickle_only,
+    return {"no weights": no_weights, "opt": opt, "remote code": remote, "pickle only": pickle_only,
             "remote marker": marker, "pickle marker": root / "PICKLE_LOADED"}
 
 
@@ -503,7 +517,7 @@ OVERRIDES = {
         "no-such-org/no-such-model", ModelLoadError, "the Hugging Face Hub is unreachable from here"),
     "folder that does not exist": ("/no/such/folder", ModelLoadError, "no such folder"),
     "folder without weights": ("no weights", ModelLoadError, "no weights; attn-demos loads safetensors only"),
-    "GPT-2 (unsupported architecture)": ("gpt2", UnsupportedModelError, "architecture 'gpt2' is not supported"),
+    "OPT (unsupported architecture)": ("opt", UnsupportedModelError, "architecture 'opt' is not supported"),
     "config with auto_map (remote code)": ("remote code", ModelLoadError, "needs its own Python code"),
     "pickle-only weights": ("pickle only", ModelLoadError, "only pickle weights (pytorch_model.bin)"),
     "not a model folder": (str(Path(__file__).parent), ModelLoadError, "not a model folder (no config.json)"),
@@ -517,7 +531,7 @@ def _source(bad_checkpoints, name: str) -> str:
 @pytest.mark.parametrize("case", OVERRIDES)
 def test_model_override_is_refused_without_the_flag(configured, bad_checkpoints, case):
     source = _source(bad_checkpoints, OVERRIDES[case][0])
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
     status = assert_refused(out, "this app serves its configured models only (start it with --allow-user-models)")
     seen("model override without the flag", status)
 
@@ -535,7 +549,7 @@ def test_model_override_bad_sources_fail_fast_and_clearly(configured, bad_checkp
     with pytest.raises(error_type, match=re.escape(fragment)) as error:
         explore("hello", source=source)
     one_line(error.value)
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, source)
     seen(f"model override · {case}", assert_refused(out, fragment))
     assert not bad_checkpoints["remote marker"].exists(), "remote code was executed"
     assert not bad_checkpoints["pickle marker"].exists(), "a pickle was loaded"
@@ -557,21 +571,21 @@ def test_offline_hub_id_is_refused_before_any_hub_call(configured, monkeypatch):
 
 def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured, checkpoints, monkeypatch):
     monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
-    out = panel(explorer_panel.run, explorer_panel.RUN_OUTPUTS, "the cat sat", 0, "mean", False, str(checkpoints["bert"]))
+    out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "the cat sat", 0, "mean", False, str(checkpoints["bert"]))
     assert_verified(out)
     assert out["numbers"]["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
     wrong = {
         "explorer given a seq2seq model": (
-            explorer_panel.run, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, str(checkpoints["bart"]),
+            explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, str(checkpoints["bart"]),
             "is not a text encoder"),
         "translation given BERT": (
-            seq2seq_panel.run_translation, seq2seq_panel.RUN_OUTPUTS, "hello", "mean", "mean", False, 1,
+            translation_panel.translate, seq2seq_panel.RUN_OUTPUTS, "hello", "mean", "mean", False, 1,
             str(checkpoints["bert"]), "bert model, not an encoder-decoder"),
         "image tab given BERT": (
-            images_panel.run, images_panel.RUN_OUTPUTS, Image.new("RGB", (8, 8)), "mean", "mean",
+            images_panel.classify_image, images_panel.RUN_OUTPUTS, Image.new("RGB", (8, 8)), "mean", "mean",
             str(checkpoints["bert"]), "bert model, not an image-classification model"),
         "QA given ViT": (
-            qa_panel.run, qa_panel.RUN_OUTPUTS, "q", "c", "mean", "mean", "answer", str(checkpoints["vit"]),
+            qa_panel.answer, qa_panel.RUN_OUTPUTS, "q", "c", "mean", "mean", "answer", str(checkpoints["vit"]),
             "vit model, not an extractive question-answering model"),
     }
     for case, (function, outputs, *args, fragment) in wrong.items():
@@ -582,21 +596,16 @@ def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured
 
 
 @pytest.fixture(scope="module")
-def client(checkpoints):
+def client(app_server):
     from gradio_client import Client
 
-    from app_server import model_environment, running_app
-
-    saved = os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)
-    with running_app(model_environment(checkpoints)) as (_, url):
-        yield Client(url, verbose=False)
-    if saved is not None:
-        os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = saved
+    _, url = app_server
+    return Client(url, verbose=False)
 
 
 def api_outputs(run_outputs: tuple[str, ...]) -> list[str]:
-    """The endpoint's outputs in order: the panel's, without the gr.State."""
-    return [name for name in run_outputs if name != "state"]
+    """The endpoint's outputs in order: the handler's, without the gr.States."""
+    return [name for name in run_outputs if name not in ("state", "inputs")]
 
 
 def call(client, api_name: str, outputs: tuple[str, ...], *args) -> dict:
@@ -642,12 +651,6 @@ def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, m
     assert good["badge"].endswith("✓") and good["numbers"]["query_tokens"][0] == "[CLS]"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gradio's Image component opens every upload with PIL before our handler runs (even with "
-    "type='filepath'), so a corrupt file fails in its preprocess with the generic 'upstream Gradio app "
-    "has raised an exception' (the app keeps answering); tasks.images.load_image never sees it",
-)
 def test_corrupt_upload_through_the_app_gets_a_status(client, tmp_path):
     from gradio_client import handle_file
 
@@ -658,4 +661,5 @@ def test_corrupt_upload_through_the_app_gets_a_status(client, tmp_path):
     finally:  # whatever happened, the app still answers
         good = call(client, "/basics", basics_panel.OUTPUTS, "[[1, 0, 1]]", SEED_KEY, SEED_VALUE)
         assert good["status"].startswith("torch and numpy ✓ agree")
-    assert out["status"].startswith("⚠️ ") and "not a readable image" in out["status"]
+    assert out["status"] == "⚠️ The file is not a readable image (corrupt or unsupported format)."
+    assert out["badge"] is None and out["overlay"] is None and not out["labels"]  # nothing old stays (Label sends {})

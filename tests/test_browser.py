@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from app_server import model_environment, running_app
-
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
@@ -29,7 +27,7 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def page(checkpoints):
+def page(app_server):
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
             pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
@@ -37,7 +35,8 @@ def page(checkpoints):
     from playwright.sync_api import sync_playwright
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with running_app(model_environment(checkpoints)) as (_, url), sync_playwright() as playwright:
+    _, url = app_server
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.goto(url, wait_until="load")
@@ -61,6 +60,23 @@ def _shot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000
     return path
+
+
+def _status(page, prefix: str, fragment: str) -> str:
+    page.wait_for_function(
+        "([id, text]) => document.getElementById(id).innerText.includes(text)", arg=[f"{prefix}-status", fragment],
+        timeout=WAIT_MS,
+    )
+    return page.locator(f"#{prefix}-status").inner_text()
+
+
+def _dropdown_value(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} input").first.input_value()
+
+
+def _choose(page, elem_id: str, option: str) -> None:
+    page.locator(f"#{elem_id} input").first.click()
+    page.locator(f'#{elem_id} [role=option][aria-label="{option}"]').first.click()
 
 
 def _image_loaded(page, selector: str) -> None:
@@ -118,25 +134,31 @@ def test_translation_tab(page):
     _shot(page, "translation")
 
 
-def test_question_answering_tab(page):
+def test_question_answering_tab(page, checkpoints):
+    from transformers import AutoTokenizer
+
+    context_tokens = AutoTokenizer.from_pretrained(checkpoints["distilbert"]).tokenize("The cat slept on the warm windowsill.")
     _open_tab(page, "Question answering")
     page.locator("#answer-question textarea").fill("Where did the cat sleep?")
     page.locator("#answer-context textarea").fill("The cat slept on the warm windowsill.")
     page.locator("#answer-run").click()
     assert "✓" in _wait_for_badge(page, "answer")
-    assert page.locator("#answer-highlight .attn-token").count() == len(["the", "cat", "slept", "on", "the", "warm", "windowsill", "."])
+    assert page.locator("#answer-highlight .attn-token").count() == len(context_tokens)
     _image_loaded(page, "#answer-heatmap")
     _shot(page, "question_answering")
 
 
-def test_summarization_tab(page):
+def test_summarization_tab(page, checkpoints):
+    from transformers import AutoTokenizer
+
+    article = "Heavy rain caused the river to rise overnight."
+    source = AutoTokenizer.from_pretrained(checkpoints["bart"])(article)["input_ids"]  # <s> pieces </s>
     _open_tab(page, "Summarization")
-    page.locator("#summarize-text textarea").fill("Heavy rain caused the river to rise overnight.")
+    page.locator("#summarize-text textarea").fill(article)
     page.locator("#summarize-run").click()
     assert "✓" in _wait_for_badge(page, "summarize")
     _image_loaded(page, "#summarize-heatmap")
-    # the tiny BART's tokenizer: heavy rain caused the river to rise overnight . </s>
-    assert page.locator("#summarize-highlight .attn-token").count() == 10
+    assert page.locator("#summarize-highlight .attn-token").count() == len(source)
     _shot(page, "summarization")
 
 
@@ -151,3 +173,146 @@ def test_image_tab(page):
     page.locator("#image-flow-run").click()
     _image_loaded(page, "#image-flow")
     _shot(page, "image_patches")
+
+
+# ---------------------------------------------------------------- what a new user hit (issue 8) --
+
+
+def test_a_failed_run_keeps_layer_and_head_and_the_next_run_works(page):
+    """Explorer and QA: an empty run, then a valid one, shows the badge ✓ (dropdowns not blanked)."""
+    _open_tab(page, "Explorer")
+    page.locator("#explore-text textarea").fill("The cat sat on the mat.")
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    _choose(page, "explore-layer", "3")
+    page.locator("#explore-badge").get_by_text("✓").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-text textarea").fill("")
+    page.locator("#explore-run").click()
+    assert "is empty" in _status(page, "explore", "⚠️")
+    assert page.locator("#explore-badge").inner_text().strip() == ""  # the old result is cleared
+    assert _dropdown_value(page, "explore-layer") == "3" and _dropdown_value(page, "explore-head") == "mean"
+    page.locator("#explore-text textarea").fill("The dog barked.")
+    page.locator("#explore-run").click()
+    assert "✓" in _wait_for_badge(page, "explore")
+    assert _dropdown_value(page, "explore-layer") == "3"  # the run drew the layer the control shows
+
+    _open_tab(page, "Question answering")
+    page.locator("#answer-context textarea").fill("")
+    page.locator("#answer-run").click()
+    assert "context is empty" in _status(page, "answer", "⚠️")
+    assert _dropdown_value(page, "answer-layer") == "mean" and _dropdown_value(page, "answer-head") == "mean"
+    page.locator("#answer-context textarea").fill("The cat slept on the warm windowsill.")
+    page.locator("#answer-run").click()
+    assert "✓" in _wait_for_badge(page, "answer")
+
+
+def test_export_on_a_long_input_shows_a_short_preview_and_named_files(page):
+    _open_tab(page, "Explorer")
+    long_text = " ".join(["attention"] * 348)  # [CLS] + 348 + [SEP] = 350 MiniLM tokens
+    page.locator("#explore-text textarea").fill(long_text)
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    page.locator("#explore-export-accordion").get_by_text("Export", exact=True).first.click()
+    _choose(page, "explore-layer", "2")
+    page.wait_for_function(
+        "() => document.getElementById('explore-numbers').innerText.includes('layer 2')", timeout=WAIT_MS
+    )
+    shown = page.locator("#explore-numbers").inner_text()
+    assert "350" in shown  # the shape
+    assert shown.count("0.") <= 8 * 8 + 8, "the page's JSON must hold a preview, not the 350 × 350 matrix"
+    assert "press Export" in shown
+    page.locator("#explore-export").click()
+    assert _status(page, "explore", "Exported.")
+    link = page.locator("#explore-json a[download]").first
+    link.wait_for(timeout=WAIT_MS)
+    assert (link.get_attribute("href") or "").endswith("/explore-layer2-mean-heads.json")
+    _shot(page, "explorer_export")
+
+
+def test_a_corrupt_image_gets_one_message_and_clears_the_old_result(page, tmp_path):
+    _open_tab(page, "Image patches")
+    page.locator("#image-run").click()
+    _wait_for_badge(page, "image")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n certainly not an image")
+    page.locator("#image-input button[aria-label=Clear]").click()
+    page.locator("#image-input input[type=file]").set_input_files(str(broken))
+    page.locator("#image-input [aria-label=\"broken.png\"]").first.wait_for(timeout=WAIT_MS)  # uploaded
+    page.locator("#image-run").click()
+    assert "The file is not a readable image" in _status(page, "image", "⚠️")
+    assert page.locator("#image-overlay img").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
+    assert page.locator("#image-flow img").count() == 0  # nor the flow of the previous image
+    assert page.locator(".toast-body", has_text="Error").count() == 0  # no red error pills
+    _shot(page, "image_corrupt_upload")
+
+
+def test_rollout_disables_layer_enter_submits_and_examples_run(page):
+    _open_tab(page, "Question answering")
+    _choose(page, "answer-head", "rollout")
+    page.wait_for_function("() => document.querySelector('#answer-layer input').disabled")
+    _choose(page, "answer-head", "mean")
+    page.wait_for_function("() => !document.querySelector('#answer-layer input').disabled")
+    question = page.locator("#answer-question input, #answer-question textarea").first
+    question.fill("Where did the cat sleep?")
+    with page.expect_request(_a_run_with("Where did the cat sleep?"), timeout=WAIT_MS):  # Enter alone runs
+        question.press("Enter")
+    assert "✓" in _wait_for_badge(page, "answer")
+
+    _open_tab(page, "Explorer")
+    with page.expect_request(_a_run_with("Enter runs this."), timeout=WAIT_MS):
+        page.locator("#explore-text textarea").fill("Enter runs this.")
+        page.locator("#explore-text textarea").press("Enter")
+    _wait_for_badge(page, "explore")
+    from attn_demos.tasks.examples import load_examples
+
+    example = load_examples("explore")[1]["text"]
+    with page.expect_request(_a_run_with(example), timeout=WAIT_MS):  # a click on an example runs it
+        page.locator("#tab-explore button.gallery-item").nth(1).click()
+    assert page.locator("#explore-text textarea").input_value() == example
+    assert "✓" in _wait_for_badge(page, "explore")
+
+
+def _a_run_with(text: str):
+    """A queued event whose inputs carry `text` (a redraw sends only the controls)."""
+    import json
+
+    def matches(request) -> bool:
+        return request.method == "POST" and "/queue/join" in request.url and text in json.loads(request.post_data)["data"]
+
+    return matches
+
+
+def test_flow_accordion_gives_an_estimate_before_running(page):
+    _open_tab(page, "Explorer")
+    page.locator("#explore-text textarea").fill("Attention is all you need.")
+    page.locator("#explore-run").click()
+    _wait_for_badge(page, "explore")
+    if not page.locator("#explore-flow-run").is_visible():  # the accordion may be open from an earlier test
+        page.get_by_text("Attention flow (max-flow").click()
+    estimate = page.locator("#explore-flow-estimate")
+    estimate.get_by_text("Estimated time for 8 tokens × 6 layers").wait_for(timeout=WAIT_MS)
+    assert "under a second" in estimate.inner_text()
+    assert page.locator("#explore-flow-stop").is_visible()
+
+
+def test_a_tab_whose_model_cannot_load_says_one_sentence_and_disables_its_button(checkpoints, page):
+    """A second app whose QA model is missing: visitors see one sentence, no hint for the operator."""
+    from app_server import model_environment, running_app
+
+    broken = {**model_environment(checkpoints), "ATTN_DEMOS_ANSWER_MODEL": "/no/such/folder",
+              "ATTN_DEMOS_ALLOW_USER_MODELS": None}
+    with running_app(broken) as (_, url):
+        other = page.context.browser.new_page(viewport={"width": 1280, "height": 1600})
+        other.goto(url, wait_until="load")
+        other.get_by_role("tab", name="Question answering").click()
+        line = other.locator("#answer-model")
+        line.get_by_text("not available").wait_for(timeout=WAIT_MS)
+        assert line.inner_text().strip() == "⚠️ This tab's model is not available on this server."
+        assert other.locator("#answer-run").is_disabled()
+        assert other.locator("#answer-status").inner_text().strip() == ""  # not repeated below the button
+        content = other.content()
+        assert "/no/such/folder" not in content and "ATTN_DEMOS_" not in content and "--answer-model" not in content
+        other.screenshot(path=str(SCREENSHOTS / "question_answering_model_unavailable.png"), full_page=True)
+        other.get_by_role("tab", name="Translation").click()
+        assert other.locator("#translate-run").is_enabled()  # control: a tab whose model loads
+        other.close()

@@ -22,7 +22,11 @@ SCORE = 1 / math.sqrt(3)
 W0 = math.exp(SCORE) / (math.exp(SCORE) + 1)
 W1 = 1 - W0
 OUTPUT = [W0 * 1 + W1 * 3, W0 * 2 + W1 * 4]
-REPORT_KEYS = {"model", "architecture", "ok", "tolerance", "max_abs_err", "results"}
+REPORT_KEYS = {
+    "model", "architecture", "ok", "tolerance", "measure", "max_abs_err", "num_inputs", "num_tokens", "device",
+    "dtype", "attn_implementation", "batch_size", "num_beams", "runtime_s", "dataset", "versions",
+    "input_tokens", "input_max_abs_err", "worst_input", "head_max_abs_err", "results",
+}
 RESULT_KEYS = {"kind", "layer", "max_abs_err", "heads"}
 
 
@@ -144,15 +148,32 @@ def test_compare_table_output(capsys, checkpoints):
 def test_compare_unsupported_architecture_exits_2(capsys, tmp_path):
     import transformers
 
-    config = transformers.GPT2Config(
-        n_embd=16, n_layer=1, n_head=2, vocab_size=40, n_positions=32, bos_token_id=0, eos_token_id=0
+    config = transformers.OPTConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, vocab_size=40,
+        max_position_embeddings=32, word_embed_proj_dim=16,
     )
-    transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "gpt2"))
+    transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "opt"))
     assert code == 2 and out == ""
     message = [line for line in err.splitlines() if line.startswith("attn-demos")]
-    assert len(message) == 1 and "gpt2" in message[0] and "not supported" in message[0]
+    assert len(message) == 1 and "opt" in message[0] and "not supported" in message[0]
     assert "Traceback" not in err
+
+
+def test_compare_unsupported_rotary_type_exits_2(capsys, tmp_path):
+    """A Llama whose config asks for llama3 rotary scaling: refused, not approximated by plain rotary."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32, vocab_size=40,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
+    )
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "llama3")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "llama3"))
+    assert code == 2 and out == ""
+    message = [line for line in err.splitlines() if line.startswith("attn-demos")]
+    assert len(message) == 1 and "'llama3'" in message[0] and "not supported" in message[0], err
 
 
 def test_compare_missing_model_folder_exits_2(capsys, tmp_path):
@@ -178,6 +199,11 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
         lambda source, texts, *a, **k: seen.append(texts) or real_compare(source, texts, *a, **k),
     )
 
+    from matplotlib.figure import Figure
+
+    titles = []
+    real_suptitle = Figure.suptitle
+    monkeypatch.setattr(Figure, "suptitle", lambda fig, text, **k: titles.append(text) or real_suptitle(fig, text, **k))
     out_dir = tmp_path / "report"
     code, out, _ = run(
         capsys,
@@ -198,6 +224,7 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
     assert code == 0
     assert seen == [rows[:3]]
     assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.csv", "errors.png"}
+    assert titles == ["bart: match (tolerance 1e-05; cpu, float32, eager)"]  # names the folder, not the server's path
 
     data = json.loads((out_dir / "report.json").read_text())
     _check_report_json(data)
@@ -280,3 +307,111 @@ def test_console_script_bad_shape_has_no_traceback():
     )
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+# --- devices, dtypes, implementations and what a report records ----------------------------------
+
+
+def test_compare_records_the_run(capsys, checkpoints):
+    import torch
+    import transformers
+
+    model = str(checkpoints["bert"])
+    texts = ["the cat sat on the mat", "a dog", "the house and the water"]
+    code, out, _ = run(capsys, "compare", "--model", model, "--json", "--device", "cpu", "--batch-size", "2",
+                       *[a for t in texts for a in ("--text", t)])
+    data = json.loads(out)
+    assert code == 0
+    _check_report_json(data)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+    assert data["num_inputs"] == 3
+    assert data["input_tokens"] == [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert data["num_tokens"] == sum(data["input_tokens"])
+    assert (data["device"], data["dtype"], data["attn_implementation"], data["batch_size"]) == ("cpu", "float32", "eager", 2)
+    assert data["num_beams"] is None and data["dataset"] is None and data["runtime_s"] > 0
+    assert data["versions"]["torch"] == torch.__version__ and data["versions"]["transformers"] == transformers.__version__
+    per_input = data["input_max_abs_err"]
+    assert len(per_input) == 3 and max(per_input) == data["max_abs_err"]
+    assert per_input[data["worst_input"]] == data["max_abs_err"]
+    spread = data["head_max_abs_err"]
+    assert 0 < spread["mean"] <= data["max_abs_err"]
+    assert spread["p50"] <= spread["p90"] <= spread["p99"] <= data["max_abs_err"]
+
+
+def test_compare_sdpa_bfloat16(capsys, checkpoints):
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["t5"]), "--json", "--dtype", "bfloat16",
+                       "--attn-implementation", "sdpa", "--max-new-tokens", "4")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True
+    assert data["tolerance"] == 4 * 2**-7 and data["attn_implementation"] == "sdpa" and "output" in data["measure"]
+    assert {r["kind"] for r in data["results"]} == {"encoder", "decoder", "cross"}  # sdpa: nothing to gather
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["t5"]), "--dtype", "bfloat16",
+                       "--attn-implementation", "sdpa", "--max-new-tokens", "4")
+    assert code == 0 and "tolerance 0.03125" in out and "bfloat16, sdpa" in out
+
+
+def test_compare_cuda_without_a_gpu_exits_2(capsys, checkpoints):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA GPU here")
+    code, out, err = run(capsys, "compare", "--model", str(checkpoints["bert"]), "--device", "cuda")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "no CUDA GPU" in err
+
+
+def test_compare_missing_dataset_file_exits_2(capsys, checkpoints, tmp_path):
+    code, _, err = run(capsys, "compare", "--model", str(checkpoints["bert"]), "--dataset", str(tmp_path / "nope.csv"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "no such file" in err
+
+
+def test_compare_finds_the_text_column_of_a_csv(capsys, checkpoints, tmp_path):
+    dataset = tmp_path / "texts.csv"
+    dataset.write_text("id,label,text\n1,2,the cat sat on the mat\n2,3,the dog\n")
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["bert"]), "--dataset", str(dataset), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["num_inputs"] == 2 and data["dataset"] == str(dataset)
+
+
+def test_compare_embedded_minilm_by_name(capsys):
+    code, out, _ = run(capsys, "compare", "--model", "embedded:all-MiniLM-L6-v2", "--json", "--text", "hello world")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True and data["model"] == "embedded:all-MiniLM-L6-v2"
+
+
+def test_compare_under_accelerate_launch_merges_two_processes(checkpoints, tmp_path):
+    """Two CPU processes, one contiguous shard each: the merged report equals one process's."""
+    pytest.importorskip("accelerate", reason="accelerate (dev extra) is not installed")
+    import shutil
+
+    dataset = tmp_path / "texts.jsonl"
+    rows = ["the cat sat on the mat", "the dog", "the house and the water", "a cat and a dog", "the mat"]
+    dataset.write_text("".join(json.dumps({"text": t}) + "\n" for t in rows))
+    common = ["-m", "attn_demos.cli", "compare", "--model", str(checkpoints["bert"]), "--dataset", str(dataset),
+              "--batch-size", "1", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or "accelerate"
+    two = subprocess.run(
+        [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", *common], capture_output=True, text=True, timeout=300, env=env,
+    )
+    one = subprocess.run([sys.executable, *common], capture_output=True, text=True, timeout=300, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    merged, single = json.loads(two.stdout.strip().splitlines()[-1]), json.loads(one.stdout)
+    assert len(two.stdout.strip().splitlines()) == 1  # only the first process prints
+    assert merged["processes"] == 2 and merged["num_inputs"] == 5 and merged["num_tokens"] == single["num_tokens"]
+    assert merged["input_tokens"] == single["input_tokens"]  # the inputs, in their order
+    # The same inputs, but another process's thread count may round differently.
+    assert merged["input_max_abs_err"] == pytest.approx(single["input_max_abs_err"], abs=1e-6)
+    assert merged["ok"] is single["ok"] is True
+
+
+def test_compare_json_is_valid_when_the_library_returns_nan(capsys, checkpoints):
+    """float64 Llama with left padding: the library's own softmax (float32) gives NaN on real rows
+    from layer 1 on (see test_modern_families); the report says mismatch and stays valid JSON."""
+    code, out, _ = run(
+        capsys, "compare", "--model", str(checkpoints["llama"]), "--dtype", "float64", "--json",
+        "--text", "the cat", "--text", "the cat sat on the mat in the house", "--max-new-tokens", "2",
+    )
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert code == 1 and data["ok"] is False
+    assert any(r["max_abs_err"] is None for r in data["results"])  # NaN written as null

@@ -154,3 +154,21 @@ def test_bad_shapes_and_indices_are_refused():
         attention_flow(np.ones((1, 1, 3, 3)) / 3, query_index=3)
     with pytest.raises(ValueError, match="fusion"):
         attention_flow(np.ones((1, 1, 3, 3)) / 3, fusion="median")
+
+
+def test_flow_reports_progress_and_can_be_cancelled():
+    from attn_demos.core.flow import FlowCancelled
+
+    rng = np.random.default_rng(3)
+    weights = rng.random((4, 2, 5, 5))
+    weights /= weights.sum(-1, keepdims=True)  # (L, H, T, T) row-stochastic
+    seen = []
+    flows = attention_flow(weights, 2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 5) for i in range(1, 6)]
+    np.testing.assert_array_equal(flows, attention_flow(weights, 2))  # progress changes nothing
+    rows = []
+    attention_flow(weights, progress=lambda done, total: rows.append((done, total)))
+    assert rows == [(i, 25) for i in range(1, 26)]
+    calls = []
+    with pytest.raises(FlowCancelled, match="after 3 of 5"):
+        attention_flow(weights, 2, cancelled=lambda: len(calls) >= 3 or calls.append(1))

@@ -30,17 +30,12 @@ SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "scr
 
 
 @pytest.fixture(scope="module")
-def app_module(checkpoints):
-    from app_server import import_app, model_environment
+def app_module(app_server):
+    """attn_demos.ui.app and the app it built (started without --allow-user-models)."""
+    from attn_demos.ui import app
 
-    saved = {k: os.environ.get(k) for k in [*model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS"]}
-    os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)  # the app as started without --allow-user-models
-    yield import_app(model_environment(checkpoints))
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    demo, _ = app_server
+    return types.SimpleNamespace(demo=demo, launch=lambda **kwargs: app.launch(demo, **kwargs))
 
 
 @pytest.fixture
@@ -74,13 +69,12 @@ def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, laun
 def test_cli_launch_passes_no_host_or_share_unless_asked(monkeypatch):
     """`attn-demos launch` leaves the host to app.launch (127.0.0.1 / $GRADIO_SERVER_NAME)."""
     from attn_demos import cli
+    from attn_demos.ui import app
 
     calls = []
-    fake_app = types.ModuleType("app")
-    fake_app.launch = lambda **kwargs: calls.append(kwargs)
-    monkeypatch.setitem(sys.modules, "app", fake_app)
+    monkeypatch.setattr(app, "build", lambda: "the app")
+    monkeypatch.setattr(app, "launch", lambda demo, **kwargs: calls.append(kwargs))
     monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
     assert cli.main(["launch"]) == 0
     assert calls[-1]["host"] is None and calls[-1]["share"] is False
     assert "ATTN_DEMOS_ALLOW_USER_MODELS" not in os.environ
@@ -99,17 +93,12 @@ def test_model_box_is_hidden_without_the_flag(app_module):
 
 
 @pytest.fixture(scope="module")
-def served(checkpoints):
+def served(app_server):
     from gradio_client import Client
 
-    from app_server import model_environment, running_app
-
-    saved = os.environ.pop("ATTN_DEMOS_ALLOW_USER_MODELS", None)
-    with running_app(model_environment(checkpoints)) as (_, url):
-        assert urllib.parse.urlparse(url).hostname == "127.0.0.1"
-        yield url, Client(url, verbose=False)
-    if saved is not None:
-        os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = saved
+    _, url = app_server
+    assert urllib.parse.urlparse(url).hostname == "127.0.0.1"
+    return url, Client(url, verbose=False)
 
 
 def http_get(url: str) -> tuple[int, bytes]:
@@ -123,11 +112,13 @@ def http_get(url: str) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def explore_outputs(served) -> dict:
-    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+    from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
     values = client.predict("Attention is all you need.", 0, "mean", False, "", api_name="/explore")
-    return dict(zip([n for n in RUN_OUTPUTS if n != "state"], values))
+    out = dict(zip([n for n in RUN_OUTPUTS if n not in ("state", "inputs")], values))
+    _, out["png"], out["json"] = client.predict(0, "mean", False, api_name="/explore_export")
+    return out
 
 
 def test_the_apps_own_output_files_are_served(served, explore_outputs):
@@ -138,9 +129,9 @@ def test_the_apps_own_output_files_are_served(served, explore_outputs):
 
 
 def outside_files(checkpoints) -> dict[str, str]:
-    from attn_demos.render.panels.common import export_folder
+    from attn_demos.ui.common import export_folder
 
-    exported = sorted(export_folder().glob("*.json"))  # our own export, before Gradio copied it
+    exported = sorted(export_folder().rglob("*.json"))  # our own export, before Gradio copied it
     return {
         "/etc/passwd": "/etc/passwd",
         "repo pyproject.toml (absolute)": str(ROOT / "pyproject.toml"),
@@ -164,10 +155,10 @@ def test_files_outside_the_apps_outputs_are_refused(served, explore_outputs, che
 
 
 def test_model_id_in_a_request_is_refused_without_the_flag(served):
-    from attn_demos.render.panels.explorer import RUN_OUTPUTS
+    from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
-    names = [n for n in RUN_OUTPUTS if n != "state"]
+    names = [n for n in RUN_OUTPUTS if n not in ("state", "inputs")]
     for model in ("gpt2", "/etc", "https://example.invalid/model", "../../etc"):
         out = dict(zip(names, client.predict("hello", 0, "mean", False, model, api_name="/explore")))
         assert out["status"] == (
@@ -180,21 +171,22 @@ def test_model_id_in_a_request_is_refused_without_the_flag(served):
 
 
 def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
-    from attn_demos.render.panels import explorer
-    from attn_demos.render.panels.common import export_folder
+    from attn_demos.ui import explorer
+    from attn_demos.ui.common import export_folder
 
     monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
-    out = explorer.run("the cat sat", 0, "mean", False, "")
+    run = explorer.explore("the cat sat", 0, "mean", False, "")
+    out = explorer.export(run["state"], run["inputs"], 0, "mean", False)
     folder = export_folder()
-    assert Path(out["png"]).parent == folder and Path(out["json"]).parent == folder
+    assert Path(out["png"]).parent.parent == folder and Path(out["json"]).parent == Path(out["png"]).parent
     assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("attn-demos-exports-")
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # other users cannot list or read exports
     assert json.loads(Path(out["json"]).read_text())["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
 
 def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
-    from attn_demos.render.panels import explorer
-    from attn_demos.render.panels.common import EXPORT_MAX_AGE, export_folder
+    from attn_demos.ui import explorer
+    from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder
 
     monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
     folder = export_folder()
@@ -202,7 +194,8 @@ def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
     for path, age in ((old, EXPORT_MAX_AGE + 60), (recent, EXPORT_MAX_AGE - 60)):
         path.write_bytes(b"x")
         os.utime(path, (time.time() - age, time.time() - age))
-    out = explorer.run("the cat", 0, "mean", False, "")
+    run = explorer.explore("the cat", 0, "mean", False, "")
+    out = explorer.export(run["state"], run["inputs"], 0, "mean", False)
     assert not old.exists() and recent.exists()
     assert Path(out["png"]).exists() and Path(out["json"]).exists()
     recent.unlink()
@@ -211,10 +204,11 @@ def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
 EXPORT_AND_EXIT = r"""
 import os, sys
 os.environ["ATTN_DEMOS_EXPLORE_MODEL"] = sys.argv[1]
-from attn_demos.render.panels import explorer
-from attn_demos.render.panels.common import export_folder
-out = explorer.run("the cat sat", 0, "mean", False, "")
-assert os.path.dirname(out["png"]) == str(export_folder()) and os.path.exists(out["json"])
+from attn_demos.ui import explorer
+from attn_demos.ui.common import export_folder
+run = explorer.explore("the cat sat", 0, "mean", False, "")
+out = explorer.export(run["state"], run["inputs"], 0, "mean", False)
+assert os.path.dirname(os.path.dirname(out["png"])) == str(export_folder()) and os.path.exists(out["json"])
 print(export_folder())
 """
 

@@ -10,7 +10,9 @@ import torch
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
-from attn_demos.adapters.recompute import capture_attention_inputs, recompute_weights
+from attn_demos.adapters.precision import to_device
+from attn_demos.adapters.recompute import PassInputs, capture_attention_inputs, recompute_weights
+from attn_demos.core.masks import positions_from_padding
 
 
 @dataclass
@@ -24,10 +26,20 @@ class Side:
     tokens: list[list[str]]
     mask: torch.Tensor  # (B, T) bool
     produced: list[list[str]] | None = None
+    query_real: torch.Tensor | None = None  # (B, T) bool: rows that are data, when fewer than `mask` (after an EOS)
 
     @property
     def query_tokens(self) -> list[list[str]]:
         return self.produced if self.produced is not None else self.tokens
+
+    @property
+    def query_mask(self) -> torch.Tensor:
+        return self.mask if self.query_real is None else self.query_real
+
+    def to(self, device: torch.device) -> Side:
+        """The same side with its masks on `device`."""
+        query_real = None if self.query_real is None else self.query_real.to(device)
+        return Side(self.tokens, self.mask.to(device), self.produced, query_real)
 
 
 @dataclass
@@ -50,9 +62,13 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     """Tokenize a padded batch; returns (model inputs, source Side)."""
     tokenizer = loaded.preprocessor
     limit = max_length or model_max_length(loaded)
+    if loaded.is_decoder_only:
+        kwargs = {"padding_side": "left", **kwargs}  # generation continues every row at its right end
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
-    if loaded.is_encoder_decoder:
+    if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)  # generate() rejects it
+    if loaded.is_decoder_only:
+        batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (B, T) as generate() counts them
     tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())
 
@@ -72,9 +88,9 @@ def patch_grid(config) -> tuple[int, int]:
 
 
 def vision_side(loaded: LoadedModel, batch_size: int) -> Side:
-    """Labels for ViT's sequence: [CLS] then one per patch, row-major over the model's own grid."""
+    """Labels for a vision sequence: [CLS] (DeiT: and [DIST]) then one per patch, row-major over the model's own grid."""
     rows, cols = patch_grid(loaded.config)
-    tokens = ["[CLS]"] + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
+    tokens = list(loaded.family.prefix_tokens) + [f"patch {r},{c}" for r in range(rows) for c in range(cols)]
     return Side([tokens] * batch_size, torch.ones(batch_size, len(tokens), dtype=torch.bool))
 
 
@@ -86,23 +102,30 @@ def forward_with_attention(
     recompute: bool = True,
     scale_override: float | None = None,
 ) -> ForwardResult:
-    """One forward pass with output_attentions=True, capturing what enters every attention module."""
+    """One forward pass with output_attentions=True, capturing what enters every attention module.
+
+    Inputs and the sides' masks are moved to the model's device; maps and recomputed weights stay
+    there (call .cpu() for numbers).
+    """
     model, family = loaded.model, loaded.family
+    device = loaded.device
+    source = source.to(device)
+    target = None if target is None else target.to(device)
     sites = family.sites(model) if recompute else []
+    model_inputs = to_device(model_inputs, device)
     with torch.no_grad(), capture_attention_inputs(sites) as captured:
         outputs = model(**model_inputs, output_attentions=True, return_dict=True)
     maps = _maps_from_outputs(loaded, outputs, source, target)
     recomputed = {}
     if recompute:
-        recomputed = recompute_weights(
-            model,
-            family,
-            sites,
-            captured,
-            source_mask=None if family.vision else source.mask,
-            target_mask=None if target is None else target.mask,
-            scale_override=scale_override,
-        )
+        if family.decoder_only:  # one causal stack over the source tokens
+            pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
+        else:
+            pass_inputs = PassInputs(
+                source_mask=None if family.vision else source.mask,
+                target_mask=None if target is None else target.mask,
+            )
+        recomputed = recompute_weights(model, family, sites, captured, pass_inputs, scale_override=scale_override)
     return ForwardResult(outputs, maps, recomputed)
 
 
@@ -114,13 +137,15 @@ def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> di
             DECODER: _maps(DECODER, stack_layers(outputs.decoder_attentions, "decoder"), target, target),
             CROSS: _maps(CROSS, stack_layers(outputs.cross_attentions, "cross"), target, source),
         }
+    if loaded.is_decoder_only:
+        return {DECODER: _maps(DECODER, stack_layers(outputs.attentions, "decoder"), source, source)}
     kind = VISION if loaded.family.vision else ENCODER
     return {kind: _maps(kind, stack_layers(outputs.attentions, kind), source, source)}
 
 
 def _maps(kind: str, weights: torch.Tensor, query: Side, key: Side) -> AttentionMaps:
     """weights: (B, L, H, Tq, Tk)."""
-    return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.mask, key.mask)
+    return AttentionMaps(kind, weights, query.query_tokens, key.tokens, query.query_mask, key.mask)
 
 
 def teacher_forced_inputs(model_inputs: dict, sequences: torch.Tensor) -> dict:
@@ -138,3 +163,13 @@ def target_side(loaded: LoadedModel, sequences: torch.Tensor) -> Side:
     inputs = [token_labels(tokenizer, ids) for ids in sequences[:, :-1].tolist()]
     produced = [token_labels(tokenizer, ids) for ids in produced_ids.tolist()]
     return Side(inputs, ~after_eos, produced)
+
+
+def causal_teacher_forced(model_inputs: dict, sequences: torch.Tensor) -> dict:
+    """Decoder-only inputs for re-running generated sequences (B, P+N) as generate() ran them:
+    sequences[:, :-1], the prompt's padding then ones, and positions counting real tokens."""
+    prompt_mask = model_inputs["attention_mask"]  # (B, P)
+    batch, prompt_length = prompt_mask.shape
+    new = sequences.shape[1] - 1 - prompt_length
+    mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, new)], dim=1)  # (B, P+N-1)
+    return {"input_ids": sequences[:, :-1], "attention_mask": mask, "position_ids": positions_from_padding(mask)}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attn_demos.core.position_bias import relative_position_bias, relative_position_buckets
+from attn_demos.core.rotary import rotary_dimension
 from attn_demos.errors import UnsupportedModelError
 
 ENCODER, DECODER, CROSS, VISION = "encoder", "decoder", "cross", "vision"
@@ -26,29 +27,61 @@ class AttentionSite:
 
     kind: str
     layer: int
-    name: str
+    name: str  # unique per site: the module's path, plus "@depth" for a module shared by depths
     module: torch.nn.Module
+    module_path: str = ""  # the module's path in the model; "" means `name`
+    call: int = 0  # which call of the module in one forward pass (ALBERT calls one module per depth)
+
+    def __post_init__(self):
+        if not self.module_path:
+            object.__setattr__(self, "module_path", self.name)
 
 
 @dataclass(frozen=True)
 class Family:
-    """How to recompute one architecture's attention from its own weights."""
+    """How to recompute one architecture's attention from its own weights: a few facts and, where
+    an architecture needs them, small functions (see `attention_terms` in recompute.py for the order
+    they are applied in)."""
 
     name: str
-    projections: tuple[str, str, str]  # attribute names of the query, key, value nn.Linear
-    scale: float | None = None  # None: 1/√d_head, the tutorial's scaling; T5 uses 1.0
+    projections: tuple[str, ...]  # attribute names of the projection modules that mark an attention module
+    # (module, config, query_states, key_value_states) -> q (B, H, Tq, d), k and v (B, H_kv, Tk, d)
+    project: Callable | None = field(default=None, compare=False)  # None: separate q, k, v nn.Linear
+    scale: float | Callable | None = field(default=None, compare=False)  # None: 1/√d; or (config, layer, d) -> float
     vision: bool = False
+    prefix_tokens: tuple[str, ...] = ("[CLS]",)  # vision: the tokens before the patches
+    decoder_only: bool = False  # causal self-attention only (kind "decoder")
     # (model, sites, kind, Tq, Tk) -> additive bias (1, H, Tq, Tk) or None
     position_bias: Callable | None = field(default=None, compare=False)
+    rotary: str | None = None  # None, "full" (every channel of a head) or "partial" (the config's fraction)
+    qk_norm: bool = False  # per-head RMSNorm of q and k (modules q_norm, k_norm) before rotary
+    window: Callable | None = field(default=None, compare=False)  # (config, layer) -> sliding window or None
+    softcap: Callable | None = field(default=None, compare=False)  # config -> logit soft-cap or None
+    softmax_dtype: torch.dtype | None = None  # the dtype the library runs softmax in, whatever the model's
+    shared_layers: bool = False  # one module serves every depth (ALBERT): one site per call
+    check: Callable | None = field(default=None, compare=False)  # config -> None, or UnsupportedModelError
 
     def sites(self, model: torch.nn.Module) -> list[AttentionSite]:
         """Every attention module, found by its projections, with kind and layer from its path."""
         found = []
         for name, module in model.named_modules():
-            if not all(isinstance(getattr(module, p, None), torch.nn.Linear) for p in self.projections):
+            if not all(isinstance(getattr(module, p, None), torch.nn.Module) for p in self.projections):
                 continue
-            found.append(AttentionSite(_kind_of(name, self.vision), _layer_of(name), name, module))
+            if self.shared_layers:
+                found += _shared_sites(name, module, model.config)
+                continue
+            kind = DECODER if self.decoder_only else _kind_of(name, self.vision)
+            found.append(AttentionSite(kind, _layer_of(name), name, module))
         return sorted(found, key=lambda s: (KINDS.index(s.kind), s.layer))
+
+
+def _shared_sites(name: str, module: torch.nn.Module, config) -> list[AttentionSite]:
+    """ALBERT: layer group g serves depths g·L/G … (g+1)·L/G − 1, one call each (one inner layer per group)."""
+    if getattr(config, "inner_group_num", 1) != 1:
+        raise UnsupportedModelError(f"ALBERT with inner_group_num={config.inner_group_num} is not supported (only 1)")
+    group = _layer_of(name)
+    depths = [i for i in range(config.num_hidden_layers) if int(i / (config.num_hidden_layers / config.num_hidden_groups)) == group]
+    return [AttentionSite(ENCODER, depth, f"{name}@{depth}", module, name, call) for call, depth in enumerate(depths)]
 
 
 def _kind_of(path: str, vision: bool) -> str:
@@ -97,17 +130,142 @@ def t5_position_bias(model, sites: list[AttentionSite], kind: str, q_len: int, k
     return relative_position_bias(table, buckets.to(table.device))  # (1, H, Tq, Tk)
 
 
+# --- decoder-only language models -------------------------------------------------------------
+
+
+def head_dim_of(config) -> int:
+    """The size of one head: the config's head_dim when it names one, else hidden_size / heads."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def key_value_heads(config) -> int:
+    """Key/value heads (fewer than query heads under grouped-query attention)."""
+    return getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, T, heads·d) -> (B, heads, T, d)."""
+    batch, length, width = x.shape
+    if width % heads:
+        raise UnsupportedModelError(f"projection width {width} does not split into {heads} heads")
+    return x.view(batch, length, heads, width // heads).transpose(1, 2)
+
+
+def gpt2_project(module, config, query_states, key_value_states):
+    """GPT-2: one Conv1D c_attn (x·W + b, W (D, 3D)) gives [q | k | v] side by side."""
+    width = config.hidden_size
+    q, k, v = module.c_attn(query_states).split(width, dim=-1)  # (B, T, D) each
+    heads = config.num_attention_heads
+    return _heads(q, heads), _heads(k, heads), _heads(v, heads)
+
+
+def phi3_project(module, config, query_states, key_value_states):
+    """Phi-3: one Linear qkv_proj gives [q (H·d) | k (H_kv·d) | v (H_kv·d)]."""
+    d = head_dim_of(config)
+    heads, kv_heads = config.num_attention_heads, key_value_heads(config)
+    q, k, v = module.qkv_proj(query_states).split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
+    return _heads(q, heads), _heads(k, kv_heads), _heads(v, kv_heads)
+
+
+def neox_project(module, config, query_states, key_value_states):
+    """GPT-NeoX: one Linear query_key_value gives, per head, [q_h | k_h | v_h] (3·d channels)."""
+    per_head = _heads(module.query_key_value(query_states), config.num_attention_heads)  # (B, H, T, 3d)
+    q, k, v = per_head.chunk(3, dim=-1)  # (B, H, T, d) each
+    return q, k, v
+
+
+def gpt2_scale(config, layer: int, head_dim: int) -> float:
+    """1/√d when scale_attn_weights, divided by (layer + 1) when scale_attn_by_inverse_layer_idx."""
+    scale = head_dim**-0.5 if config.scale_attn_weights else 1.0
+    if config.scale_attn_by_inverse_layer_idx:
+        scale /= float(layer + 1)
+    return scale
+
+
+def query_pre_attn_scale(config, layer: int, head_dim: int) -> float:
+    """Gemma 2: 1/√query_pre_attn_scalar instead of 1/√d."""
+    return config.query_pre_attn_scalar**-0.5
+
+
+def window_on_every_layer(config, layer: int) -> int | None:
+    """Mistral, Phi-3: config.sliding_window (None: no window) on every layer."""
+    return getattr(config, "sliding_window", None)
+
+
+def window_by_layer_type(config, layer: int) -> int | None:
+    """Qwen2/3, Gemma 2: config.sliding_window on layers whose layer_types entry is "sliding_attention"."""
+    layer_type = config.layer_types[layer]
+    if layer_type == "full_attention":
+        return None
+    if layer_type == "sliding_attention":
+        return config.sliding_window
+    raise UnsupportedModelError(f"layer type {layer_type!r} is not supported (only full_attention, sliding_attention)")
+
+
+def logit_softcap(config) -> float | None:
+    """Gemma 2: attn_logit_softcapping (None: no cap)."""
+    return getattr(config, "attn_logit_softcapping", None)
+
+
+SUPPORTED_ROPE_TYPES = ("default",)
+
+
+def check_rotary(config) -> None:
+    """Refuse rotary variants the core does not implement (llama3, yarn, longrope, dynamic, linear …)."""
+    parameters = getattr(config, "rope_parameters", None) or {}
+    rope_type = parameters.get("rope_type", "default")
+    if rope_type not in SUPPORTED_ROPE_TYPES:
+        raise UnsupportedModelError(
+            f"rotary embedding type {rope_type!r} is not supported (only plain rotary, rope_type 'default'); "
+            "its attention cannot be recomputed, so no numbers are shown"
+        )
+    if "rope_theta" not in parameters:
+        raise UnsupportedModelError("the config names no rope_theta, so its rotary embedding cannot be recomputed")
+
+
+def check_gpt2(config) -> None:
+    if getattr(config, "add_cross_attention", False):
+        raise UnsupportedModelError("GPT-2 with cross-attention (add_cross_attention) is not supported")
+    if getattr(config, "reorder_and_upcast_attn", False):
+        raise UnsupportedModelError("GPT-2 with reorder_and_upcast_attn is not supported (float32 upcast path)")
+
+
+def rotary_settings(config, family: Family) -> tuple[int, float]:
+    """(rotary channels per head, θ) from the config: every channel, or partial_rotary_factor of them."""
+    parameters = config.rope_parameters
+    fraction = parameters.get("partial_rotary_factor", 1.0) if family.rotary == "partial" else 1.0
+    return rotary_dimension(head_dim_of(config), fraction), float(parameters["rope_theta"])
+
+
 BERT = Family("bert", ("query", "key", "value"))
 DISTILBERT = Family("distilbert", ("q_lin", "k_lin", "v_lin"))
 BART = Family("bart", ("q_proj", "k_proj", "v_proj"))
 T5 = Family("t5", ("q", "k", "v"), scale=1.0, position_bias=t5_position_bias)
 VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True)
+DEIT = Family(
+    "deit", ("q_proj", "k_proj", "v_proj"), vision=True, prefix_tokens=("[CLS]", "[DIST]"), softmax_dtype=torch.float32
+)
+ALBERT = Family("albert", ("query", "key", "value"), shared_layers=True)
+
+GPT2 = Family("gpt2", ("c_attn",), project=gpt2_project, scale=gpt2_scale, decoder_only=True, check=check_gpt2)
+_ROPE = dict(decoder_only=True, softmax_dtype=torch.float32, check=check_rotary)
+LLAMA = Family("llama", ("q_proj", "k_proj", "v_proj"), rotary="full", **_ROPE)
+QWEN2 = Family("qwen2", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_by_layer_type, **_ROPE)
+QWEN3 = Family("qwen3", ("q_proj", "k_proj", "v_proj"), rotary="full", qk_norm=True, window=window_by_layer_type, **_ROPE)
+MISTRAL = Family("mistral", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_on_every_layer, **_ROPE)
+GEMMA2 = Family(
+    "gemma2", ("q_proj", "k_proj", "v_proj"), rotary="full", scale=query_pre_attn_scale,
+    window=window_by_layer_type, softcap=logit_softcap, **_ROPE,
+)
+PHI3 = Family("phi3", ("qkv_proj",), project=phi3_project, rotary="partial", window=window_on_every_layer, **_ROPE)
+GPT_NEOX = Family("gpt_neox", ("query_key_value",), project=neox_project, rotary="partial", **_ROPE)
 
 FAMILY_OF_MODEL_TYPE = {
     "bert": BERT,
     "roberta": BERT,
     "xlm-roberta": BERT,
     "electra": BERT,
+    "albert": ALBERT,
     "distilbert": DISTILBERT,
     "bart": BART,
     "marian": BART,
@@ -116,16 +274,30 @@ FAMILY_OF_MODEL_TYPE = {
     "t5": T5,
     "mt5": T5,
     "vit": VIT,
+    "deit": DEIT,
+    "gpt2": GPT2,
+    "llama": LLAMA,
+    "qwen2": QWEN2,
+    "qwen3": QWEN3,
+    "mistral": MISTRAL,
+    "gemma2": GEMMA2,
+    "phi3": PHI3,
+    "gpt_neox": GPT_NEOX,
 }
 
 
-def family_for(model_type: str) -> Family:
-    """The family of a config's model_type, or a one-line UnsupportedModelError."""
-    try:
-        return FAMILY_OF_MODEL_TYPE[model_type]
-    except KeyError:
+def family_for(model_type: str, config=None) -> Family:
+    """The family of a config's model_type, or a one-line UnsupportedModelError (also for a config
+    holding a setting the family's recomputation does not apply, when `config` is given)."""
+    family = FAMILY_OF_MODEL_TYPE.get(model_type)
+    if family is None:
         supported = ", ".join(sorted(FAMILY_OF_MODEL_TYPE))
         raise UnsupportedModelError(
             f"architecture {model_type!r} is not supported (supported: {supported}); "
             "its attention cannot be recomputed, so no numbers are shown"
-        ) from None
+        )
+    if config is not None and family.check is not None:
+        family.check(config)
+    if config is not None and family.shared_layers and getattr(config, "inner_group_num", 1) != 1:
+        raise UnsupportedModelError(f"ALBERT with inner_group_num={config.inner_group_num} is not supported (only 1)")
+    return family

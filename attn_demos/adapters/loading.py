@@ -10,6 +10,7 @@ import torch
 import transformers
 
 from attn_demos.adapters.families import Family, family_for
+from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError
 
 HEADS = {
@@ -17,24 +18,39 @@ HEADS = {
     "seq2seq": "AutoModelForSeq2SeqLM",
     "qa": "AutoModelForQuestionAnswering",
     "image": "AutoModelForImageClassification",
+    "causal_lm": "AutoModelForCausalLM",
 }
 HEAD_NEEDS = {
     "seq2seq": "an encoder-decoder (translation or summarization) model",
     "qa": "an extractive question-answering model",
     "image": "an image-classification model",
+    "causal_lm": "a decoder-only language model (GPT-2, Llama, Qwen …)",
 }
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+__all__ = ["DTYPES", "LoadedModel", "load_model", "load_model_cached"]
 
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode with eager attention, its tokenizer or image processor, and its family."""
+    """A model in eval mode on its device, its tokenizer or image processor, and its family.
+
+    attn_implementation "eager" returns the library's weights (the reference); "sdpa" runs the
+    fused kernel and returns none (the core's weights are then verified by the output, verify.py).
+    """
 
     source: str
     model: torch.nn.Module
     preprocessor: object  # a tokenizer, or an image processor for vision models
     family: Family
     architecture: str
+    attn_implementation: str = "eager"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
     @property
     def config(self):
@@ -43,6 +59,11 @@ class LoadedModel:
     @property
     def is_encoder_decoder(self) -> bool:
         return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+    @property
+    def is_decoder_only(self) -> bool:
+        """A causal language model (GPT-2, Llama …): one self-attention stack, kind "decoder"."""
+        return self.family.decoder_only
 
 
 def load_config(source: str):
@@ -60,22 +81,32 @@ def load_config(source: str):
         raise ModelLoadError(_explain(source, error)) from None
 
 
-def load_model(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
-    """Load `source` (Hub id or local folder) with attn_implementation="eager", in eval mode.
+def load_model(
+    source: str,
+    head: str = "auto",
+    dtype: str = "float32",
+    device: str | torch.device = "cpu",
+    attn_implementation: str = "eager",
+) -> LoadedModel:
+    """Load `source` (Hub id or local folder) in eval mode, in `dtype`, on `device`.
 
-    head: "auto" (the checkpoint's own architecture class), or one of HEADS.
+    head: "auto" (the checkpoint's own architecture class), or one of HEADS. device: a torch
+    device or one of precision.DEVICES ("auto": cuda when available). attn_implementation:
+    "eager" (default: the library returns its weights) or "sdpa" (fused kernel, no weights).
     Raises UnsupportedModelError before any weight is read if the family is unknown.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    torch_dtype = dtype_of(dtype)
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ValueError(f"attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, got {attn_implementation!r}")
+    device = device if isinstance(device, torch.device) else resolve_device(device)
     config = load_config(source)
-    family = family_for(config.model_type)
+    family = family_for(config.model_type, config)
     model_class = _model_class(config, head)
     try:
         model = model_class.from_pretrained(
             source,
-            attn_implementation="eager",
-            dtype=DTYPES[dtype],
+            attn_implementation=attn_implementation,
+            dtype=torch_dtype,
             use_safetensors=True,
             trust_remote_code=False,
         )
@@ -85,27 +116,37 @@ def load_model(source: str, head: str = "auto", dtype: str = "float32") -> Loade
             preprocessor = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
-    model.eval()
-    return LoadedModel(source, model, preprocessor, family, type(model).__name__)
+    model.eval().to(device)
+    if family.decoder_only and preprocessor.pad_token is None:
+        preprocessor.pad_token = preprocessor.eos_token  # GPT-2 and others ship no pad token; padding is masked anyway
+    return LoadedModel(source, model, preprocessor, family, type(model).__name__, attn_implementation)
 
 
-_cache: dict[tuple[str, str, str], LoadedModel] = {}
+_cache: dict[tuple, LoadedModel] = {}
 _load_lock = threading.Lock()
 
 
-def load_model_cached(source: str, head: str = "auto", dtype: str = "float32") -> LoadedModel:
-    """load_model once per (source, head, dtype) per process; safe when requests race to load.
+def load_model_cached(
+    source: str,
+    head: str = "auto",
+    dtype: str = "float32",
+    device: str | torch.device = "cpu",
+    attn_implementation: str = "eager",
+) -> LoadedModel:
+    """load_model once per (source, head, dtype, device, attn_implementation) per process; safe
+    when requests race to load.
 
     Loads run one at a time: from_pretrained is not thread-safe (two models loading at once
     fail with meta-device errors, or silently re-initialise tied weights). A model that is
     already loaded is returned without waiting for a load in progress.
     """
-    key = (source, head, dtype)
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    key = (source, head, dtype, str(device), attn_implementation)
     if key in _cache:
         return _cache[key]
     with _load_lock:
         if key not in _cache:
-            _cache[key] = load_model(source, head, dtype)
+            _cache[key] = load_model(source, head, dtype, device, attn_implementation)
         return _cache[key]
 
 

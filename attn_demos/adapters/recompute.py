@@ -1,30 +1,77 @@
-"""Recompute every attention map from scratch: capture what enters each attention module, then
-apply the project's own core to the module's projection weights. The library's attention
-function is never called here."""
+"""Recompute every attention map from scratch: capture what enters each attention module, turn it
+into the terms of attention (q, k, v, scale, bias, mask, …) with the module's own weights, and
+apply the project's own core. The library's attention function is never called here."""
 
 from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
-from attn_demos.adapters.families import CROSS, DECODER, AttentionSite, Family, head_count
-from attn_demos.core.masks import decoder_mask, key_padding_mask
-from attn_demos.core.torch_attention import multi_head_attention
+from attn_demos.adapters.families import (
+    CROSS,
+    DECODER,
+    AttentionSite,
+    Family,
+    head_count,
+    key_value_heads,
+    rotary_settings,
+)
+from attn_demos.core.heads import repeat_kv_heads, rms_norm
+from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
+from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
+from attn_demos.core.torch_attention import attention, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any
 _install_lock = threading.Lock()
-SITE_NAME_ATTRIBUTE = "_attn_demos_site_name"
+MODULE_PATH_ATTRIBUTE = "_attn_demos_module_path"
+
+
+@dataclass(frozen=True)
+class CapturedInputs:
+    """What entered one call of an attention module."""
+
+    query_states: torch.Tensor  # (B, Tq, D)
+    key_value_states: torch.Tensor  # (B, Tk, D): the query states again for self-attention
+
+
+@dataclass(frozen=True)
+class PassInputs:
+    """What the forward pass was given that attention depends on beyond the captured states."""
+
+    source_mask: torch.Tensor | None = None  # (B, S) 1 on real tokens (encoder / decoder-only side)
+    target_mask: torch.Tensor | None = None  # (B, T) 1 on real decoder tokens (encoder-decoders)
+    position_ids: torch.Tensor | None = None  # (B, T) positions for rotary embeddings; None: 0..T-1
+
+
+@dataclass
+class AttentionTerms:
+    """Everything one attention site's weights are made of, after every transformation its family applies.
+
+    weights = softmax(softcap(q·kᵀ·scale) + bias, masked to `mask` and the sliding `window`).
+    """
+
+    q: torch.Tensor  # (B, H, Tq, d)
+    k: torch.Tensor  # (B, H, Tk, d), key heads already repeated for grouped-query attention
+    v: torch.Tensor  # (B, H, Tk, d_v), value heads already repeated likewise
+    scale: float | None  # multiplies q·kᵀ; None: 1/√d
+    bias: torch.Tensor | None = None  # additive, broadcastable to (B, H, Tq, Tk)
+    mask: torch.Tensor | None = None  # boolean, broadcastable to (B, H, Tq, Tk); True = may attend
+    softcap: float | None = None  # logits become softcap·tanh(logits / softcap)
+    window: int | None = None  # query i sees keys j with i - window < j (besides `mask`)
+    softmax_dtype: torch.dtype | None = None  # the dtype the library runs this softmax in; None: q's
 
 
 @contextmanager
 def capture_attention_inputs(sites: list[AttentionSite]):
-    """While active, record for each site the (query_states, key_value_states) that enter it.
+    """While active, record what enters every site's module, call by call.
 
-    Yields a dict site.name -> (query_states (B, Tq, D), key_value_states (B, Tk, D)).
-    Only forward passes run by this thread are recorded, so requests that share one model in
-    other threads (a web app) never see each other's inputs.
+    Yields a dict module path -> [CapturedInputs of each call, in order] (a module shared by
+    several depths, as in ALBERT, is called once per depth). Only forward passes run by this
+    thread are recorded, so requests that share one model in other threads (a web app) never
+    see each other's inputs.
 
     Each attention module gets one permanent pre-hook the first time it is captured, which
     records into this thread's active capture (if any). Hooks are never added or removed while
@@ -32,7 +79,7 @@ def capture_attention_inputs(sites: list[AttentionSite]):
     each one's with_kwargs flag, so a hook removed in between was called without kwargs.
     """
     _install_hooks(sites)
-    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    captured: dict[str, list[CapturedInputs]] = {}
     outer = getattr(_active, "captured", None)
     _active.captured = captured
     try:
@@ -44,9 +91,9 @@ def capture_attention_inputs(sites: list[AttentionSite]):
 def _install_hooks(sites: list[AttentionSite]) -> None:
     with _install_lock:
         for site in sites:
-            if getattr(site.module, SITE_NAME_ATTRIBUTE, None) is None:
+            if getattr(site.module, MODULE_PATH_ATTRIBUTE, None) is None:
                 site.module.register_forward_pre_hook(_record_inputs, with_kwargs=True)
-            setattr(site.module, SITE_NAME_ATTRIBUTE, site.name)
+            setattr(site.module, MODULE_PATH_ATTRIBUTE, site.module_path)
 
 
 def _record_inputs(module, args, kwargs=None) -> None:
@@ -60,49 +107,120 @@ def _record_inputs(module, args, kwargs=None) -> None:
         key_value_states = kwargs.get("encoder_hidden_states")
     if key_value_states is None:
         key_value_states = query_states  # self-attention
-    captured[getattr(module, SITE_NAME_ATTRIBUTE)] = (query_states.detach(), key_value_states.detach())
+    inputs = CapturedInputs(query_states.detach(), key_value_states.detach())
+    captured.setdefault(getattr(module, MODULE_PATH_ATTRIBUTE), []).append(inputs)
+
+
+def captured_inputs(captured: dict[str, list[CapturedInputs]], site: AttentionSite) -> CapturedInputs | None:
+    """The inputs of `site`'s call in this pass, or None if the pass did not reach it."""
+    calls = captured.get(site.module_path, [])
+    return calls[site.call] if site.call < len(calls) else None
+
+
+def attention_terms(
+    model: torch.nn.Module,
+    family: Family,
+    sites: list[AttentionSite],
+    site: AttentionSite,
+    inputs: CapturedInputs,
+    pass_inputs: PassInputs,
+    scale_override: float | None = None,
+) -> AttentionTerms:
+    """The terms of one site's attention, from its captured inputs and its module's own weights.
+
+    In order: project q, k, v (separate or fused projections); per-head RMSNorm of q and k
+    (Qwen3); rotary positions (Llama family, GPT-NeoX); repeat key/value heads for grouped-query
+    attention; then the scale, bias, mask, window and soft-cap the family and config prescribe.
+    `scale_override` replaces the family's scale (a control: T5 with 1/√d must not match).
+    """
+    config = model.config
+    query_states, key_value_states = inputs.query_states, inputs.key_value_states  # (B, Tq, D), (B, Tk, D)
+    q, k, v = _project(family, site.module, config, query_states, key_value_states)  # (B, H|H_kv, T, d)
+    if family.qk_norm:
+        eps = config.rms_norm_eps
+        q = rms_norm(q, site.module.q_norm.weight, eps, compute_dtype=torch.float32)  # (B, H, Tq, d)
+        k = rms_norm(k, site.module.k_norm.weight, eps, compute_dtype=torch.float32)  # (B, H_kv, Tk, d)
+    if family.rotary is not None:
+        q, k = _rotate(family, config, q, k, pass_inputs.position_ids)
+    k = repeat_kv_heads(k, q.shape[1])  # (B, H, Tk, d)
+    v = repeat_kv_heads(v, q.shape[1])  # (B, H, Tk, d_v)
+    bias = None
+    if family.position_bias is not None:
+        bias = family.position_bias(model, sites, site.kind, q.shape[2], k.shape[2])  # (1, H, Tq, Tk)
+    return AttentionTerms(
+        q=q,
+        k=k,
+        v=v,
+        scale=_scale(family, config, site.layer, q.shape[-1]) if scale_override is None else scale_override,
+        bias=bias,
+        mask=_mask_for(site.kind, pass_inputs.source_mask, pass_inputs.target_mask),  # (B, 1, Tq|1, Tk) or None
+        softcap=None if family.softcap is None else family.softcap(config),
+        window=None if family.window is None else family.window(config, site.layer),
+        softmax_dtype=family.softmax_dtype,
+    )
+
+
+def _project(family: Family, module, config, query_states, key_value_states):
+    """q (B, H, Tq, d), k and v (B, H_kv, Tk, d) from the module's own projections."""
+    if family.project is not None:
+        return family.project(module, config, query_states, key_value_states)
+    w_q, w_k, w_v = (getattr(module, p) for p in family.projections)
+    heads = head_count(module, config)
+    q = split_heads(w_q(query_states), heads)  # (B, H, Tq, d)
+    kv_heads = key_value_heads(config) if family.decoder_only else heads
+    return q, split_heads(w_k(key_value_states), kv_heads), split_heads(w_v(key_value_states), kv_heads)
+
+
+def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):
+    """Rotary positions on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
+    rotary_dim, theta = rotary_settings(config, family)
+    if position_ids is None:
+        position_ids = torch.arange(k.shape[2], device=k.device)[None]  # (1, T): what the model uses unasked
+    frequencies = inverse_frequencies(rotary_dim, theta).to(k.device)  # (r/2,) float32
+    angles = rotary_angles(position_ids.to(k.device), frequencies)  # (B|1, T, r/2)
+    return apply_rotary(q, angles), apply_rotary(k, angles)
+
+
+def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:
+    return family.scale(config, layer, head_dim) if callable(family.scale) else family.scale
+
+
+def terms_weights(terms: AttentionTerms) -> torch.Tensor:
+    """The attention weights (B, H, Tq, Tk) the core computes from one site's terms."""
+    mask = terms.mask
+    if terms.window is not None:
+        window = sliding_window_mask(terms.q.shape[2], terms.k.shape[2], terms.window, terms.q.device)  # (1, 1, Tq, Tk)
+        mask = window if mask is None else mask & window
+    _, weights = attention(
+        terms.q,
+        terms.k,
+        None,
+        mask=mask,
+        bias=terms.bias,
+        scale=terms.scale,
+        softcap=terms.softcap,
+        softmax_dtype=terms.softmax_dtype,
+    )
+    return weights  # (B, H, Tq, Tk)
 
 
 def recompute_weights(
     model: torch.nn.Module,
     family: Family,
     sites: list[AttentionSite],
-    captured: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    source_mask: torch.Tensor | None,
-    target_mask: torch.Tensor | None = None,
+    captured: dict[str, list[CapturedInputs]],
+    pass_inputs: PassInputs,
     scale_override: float | None = None,
 ) -> dict[str, torch.Tensor]:
-    """kind -> (B, L, H, Tq, Tk) attention weights computed by the core from captured inputs.
-
-    source_mask (B, S) and target_mask (B, T) are 1 on real tokens; `scale` overrides the
-    family's scale (a control: T5 with 1/√d must not match).
-    """
-    scale = family.scale if scale_override is None else scale_override
+    """kind -> (B, L, H, Tq, Tk) attention weights computed by the core from captured inputs."""
     per_kind: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad():
         for site in sites:
-            if site.name not in captured:
+            inputs = captured_inputs(captured, site)
+            if inputs is None:
                 continue
-            query_states, key_value_states = captured[site.name]  # (B, Tq, D), (B, Tk, D)
-            mask = _mask_for(site.kind, source_mask, target_mask)  # (B, 1, Tq|1, Tk) or None
-            bias = None
-            if family.position_bias is not None:
-                bias = family.position_bias(
-                    model, sites, site.kind, query_states.shape[1], key_value_states.shape[1]
-                )  # (1, H, Tq, Tk)
-            w_q, w_k, _ = (getattr(site.module, p) for p in family.projections)
-            _, weights = multi_head_attention(
-                query_states,
-                key_value_states,
-                w_q,
-                w_k,
-                None,
-                head_count(site.module, model.config),
-                mask=mask,
-                bias=bias,
-                scale=scale,
-            )  # weights: (B, H, Tq, Tk)
-            per_kind.setdefault(site.kind, []).append(weights)
+            terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
+            per_kind.setdefault(site.kind, []).append(terms_weights(terms))
     return {kind: torch.stack(layers, dim=1) for kind, layers in per_kind.items()}  # (B, L, H, Tq, Tk)
 
 

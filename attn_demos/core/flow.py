@@ -28,6 +28,8 @@ capacities, differs by up to 3e-07 (this solver agrees with networkx to 2e-14).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from attn_demos.core.aggregate import fuse_heads, with_residual
@@ -39,13 +41,27 @@ PUSH_ROUNDS = 2  # push → relabel → push rounds per layer and wave
 UNDO_LAYERS = 2  # a new sink first cancels the old sink's flow this many layers up
 MAX_WAVES = 5_000  # per solve; far above what any solve has needed (tens of waves)
 
+Progress = Callable[[int, int], None]  # (max flows solved, max flows in all)
 
-def attention_flow(weights: np.ndarray, query_index: int | None = None, fusion: str = "mean") -> np.ndarray:
+
+class FlowCancelled(Exception):
+    """The caller's `cancelled()` said stop; no partial flow is returned."""
+
+
+def attention_flow(
+    weights: np.ndarray,
+    query_index: int | None = None,
+    fusion: str = "mean",
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """Attention flow of a stack of self-attention maps.
 
     weights: (L, H, T, T) attention of one example (rows are queries).
     Returns (T,) — the flow from every input token to output token `query_index` — or, when
     query_index is None, (T, T) with row i the flow into output token i.
+    progress(done, total) is called after each max flow (one per input token and output row);
+    when cancelled() turns true the computation stops between two of them with FlowCancelled.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
@@ -55,15 +71,22 @@ def attention_flow(weights: np.ndarray, query_index: int | None = None, fusion: 
         raise IndexError(f"query_index {query_index} is out of range for {length} tokens")
     capacities = with_residual(fuse_heads(weights, fusion))  # (L, T, T)
     if query_index is not None:
-        return flow_into(capacities, query_index % length)
-    return np.stack([flow_into(capacities, i) for i in range(length)])  # (T, T)
+        return flow_into(capacities, query_index % length, progress, cancelled)
+    total = length * length
+
+    def row_progress(row: int) -> Progress | None:
+        return None if progress is None else (lambda done, _: progress(row * length + done, total))
+
+    return np.stack([flow_into(capacities, i, row_progress(i), cancelled) for i in range(length)])  # (T, T)
 
 
-def flow_into(capacities: np.ndarray, output: int) -> np.ndarray:
+def flow_into(
+    capacities: np.ndarray, output: int, progress: Progress | None = None, cancelled: Callable[[], bool] | None = None
+) -> np.ndarray:
     """Max flow from every input node to node `output` of the top layer: (T,).
 
     capacities: (L, T, T); capacities[l, i, j] is the edge from node j of layer l to node i of
-    layer l+1.
+    layer l+1. progress and cancelled: as in attention_flow (one call per input node).
     """
     layers, length, _ = capacities.shape
     if layers == 1:
@@ -76,7 +99,14 @@ def flow_into(capacities: np.ndarray, output: int) -> np.ndarray:
         source_arcs=capacities[layers - 1, output],
         between=[capacities[layer] for layer in range(layers - 2, 0, -1)],
     )
-    return np.array([network.max_flow(capacities[0][:, source]) for source in range(length)])  # (T,)
+    flows = np.zeros(length)  # (T,)
+    for source in range(length):
+        if cancelled is not None and cancelled():
+            raise FlowCancelled(f"attention flow cancelled after {source} of {length} inputs")
+        flows[source] = network.max_flow(capacities[0][:, source])
+        if progress is not None:
+            progress(source + 1, length)
+    return flows
 
 
 class ReversedFlowNetwork:

@@ -5,10 +5,15 @@ Three marker conventions are recognised from the pieces themselves (no tokenizer
   SentencePiece (T5, Marian): "▁the" starts a word, a piece without "▁" continues one.
   Byte-level BPE (RoBERTa, BART, GPT-2): "Ġthe" (or "Ċ", a newline) starts a word, others continue.
 Special tokens ([CLS], </s>, <pad>, ...) are always a word of their own.
+
+Pieces are also turned back into the text they stand for: byte-level BPE pieces are strings over
+GPT-2's byte alphabet ("ĠcafÃ©" is the bytes of " café"), and SentencePiece byte-fallback pieces
+("<0xC3>") are single bytes; both are decoded as UTF-8, a whole word at a time for word labels.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 
 import numpy as np
@@ -16,8 +21,83 @@ import numpy as np
 WORDPIECE, SENTENCEPIECE, BYTE_BPE = "wordpiece", "sentencepiece", "bpe"
 SP_MARK, BPE_SPACE, BPE_NEWLINE, WP_CONTINUE = "▁", "Ġ", "Ċ", "##"
 
+SP_UNKNOWN = frozenset({"<unk>"})  # SentencePiece's unknown piece
 SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"})
 _SPECIAL_PATTERN = re.compile(r"^(\[[A-Z_]+\]|<extra_id_\d+>|<\|[a-z_0-9]+\|>)$")  # [CLS], <extra_id_0>, <|endoftext|>
+
+
+_BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")  # SentencePiece byte fallback: <0xC3>
+
+
+def _byte_alphabet() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, from its definition: the printable bytes "!"–"~", "¡"–"¬" and
+    "®"–"ÿ" stand for themselves; the other 68 bytes, in byte order, are written U+0100, U+0101, …
+    (so the space 0x20 is "Ġ" U+0120 and the newline 0x0A is "Ċ" U+010A)."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    table = {chr(byte): byte for byte in printable}
+    others = [byte for byte in range(256) if byte not in printable]
+    table.update({chr(0x100 + k): byte for k, byte in enumerate(others)})
+    return table
+
+
+BYTE_OF_CHARACTER = _byte_alphabet()  # byte-level BPE character -> the byte it stands for
+
+
+def piece_bytes(token: str, scheme: str) -> bytes:
+    """The UTF-8 bytes a piece stands for; a word-start marker becomes a space, "##" is dropped."""
+    if is_special(token):
+        return token.encode()
+    if scheme == BYTE_BPE and all(ch in BYTE_OF_CHARACTER for ch in token):
+        return bytes(BYTE_OF_CHARACTER[ch] for ch in token)
+    if scheme == SENTENCEPIECE:
+        byte = _BYTE_PIECE.match(token)
+        return bytes([int(byte.group(1), 16)]) if byte else token.replace(SP_MARK, " ").encode()
+    if scheme == WORDPIECE and token.startswith(WP_CONTINUE) and len(token) > len(WP_CONTINUE):
+        return token[len(WP_CONTINUE):].encode()
+    return token.encode()
+
+
+def _readable(text: str) -> str:
+    return text.replace("\n", "↵")
+
+
+def readable_tokens(tokens: list[str]) -> list[str]:
+    """Token labels as text, markers kept: byte-level "ĠcafÃ©" -> "Ġcafé". A piece holding only part
+    of a character (byte-level "Ã") is shown as its bytes, "<0xC3>", the way SentencePiece's byte
+    fallback writes them; everything else is returned unchanged."""
+    scheme = piece_scheme(tokens)
+    if scheme != BYTE_BPE:
+        return list(tokens)
+    labels = []
+    for token in tokens:
+        data = piece_bytes(token, scheme)
+        if is_special(token) or not all(ch in BYTE_OF_CHARACTER for ch in token):
+            labels.append(token)
+            continue
+        marker = BPE_SPACE if data.startswith(b" ") else ""
+        try:
+            labels.append(marker + _readable(data[len(marker):].decode("utf-8")))
+        except UnicodeDecodeError:
+            labels.append(marker + "".join(f"<0x{byte:02X}>" for byte in data[len(marker):]))
+    return labels
+
+
+def piece_texts(tokens: list[str]) -> list[str]:
+    """The text each piece adds to the sentence, markers removed (a word start keeps no space): a
+    character split over several pieces belongs to the piece that completes it, so the pieces of
+    "café" read "caf", "", "é" for byte-level ["caf", "Ã", "©"]."""
+    scheme = piece_scheme(tokens)
+    texts = []
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token, new_word in zip(tokens, starts_word(tokens)):
+        if new_word:
+            decoder.reset()
+        if is_special(token):
+            texts.append(token)
+            continue
+        text = _readable(decoder.decode(piece_bytes(token, scheme)))
+        texts.append(text.lstrip(" ") if new_word else text)
+    return texts
 
 
 def is_special(token: str) -> bool:
@@ -37,11 +117,16 @@ def piece_scheme(tokens: list[str]) -> str:
 
 def starts_word(tokens: list[str]) -> list[bool]:
     """For each piece: does it begin a new word? The first piece and every piece after a special
-    token begin one (RoBERTa's first word has no "Ġ")."""
+    token begin one (RoBERTa's first word has no "Ġ"). SentencePiece's "<unk>" is an ordinary piece
+    here: it stands for characters inside a word ("▁", "<unk>" is one unknown word)."""
     scheme = piece_scheme(tokens)
+
+    def control(token: str) -> bool:
+        return is_special(token) and not (scheme == SENTENCEPIECE and token in SP_UNKNOWN)
+
     flags = []
     for i, token in enumerate(tokens):
-        if i == 0 or is_special(token) or is_special(tokens[i - 1]):
+        if i == 0 or control(token) or control(tokens[i - 1]):
             flags.append(True)
         elif scheme == WORDPIECE:
             flags.append(not token.startswith(WP_CONTINUE))
@@ -53,16 +138,11 @@ def starts_word(tokens: list[str]) -> list[bool]:
 
 
 def strip_marker(token: str, scheme: str) -> str:
-    """The piece's text without its convention's marker ("##ing" -> "ing", "▁the" -> "the")."""
+    """The piece's text without its convention's marker ("##ing" -> "ing", "▁the" -> "the",
+    byte-level "ĠcafÃ©" -> "café"); bytes that are not a whole character are replaced by "�"."""
     if is_special(token):
         return token
-    if scheme == WORDPIECE and token.startswith(WP_CONTINUE) and len(token) > len(WP_CONTINUE):
-        return token[len(WP_CONTINUE):]
-    if scheme == SENTENCEPIECE:
-        return token.replace(SP_MARK, " ").lstrip(" ") if token != SP_MARK else ""
-    if scheme == BYTE_BPE:
-        return token.replace(BPE_SPACE, " ").replace(BPE_NEWLINE, "↵").lstrip(" ")
-    return token
+    return _readable(piece_bytes(token, scheme).decode("utf-8", errors="replace")).lstrip(" ")
 
 
 def word_groups(tokens: list[str]) -> list[list[int]]:
@@ -81,7 +161,11 @@ def word_labels(tokens: list[str], groups: list[list[int]]) -> list[str]:
     scheme = piece_scheme(tokens)
     labels = []
     for group in groups:
-        text = "".join(strip_marker(tokens[i], scheme) for i in group)
+        if len(group) == 1 and is_special(tokens[group[0]]):
+            labels.append(tokens[group[0]])
+            continue
+        data = b"".join(piece_bytes(tokens[i], scheme) for i in group)  # decoded as one word
+        text = _readable(data.decode("utf-8", errors="replace")).lstrip(" ")
         labels.append(text if text.strip() else "".join(tokens[i] for i in group))
     return labels
 

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from attn_demos.core.heads import soft_cap
 from attn_demos.core.validation import check_qkv
 
 
@@ -16,6 +17,8 @@ def attention(
     mask: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
     scale: float | None = None,
+    softcap: float | None = None,
+    softmax_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Return (output, weights) of attention over the last two axes.
 
@@ -23,16 +26,20 @@ def attention(
     mask: boolean, broadcastable to (..., Tq, Tk); True means "may attend".
     bias: additive, broadcastable to (..., Tq, Tk) (e.g. T5's relative position bias).
     scale: multiplies q·kᵀ; None means 1/√d_k (T5 passes 1.0).
+    softcap: scaled logits become softcap·tanh(logits/softcap) before bias and mask (Gemma 2).
+    softmax_dtype: run the softmax in this dtype and return weights in q's (None: q's dtype).
     A query row with no key allowed gets all-zero weights, not NaN.
     """
     check_qkv(tuple(q.shape), tuple(k.shape), None if v is None else tuple(v.shape))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q * scale) @ k.transpose(-1, -2)  # (..., Tq, Tk); scaling q first is one pass over Tq·d, not Tq·Tk
+    if softcap is not None:
+        scores = soft_cap(scores, softcap)  # (..., Tq, Tk)
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))  # (..., Tq, Tk)
-    weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
+    weights = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)  # (..., Tq, Tk)
     if mask is not None:
         weights = weights.nan_to_num(0.0)  # rows with no allowed key
     output = None if v is None else weights @ v  # (..., Tq, d_v)

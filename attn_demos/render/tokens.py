@@ -1,7 +1,8 @@
 """Per-token scores as highlighted text: an HTML snippet, or a gradio.HighlightedText value.
 
 Pieces are shown as text, not as tokenizer markers: "##ing" joins its word, "▁the" / "Ġthe" get a
-leading space, special tokens stand alone. Colour strength is the score divided by the largest
+leading space, byte-level and byte-fallback pieces are decoded ("ĠcafÃ©" reads " café"), special
+tokens stand alone. Colour strength is the score divided by the largest
 |score| (red for positive, purple for negative: the same scale as gradio.HighlightedText).
 """
 
@@ -11,7 +12,7 @@ import html
 
 import numpy as np
 
-from attn_demos.core.pooling import is_special, piece_scheme, starts_word, strip_marker
+from attn_demos.core.pooling import is_special, piece_texts, starts_word
 
 POSITIVE_RGB = (239, 68, 60)  # gradio.HighlightedText's score colours
 NEGATIVE_RGB = (128, 90, 213)
@@ -34,12 +35,10 @@ def normalised(scores: np.ndarray) -> np.ndarray:
 def display_pieces(tokens: list[str]) -> list[str]:
     """The text of each piece as it reads in the sentence, with a leading space where a word starts
     (except the first): ["[CLS]", "token", "##ization"] -> ["[CLS]", " token", "ization"]."""
-    scheme = piece_scheme(tokens)
     pieces = []
-    for i, (token, new_word) in enumerate(zip(tokens, starts_word(tokens))):
-        text = strip_marker(token, scheme)
-        if not text and token:
-            text = " "  # a bare "▁" or "Ġ" is a space of its own
+    for i, (token, text, new_word) in enumerate(zip(tokens, piece_texts(tokens), starts_word(tokens))):
+        if not text and token and new_word:
+            text = " "  # a bare "▁" or "Ġ" is a space of its own (a part of a character stays empty)
         pieces.append((" " if new_word and i > 0 and text != " " else "") + text)
     return pieces
 

@@ -3,6 +3,8 @@ recomputation against the library, over one input or a whole dataset."""
 
 from __future__ import annotations
 
+import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,25 +12,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attn_demos.adapters.compare import (
-    DEFAULT_TOLERANCE,
-    ComparisonReport,
-    LayerResult,
-    compare_text_model,
-    compare_vision_model,
-)
+from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
 from attn_demos.adapters.loading import LoadedModel, load_model
+from attn_demos.adapters.precision import resolve_device, tolerance_for
 from attn_demos.errors import BadInputError
 
+TEXT_DTYPES = ("string", "large_string")  # datasets reads CSV text as large_string, JSON as string
+DATA_SUFFIXES = (".jsonl", ".json", ".csv")
 DEFAULT_TEXTS = ["The quick brown fox jumps over the lazy dog.", "Attention is all you need."]
 
 
 @dataclass
 class CompareOptions:
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: float | None = None  # None: the dtype's default (precision.tolerance_for)
     num_beams: int = 4
     max_new_tokens: int = 20
     batch_size: int = 8
+    device: str | None = None  # None: $ATTN_DEMOS_DEVICE, else auto (cuda when available)
+    attn_implementation: str = "eager"  # "sdpa": the fused kernel, verified by the output
 
 
 def compare_model(
@@ -38,40 +39,74 @@ def compare_model(
     dtype: str = "float32",
     options: CompareOptions = CompareOptions(),
     progress: bool = False,
+    dataset: str | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> ComparisonReport:
-    """Compare one model over texts (padded batches of options.batch_size) or PIL images."""
-    loaded = load_model(source, dtype=dtype)
-    if loaded.family.vision:
-        batches = _chunks(images or [test_pattern(loaded)], options.batch_size)
-    else:
-        batches = _chunks(texts or DEFAULT_TEXTS, options.batch_size)
+    """Compare one model over texts (padded batches of options.batch_size) or PIL images.
+
+    shard (index, count): compare only that contiguous share of the inputs (one process of
+    several); merge_reports in shard order gives the report of the whole set.
+    """
+    from attn_demos.tasks.registry import resolve
+
+    device = resolve_device(options.device)
+    loaded = load_model(resolve(source), dtype=dtype, device=device, attn_implementation=options.attn_implementation)
+    tolerance = tolerance_for(dtype) if options.tolerance is None else options.tolerance
+    items = (images or [test_pattern(loaded)]) if loaded.family.vision else (texts or DEFAULT_TEXTS)
+    items = shard_of(items, *shard)
+    started = time.perf_counter()
     reports = [
-        _compare_batch(loaded, batch, options)
-        for batch in tqdm(batches, desc="comparing", unit="batch", disable=not progress)
+        _compare_batch(loaded, batch, options, tolerance)
+        for batch in tqdm(_chunks(items, options.batch_size), desc="comparing", unit="batch", disable=not progress)
     ]
-    return merge_reports(reports)
+    report = merge_reports(reports) if reports else ComparisonReport(source, loaded.architecture, tolerance)
+    report.model = source
+    report.run = run_facts(
+        device=str(device),
+        dtype=dtype,
+        attn_implementation=options.attn_implementation,
+        batch_size=options.batch_size,
+        num_beams=options.num_beams if loaded.is_encoder_decoder else None,
+        runtime_s=round(time.perf_counter() - started, 3),
+        dataset=dataset,
+    )
+    return report
 
 
-def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions) -> ComparisonReport:
+def run_facts(**facts) -> dict:
+    """What a published report must say about its run: the given facts plus library versions."""
+    import transformers
+
+    import attn_demos
+
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "attn_demos": attn_demos.__version__,
+    }
+    return {**facts, "versions": versions}
+
+
+def shard_of(items: list, index: int, count: int) -> list:
+    """The index-th of `count` contiguous, near-equal shares of items (in order)."""
+    size, extra = divmod(len(items), count)
+    start = index * size + min(index, extra)
+    return items[start : start + size + (index < extra)]
+
+
+def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions, tolerance: float) -> ComparisonReport:
     if loaded.family.vision:
-        return compare_vision_model(loaded, pixel_values(loaded, batch), options.tolerance)
-    return compare_text_model(loaded, batch, options.tolerance, options.num_beams, options.max_new_tokens)
+        return compare_vision_model(loaded, pixel_values(loaded, batch), tolerance)
+    return compare_text_model(loaded, batch, tolerance, options.num_beams, options.max_new_tokens)
 
 
 def merge_reports(reports: list[ComparisonReport]) -> ComparisonReport:
-    """Worst error per (kind, layer, head) over several reports of the same model."""
-    merged = ComparisonReport(reports[0].model, reports[0].architecture, reports[0].tolerance)
-    by_key: dict[tuple[str, int], LayerResult] = {}
+    """One report over the inputs of several (the same model, in order); run facts of the first."""
+    first = reports[0]
+    merged = ComparisonReport(first.model, first.architecture, first.tolerance, run=dict(first.run))
     for report in reports:
-        for r in report.results:
-            key = (r.kind, r.layer)
-            if key not in by_key:
-                by_key[key] = LayerResult(r.kind, r.layer, r.max_abs_err, list(r.heads))
-            else:
-                old = by_key[key]
-                old.heads = [max(a, b) for a, b in zip(old.heads, r.heads)]
-                old.max_abs_err = max(old.max_abs_err, r.max_abs_err)
-    merged.results = list(by_key.values())
+        merged.extend(report)
     return merged
 
 
@@ -96,7 +131,9 @@ def read_texts(dataset: str, field: str | None = None, limit: int | None = None,
     """Texts from a local JSONL/JSON/CSV file or a named Hub dataset, through `datasets`."""
     import datasets
 
-    path = Path(dataset)
+    path = Path(dataset).expanduser()
+    if not path.exists() and _names_a_file(dataset):
+        raise BadInputError(f"{dataset}: no such file")
     if path.exists():
         kind = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
         if kind is None:
@@ -106,7 +143,7 @@ def read_texts(dataset: str, field: str | None = None, limit: int | None = None,
         data = datasets.load_dataset(dataset, split=split)
     if limit is not None:
         data = data.select(range(min(limit, len(data))))
-    columns = [c for c, f in data.features.items() if getattr(f, "dtype", None) == "string"]
+    columns = [c for c, f in data.features.items() if getattr(f, "dtype", None) in TEXT_DTYPES]
     if field is None:
         if not columns:
             raise BadInputError(f"{dataset}: no text column")
@@ -117,6 +154,11 @@ def read_texts(dataset: str, field: str | None = None, limit: int | None = None,
     if not texts:
         raise BadInputError(f"{dataset}: column {field!r} holds no text")
     return texts
+
+
+def _names_a_file(dataset: str) -> bool:
+    """A path rather than a Hub dataset name: a file suffix, or a path start."""
+    return Path(dataset).suffix.lower() in DATA_SUFFIXES or dataset.startswith(("/", ".", "~"))
 
 
 def _chunks(items: list, size: int) -> list[list]:

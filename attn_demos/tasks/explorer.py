@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attn_demos.adapters.extract import forward_with_attention
-from attn_demos.adapters.families import ENCODER
+from attn_demos.adapters.families import DECODER, ENCODER
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
@@ -43,18 +44,22 @@ class ExploreResult(SelfAttentionStack):
         return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
 
 
+@on_gpu
 def explore(text: str, source: str | None = None, max_tokens: int | None = None) -> ExploreResult:
     """Run the Explorer's model (or `source`) once on `text`."""
     loaded = get_model("explore", source)
     if loaded.is_encoder_decoder or loaded.family.vision:
-        raise BadInputError(f"{loaded.source} is not a text encoder; the Explorer takes encoder models such as BERT")
+        raise BadInputError(
+            f"{loaded.source} is not a text encoder or decoder-only model; the Explorer takes models such as BERT or GPT-2"
+        )
     inputs, side, notices = tokenize_text(loaded, text, max_tokens)
     result = forward_with_attention(loaded, inputs, side)
-    maps = result.maps[ENCODER]
+    kind = DECODER if loaded.is_decoder_only else ENCODER  # decoder-only: causal self-attention
+    maps = result.maps[kind]
     return ExploreResult(
         model=loaded.source,
         tokens=maps.query_tokens[0],
-        library=maps.weights[0].numpy(),  # (L, H, T, T)
-        recomputed=result.recomputed[ENCODER][0].numpy(),  # (L, H, T, T)
+        library=maps.weights[0].cpu().numpy(),  # (L, H, T, T)
+        recomputed=result.recomputed[kind][0].cpu().numpy(),  # (L, H, T, T)
         notices=model_notices(loaded) + notices,
     )

@@ -16,6 +16,7 @@ from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.aggregate import rollout
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
 
@@ -97,6 +98,7 @@ def load_image(image) -> tuple[Image.Image, list[str]]:
     return image, notices
 
 
+@on_gpu
 def classify_image(image, source: str | None = None) -> ImageResult:
     """Top-5 labels of `image` and the attention of the pass that produced them."""
     loaded = get_model("classify_image", source)
@@ -112,8 +114,8 @@ def classify_image(image, source: str | None = None) -> ImageResult:
         image=image,
         labels=top_labels(loaded, result.outputs.logits[0]),
         grid=patch_grid(loaded.config),
-        library=result.maps[VISION].weights[0].numpy(),
-        recomputed=result.recomputed[VISION][0].numpy(),
+        library=result.maps[VISION].weights[0].cpu().numpy(),
+        recomputed=result.recomputed[VISION][0].cpu().numpy(),
         tokens=side.tokens[0],
         notices=model_notices(loaded) + notices,
     )

@@ -7,6 +7,7 @@ import unicodedata
 
 from attn_demos.adapters.extract import Side, model_max_length, token_labels
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.core.masks import positions_from_padding
 from attn_demos.errors import BadInputError
 
 MAX_CHARACTERS = 100_000  # longer input is cut before tokenization, with a notice
@@ -53,16 +54,24 @@ def token_limit(loaded: LoadedModel, requested: int | None = None) -> int:
     return min(limit, requested) if requested else limit
 
 
-def tokenize_text(loaded: LoadedModel, text: str, max_tokens: int | None = None, what: str = "text"):
-    """One text -> (model inputs (1, T), Side, notices); says how much truncation cut."""
+def tokenize_text(
+    loaded: LoadedModel, text: str, max_tokens: int | None = None, what: str = "text", special_tokens: bool = True
+):
+    """One text -> (model inputs (1, T), Side, notices); says how much truncation cut.
+
+    special_tokens=False when the text already holds them (a chat template applied)."""
     text, notices = clean_text(text, what)
     tokenizer = loaded.preprocessor
     limit = token_limit(loaded, max_tokens)
     with tokenizer_lock(tokenizer):
-        full_length = len(tokenizer(text, truncation=False)["input_ids"])
-        batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=limit)
-    if loaded.is_encoder_decoder:
+        full_length = len(tokenizer(text, truncation=False, add_special_tokens=special_tokens)["input_ids"])
+        batch = tokenizer(
+            [text], return_tensors="pt", truncation=True, max_length=limit, add_special_tokens=special_tokens
+        )
+    if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)
+    if loaded.is_decoder_only:
+        batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (1, T): 0..T-1, no padding
     if full_length > limit:
         notices.append(f"Input truncated to the model's limit: kept {limit} of {full_length:,} tokens.")
     tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())

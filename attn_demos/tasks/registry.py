@@ -3,9 +3,12 @@ flag (a Hub id or a local folder), loaded once per process and shared."""
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 from attn_demos.adapters.loading import LoadedModel, load_model_cached
+from attn_demos.adapters.precision import resolve_device
 from attn_demos.errors import ModelLoadError
 
 TASK_HEADS = {
@@ -14,6 +17,7 @@ TASK_HEADS = {
     "answer": "qa",
     "summarize": "seq2seq",
     "classify_image": "image",
+    "generate": "causal_lm",
 }
 DEFAULT_MODELS = {
     "explore": "embedded:all-MiniLM-L6-v2",
@@ -21,10 +25,15 @@ DEFAULT_MODELS = {
     "answer": "distilbert/distilbert-base-cased-distilled-squad",
     "summarize": "sshleifer/distilbart-cnn-6-6",
     "classify_image": "google/vit-base-patch16-224",
+    "generate": "HuggingFaceTB/SmolLM2-135M-Instruct",
 }
 ENV_VARS = {task: f"ATTN_DEMOS_{task.upper()}_MODEL" for task in TASK_HEADS}
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 
+EMBEDDED_NAME = "all-MiniLM-L6-v2 (embedded)"
+UNAVAILABLE = "This tab's model is not available on this server."
+
+log = logging.getLogger(__name__)
 _overrides: dict[str, str] = {}
 
 
@@ -50,20 +59,47 @@ def resolve(source: str) -> str:
 
 
 def get_model(task: str, source: str | None = None) -> LoadedModel:
-    """The loaded model of a task (or of `source` with the task's head), shared across requests."""
+    """The loaded model of a task (or of `source` with the task's head), shared across requests.
+
+    On the device $ATTN_DEMOS_DEVICE names (`launch --device`; default auto: cuda when available),
+    float32, eager attention: the tabs show the library's weights next to the recomputed ones.
+    A configured model that cannot load gives visitors one short sentence; the reason and how to
+    fix it go to the log, for the operator (they may name server paths)."""
     try:
-        return load_model_cached(resolve(source or model_source(task)), head=TASK_HEADS[task])
+        return load_model_cached(
+            resolve(source or model_source(task)), head=TASK_HEADS[task], device=resolve_device()
+        )
     except ModelLoadError as error:
         if source:  # a model the request named: the message about it is the whole story
             raise
-        raise ModelLoadError(f"{error}. {how_to_point(task)}") from None
+        log.warning("%s: %s. %s", task, error, how_to_point(task))
+        raise ModelLoadError(UNAVAILABLE) from None
 
 
 def how_to_point(task: str) -> str:
+    """The operator's hint: which variable or flag points a tab to another model."""
     return (
         f"Point this tab to a local folder with `{ENV_VARS[task]}=/path/to/model` or "
         f"`attn-demos launch --{task.replace('_', '-')}-model /path/to/model`."
     )
+
+
+def display_name(source: str) -> str:
+    """What a visitor may see of a model: its Hub id, its folder's name, or the embedded MiniLM's
+    name, never a path on the server."""
+    if source == EMBEDDED_MINILM or _is_embedded_folder(source):
+        return EMBEDDED_NAME
+    path = Path(source).expanduser()
+    if path.is_absolute() or source.startswith((".", "~")) or path.exists():
+        return path.resolve().name or "local model"
+    return source
+
+
+def _is_embedded_folder(source: str) -> bool:
+    try:
+        return Path(source).resolve() == Path(resolve(EMBEDDED_MINILM)).resolve()
+    except (ImportError, OSError):
+        return False
 
 
 RANDOM_WEIGHTS_NOTICE = (
@@ -77,8 +113,36 @@ def model_notices(loaded: LoadedModel) -> list[str]:
     return [RANDOM_WEIGHTS_NOTICE] if getattr(loaded.config, "attn_demos_random_weights", False) else []
 
 
+def attention_shape(task: str) -> tuple[int, int] | None:
+    """(layers, heads) of the attention a task's configured model shows (decoder cross-attention for
+    seq2seq tasks), read from its config without loading weights; None if it cannot be read."""
+    from attn_demos.adapters.loading import load_config
+    from attn_demos.errors import AttnDemosError
+
+    try:
+        config = load_config(resolve(model_source(task)))
+    except AttnDemosError:
+        return None
+    if TASK_HEADS[task] == "seq2seq":
+        layers = _first(config, "decoder_layers", "num_decoder_layers", "num_hidden_layers")
+        heads = _first(config, "decoder_attention_heads", "num_heads", "num_attention_heads")
+    else:
+        layers = _first(config, "num_hidden_layers", "n_layers")
+        heads = _first(config, "num_attention_heads", "n_heads")
+    return (layers, heads) if layers and heads else None
+
+
+def _first(config, *names: str) -> int | None:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def model_status(task: str) -> tuple[bool, str]:
-    """Can the task's model be loaded here? (ok, one-line message for the tab), without loading weights."""
+    """Can the task's model be loaded here? (ok, one line for visitors), without loading weights.
+    Why not, and what to do, goes to the log."""
     from attn_demos.adapters.families import family_for
     from attn_demos.adapters.loading import load_config
     from attn_demos.errors import AttnDemosError
@@ -86,11 +150,9 @@ def model_status(task: str) -> tuple[bool, str]:
     source = model_source(task)
     try:
         config = load_config(resolve(source))
-        family_for(config.model_type)
+        family_for(config.model_type, config)
     except AttnDemosError as error:
-        return False, (
-            f"⚠️ This tab's model cannot be loaded: {error}. {how_to_point(task)}"
-        )
-    shown = "all-MiniLM-L6-v2 (embedded, no network needed)" if source == EMBEDDED_MINILM else source
+        log.warning("%s: the model cannot be loaded: %s. %s", task, error, how_to_point(task))
+        return False, f"⚠️ {UNAVAILABLE}"
     random = " — random weights, for trying the tab offline" if getattr(config, "attn_demos_random_weights", False) else ""
-    return True, f"Model: `{shown}`{random}"
+    return True, f"Model: `{display_name(source)}`{random}"

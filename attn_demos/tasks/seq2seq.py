@@ -13,6 +13,7 @@ from attn_demos.adapters.families import CROSS, DECODER
 from attn_demos.adapters.generation import generate_with_attention
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
@@ -68,11 +69,13 @@ class Seq2SeqResult:
         return select(self.cross, layer, head).sum(axis=0)
 
 
+@on_gpu
 def translate(text: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 64) -> Seq2SeqResult:
     """Translate `text` with the translation model (or `source`)."""
     return run_seq2seq(get_model("translate", source), text, num_beams, max_new_tokens, what="text to translate")
 
 
+@on_gpu
 def summarize(article: str, source: str | None = None, num_beams: int = 4, max_new_tokens: int = 80) -> Seq2SeqResult:
     """Summarize `article`; T5 checkpoints get their own "summarize: " prefix from the config."""
     clean_text(article, "article")  # refuse an empty article before the prefix makes it non-empty
@@ -97,9 +100,9 @@ def run_seq2seq(
     forced_inputs = teacher_forced_inputs(inputs, generated.sequences)
     forced_inputs["encoder_outputs"] = generated.encoder_outputs  # decoder and cross sites only
     forced = forward_with_attention(loaded, forced_inputs, source_side, generated.target)
-    real = generated.target.mask[0].numpy()  # (T,) steps that produced real tokens
-    cross = generated.maps[CROSS].weights[0].numpy()[:, :, real]  # (L, H, T, S)
-    decoder = generated.maps[DECODER].weights[0].numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)
+    real = generated.target.mask[0].cpu().numpy()  # (T,) steps that produced real tokens
+    cross = generated.maps[CROSS].weights[0].cpu().numpy()[:, :, real]  # (L, H, T, S)
+    decoder = generated.maps[DECODER].weights[0].cpu().numpy()[:, :, real][:, :, :, real]  # (L, H, T, T)
     tokenizer = loaded.preprocessor
     output_text = tokenizer.decode(generated.sequences[0], skip_special_tokens=True)
     return Seq2SeqResult(
@@ -109,8 +112,8 @@ def run_seq2seq(
         target_tokens=[t for t, keep in zip(generated.target.produced[0], real) if keep],
         decoder_inputs=[t for t, keep in zip(generated.target.tokens[0], real) if keep],
         cross=cross,
-        cross_recomputed=forced.recomputed[CROSS][0].numpy()[:, :, real],
+        cross_recomputed=forced.recomputed[CROSS][0].cpu().numpy()[:, :, real],
         decoder=decoder,
-        decoder_recomputed=forced.recomputed[DECODER][0].numpy()[:, :, real][:, :, :, real],
+        decoder_recomputed=forced.recomputed[DECODER][0].cpu().numpy()[:, :, real][:, :, :, real],
         notices=model_notices(loaded) + notices,
     )

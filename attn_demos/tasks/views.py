@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attn_demos.core.aggregate import FUSIONS, fuse_heads, rollout
-from attn_demos.core.pooling import pool_matrix, word_groups, word_labels
+from attn_demos.core.pooling import pool_matrix, readable_tokens, word_groups, word_labels
 
 CHECK_TOLERANCE = 1e-5
 LAYER_MEAN = "mean"
@@ -91,6 +91,8 @@ def make_view(
     if words:
         shown, query_labels, key_labels = pool_words(shown, query_labels, key_labels)
         title = f"{title} · pieces merged into words"
+    else:
+        query_labels, key_labels = readable_tokens(query_labels), readable_tokens(key_labels)  # "ĠcafÃ©" -> "Ġcafé"
     return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []))
 
 

@@ -1,16 +1,16 @@
 """What one click of a tab runs, without a browser: the task function, then the panel function
 that turns its result into the tab's outputs.
 
-The panels are moving from attn_demos/render/panels to attn_demos/ui; this is the only module of
-the benchmark that names them, so repointing the four functions below is the whole move.
+The panels are the tabs' handlers in attn_demos/ui; this is the only module of the benchmark
+that names them.
 """
 
 from __future__ import annotations
 
-from attn_demos.render.panels import explorer as explorer_panel
-from attn_demos.render.panels import images as images_panel
-from attn_demos.render.panels import qa as qa_panel
-from attn_demos.render.panels import seq2seq as seq2seq_panel
+from attn_demos.ui import explorer as explorer_panel
+from attn_demos.ui import images as images_panel
+from attn_demos.ui import qa as qa_panel
+from attn_demos.ui import seq2seq as seq2seq_panel
 
 LAYER, HEAD = "mean", "mean"  # what a tab shows first
 
@@ -29,5 +29,5 @@ def draw_image(result) -> dict:
 
 
 def explore(text: str) -> dict:
-    """The Explorer's whole click (task and panel: heatmap, head grid, exports)."""
-    return explorer_panel.run(text, 0, HEAD, False)
+    """The Explorer's whole click (task and panel: heatmap, head grid; exports only on request)."""
+    return explorer_panel.explore(text, 0, HEAD, False)

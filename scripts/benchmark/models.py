@@ -81,10 +81,11 @@ def build_tiny_decoder_only(real, folder: Path) -> None:
     from attn_demos.adapters.real_size_configs import build_decoder_only, with_word_level_ids
 
     config = real.make_config()
-    for name, value in TINY_DECODER.items():
-        setattr(config, name, value)
-    config.head_dim = TINY_DECODER["hidden_size"] // TINY_DECODER["num_attention_heads"]
-    config.vocab_size = 1000
+    settings = {**config.to_dict(), **TINY_DECODER, "vocab_size": 1000}
+    settings["head_dim"] = TINY_DECODER["hidden_size"] // TINY_DECODER["num_attention_heads"]
+    if settings.get("layer_types"):  # one entry per layer, checked against num_hidden_layers
+        settings["layer_types"] = settings["layer_types"][: TINY_DECODER["num_hidden_layers"]]
+    config = type(config)(**settings)
     build_decoder_only(real, with_word_level_ids(real.family, config), folder, seed=0)
 
 
@@ -150,11 +151,28 @@ def side_of(loaded, inputs: dict):
     return Side(tokens, inputs["attention_mask"].bool())
 
 
+def special_tokens(loaded, pair: bool = False) -> int:
+    """How many special tokens the tokenizer adds to one text (or a pair)."""
+    return loaded.preprocessor.num_special_tokens_to_add(pair=pair)
+
+
+WORD_MARKERS = "▁Ġ"  # SentencePiece's and byte-level BPE's word-start marks
+
+
 def words_for(loaded, count: int, seed: int = 0) -> str:
-    """`count` ordinary whole words of the model's tokenizer: one token each (word-level vocabularies)."""
-    vocabulary = [w for w in loaded.preprocessor.get_vocab() if w.isalpha() and w.isascii()]
+    """`count` ordinary words of the model's tokenizer that are one token each, at the start of a
+    text and after a space (word-level, WordPiece, SentencePiece and byte-level vocabularies)."""
+    tokenizer = loaded.preprocessor
+    pieces = {w.lstrip(WORD_MARKERS) for w in tokenizer.get_vocab()}
+    after = len(tokenizer.tokenize("the"))
+    vocabulary = [
+        w
+        for w in sorted(pieces)
+        if w.isalpha() and w.isascii()
+        and len(tokenizer.tokenize(w)) == 1 and len(tokenizer.tokenize("the " + w)) == after + 1
+    ]
     rng = np.random.default_rng(seed)
-    return " ".join(rng.choice(sorted(vocabulary), size=count))
+    return " ".join(rng.choice(vocabulary, size=count))
 
 
 def touch_every_weight(models) -> None:

@@ -9,7 +9,7 @@ import json
 from PIL import Image
 
 from benchmark import clicks
-from benchmark.models import words_for
+from benchmark.models import special_tokens, words_for
 from benchmark.report import Metric, at_most, metric
 from benchmark.sizes import Sizes
 from benchmark.tabs import point_tabs_at, seq2seq_pair
@@ -40,9 +40,9 @@ def payloads(models: dict, sizes: Sizes) -> list[Metric]:
 
     point_tabs_at(models)
     tokens = sizes.payload_tokens
-    explore_text = words_for(get_model("explore"), tokens - 2)  # [CLS] … [SEP]
+    explore_text = words_for(get_model("explore"), tokens - special_tokens(get_model("explore")))  # [CLS] … [SEP]
     question = words_for(get_model("answer"), 8, seed=1)
-    context = words_for(get_model("answer"), tokens - 8 - 3, seed=2)
+    context = words_for(get_model("answer"), tokens - 8 - special_tokens(get_model("answer"), pair=True), seed=2)
 
     def explore():
         outputs = clicks.explore(explore_text)

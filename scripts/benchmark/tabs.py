@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from benchmark import clicks
-from benchmark.models import words_for
+from benchmark.models import special_tokens, words_for
 from benchmark.report import Metric, at_most, metric
 from benchmark.sizes import Sizes
 from benchmark.timing import as_sdpa, interleaved, torch_threads
@@ -66,7 +66,7 @@ def seq2seq_pair(tab: str, source_tokens: int, new_tokens: int):
     from attn_demos.tasks.seq2seq import run_seq2seq
 
     loaded = get_model(tab)
-    text = words_for(loaded, source_tokens - 1)  # + </s>
+    text = words_for(loaded, source_tokens - special_tokens(loaded))  # + </s> (BART: <s> … </s>)
     size = {"source_tokens": source_tokens, "new_tokens": new_tokens, "beams": BEAMS}
 
     def click():
@@ -97,7 +97,7 @@ def answer_pair(total_tokens: int):
 
     loaded = get_model("answer")
     question = words_for(loaded, 8, seed=1)
-    context = words_for(loaded, total_tokens - 8 - 3, seed=2)  # [CLS] q [SEP] c [SEP]
+    context = words_for(loaded, total_tokens - 8 - special_tokens(loaded, pair=True), seed=2)  # [CLS] q [SEP] c [SEP]
 
     def click():
         result = answer(question, context)

@@ -1,0 +1,70 @@
+"""Devices, dtypes and the tolerance each dtype allows: the one place these are decided.
+
+Tolerance rule. Attention weights lie in [0, 1], so a weight's rounding error is measured in units
+of the dtype's machine epsilon at 1 (`torch.finfo(dtype).eps`). Two computations of the same
+weight in a different order (the library's kernel and the core) differ by a few such units, so the
+default tolerance is TOLERANCE_EPSILONS × eps, but never below TOLERANCE_FLOOR: under it the order
+of float32 sums and the float32 softmax some families run whatever the dtype (ViT) decide, not the
+dtype. That gives float64 and float32 1e-5 (today's value), float16 3.9e-3 and bfloat16 3.1e-2.
+The sdpa verification compares outputs (weights·v) with the same numbers taken relative to the
+largest |output| of the layer (see verify.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from attn_demos.errors import AttnDemosError
+
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+TOLERANCE_EPSILONS = 4  # units of the dtype's epsilon at 1
+TOLERANCE_FLOOR = 1e-5
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_ENV = "ATTN_DEMOS_DEVICE"
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+
+
+class DeviceError(AttnDemosError):
+    """A device was asked for that torch cannot see (CLI exit 2)."""
+
+
+def dtype_of(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def tolerance_for(dtype: str | torch.dtype) -> float:
+    """Default max |Δ| between two attention weights computed in `dtype` (rule in the module doc)."""
+    dtype = dtype_of(dtype) if isinstance(dtype, str) else dtype
+    return max(TOLERANCE_FLOOR, TOLERANCE_EPSILONS * torch.finfo(dtype).eps)
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """'auto' (or None: $ATTN_DEMOS_DEVICE, else auto) -> cuda when torch sees a GPU, else cpu.
+
+    An explicit device torch cannot see raises DeviceError with one line.
+    """
+    name = name or os.environ.get(DEVICE_ENV) or "auto"
+    kind = name.split(":")[0]  # "cuda:1" names one GPU
+    if kind not in DEVICES:
+        raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: torch sees no CUDA GPU here (use --device cpu or auto)")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("--device mps: torch sees no Apple GPU here (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def to_device(inputs: dict, device: torch.device) -> dict:
+    """Model inputs with every tensor moved to `device` (other values unchanged)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}

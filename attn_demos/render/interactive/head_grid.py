@@ -1,0 +1,60 @@
+"""Every head of every layer as a small canvas thumbnail; the shown head is outlined and a click
+on a cell selects it (emits {"view": "grid", "layer": l, "head": h}, see the package docstring)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attn_demos.render.heatmap import _shrink
+from attn_demos.render.interactive.embed import check_labels, fixed_point, view_html
+from attn_demos.render.interactive.scale import ColourScale, legend_html
+
+THUMB_MAX = 32  # thumbnails are max-pooled to at most this many cells per side
+DECIMALS = 2  # thumbnail values are fractions of their scale, sent in hundredths
+
+
+def head_grid_html(
+    weights,
+    shown: tuple[int, int] | None = None,
+    title: str = "",
+    target_id: str | None = None,
+    per_head_scale: bool = True,
+    layer_labels: list[str] | None = None,
+) -> str:
+    """weights (L, H, Tq, Tk) -> a layer × head grid of thumbnails (HTML fragment for gr.HTML).
+
+    Each thumbnail is max-pooled to THUMB_MAX per side (a sharp peak stays visible) and scaled to
+    its own maximum (per_head_scale) or to the largest weight of all heads. shown: (layer, head)
+    outlined at first.
+    """
+    weights = np.asarray(weights, dtype=np.float64)  # (L, H, Tq, Tk)
+    if weights.ndim != 4 or 0 in weights.shape:
+        raise ValueError(f"head grid needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
+    layers, heads = weights.shape[:2]
+    names = [str(i) for i in range(layers)] if layer_labels is None else [str(x) for x in layer_labels]
+    check_labels("layer labels", names, layers)
+    if shown is not None and not (0 <= shown[0] < layers and 0 <= shown[1] < heads):
+        raise ValueError(f"shown head {tuple(shown)} is outside {layers} layers × {heads} heads")
+    clean = np.nan_to_num(weights, nan=0.0)  # (L, H, Tq, Tk)
+    overall = float(clean.max()) if clean.max() > 0 else 1.0
+    tiles = []
+    for layer in range(layers):
+        for head in range(heads):
+            tile = _shrink(clean[layer, head], THUMB_MAX)  # (rows, cols)
+            top = float(tile.max()) if per_head_scale else overall
+            tiles.append(tile / top if top > 0 else tile)
+    rows, cols = tiles[0].shape
+    note = "each head scaled to its own maximum" if per_head_scale else "one scale for all heads"
+    scale = ColourScale(0.0, 1.0)
+    payload = {
+        "layers": names,
+        "heads": heads,
+        "rows": rows,
+        "cols": cols,
+        "decimals": DECIMALS,
+        "t": fixed_point(np.stack(tiles), DECIMALS),  # (L·H·rows·cols,) layer-major
+        "shown": None if shown is None else [int(shown[0]), int(shown[1])],
+        **scale.payload(),
+    }
+    static = f'<div class="attn-note">{note}</div>' + legend_html(scale, "fraction of the scale", 2)
+    return view_html("grid", payload, title, static, target_id)

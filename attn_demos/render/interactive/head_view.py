@@ -1,0 +1,121 @@
+"""The head view (BertViz-like) for self- and cross-attention: queries on the left, keys on the
+right, one line per (query, key, head) weighted by attention, one colour per head.
+
+In the browser: a layer select (every layer's weights are embedded), colour chips that toggle
+heads, hover a token to show only its lines, click it to keep that focus, hide special tokens.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+from attn_demos.render.interactive.embed import check_labels, labels_and_flags, view_html
+
+DECIMALS = 3  # weights travel as integers in thousandths (rounded in float32: within 0.0005 + 1e-7)
+DENSE_UP_TO = 200_000  # L·H·Tq·Tk up to this: every weight ≥ 0.0005 is sent
+MIN_WEIGHTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)  # larger inputs: the first that fits max_bytes
+MAX_BYTES = 2_000_000  # the HTML of one head view
+HEAD_COLOURS = (  # Paul Tol's bright + muted qualitative colours, distinct on white
+    "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377",
+    "#332288", "#DDAA33", "#117733", "#CC6677", "#88CCEE", "#882255",
+)
+
+
+def head_colours(heads: int) -> list[str]:
+    """One colour per head: HEAD_COLOURS, then golden-angle hues beyond them."""
+    colours = list(HEAD_COLOURS[:heads])
+    for extra in range(heads - len(colours)):
+        red, green, blue = colorsys.hls_to_rgb((extra * 0.618034) % 1.0, 0.45, 0.65)
+        colours.append(f"#{round(red * 255):02X}{round(green * 255):02X}{round(blue * 255):02X}")
+    return colours
+
+
+def _sparse_layer(thousandths: np.ndarray, floor: int) -> dict:
+    """(H, Tq, Tk) ints -> {"n": entries per (head, query) (H·Tq,), "kw": [key, weight, ...]} in
+    head-major, query-minor order, keeping weights ≥ floor (and > 0)."""
+    keep = thousandths >= max(floor, 1)  # (H, Tq, Tk)
+    heads, queries, keys = np.nonzero(keep)  # each (N,)
+    pairs = np.stack([keys, thousandths[heads, queries, keys]], axis=1)  # (N, 2)
+    return {"n": keep.sum(axis=-1).reshape(-1).tolist(), "kw": pairs.reshape(-1).tolist()}
+
+
+def _digits(count_at_least: callable, limit: int) -> int:
+    """Total decimal digits of a set of non-negative ints below `limit`, from count_at_least(v) =
+    how many are ≥ v: each number has one digit, plus one more for each power of ten it reaches."""
+    total, power = count_at_least(0), 10
+    while power < limit:
+        total += count_at_least(power)
+        power *= 10
+    return total
+
+
+def _weights_json_bytes(thousandths: np.ndarray, floor: int) -> int:
+    """The exact length of the "w" lists' numbers and commas for this floor, without building them."""
+    keep = thousandths >= max(floor, 1)  # (L, H, Tq, Tk)
+    entries = int(np.count_nonzero(keep))
+    per_key = keep.sum(axis=(0, 1, 2))  # (Tk,) how many entries point at each key index
+    key_index = np.arange(per_key.shape[0])  # (Tk,)
+    key_digits = _digits(lambda v: int(per_key[key_index >= v].sum()), per_key.shape[0])
+    kept = thousandths[keep]  # (entries,)
+    weight_digits = _digits(lambda v: int(np.count_nonzero(kept >= v)), 10**DECIMALS + 1)
+    counts = keep.sum(axis=-1).reshape(-1)  # (L·H·Tq,)
+    count_digits = _digits(lambda v: int(np.count_nonzero(counts >= v)), thousandths.shape[-1] + 1)
+    return key_digits + weight_digits + 2 * entries + count_digits + counts.shape[0]
+
+
+def head_view_html(
+    weights,
+    query_labels: list[str],
+    key_labels: list[str] | None = None,
+    title: str = "",
+    layer: int = 0,
+    layer_labels: list[str] | None = None,
+    target_id: str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> str:
+    """weights (L, H, Tq, Tk) -> the head view (HTML fragment for gr.HTML).
+
+    key_labels: None for self-attention (the query labels); the encoder's tokens for
+    cross-attention. Weights are rounded to 3 decimals; above DENSE_UP_TO values, weights below
+    the first of MIN_WEIGHTS that keeps the HTML within max_bytes are dropped, and the view states
+    that threshold. A click on a query token emits {"view": "head", "query": i, "token": label}.
+    """
+    weights = np.asarray(weights)  # (L, H, Tq, Tk)
+    if weights.ndim != 4 or 0 in weights.shape:
+        raise ValueError(f"head view needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
+    layers, heads, tq, tk = weights.shape
+    queries, query_special = labels_and_flags(check_labels("query labels", query_labels, tq))
+    keys, key_special = labels_and_flags(check_labels("key labels", query_labels if key_labels is None else key_labels, tk))
+    names = [str(i) for i in range(layers)] if layer_labels is None else [str(x) for x in layer_labels]
+    check_labels("layer labels", names, layers)
+    if not 0 <= layer < layers:
+        raise ValueError(f"layer {layer} is outside 0..{layers - 1}")
+    if np.nanmin(weights) < 0 or np.nanmax(weights) > 1 + 1e-6:
+        raise ValueError("head view shows attention weights, which lie in [0, 1]")
+    scaled = weights.astype(np.float32) * np.float32(10**DECIMALS)  # (L, H, Tq, Tk) float32: 3 places are far coarser
+    thousandths = np.rint(np.nan_to_num(scaled, nan=0.0, copy=False)).astype(np.int16)  # weights in [0, 1] -> 0..1000
+    floors = [0.0] if weights.size <= DENSE_UP_TO else list(MIN_WEIGHTS)
+    for min_weight in floors:
+        floor = round(min_weight * 10**DECIMALS)
+        if min_weight != floors[-1] and _weights_json_bytes(thousandths, floor) > max_bytes:
+            continue  # the numbers alone are too many: no need to build this one
+        payload = {
+            "q": queries,
+            "k": keys,
+            "qs": query_special,
+            "ks": key_special,
+            "cross": key_labels is not None,
+            "layers": names,
+            "layer": int(layer),
+            "heads": heads,
+            "colours": head_colours(heads),
+            "decimals": DECIMALS,
+            "min_weight": min_weight,
+            "w": [_sparse_layer(thousandths[i], floor) for i in range(layers)],
+        }
+        fragment = view_html("head", payload, title, "", target_id)
+        if len(fragment.encode()) <= max_bytes:
+            return fragment
+    raise ValueError(f"head view: {layers}×{heads} heads of {tq}×{tk} do not fit {max_bytes} bytes; show fewer layers")

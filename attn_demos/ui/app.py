@@ -1,0 +1,48 @@
+"""Every tab in one Gradio app, each built once: `build()` makes it, `launch()` serves it."""
+
+from __future__ import annotations
+
+import os
+
+import gradio as gr
+
+from attn_demos.ui import basics, explorer, generation, images, qa, summarization, translation
+
+TABS = [
+    ("Basics", "basics", basics),
+    ("Explorer", "explore", explorer),
+    ("Translation", "translate", translation),
+    ("Question answering", "answer", qa),
+    ("Summarization", "summarize", summarization),
+    ("Image patches", "image", images),
+    ("Text generation", "generate", generation),
+]
+CONCURRENCY_PER_MODEL = 2  # 2 CPU cores: more parallel forwards only queue inside torch
+QUEUE_SIZE = 64
+SESSIONS_KEPT = 64  # visitors whose last result stays in memory for re-drawing (oldest dropped first)
+EXPORTS_KEPT_S = 3600  # Gradio's copies of served files are deleted after an hour
+
+INTRO = (
+    "# attn-demos\n"
+    "Which tokens or patches does a transformer attend to? Every picture here is checked live: "
+    "the same attention is **recomputed from scratch** with the textbook formula "
+    "`softmax(q·kᵀ/√d_k)·v` and the largest difference is shown beside it."
+)
+
+
+def build() -> gr.Blocks:
+    with gr.Blocks(title="attn-demos", delete_cache=(EXPORTS_KEPT_S, EXPORTS_KEPT_S)) as blocks:
+        gr.Markdown(INTRO)
+        for title, name, module in TABS:
+            with gr.Tab(title, elem_id=f"tab-{name}"):
+                module.build()
+    blocks.queue(default_concurrency_limit=CONCURRENCY_PER_MODEL, max_size=QUEUE_SIZE)
+    return blocks
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
+    """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
+    return demo.launch(server_name=host, server_port=port, share=share, **kwargs)

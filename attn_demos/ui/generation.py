@@ -1,0 +1,169 @@
+"""Text generation tab: a prompt, its continuation by a decoder-only model (greedy or beam search),
+and for each generated token the prompt and earlier tokens it attended to, with the live check."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from attn_demos.errors import BadInputError
+from attn_demos.render.heatmap import heatmap_image
+from attn_demos.render.tokens import highlight_html
+from attn_demos.tasks.generation import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_CAP, GenerationResult
+from attn_demos.tasks.generation import generate as generate_text
+from attn_demos.ui import wiring
+from attn_demos.ui.common import (
+    Choices,
+    export_files,
+    export_name,
+    export_payload,
+    head_choices_for,
+    layer_choices,
+    numbers_preview,
+    parse_head_or_default,
+    parse_layer,
+    status_text,
+    user_model,
+)
+
+TAB = "generate"
+DEFAULT_LAYER = "mean"
+DEFAULT_BEAMS = 1  # greedy
+DEFAULT_PROMPT = "Why is the sky blue?"
+EXAMPLE_PROMPTS = [
+    "Why is the sky blue?",
+    "Write one sentence about a cat that sat on a mat.",
+    "The capital of France is",
+]
+REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "numbers", "png", "json")
+RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS
+EXPORT_OUTPUTS = ("status", "png", "json")
+
+
+def generate(prompt: str, layer, head, beams, max_new_tokens, model: str | None = None) -> dict:
+    """Generate once, then draw the first generated token's view (the state keeps the result)."""
+    named = user_model(model)
+    num_beams = whole_number(beams, "beams", DEFAULT_BEAMS)
+    new_tokens = whole_number(max_new_tokens, "max new tokens", DEFAULT_MAX_NEW_TOKENS)
+    result = generate_text(prompt, source=named, num_beams=num_beams, max_new_tokens=new_tokens)
+    return {
+        **redraw(result, layer, head, target=None),
+        "status": status_text(result.notices, result.model if named else None),
+        "state": result,
+        "inputs": {"prompt": prompt, "model": named, "num_beams": num_beams, "max_new_tokens": new_tokens},
+        "output": result.output_text,
+        "layers": layer_choices(result.num_layers, parse_layer(layer, DEFAULT_LAYER)),
+        "heads": head_choices_for(result.head_options(), parse_head_or_default(head)),
+        "targets": target_choices(result),
+    }
+
+
+def whole_number(value, what: str, default: int) -> int:
+    """A slider's value -> int; blank means the default; 2.5 or "two" is refused in one line."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{what} must be a whole number, not {value!r}") from None
+    if not number.is_integer():
+        raise BadInputError(f"{what} must be a whole number, not {value!r}")
+    return int(number)
+
+
+def target_choices(result: GenerationResult) -> Choices:
+    """(label, index) for each generated token, for a dropdown; the first is selected."""
+    return Choices([(f"{i}: {token}", i) for i, token in enumerate(result.generated_tokens)], 0)
+
+
+def redraw(result: GenerationResult | None, layer, head, target=None) -> dict:
+    """Another layer/head/generated token of the same continuation, without generating again."""
+    if result is None:
+        return {"status": "Type a prompt and press Generate."}
+    layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
+    view = result.view(layer, head)
+    index = _target(target)
+    return {
+        "status": status_text(view.notices),
+        "badge": view.check_badge,
+        "heatmap": heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title),
+        "highlight": attended_html(result, index, layer, head),
+        "numbers": {**numbers_preview(view), "chosen_token": chosen_token(result, index)},
+    }
+
+
+def attended_html(result: GenerationResult, index: int, layer, head) -> str:
+    """The prompt and the generated tokens before token `index`, shaded by the attention of the step
+    that produced it (the only tokens that step could see)."""
+    visible = len(result.prompt_tokens) + index  # the prompt and generated tokens 0 … index−1
+    scores = result.token_scores(index, layer, head)[:visible]  # (P+index,)
+    token = result.generated_tokens[index]
+    title = f"what generated token {index} “{token}” attended to (prompt and earlier tokens)"
+    return highlight_html(result.key_tokens[:visible], scores, title=title)
+
+
+def chosen_token(result: GenerationResult, index: int) -> dict:
+    return {"index": index, "token": result.generated_tokens[index]}
+
+
+def export(result: GenerationResult | None, inputs: dict | None, layer, head, target=None) -> dict:
+    """Write the shown view as generate-layerL-headH.png/.json, with the prompt, output and chosen token."""
+    if result is None:
+        return {"status": "Run the model first (Generate)."}
+    layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
+    view = result.view(layer, head)
+    index = _target(target)
+    result.token_scores(index)  # an index outside the output is refused before anything is written
+    picture = heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title)
+    payload = export_payload(
+        TAB, result.model, layer, head, view, words=False, input_text=(inputs or {}).get("prompt"),
+        prompt_as_read=result.prompt, output_text=result.output_text, num_beams=result.num_beams,
+        chosen_token=chosen_token(result, index),
+    )
+    return {"status": "Exported.", **export_files(export_name(TAB, layer, head), picture, payload)}
+
+
+def _target(target) -> int:
+    return 0 if target in (None, "") else int(target)
+
+
+def build() -> None:
+    usable, model = wiring.model_box(TAB)
+    prompt = gr.Textbox(label="Prompt", lines=1, max_lines=8, value=DEFAULT_PROMPT, elem_id="generate-text")  # Enter runs
+    examples = gr.Examples([[p] for p in EXAMPLE_PROMPTS], [prompt], cache_examples=False)
+    with gr.Row():
+        layer, head = wiring.layer_head_controls(TAB, TAB)
+        beams = gr.Slider(1, MAX_BEAMS, value=DEFAULT_BEAMS, step=1, label="Beams (1 = greedy)", elem_id="generate-beams")
+        new_tokens = gr.Slider(
+            1, MAX_NEW_TOKENS_CAP, value=DEFAULT_MAX_NEW_TOKENS, step=1, label="Max new tokens",
+            elem_id="generate-max-new-tokens",
+        )
+    button = gr.Button("Generate", variant="primary", elem_id="generate-run", interactive=usable)
+    out = {
+        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "status": wiring.status_line(TAB),
+        "output": gr.Textbox(label="output", interactive=False, elem_id="generate-output"),
+        "badge": wiring.badge_line(TAB),
+        "targets": gr.Dropdown([], label="Generated token", elem_id="generate-target"),
+        "highlight": wiring.html_output("highlight", TAB),
+        "heatmap": gr.Image(
+            label="attention: generated tokens (rows) × prompt and earlier tokens", type="pil", elem_id="generate-heatmap"
+        ),
+        "layers": layer,
+        "heads": head,
+    }
+    export_button = wiring.export_accordion(TAB, out)
+
+    run_inputs = [prompt, layer, head, beams, new_tokens, model]
+    run_handler, run_outputs = wiring.handler(generate, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
+    wiring.run_on_click_and_enter(button, [prompt], usable, run_handler, run_inputs, run_outputs, api_name=TAB)
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
+    export_button.click(
+        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
+        wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{TAB}_export",
+    )
+    for control in (layer, head, out["targets"]):
+        control.input(
+            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
+            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
+        )

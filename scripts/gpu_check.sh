@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One short GPU check (a few minutes on an H100/H200): the GPU tests, then the GPU benchmark.
+#   bash scripts/gpu_check.sh          # results in $OUT if set, else artifacts/gpu_check/
+# Needs python3 with torch and transformers only: no gradio, datasets, network or pip install.
+# The GPU tests run under pytest when it is installed, else as the plain script they wrap.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+RESULTS="${OUT:-artifacts/gpu_check}"
+mkdir -p "$RESULTS"
+
+python3 - <<'PY' | tee "$RESULTS/device.txt"
+import torch, transformers
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+print(f"torch {torch.__version__}, transformers {transformers.__version__}, {gpu}")
+PY
+
+if python3 -c "import pytest" 2>/dev/null; then
+  timeout 240 python3 -m pytest tests/test_gpu.py -q -rs -p no:cacheprovider -o addopts="" \
+    --junitxml="$RESULTS/gpu_tests.xml" 2>&1 | tee "$RESULTS/gpu_tests.txt"
+  tests_status=${PIPESTATUS[0]}
+else
+  echo "pytest is not installed: running the GPU checks as a plain script"
+  timeout 240 python3 scripts/gpu_checks.py --json "$RESULTS/gpu_checks.json" 2>&1 | tee "$RESULTS/gpu_tests.txt"
+  tests_status=${PIPESTATUS[0]}
+fi
+
+timeout 150 python3 scripts/gpu_bench.py --out "$RESULTS/gpu_bench.json" 2>&1 | tee "$RESULTS/gpu_bench.txt"
+bench_status=${PIPESTATUS[0]}
+
+echo "gpu tests exit $tests_status, gpu benchmark exit $bench_status; results in $RESULTS"
+[ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

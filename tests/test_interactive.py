@@ -1,0 +1,343 @@
+"""The interactive views' HTML and payloads, without a browser: what is embedded equals the input to
+the rounding each view states, labels are escaped, sizes stay bounded, bad input gets one line."""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import colormaps
+
+from attn_demos.render.interactive import (
+    INTERACTIVE_HEAD,
+    INTERACTIVE_JS,
+    ColourScale,
+    answer_span_html,
+    head_grid_html,
+    head_view_html,
+    heatmap_html,
+    image_legend_html,
+    legend_html,
+    neuron_view_html,
+    numbers_table_html,
+    parse_selection,
+    read_payload,
+)
+from attn_demos.render.interactive.embed import display_label, fixed_point, from_fixed_point
+from attn_demos.render.interactive.head_view import MAX_BYTES
+
+HALF_THOUSANDTH = 5e-4 + 1e-7  # the head view's rounding to 3 places, done in float32
+PACKAGE = Path(__file__).resolve().parents[1] / "attn_demos" / "render" / "interactive"
+HOSTILE = ["<script>alert(1)</script>", '"><img src=x onerror=alert(2)>', "a&b", "'quoted'", "</div>"]
+
+
+def random_attention(rng, *shape, sharpness: float = 2.0) -> np.ndarray:
+    logits = sharpness * rng.normal(size=shape)
+    weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def dense_from_head_view(payload: dict) -> np.ndarray:
+    """The head view's sparse layers back to (L, H, Tq, Tk), independently of the script."""
+    layers, heads, tq, tk = len(payload["layers"]), payload["heads"], len(payload["q"]), len(payload["k"])
+    dense = np.zeros((layers, heads, tq, tk))
+    for layer, sparse in enumerate(payload["w"]):
+        pairs = iter(zip(sparse["kw"][0::2], sparse["kw"][1::2]))
+        for row, count in enumerate(sparse["n"]):
+            head, query = divmod(row, tq)
+            for _ in range(count):
+                key, weight = next(pairs)
+                dense[layer, head, query, key] = weight / 10 ** payload["decimals"]
+    return dense
+
+
+# ----------------------------------------------------------------------------- shared embedding
+def test_fixed_point_round_trip_and_non_finite_values():
+    values = np.array([0.12344, 0.12346, -1.5, np.nan, np.inf, 0.0])
+    integers = fixed_point(values, 4)
+    assert integers == [1234, 1235, -15000, None, None, 0]
+    back = from_fixed_point(integers, 4)
+    assert np.allclose(back[:3], [0.1234, 0.1235, -1.5]) and np.isnan(back[3:5]).all()
+
+
+def test_display_labels_escape_control_characters_and_cut_long_ones():
+    assert display_label("") == "''"
+    assert display_label("a\nb") == "a\\nb"
+    assert display_label("x" * 100).endswith("…") and len(display_label("x" * 100)) == 40
+    assert display_label("<b>") == "<b>"  # kept as text: the script writes it with textContent
+
+
+def test_parse_selection():
+    assert parse_selection('{"view": "grid", "layer": 3, "head": 5, "n": 7, "t": 1}') == {"view": "grid", "layer": 3, "head": 5}
+    for bad in (None, "", "3,5", "[1, 2]", '{"layer": 3}', "{"):
+        assert parse_selection(bad) is None
+
+
+def test_the_head_carries_script_and_style_and_the_script_parses():
+    assert INTERACTIVE_HEAD.count("<script>") == 1 and INTERACTIVE_HEAD.count("<style>") == 1
+    assert "window.attnViews" in INTERACTIVE_JS
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the script's syntax is checked by the browser tests only")
+    checked = subprocess.run([node, "--check", str(PACKAGE / "view.js")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    broken = subprocess.run([node, "--check", "-"], input=INTERACTIVE_JS[:-20], capture_output=True, text=True)
+    assert broken.returncode != 0  # control: a truncated script fails the same check
+
+
+def test_the_package_imports_neither_gradio_nor_tasks():
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("gradio", "attn_demos.tasks", "attn_demos.adapters")), f"{path.name}: {name}"
+
+
+# ----------------------------------------------------------------------------- colour scale
+def test_colour_scale_ends_are_the_colormap_ends_and_the_middle_interpolates():
+    scale = ColourScale(0.0, 2.0, "viridis")
+    low, high = (np.round(np.array(colormaps["viridis"](x)[:3]) * 255).astype(int) for x in (0.0, 1.0))
+    first, last, below = scale.css_colours([0.0, 2.0, -5.0])
+    assert first == "rgb({}, {}, {})".format(*low) and last == "rgb({}, {}, {})".format(*high)
+    assert below == first  # clipped
+    stops = np.array(scale.stops())
+    halfway = (stops[7] + stops[8]) / 2  # value 1.0 sits halfway between the 8th and 9th of 16 stops
+    assert scale.css_colours([1.0])[0] == "rgb({}, {}, {})".format(*np.round(halfway).astype(int))
+
+
+def test_legend_ticks_run_from_vmin_to_vmax_and_escape_the_label():
+    legend = legend_html(ColourScale(-1.0, 3.0, "magma"), "<i>score</i>", decimals=2)
+    ticks = re.findall(r'class="attn-tick" data-frac="([\d.]+)"[^>]*>([-\d.]+)<', legend)
+    assert [float(v) for _, v in ticks] == [-1.0, 0.0, 1.0, 2.0, 3.0]
+    assert "<i>" not in legend and "&lt;i&gt;score&lt;/i&gt;" in legend
+    image = image_legend_html("inferno", 0.0, 0.31)
+    assert "0.310" in image and "0.000" in image
+    with pytest.raises(ValueError, match="unknown colormap"):
+        image_legend_html("no-such-map", 0, 1)
+
+
+# ----------------------------------------------------------------------------- heatmap
+def test_heatmap_embeds_the_matrix_rounded_to_four_places(rng=np.random.default_rng(0)):
+    matrix = random_attention(rng, 7, 9)
+    matrix[2, 3] = np.nan
+    queries, keys = [f"q{i}" for i in range(7)], ["[CLS]"] + [f"k{i}" for i in range(7)] + ["[SEP]"]
+    view = heatmap_html(matrix, queries, keys, "layer 1, head 2", chosen_query=4, marked_rows=[5, 1])
+    payload = read_payload(view)
+    embedded = from_fixed_point(payload["m"], payload["decimals"]).reshape(7, 9)
+    assert payload["decimals"] == 4
+    np.testing.assert_allclose(embedded[np.isfinite(matrix)], np.round(matrix[np.isfinite(matrix)], 4), atol=1e-12)
+    assert np.isnan(embedded[2, 3])
+    assert not np.allclose(embedded, np.round(matrix, 2), equal_nan=True)  # control: not a coarser rounding
+    assert payload["q"] == queries and payload["k"] == keys
+    assert payload["ks"] == [1, 0, 0, 0, 0, 0, 0, 0, 1] and payload["qs"] == [0] * 7
+    assert payload["chosen"] == 4 and payload["marked"] == [1, 5]
+    assert payload["vmin"] == 0.0 and payload["vmax"] == pytest.approx(np.nanmax(matrix))
+    assert '<div class="attn-title">layer 1, head 2</div>' in view
+
+
+def test_heatmap_can_send_six_places():
+    matrix = np.array([[0.1234567, 0.8765433]])
+    payload = read_payload(heatmap_html(matrix, ["q"], ["a", "b"], decimals=6))
+    assert payload["m"] == [123457, 876543] and payload["decimals"] == 6
+
+
+def test_heatmap_rejects_bad_input_in_one_line():
+    with pytest.raises(ValueError, match="non-empty"):
+        heatmap_html(np.zeros((0, 3)), [], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="2 labels for 3"):
+        heatmap_html(np.zeros((3, 3)), ["a", "b"], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="outside the 3 query rows"):
+        heatmap_html(np.zeros((3, 3)), ["a", "b", "c"], ["a", "b", "c"], chosen_query=3)
+
+
+def test_heatmap_cells_grow_for_small_matrices_and_shrink_for_long_inputs():
+    small = read_payload(heatmap_html(np.eye(2), ["a", "b"], ["a", "b"]))
+    big = read_payload(heatmap_html(np.full((1000, 1000), 1e-3), ["t"] * 1000, ["t"] * 1000))
+    assert small["cell"] == 48 and small["annotate"] is True
+    assert big["cell"] == 2 and big["annotate"] is False
+
+
+@pytest.mark.parametrize("build", ["heatmap", "head", "grid", "neuron", "answer", "table"])
+def test_user_text_is_escaped_everywhere(build):
+    labels = HOSTILE
+    n = len(labels)
+    weights = np.full((1, 1, n, n), 1 / n)
+    title = "<script>title()</script>"
+    if build == "heatmap":
+        view = heatmap_html(weights[0, 0], labels, labels, title)
+    elif build == "head":
+        view = head_view_html(weights, labels, title=title, layer_labels=["<b>0</b>"])
+    elif build == "grid":
+        view = head_grid_html(weights, title=title, layer_labels=["<b>0</b>"])
+    elif build == "neuron":
+        view = neuron_view_html(neuron_terms(np.random.default_rng(1), labels, "<script>q</script>"), title)
+    elif build == "answer":
+        view = answer_span_html(labels, np.arange(n), 1, 2, title)
+    else:
+        view = numbers_table_html(weights[0, 0], labels, labels, title)
+    lowered = view.lower()
+    assert "<script" not in lowered and "<img" not in lowered
+    assert "&lt;script&gt;" in view  # control: the text is there, escaped
+    if build in ("heatmap", "head", "neuron"):
+        payload = read_payload(view)  # the labels come back exactly through the attribute
+        found = payload["keys"] if build == "neuron" else payload["q"]
+        assert found == labels
+
+
+# ----------------------------------------------------------------------------- head view
+def test_small_head_view_embeds_every_weight_to_three_places():
+    rng = np.random.default_rng(2)
+    weights = random_attention(rng, 2, 3, 5, 6)  # cross-attention shape: 5 queries, 6 keys
+    view = head_view_html(weights, [f"d{i}" for i in range(5)], [f"e{i}" for i in range(6)], layer=1)
+    payload = read_payload(view)
+    assert payload["min_weight"] == 0.0 and payload["cross"] is True and payload["layer"] == 1
+    np.testing.assert_allclose(dense_from_head_view(payload), weights, rtol=0, atol=HALF_THOUSANDTH)
+    assert not np.allclose(dense_from_head_view(payload), np.round(weights, 2), rtol=0, atol=HALF_THOUSANDTH)  # control
+    assert payload["colours"][:3] == ["#4477AA", "#EE6677", "#228833"]
+
+
+def test_head_view_at_128_tokens_6_layers_12_heads_stays_within_2_mb():
+    rng = np.random.default_rng(3)
+    weights = random_attention(rng, 6, 12, 128, 128)  # softmax of N(0, 2²) logits
+    view = head_view_html(weights, [f"t{i}" for i in range(128)])
+    payload = read_payload(view)
+    size = len(view.encode())
+    print(f"head view 128 tokens × 6 layers × 12 heads: {size} bytes, weights < {payload['min_weight']} dropped")
+    assert size <= MAX_BYTES == 2_000_000
+    floor = payload["min_weight"]
+    assert floor == 0.01
+    dense = dense_from_head_view(payload)
+    sent = dense > 0
+    np.testing.assert_allclose(dense[sent], weights[sent], rtol=0, atol=HALF_THOUSANDTH)
+    assert (weights[~sent] < floor + HALF_THOUSANDTH).all() and (weights[sent] > floor - HALF_THOUSANDTH).all()
+    assert (dense[sent] >= floor).all()
+
+
+def test_head_view_raises_its_threshold_until_it_fits_and_says_so():
+    rng = np.random.default_rng(4)
+    # adversarial: every row spread evenly over its first 60 keys (1/60 ≈ 0.0167 ≥ 0.01)
+    weights = np.zeros((6, 12, 128, 128))
+    weights[..., :60] = 1 / 60
+    weights = weights[..., rng.permutation(128)]
+    view = head_view_html(weights, [f"t{i}" for i in range(128)])
+    assert len(view.encode()) <= MAX_BYTES
+    assert read_payload(view)["min_weight"] == 0.02  # 0.01 would need ~7 MB
+    with pytest.raises(ValueError, match="do not fit 1000 bytes"):
+        head_view_html(weights, [f"t{i}" for i in range(128)], max_bytes=1000)
+
+
+def test_head_view_rejects_bad_input():
+    with pytest.raises(ValueError, match="layers, heads, Tq, Tk"):
+        head_view_html(np.zeros((3, 3)), ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        head_view_html(np.full((1, 1, 2, 2), 2.0), ["a", "b"])
+    with pytest.raises(ValueError, match="layer 2 is outside 0..0"):
+        head_view_html(np.zeros((1, 1, 2, 2)), ["a", "b"], layer=2)
+
+
+# ----------------------------------------------------------------------------- head grid
+def test_grid_thumbnails_are_max_pooled_and_scaled_per_head():
+    rng = np.random.default_rng(5)
+    weights = random_attention(rng, 2, 3, 70, 70)
+    payload = read_payload(head_grid_html(weights, shown=(1, 2), title="grid"))
+    assert (payload["rows"], payload["cols"]) == (24, 24)  # 70 cells pooled by 3 -> 24
+    tiles = from_fixed_point(payload["t"], payload["decimals"]).reshape(2, 3, 24, 24)
+    expected = np.zeros((24, 24))
+    tile = weights[1, 0]
+    for r in range(24):
+        for c in range(24):
+            expected[r, c] = tile[3 * r : 3 * r + 3, 3 * c : 3 * c + 3].max()
+    np.testing.assert_allclose(tiles[1, 0], np.round(expected / expected.max(), 2), atol=1e-12)
+    assert tiles.reshape(6, -1).max(axis=1).tolist() == [1.0] * 6
+    assert payload["shown"] == [1, 2] and payload["layers"] == ["0", "1"]
+    with pytest.raises(ValueError, match="outside 2 layers × 3 heads"):
+        head_grid_html(weights, shown=(2, 0))
+
+
+# ----------------------------------------------------------------------------- neuron view
+def neuron_terms(rng, key_labels, query_label="it", with_mask=True) -> dict:
+    """A neuron_terms-shaped dict computed here with numpy, independently of any adapter."""
+    tk, d = len(key_labels), 8
+    q, k = rng.normal(size=d), rng.normal(size=(tk, d))  # (d,), (Tk, d)
+    products = q[None, :] * k  # (Tk, d)
+    sums = products.sum(axis=1)  # (Tk,)
+    scale = 1 / np.sqrt(d)
+    bias = rng.normal(size=tk) * 0.1  # (Tk,)
+    mask = np.zeros(tk)
+    if with_mask:
+        mask[-1] = -np.inf
+    logits = sums * scale + bias + mask  # (Tk,)
+    softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()  # (Tk,)
+    return {"q": q, "k": k, "products": products, "sums": sums, "scale": scale, "bias": bias, "mask": mask,
+            "logits": logits, "softmax": softmax, "reference": softmax.astype(np.float32).astype(np.float64),
+            "key_labels": key_labels, "query_label": query_label, "layer": 3, "head": 5}
+
+
+def test_neuron_view_embeds_the_terms():
+    terms = neuron_terms(np.random.default_rng(6), ["[CLS]", "the", "cat", "[SEP]"])
+    payload = read_payload(neuron_view_html(terms, "neuron"))
+    np.testing.assert_allclose(payload["softmax"], terms["softmax"], atol=5e-10)
+    np.testing.assert_allclose(payload["reference"], terms["reference"], atol=5e-10)
+    np.testing.assert_allclose(payload["sums"], terms["sums"], atol=5e-10)
+    np.testing.assert_allclose(from_fixed_point(payload["p"], 4).reshape(4, 8), np.round(terms["products"], 4), atol=1e-12)
+    np.testing.assert_allclose(from_fixed_point(payload["q"], 4), np.round(terms["q"], 4), atol=1e-12)
+    assert payload["mask"][:3] == [0.0, 0.0, 0.0] and payload["mask"][3] is None  # -inf travels as null
+    assert payload["logits"][3] is None and payload["softmax"][3] == 0.0
+    assert (payload["layer"], payload["head"], payload["query"], payload["d"]) == (3, 5, "it", 8)
+    assert payload["scale"] == pytest.approx(8**-0.5)
+
+
+def test_neuron_view_without_bias_or_mask_and_its_errors():
+    terms = neuron_terms(np.random.default_rng(7), ["a", "b", "c"], with_mask=False)
+    terms["bias"], terms["mask"] = None, None
+    payload = read_payload(neuron_view_html(terms))
+    assert payload["bias"] is None and payload["mask"] is None
+    del terms["reference"]
+    with pytest.raises(ValueError, match="missing reference"):
+        neuron_view_html(terms)
+    terms = neuron_terms(np.random.default_rng(7), ["a", "b", "c"])
+    terms["products"] = terms["products"][:, :4]
+    with pytest.raises(ValueError, match="do not match"):
+        neuron_view_html(terms)
+
+
+# ----------------------------------------------------------------------------- QA and tables
+def test_answer_span_is_outlined_around_exactly_its_tokens():
+    tokens = ["[CLS]", "the", "cat", "slept", "on", "the", "mat", "[SEP]"]
+    scores = np.array([0.0, 0.1, 0.2, 0.3, 0.05, 0.1, 0.6, 0.0])
+    view = answer_span_html(tokens, scores, 5, 6, "answer")
+    span = re.search(r'<span class="attn-answer-span"[^>]*>(.*?)</span></span>', view).group(1)
+    assert re.findall(r'data-index="(\d+)"', span) == ["5", "6"]
+    assert ">the<" in span and span.endswith(">mat") and ">slept<" not in span
+    top = np.round(np.array(colormaps["Oranges"](0.75)[:3]) * 255).astype(int)
+    assert 'data-index="6" data-score="0.6"' in view and "rgb({}, {}, {})".format(*top) in view
+    assert "attn-legend" in view
+    with pytest.raises(ValueError, match="outside the 8 tokens"):
+        answer_span_html(tokens, scores, 6, 8)
+
+
+def test_numbers_table_shows_only_the_first_rows_of_big_inputs():
+    matrix = np.arange(300 * 3, dtype=float).reshape(300, 3) / 7
+    view = numbers_table_html(matrix, decimals=3)
+    assert "first 20 of 300 rows" in view and "columns" not in view
+    assert view.count("<tr>") == 20
+    assert ">0.143<" in view and f">{matrix[19, 2]:.3f}<" in view and f">{matrix[20, 0]:.3f}<" not in view
+    small = numbers_table_html(np.eye(2))
+    assert "first" not in small and small.count("<tr>") == 2
+    wide = numbers_table_html(np.zeros((2, 50)))
+    assert "first 20 of 50 columns" in wide and wide.count("<td") == 40
+
+
+def test_payload_json_is_valid_and_ascii():
+    view = heatmap_html(np.eye(2), ["é", "\ud800"], ["日本", "b"])  # a lone surrogate must not break encoding
+    text = html.unescape(re.search(r'data-attn-payload="([^"]*)"', view).group(1))
+    assert text.isascii() and json.loads(text)["k"] == ["日本", "b"]
+    view.encode("utf-8")

@@ -1,0 +1,320 @@
+"""The ui package without a browser: each tab's handlers, the shared wiring, the layer rules, the
+model's name on screen, exports on request, and the flow estimate."""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attn_demos.ui import explorer, images, qa, summarization, translation, wiring
+from attn_demos.ui.common import numbers_preview, run_safely
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "attn_demos"
+
+
+@pytest.fixture
+def configured(monkeypatch, checkpoints):
+    """Every tab on a tiny random checkpoint (the Explorer on BERT); visitors may not name models."""
+    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
+    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", str(checkpoints["distilbert"]))
+    monkeypatch.setenv("ATTN_DEMOS_SUMMARIZE_MODEL", str(checkpoints["bart"]))
+    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+# ---------------------------------------------------------------- layers ------------------------
+
+
+def test_render_imports_neither_tasks_nor_ui():
+    files = list((PACKAGE / "render").rglob("*.py"))
+    assert len(files) >= 6
+    for path in files:
+        bad = {name for name in _imports(path) if name.startswith(("attn_demos.tasks", "attn_demos.ui"))}
+        assert not bad, (path, bad)
+
+
+def test_the_import_scan_sees_a_violation(tmp_path):
+    """Control: the same scan flags a render module that imports a task."""
+    path = tmp_path / "bad.py"
+    path.write_text("from attn_demos.tasks.explorer import explore\nimport attn_demos.ui.common\n")
+    assert {"attn_demos.tasks.explorer", "attn_demos.ui.common"} <= _imports(path)
+
+
+def test_tasks_never_import_ui_and_nothing_edits_sys_path():
+    for path in (PACKAGE / "tasks").rglob("*.py"):
+        assert not {n for n in _imports(path) if n.startswith("attn_demos.ui")}, path
+    sources = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    for path in sources:
+        if path.name != "test_ui.py":  # this file names what it looks for
+            text = path.read_text()
+            assert "sys.path.insert" not in text and "sys.path.append" not in text, path
+
+
+def test_the_spaces_entry_point_only_builds_and_launches():
+    source = (ROOT / "apps" / "app.py").read_text()
+    assert len(source.splitlines()) <= 40
+    assert _imports(ROOT / "apps" / "app.py") == {"attn_demos.ui.app"}
+    assert [p.name for p in (ROOT / "apps").glob("*.py")] == ["app.py"]
+
+
+# ---------------------------------------------------------------- blank controls (issue 8.1) ----
+
+
+RUNS = {
+    "explore": lambda layer, head: explorer.explore("the cat sat", layer, head, False, ""),
+    "translate": lambda layer, head: translation.translate("the cat sat", layer, head, False, 1, ""),
+    "summarize": lambda layer, head: summarization.summarize("the cat sat", layer, head, False, 1, ""),
+    "answer": lambda layer, head: qa.answer("Where did the cat sleep?", "The cat slept.", layer, head, "answer", ""),
+    "classify_image": lambda layer, head: images.classify_image(Image.new("RGB", (32, 32), "red"), layer, head, ""),
+}
+
+
+@pytest.mark.parametrize("tab", RUNS)
+@pytest.mark.parametrize("blank", [None, ""])
+def test_a_blank_layer_or_head_is_the_tabs_default(configured, tab, blank):
+    """What a browser sends after a dropdown went blank: the run draws the default view."""
+    out = RUNS[tab](blank, blank)
+    default = RUNS[tab](explorer.DEFAULT_LAYER if tab == "explore" else "mean", "mean")
+    assert out["badge"].endswith("✓"), out.get("status")
+    assert out["layers"].selected == default["layers"].selected and out["heads"].selected == "mean"
+    if "numbers" in out and "title" in out["numbers"]:
+        assert out["numbers"]["title"] == default["numbers"]["title"]
+
+
+def test_redraws_treat_blank_controls_as_defaults(configured):
+    result = explorer.explore("the cat sat", 0, "mean", False, "")["state"]
+    assert explorer.redraw(result, None, None, False)["numbers"]["title"] == result.view(0, "mean").title
+    translated = translation.translate("the cat sat", "mean", "mean", False, 1, "")["state"]
+    assert translation.redraw(translated, "", None, False, None)["badge"].endswith("✓")
+
+
+def test_a_failed_run_keeps_the_controls_and_clears_the_result():
+    def failing(text, layer, head):
+        raise ValueError("the text is empty: type something first")
+
+    values = dict(zip(explorer.RUN_OUTPUTS, wiring.handler(failing, explorer.RUN_OUTPUTS)("", 0, "mean")))
+    assert values["status"] == "⚠️ the text is empty: type something first"
+    skipped = type(wiring.gr.skip())
+    for name in ("layers", "heads", "flow_tokens"):
+        assert isinstance(values[name], skipped), name  # the dropdowns keep their values
+    for name in ("state", "badge", "heatmap", "numbers", "png", "json", "grid"):
+        assert values[name] is None, name  # the old result is gone
+
+
+# ---------------------------------------------------------------- the model's name (8.4, 8.6) ----
+
+
+def test_display_name_never_shows_a_path(minilm_path, checkpoints):
+    from attn_demos.tasks.registry import EMBEDDED_MINILM, display_name
+
+    assert display_name(EMBEDDED_MINILM) == "all-MiniLM-L6-v2 (embedded)"
+    assert display_name(str(minilm_path)) == "all-MiniLM-L6-v2 (embedded)"
+    assert display_name(str(checkpoints["bert"])) == "bert"
+    assert display_name(str(checkpoints["bert"]) + "/") == "bert"
+    assert display_name("Helsinki-NLP/opus-mt-en-de") == "Helsinki-NLP/opus-mt-en-de"
+
+
+def test_the_explorer_names_its_model_once_and_by_name(monkeypatch, minilm_path):
+    from attn_demos.tasks.registry import model_status
+
+    monkeypatch.delenv("ATTN_DEMOS_EXPLORE_MODEL", raising=False)
+    ok, line = model_status("explore")
+    assert ok and line == "Model: `all-MiniLM-L6-v2 (embedded)`"
+    out = explorer.explore("the cat sat", 0, "mean", False, "")
+    assert "Model" not in out["status"] and str(minilm_path) not in json.dumps(out["numbers"])
+    exported = json.loads(Path(explorer.export(out["state"], out["inputs"], 0, "mean", False)["json"]).read_text())
+    assert exported["model"] == "all-MiniLM-L6-v2 (embedded)"
+    assert str(minilm_path) not in json.dumps(exported) and "site-packages" not in json.dumps(exported)
+
+
+def test_a_tab_whose_model_cannot_load_gives_one_sentence_and_logs_the_hint(monkeypatch, caplog):
+    from attn_demos.errors import ModelLoadError
+    from attn_demos.tasks.registry import UNAVAILABLE, model_status
+    from attn_demos.tasks.seq2seq import translate
+
+    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", "/no/such/folder")
+    with caplog.at_level(logging.WARNING, logger="attn_demos.tasks.registry"):
+        ok, line = model_status("translate")
+        with pytest.raises(ModelLoadError) as caught:
+            translate("hello")
+    assert not ok and line == f"⚠️ {UNAVAILABLE}"
+    assert str(caught.value) == UNAVAILABLE and "/no/such" not in str(caught.value)
+    logged = caplog.text
+    assert "no such folder" in logged and "ATTN_DEMOS_TRANSLATE_MODEL=" in logged and "--translate-model" in logged
+
+
+def test_a_tab_whose_model_cannot_load_has_its_button_disabled(monkeypatch, checkpoints):
+    import gradio as gr
+
+    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", "/no/such/folder")
+    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
+    with gr.Blocks() as blocks:
+        qa.build()
+        translation.build()
+    by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
+    assert by_id["answer-run"].interactive is False
+    assert by_id["translate-run"].interactive is not False  # control: a loadable model keeps its button
+    assert by_id["answer-model"].value == f"⚠️ {qa_unavailable()}"
+
+
+def qa_unavailable() -> str:
+    from attn_demos.tasks.registry import UNAVAILABLE
+
+    return UNAVAILABLE
+
+
+# ---------------------------------------------------------------- exports and preview (8.2) ----
+
+
+def test_numbers_preview_is_short_however_long_the_input(configured):
+    out = explorer.explore("the " * 350, 0, "mean", False, "")
+    preview = out["numbers"]
+    assert preview["shape"][0] == 128  # the tiny BERT keeps 128 of the 352 tokens
+    assert len(preview["matrix_corner"]) == 8 and all(len(row) == 8 for row in preview["matrix_corner"])
+    assert len(json.dumps(preview)) < 2_000
+    assert out.get("png") is None and out.get("json") is None  # no files unless Export is pressed
+
+
+def test_preview_corner_is_the_views_own_numbers():
+    from attn_demos.tasks.views import AttentionView
+
+    matrix = np.arange(100, dtype=float).reshape(10, 10) / 100  # (10, 10)
+    view = AttentionView("t", matrix, [str(i) for i in range(10)], [str(i) for i in range(10)], 0.0)
+    preview = numbers_preview(view)
+    assert preview["matrix_corner"][7][7] == 0.77 and preview["shape"] == [10, 10]
+    assert preview["query_tokens"] == [str(i) for i in range(8)]
+
+
+@pytest.mark.parametrize("tab", ["translate", "summarize"])
+def test_seq2seq_export_carries_the_chosen_token_and_the_input(configured, tab):
+    module = translation if tab == "translate" else summarization
+    run = module.translate if tab == "translate" else module.summarize
+    out = run("the cat sat", 1, 0, False, 1, "")
+    files = module.export(out["state"], out["inputs"], 1, 0, False, 1)
+    assert Path(files["json"]).name == f"{tab}-layer1-head0.json"
+    exported = json.loads(Path(files["json"]).read_text())
+    result = out["state"]
+    assert exported["input_text"] == "the cat sat" and exported["layer"] == 1 and exported["head"] == 0
+    assert exported["chosen_token"] == {"index": 1, "token": result.target_tokens[1]}
+    assert exported["aggregation"] == "one layer, one head"
+    assert exported["model"] == ("marian" if tab == "translate" else "bart")  # the folder's name, not its path
+    np.testing.assert_allclose(exported["matrix"], result.cross_view(1, 0).matrix, atol=5.1e-7)  # 6 decimals
+
+
+def test_qa_and_image_exports_say_what_they_hold(configured):
+    out = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", "mean", "rollout", "answer", "")
+    files = qa.export(out["state"], out["inputs"], "mean", "rollout", "answer")
+    exported = json.loads(Path(files["json"]).read_text())
+    assert Path(files["json"]).name == "answer-rollout.json"
+    assert exported["aggregation"].startswith("rollout") and exported["input_text"]["context"] == "The cat slept on the mat."
+    out = images.classify_image(Image.new("RGB", (32, 32), "red"), 0, "max", "")
+    files = images.export(out["state"], out["inputs"], 0, "max")
+    assert Path(files["png"]).name == "classify_image-layer0-max-heads.png"
+    assert json.loads(Path(files["json"]).read_text())["aggregation"] == "one layer, max over heads"
+
+
+def test_export_before_any_run_says_so():
+    assert explorer.export(None, None, 0, "mean", False) == {"status": "Run the model first (Show attention)."}
+    assert run_safely(explorer.export, ("status", "png"))(None, None, 0, "mean", False) == (
+        "Run the model first (Show attention).", None)
+
+
+# ---------------------------------------------------------------- flow estimate (8.8) -----------
+
+
+def test_flow_estimate_matches_its_measured_anchors_and_grows_with_tokens():
+    from attn_demos.ui.flow_estimate import flow_estimate_text, flow_seconds
+
+    assert flow_seconds(128, 6) == pytest.approx(2.5)
+    assert flow_seconds(512, 6) == pytest.approx(114.0)
+    assert flow_seconds(197, 12) > flow_seconds(128, 12) > flow_seconds(128, 6)
+    assert "about 2 min" in flow_estimate_text(512, 6) and "under a second" in flow_estimate_text(8, 2)
+
+
+def test_flow_handler_returns_the_flow_and_reports_progress(configured):
+    import asyncio
+
+    result = explorer.explore("the cat sat on the mat", 0, "mean", False, "")["state"]
+    calls = []
+    function = wiring.flow_handler(explorer.flow, explorer.FLOW_OUTPUTS, lambda *args: 0.01)
+    status, flow_html = asyncio.run(function(result, 2, lambda fraction, desc: calls.append((fraction, desc))))
+    assert status == "" and flow_html.count('class="attn-token ') + flow_html.count('class="attn-token"') == len(result.tokens)
+    expected = result.flow_scores(2)
+    shown = [float(s) for s in __import__("re").findall(r'data-score="([^"]+)"', flow_html)]
+    np.testing.assert_allclose(shown, expected)
+
+
+def test_gradio_sees_the_flow_progress_tracker(configured):
+    import gradio as gr
+
+    with gr.Blocks() as blocks:
+        explorer.build()
+        images.build()
+    tracked = [fn.name for fn in blocks.fns.values() if fn.tracks_progress]
+    assert sorted(tracked) == ["flow", "flow"]
+
+
+def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_wait():
+    import asyncio
+    import threading
+    import time
+
+    finished = threading.Event()
+
+    def slow(value):
+        time.sleep(0.8)
+        finished.set()
+        return {"status": "", "flow": value}
+
+    function = wiring.flow_handler(slow, ("status", "flow"), lambda value: 1.0)
+    calls = []
+    assert asyncio.run(function("done", lambda fraction, desc: calls.append((fraction, desc)))) == ("", "done")
+    fractions = [fraction for fraction, _ in calls]
+    assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f < 1 for f in fractions)
+    assert all("s left (estimate)" in desc for _, desc in calls)
+
+    finished.clear()
+
+    async def stopped_early():
+        task = asyncio.create_task(function("never shown", lambda *args, **kwargs: None))
+        await asyncio.sleep(0.3)
+        task.cancel()  # what Gradio does for cancels=[...] when Stop is pressed
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return finished.is_set()
+
+    assert asyncio.run(stopped_early()) is False  # the wait ended before the computation did
+    assert finished.wait(10)  # which then finishes in the background (core/flow.py has no stop hook)
+
+
+def test_running_the_entry_point_builds_each_tab_once(monkeypatch):
+    """apps/app.py as Spaces runs it (as a file, not __main__ here): every tab's build() runs once."""
+    import runpy
+
+    from attn_demos.ui import app
+
+    calls = []
+    for _, _, module in app.TABS:
+        monkeypatch.setattr(module, "build", lambda name=module.__name__: calls.append(name))
+    namespace = runpy.run_path(str(ROOT / "apps" / "app.py"), run_name="spaces_app")
+    assert sorted(calls) == sorted(module.__name__ for _, _, module in app.TABS)
+    assert len(calls) == len(set(calls)) == 7 and namespace["demo"] is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -65,3 +66,19 @@ def as_sdpa(model, fn):
             return fn()
 
     return run
+
+
+@contextmanager
+def torch_threads(count: int):
+    """Run the block on `count` torch intra-op threads in the calling thread.
+
+    torch.set_num_threads sets OpenMP's count for the calling thread only (threads already
+    running keep theirs) and the count that threads started later begin with; the caller's count
+    is put back on exit.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

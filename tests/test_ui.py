@@ -4,6 +4,7 @@ model's name on screen, exports on request, and the flow estimate."""
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -274,24 +275,32 @@ def test_gradio_sees_the_flow_progress_tracker(configured):
     assert sorted(tracked) == ["flow", "flow"]
 
 
-def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_wait():
+def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
     import asyncio
     import threading
     import time
 
-    finished = threading.Event()
+    steps = 40
+    finished, stopped = threading.Event(), threading.Event()
 
-    def slow(value):
-        time.sleep(0.8)
+    def slow(value, on_progress=None, cancelled=None):
+        """A flow of `steps` max-flows of 20 ms, honouring the controls as core/flow.py does."""
+        for step in range(steps):
+            if cancelled():
+                stopped.set()
+                raise RuntimeError("cancelled")
+            time.sleep(0.02)
+            on_progress(step + 1, steps)
         finished.set()
         return {"status": "", "flow": value}
 
     function = wiring.flow_handler(slow, ("status", "flow"), lambda value: 1.0)
+    assert list(inspect.signature(function).parameters) == ["value", "progress"]  # controls are not inputs
     calls = []
     assert asyncio.run(function("done", lambda fraction, desc: calls.append((fraction, desc)))) == ("", "done")
     fractions = [fraction for fraction, _ in calls]
-    assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f < 1 for f in fractions)
-    assert all("s left (estimate)" in desc for _, desc in calls)
+    assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
+    assert any(" of 40 max-flows" in desc for _, desc in calls)  # real progress, not only the estimate
 
     finished.clear()
 
@@ -301,10 +310,25 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_wait():
         task.cancel()  # what Gradio does for cancels=[...] when Stop is pressed
         with pytest.raises(asyncio.CancelledError):
             await task
-        return finished.is_set()
 
-    assert asyncio.run(stopped_early()) is False  # the wait ended before the computation did
-    assert finished.wait(10)  # which then finishes in the background (core/flow.py has no stop hook)
+    asyncio.run(stopped_early())
+    assert stopped.wait(10) and not finished.is_set()  # the computation itself stopped: the worker is free
+
+
+def test_explorer_flow_reports_progress_and_stops_when_cancelled(minilm_path):
+    """MiniLM's 6 layers (1 and 2 layers have closed forms, with no max-flows to count)."""
+    from attn_demos.core.flow import FlowCancelled
+    from attn_demos.tasks.explorer import explore as explore_text
+
+    result = explore_text("the cat sat on the mat", source=str(minilm_path))
+    seen = []
+    scores = result.flow_scores(2, lambda done, total: seen.append((done, total)))
+    np.testing.assert_allclose(scores, result.flow_scores(2))  # the controls change nothing else
+    assert seen[-1] == (len(result.tokens), len(result.tokens)) and len(seen) == len(result.tokens)
+    with pytest.raises(FlowCancelled):
+        result.flow_scores(2, cancelled=lambda: True)
+    with pytest.raises(FlowCancelled):  # the tab's handler passes the controls through
+        explorer.flow(result, 2, cancelled=lambda: True)
 
 
 def test_running_the_entry_point_builds_each_tab_once(monkeypatch):

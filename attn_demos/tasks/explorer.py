@@ -36,11 +36,12 @@ class ExploreResult(SelfAttentionStack):
             "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices
         )
 
-    def flow_scores(self, query_index: int = 0) -> np.ndarray:
-        """(T,) attention flow from every input token into token `query_index` (max-flow, all layers)."""
+    def flow_scores(self, query_index: int = 0, progress=None, cancelled=None) -> np.ndarray:
+        """(T,) attention flow from every input token into token `query_index` (max-flow, all layers);
+        progress(done, total) and cancelled() as in core.flow.attention_flow."""
         if not 0 <= query_index < len(self.tokens):
             raise BadInputError(f"choose a token between 0 and {len(self.tokens) - 1}")
-        return attention_flow(self.library, query_index=query_index)
+        return attention_flow(self.library, query_index=query_index, progress=progress, cancelled=cancelled)
 
     def neuron(self, layer: int, head: int, query_index: int) -> dict:
         """The terms behind row `query_index` of (layer, head), recomputed from the stored inputs

@@ -39,9 +39,11 @@ class ImageResult(SelfAttentionStack):
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
         return self._cls_row(self.library, layer, head)[1:].reshape(self.grid)
 
-    def flow_map(self) -> np.ndarray:
-        """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow)."""
-        return attention_flow(self.library, query_index=0)[1:].reshape(self.grid)
+    def flow_map(self, progress=None, cancelled=None) -> np.ndarray:
+        """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow);
+        progress(done, total) and cancelled() as in core.flow.attention_flow."""
+        flow = attention_flow(self.library, query_index=0, progress=progress, cancelled=cancelled)  # (T,)
+        return flow[1:].reshape(self.grid)
 
     def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
         """|library − recomputed| on the [CLS] row being drawn."""

@@ -170,12 +170,13 @@ def export(result: ExploreResult | None, inputs: dict | None, layer, head, words
     return {"status": "Exported.", **export_files(export_name(TAB, layer, head), picture, payload)}
 
 
-def flow(result: ExploreResult | None, token_index) -> dict:
-    """Attention flow into one token, as highlighted text (seconds for long texts: on request only)."""
+def flow(result: ExploreResult | None, token_index, on_progress=None, cancelled=None) -> dict:
+    """Attention flow into one token, as highlighted text (seconds for long texts: on request only);
+    on_progress(done, total) and cancelled() come from wiring.flow_handler."""
     if result is None:
         return {"status": "Run the model first (Show attention)."}
     index = 0 if token_index in (None, "") else int(token_index)
-    scores = result.flow_scores(index)  # (T,)
+    scores = result.flow_scores(index, on_progress, cancelled)  # (T,)
     title = (
         f"attention flow into token {index} “{result.tokens[index]}” through all {result.num_layers} layers "
         f"(from maps that match the from-scratch recomputation to {result.max_abs_err:.1e})"

@@ -88,11 +88,12 @@ def export(result: ImageResult | None, inputs: dict | None, layer, head) -> dict
     return {"status": "Exported.", **export_files(export_name(TAB, layer, head), overlay, payload)}
 
 
-def flow(result: ImageResult | None) -> dict:
-    """Attention flow from every patch into [CLS], drawn over the image (seconds: on request only)."""
+def flow(result: ImageResult | None, on_progress=None, cancelled=None) -> dict:
+    """Attention flow from every patch into [CLS], drawn over the image (seconds: on request only);
+    on_progress(done, total) and cancelled() come from wiring.flow_handler."""
     if result is None:
         return {"status": "Classify an image first."}
-    flow_map = result.flow_map()  # (rows, cols)
+    flow_map = result.flow_map(on_progress, cancelled)  # (rows, cols)
     return {
         "status": "",
         "flow": patch_overlay(result.image, flow_map, cmap=OVERLAY_CMAP),

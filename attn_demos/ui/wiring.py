@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,7 +18,7 @@ from attn_demos.ui.common import Choices, error_text, user_models_allowed
 RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
 CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens", "query")  # left as they are when a run fails
 PROGRESS_TICK_S = 0.25
-FLOW_WORKERS = 1  # flows run one at a time: a stopped flow finishes in the background, never piles up
+FLOW_WORKERS = 1  # flows run one at a time; a stopped flow ends at its next max-flow
 
 _flow_pool = ThreadPoolExecutor(max_workers=FLOW_WORKERS, thread_name_prefix="attn-flow")
 
@@ -144,24 +145,45 @@ def run_example_on_click(examples: gr.Examples | None, usable: bool, function, i
 # ---------------------------------------------------------------- attention flow
 
 
+FLOW_CONTROLS = ("on_progress", "cancelled")  # keyword arguments a flow function takes, not inputs
+
+
 def flow_handler(function, outputs: tuple[str, ...], estimate):
-    """An async Gradio function: `function` runs in the flow worker while a progress bar moves
-    against `estimate(*args)` seconds; Stop (cancels=) ends the wait at once (a flow already
-    computing finishes in the background: core/flow.py has no stop hook)."""
+    """An async Gradio function: `function` runs in the flow worker with `on_progress(done, total)`
+    and `cancelled()`; a progress bar shows max-flows done (against `estimate(*args)` seconds until
+    the first is done). Stop (cancels=) ends the wait at once and makes `cancelled()` true, so the
+    computation stops between two max-flows and frees the worker."""
 
     async def wrapped(*args):
         *args, progress = args  # Gradio passes its tracker where the signature below puts it
         seconds = max(estimate(*args) or 1.0, 0.1)
         started = time.monotonic()
-        future = asyncio.get_running_loop().run_in_executor(_flow_pool, call_safely, function, *args)
-        while not future.done():
-            elapsed = time.monotonic() - started
-            left = max(seconds - elapsed, 0)
-            progress(min(elapsed / seconds, 0.99), desc=f"attention flow: about {left:.0f} s left (estimate)")
-            await asyncio.wait([future], timeout=PROGRESS_TICK_S)
+        stop = threading.Event()
+        done = [0, 0]  # max-flows done, of how many (written by the worker)
+
+        def on_progress(count: int, total: int) -> None:
+            done[:] = [count, total]
+
+        work = functools.partial(function, on_progress=on_progress, cancelled=stop.is_set)
+        future = asyncio.get_running_loop().run_in_executor(_flow_pool, call_safely, work, *args)
+        try:
+            while not future.done():
+                count, total = done
+                if total:
+                    elapsed = time.monotonic() - started
+                    left = elapsed * (total - count) / max(count, 1)
+                    progress(count / total, desc=f"attention flow: {count} of {total} max-flows, about {left:.0f} s left")
+                else:
+                    elapsed = time.monotonic() - started
+                    left = max(seconds - elapsed, 0)
+                    progress(min(elapsed / seconds, 0.99), desc=f"attention flow: about {left:.0f} s left (estimate)")
+                await asyncio.wait([future], timeout=PROGRESS_TICK_S)
+        except asyncio.CancelledError:  # Stop: the worker sees cancelled() at its next max-flow
+            stop.set()
+            raise
         return _in_order(future.result(), outputs)
 
-    parameters = list(inspect.signature(function).parameters.values())
+    parameters = [p for p in inspect.signature(function).parameters.values() if p.name not in FLOW_CONTROLS]
     tracker = inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress())
     wrapped.__signature__ = inspect.Signature([*parameters, tracker])
     wrapped.__name__ = function.__name__

@@ -85,7 +85,7 @@ def test_cli_launch_passes_no_host_or_share_unless_asked(monkeypatch):
 def test_model_box_is_hidden_without_the_flag(app_module):
     boxes = [c for c in app_module.demo.config["components"]
              if c.get("props", {}).get("label", "").startswith("Model (Hub id or local folder")]
-    assert len(boxes) == 5  # every model tab
+    assert len(boxes) == 6  # every model tab (Explorer, Translation, QA, Summarization, Image, Text generation)
     assert all(box["props"]["visible"] is False for box in boxes)
 
 

@@ -35,6 +35,16 @@ from benchmark.models import build_checkpoints, build_only, load_models, touch_e
 from benchmark.sizes import FULL, QUICK  # noqa: E402
 
 THREADS = 2
+SECTIONS = {
+    "forward_capture": capture.forward_capture,
+    "generation": capture.generation,
+    "extraction": capture.extraction,
+    "tab_ratios": tabs.tab_ratios,
+    "concurrent_clicks": tabs.concurrent_clicks,
+    "payloads": payloads.payloads,
+    "attention_flow": flow.attention_flow,
+    "core_attention": capture.core_attention,  # takes sizes only
+}
 
 
 def peak_memory() -> report.Metric:
@@ -56,8 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench.json", help="where to write the JSON (default bench.json)")
     parser.add_argument("--checkpoints", help="folder to keep (and reuse) the built checkpoints in")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS})")
+    parser.add_argument(
+        "--sections", help=f"comma-separated sections to run (default all): {', '.join(SECTIONS)}",
+    )
     parser.add_argument("--build-only", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    chosen = args.sections.split(",") if args.sections else list(SECTIONS)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     if args.build_only:
         build_only(Path(args.build_only), args.quick)
         return 0
@@ -73,19 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         models = load_models(build_checkpoints(folder, args.quick, Path(__file__).resolve()), args.quick)
         touch_every_weight(models)
         metrics = [peak_memory()]
-        sections = (
-            capture.forward_capture,
-            capture.generation,
-            capture.extraction,
-            tabs.tab_ratios,
-            tabs.concurrent_clicks,
-            payloads.payloads,
-            flow.attention_flow,
-        )
-        for section in sections:
+        for section in (SECTIONS[name] for name in chosen if name != "core_attention"):
             metrics += section(models, sizes)
             print(f"[{time.time() - started:6.1f} s] {section.__module__}.{section.__name__} done", file=sys.stderr)
-        metrics += capture.core_attention(sizes)
+        if "core_attention" in chosen:
+            metrics += capture.core_attention(sizes)
     for m in metrics:
         if not math.isfinite(m.value):
             print(f"warning: {m.name} is not finite", file=sys.stderr)

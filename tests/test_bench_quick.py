@@ -31,6 +31,7 @@ EXPECTED = {
     "tab_ratio/answer",
     "tab_ratio/summarize",
     "tab_ratio/classify_image",
+    "tab_ratio/explore",
     "latency_p50_answer",
     "concurrent_two_translations_one_thread_each_ratio",
     "payload_json_explore_16_tokens",
@@ -78,3 +79,21 @@ def test_quick_benchmark_reports_every_metric(tmp_path):
     # The table printed for a person names every metric too.
     for name in EXPECTED:
         assert name in done.stdout
+
+
+def test_bench_runs_only_the_sections_asked_for(tmp_path):
+    out = tmp_path / "tmp.json"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    script = str(ROOT / "scripts" / "bench.py")
+    done = subprocess.run(
+        [sys.executable, script, "--quick", "--sections", "core_attention", "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {m["name"] for m in json.loads(out.read_text())["metrics"]}
+    assert "core_attention_vs_sdpa" in names and not any(n.startswith("tab_ratio/") for n in names)
+    wrong = subprocess.run(
+        [sys.executable, script, "--quick", "--sections", "nonsense"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert wrong.returncode == 2 and "unknown section(s) nonsense" in wrong.stderr

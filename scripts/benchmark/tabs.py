@@ -51,6 +51,7 @@ def tab_ratios(models: dict, sizes: Sizes) -> list[Metric]:
         "answer": answer_pair(sizes.tabs["answer"]),
         "summarize": seq2seq_pair("summarize", *sizes.tabs["summarize"]),
         "classify_image": image_pair(),
+        "explore": explore_pair(sizes.text_tokens["minilm"]),
     }
     rows = []
     for tab, (click, plain, size) in pairs.items():
@@ -115,6 +116,27 @@ def answer_pair(total_tokens: int):
         return loaded.preprocessor.decode(batch["input_ids"][0][start : end + 1])
 
     return click, as_sdpa(loaded.model, plain), {"tokens": total_tokens}
+
+
+def explore_pair(tokens: int):
+    """Explorer: explore() + the tab's views ÷ tokenizer + plain sdpa forward."""
+    from attn_demos.tasks.registry import get_model
+
+    loaded = get_model("explore")
+    text = words_for(loaded, tokens - special_tokens(loaded))
+
+    def click():
+        outputs = clicks.explore(text)
+        seen = len(outputs["state"].tokens)
+        assert seen == tokens, f"explore: the model saw {seen} tokens"
+        return outputs
+
+    def plain():
+        batch = loaded.preprocessor([text], return_tensors="pt", truncation=True)
+        assert batch["input_ids"].shape[1] == tokens
+        return loaded.model(**batch).last_hidden_state  # (1, T, D)
+
+    return click, as_sdpa(loaded.model, plain), {"tokens": tokens}
 
 
 def test_image(side: int) -> Image.Image:

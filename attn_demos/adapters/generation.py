@@ -48,14 +48,7 @@ def generate_with_attention(
         out = loaded.model.generate(
             **model_inputs,
             encoder_outputs=replace(encoder_outputs),  # generate() expands it per beam in place
-            num_beams=num_beams,
-            num_return_sequences=1,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            do_sample=False,
-            output_attentions=True,
-            output_scores=num_beams > 1,
-            return_dict_in_generate=True,
+            **_search_settings(num_beams, max_new_tokens, min_new_tokens),
         )
     if not out.cross_attentions:
         raise NoAttentionError('generate() returned no cross-attentions; load with attn_implementation="eager"')
@@ -75,6 +68,20 @@ def generate_with_attention(
     }
     scores = getattr(out, "sequences_scores", None)
     return GenerationResult(sequences, maps, source, target, scores, encoder_outputs)
+
+
+def _search_settings(num_beams: int, max_new_tokens: int, min_new_tokens: int | None) -> dict:
+    """generate() settings of both paths: a deterministic search that returns every step's attention."""
+    return dict(
+        num_beams=num_beams,
+        num_return_sequences=1,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=min_new_tokens,
+        do_sample=False,
+        output_attentions=True,
+        output_scores=num_beams > 1,
+        return_dict_in_generate=True,
+    )
 
 
 def run_encoder(loaded: LoadedModel, model_inputs: dict) -> BaseModelOutput:
@@ -147,15 +154,7 @@ def generate_causal_with_attention(
     inputs = {k: v for k, v in model_inputs.items() if k != "position_ids"}  # generate() counts positions itself
     with torch.no_grad():
         out = loaded.model.generate(
-            **inputs,
-            num_beams=num_beams,
-            num_return_sequences=1,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            do_sample=False,
-            output_attentions=True,
-            output_scores=num_beams > 1,
-            return_dict_in_generate=True,
+            **inputs, **_search_settings(num_beams, max_new_tokens, min_new_tokens)
         )
     if not out.attentions:
         raise NoAttentionError('generate() returned no attentions; load with attn_implementation="eager"')

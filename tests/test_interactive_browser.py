@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_server import free_port
 from test_interactive import neuron_terms, random_attention
 
 from attn_demos.render.interactive import (
@@ -24,8 +25,6 @@ from attn_demos.render.interactive import (
     numbers_table_html,
     parse_selection,
 )
-
-from app_server import free_port
 
 pytestmark = pytest.mark.browser
 

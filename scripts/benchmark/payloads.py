@@ -12,7 +12,7 @@ from benchmark import clicks
 from benchmark.models import special_tokens, words_for
 from benchmark.report import Metric, at_most, metric
 from benchmark.sizes import Sizes
-from benchmark.tabs import point_tabs_at, seq2seq_pair
+from benchmark.tabs import explore_pair, point_tabs_at, seq2seq_pair
 
 PAYLOAD_GOAL_MB = 2.0
 NEW_TOKENS = 8
@@ -40,15 +40,8 @@ def payloads(models: dict, sizes: Sizes) -> list[Metric]:
 
     point_tabs_at(models)
     tokens = sizes.payload_tokens
-    explore_text = words_for(get_model("explore"), tokens - special_tokens(get_model("explore")))  # [CLS] … [SEP]
     question = words_for(get_model("answer"), 8, seed=1)
     context = words_for(get_model("answer"), tokens - 8 - special_tokens(get_model("answer"), pair=True), seed=2)
-
-    def explore():
-        outputs = clicks.explore(explore_text)
-        seen = len(outputs["state"].tokens)
-        assert seen == tokens, f"explore: the model saw {seen} tokens"
-        return outputs
 
     def answer_view():
         result = answer(question, context, max_tokens=tokens)
@@ -56,7 +49,7 @@ def payloads(models: dict, sizes: Sizes) -> list[Metric]:
         return clicks.draw_answer(result)
 
     views = {
-        "explore": explore,
+        "explore": explore_pair(tokens)[0],
         "translate": seq2seq_pair("translate", tokens, NEW_TOKENS)[0],
         "answer": answer_view,
         "summarize": seq2seq_pair("summarize", tokens, NEW_TOKENS)[0],

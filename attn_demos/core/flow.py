@@ -19,10 +19,10 @@ How it is computed, exactly up to float rounding (pure numpy):
   ends a later solve as soon as its flow reaches it.
 
 Cost (scripts/bench.py, one run on 2 shared cores, load average 0.2–3.7): one output
-row of ViT-base size (T=197, L=12) random row-stochastic maps in 1.9 s (networkx, one max-flow per
+row of ViT-base size (T=197, L=12) random row-stochastic maps in 1.87 s (networkx, one max-flow per
 input: ~11 min extrapolated; scipy.sparse.csgraph.maximum_flow, C Dinic on capacities
-scaled by 1e9 to integers: 2.7 s). Real attention has sharper bottlenecks and needs more waves per
-input: all-MiniLM-L6-v2 at T=128, L=6 takes 1.67 s, where scipy takes 0.29 s but, on integer
+scaled by 1e9 to integers: 2.85 s). Real attention has sharper bottlenecks and needs more waves per
+input: all-MiniLM-L6-v2 at T=128, L=6 takes 1.62 s, where scipy takes 0.29 s but, on integer
 capacities, differs by up to 3e-07 (this solver agrees with networkx to 2e-14).
 """
 

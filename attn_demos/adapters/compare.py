@@ -27,10 +27,9 @@ from attn_demos.adapters.generation import (
 )
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
-from attn_demos.adapters.precision import TOLERANCE_FLOOR, to_device, tolerance_for
+from attn_demos.adapters.precision import to_device, tolerance_for
 from attn_demos.adapters.verify import forward_with_verification
 
-DEFAULT_TOLERANCE = TOLERANCE_FLOOR  # float32's; see precision.tolerance_for for every dtype
 PERCENTILES = (50, 90, 99)
 MEASURES = {
     "eager": "max |Δ| between the library's and the recomputed attention weights",

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core.aggregate import FUSIONS, fuse_heads, rollout
 from attn_demos.core.pooling import pool_matrix, readable_tokens, word_groups, word_labels
 
-CHECK_TOLERANCE = 1e-5
+CHECK_TOLERANCE = tolerance_for("float32")  # the tabs load their models in float32: one rule, precision.py
 LAYER_MEAN = "mean"
 
 

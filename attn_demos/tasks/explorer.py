@@ -14,7 +14,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, neuron_view_terms
 
 
 @dataclass
@@ -53,15 +53,7 @@ class ExploreResult(SelfAttentionStack):
         loaded = get_model("explore", self.source)
         inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
         terms = neuron_terms(loaded, inputs, self.kind, int(layer), int(head), int(query_index))
-        return {
-            "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
-            "scale": terms["scale"], "bias": terms["bias"],
-            "mask": np.where(terms["mask"], 0.0, -np.inf),  # (Tk,) additive: 0 allowed, −inf masked
-            "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
-            "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
-            "key_labels": list(self.tokens), "query_label": self.tokens[query_index],
-            "layer": int(layer), "head": int(head),
-        }
+        return neuron_view_terms(terms, self.tokens, self.tokens[query_index], layer, head)
 
     @property
     def max_abs_err(self) -> float:

@@ -17,7 +17,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+from attn_demos.tasks.views import AttentionView, head_choices, make_view, neuron_view_terms, select
 
 
 @dataclass
@@ -79,15 +79,7 @@ class Seq2SeqResult:
         loaded = get_model(self.task, self.source)
         inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
         terms = neuron_terms(loaded, inputs, CROSS, int(layer), int(head), self.steps[target_index])
-        return {
-            "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
-            "scale": terms["scale"], "bias": terms["bias"],
-            "mask": np.where(terms["mask"], 0.0, -np.inf),  # (S,) additive: 0 allowed, −inf masked
-            "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
-            "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
-            "key_labels": list(self.source_tokens), "query_label": self.target_tokens[target_index],
-            "layer": int(layer), "head": int(head),
-        }
+        return neuron_view_terms(terms, self.source_tokens, self.target_tokens[target_index], layer, head)
 
     def coverage(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(S,) total cross-attention each source token received over all output tokens."""

@@ -138,3 +138,16 @@ def parse_head(value) -> int | str:
     if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
         return value
     return int(value)
+
+
+def neuron_view_terms(terms: dict, key_labels: list[str], query_label: str, layer: int, head: int) -> dict:
+    """adapters.neuron.neuron_terms of one cell, in the names the neuron view draws (sums, reference,
+    an additive mask) with the labels and the cell it shows."""
+    return {
+        "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
+        "scale": terms["scale"], "bias": terms["bias"],
+        "mask": np.where(terms["mask"], 0.0, -np.inf),  # (Tk,) additive: 0 allowed, −inf masked
+        "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
+        "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
+        "key_labels": list(key_labels), "query_label": query_label, "layer": int(layer), "head": int(head),
+    }

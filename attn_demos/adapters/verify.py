@@ -217,8 +217,11 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
     if mask is not None:
         mask = mask.to(terms.q.device)
     scale = terms.scale if terms.scale is not None else terms.q.shape[-1] ** -0.5
+    q, k, v = terms.q, terms.k, terms.v  # (B, H, Tq, d), (B, H, Tk, d), (B, H, Tk, d_v)
+    if len({q.dtype, k.dtype, v.dtype}) > 1:  # e.g. a norm computed in float32: attend in float32
+        q, k, v = q.float(), k.float(), v.float()
     return fused_check(
-        terms.q, terms.k, terms.v, context, scale,
+        q, k, v, context, scale,
         bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
     )
 

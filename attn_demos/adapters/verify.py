@@ -73,10 +73,14 @@ class SiteCheck:
     deviation: torch.Tensor  # (B, H)
     magnitude: torch.Tensor  # (B, H)
 
-    def relative_errors(self) -> torch.Tensor:
-        """(B, H): deviation ÷ the layer's largest output (every example and head of this site)."""
-        largest = self.magnitude.amax().clamp(min=torch.finfo(torch.float32).tiny)
-        return self.deviation.double() / largest.double()
+
+def relative_errors(checks: list[SiteCheck]) -> torch.Tensor:
+    """(B, L, H) on the CPU, float64: each site's deviation ÷ its layer's largest output (every
+    example and head of that site); one copy from the device for all sites."""
+    deviation = torch.stack([c.deviation for c in checks]).cpu().double()  # (L, B, H)
+    magnitude = torch.stack([c.magnitude for c in checks]).cpu().double()  # (L, B, H)
+    largest = magnitude.amax(dim=(1, 2)).clamp(min=torch.finfo(torch.float32).tiny)  # (L,)
+    return (deviation / largest[:, None, None]).transpose(0, 1)  # (B, L, H)
 
 
 @dataclass
@@ -340,16 +344,16 @@ def forward_with_verification(
     missing = {s.name for s in sites} - {c.site.name for c in verification.checks}
     if missing:
         raise NoAttentionError(f"{len(missing)} attention modules ran without being checked (e.g. {min(missing)})")
-    errors: dict[str, list[torch.Tensor]] = {}
+    checks_of: dict[str, list[SiteCheck]] = {}
     for check in sorted(verification.checks, key=lambda c: (KINDS.index(c.site.kind), c.site.layer, c.site.call)):
-        errors.setdefault(check.site.kind, []).append(check.relative_errors())  # (B, H)
+        checks_of.setdefault(check.site.kind, []).append(check)
     maps = {}
     for kind, layers in verification.weights.items():
         query, key = _sides_of(kind, source, target)
         maps[kind] = AttentionMaps(
             kind, torch.stack(layers, dim=1), query.query_tokens, key.tokens, query.mask, key.mask
         )  # weights (B, L, H, Tq, Tk)
-    return VerifiedForward(outputs, maps, {k: torch.stack(v, dim=1).cpu() for k, v in errors.items()})  # (B, L, H)
+    return VerifiedForward(outputs, maps, {kind: relative_errors(checks) for kind, checks in checks_of.items()})
 
 
 def _sides_of(kind: str, source: Side, target: Side | None) -> tuple[Side, Side]:

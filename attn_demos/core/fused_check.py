@@ -34,6 +34,7 @@ BLOCK_KEYS = 64  # keys per step of the online softmax
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
 WARPS = 4
 STAGES = 2
+SPLIT_PROBABILITIES = True  # half precision: ·v gets the probabilities as high + low parts (else high only)
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -78,10 +79,11 @@ def fused_check(
     if not runnable or q.dtype not in FUSED_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"fused_check cannot run on {q.device} in {q.dtype} (needs triton, and CUDA or TRITON_INTERPRET=1)")
     full = (batch, heads, q_len, k_len)
-    bias_view = bias.expand(full) if bias is not None else q.new_zeros(1).expand(full)  # (B, H, Tq, Tk), no copy
-    mask_view = (mask.view(torch.uint8) if mask is not None else q.new_ones(1, dtype=torch.uint8)).expand(full)
-    rows = (query_is_real.view(torch.uint8) if query_is_real is not None else q.new_ones(1, dtype=torch.uint8))
-    rows = rows.expand(batch, q_len)  # (B, Tq)
+    keys_only = mask is not None and mask.dim() == 4 and mask.shape[2] == 1  # key padding: (B, 1|H, 1, Tk)
+    # Absent terms are never read: q stands in for their pointers, with zero strides.
+    bias_view = bias.expand(full) if bias is not None else q.new_empty(1).expand(full)  # (B, H, Tq, Tk), no copy
+    mask_view = (mask.view(torch.uint8) if mask is not None else q.new_empty(1, dtype=torch.uint8)).expand(full)
+    rows = query_is_real.view(torch.uint8) if query_is_real is not None else mask_view[:, 0, :, 0]  # (B, Tq)
     blocks = triton.cdiv(q_len, BLOCK_QUERIES)
     deviation = torch.empty(batch, heads, blocks, dtype=torch.float32, device=q.device)  # (B, H, blocks)
     magnitude = torch.empty_like(deviation)  # (B, H, blocks)
@@ -93,9 +95,12 @@ def fused_check(
         float(scale), float(softcap or 1.0), int(window or 0),
         HAS_BIAS=bias is not None,
         HAS_MASK=mask is not None,
+        KEYS_ONLY=keys_only,
+        HAS_ROWS=query_is_real is not None,
         HAS_SOFTCAP=softcap is not None,
         HAS_WINDOW=window is not None,
         HALF=q.dtype != torch.float32,
+        SPLIT=SPLIT_PROBABILITIES,
         UPCAST=interpreting(),
         BLOCK_M=BLOCK_QUERIES,
         BLOCK_N=BLOCK_KEYS,
@@ -127,10 +132,12 @@ if triton is not None:
         sbb, sbh, sbm, sbn, smb, smh, smm, smn, srb, srm,
         heads, q_len, k_len, head_dim, v_dim, blocks,
         scale, softcap, window,
-        HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr,
-        HALF: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+        HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, KEYS_ONLY: tl.constexpr, HAS_ROWS: tl.constexpr,
+        HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr, HALF: tl.constexpr, SPLIT: tl.constexpr,
+        UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
         BLOCK_DV: tl.constexpr,
     ):
+        log2e: tl.constexpr = 1.4426950408889634  # exp(x) = 2^(x·log2 e): scores are kept in base 2
         block = tl.program_id(0)
         example = tl.program_id(1) // heads
         head = tl.program_id(1) % heads
@@ -142,9 +149,9 @@ if triton is not None:
             q_ptr + example * sqb + head * sqh + rows[:, None] * sqm + dims[None, :] * sqd,
             mask=row_ok[:, None] & (dims[None, :] < head_dim), other=0.0,
         )  # (M, D)
-        running_max = tl.full([BLOCK_M], float("-inf"), tl.float32)  # (M,)
+        running_max = tl.full([BLOCK_M], float("-inf"), tl.float32)  # (M,), base 2
         running_sum = tl.zeros([BLOCK_M], tl.float32)  # (M,)
-        acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)  # (M, Dv): Σ exp(score − max)·v
+        acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)  # (M, Dv): Σ 2^(score − max)·v
         for start in range(0, k_len, BLOCK_N):
             cols = start + tl.arange(0, BLOCK_N)  # (N,)
             col_ok = cols < k_len
@@ -152,29 +159,35 @@ if triton is not None:
                 k_ptr + example * skb + head * skh + cols[None, :] * skn + dims[:, None] * skd,
                 mask=col_ok[None, :] & (dims[:, None] < head_dim), other=0.0,
             )  # (D, N): kᵀ
-            scores = _dot(q, k_t, HALF, UPCAST) * scale  # (M, N) float32
             if HAS_SOFTCAP:  # softcap·tanh(s/softcap), tanh(x) = 1 − 2/(e^{2x} + 1)
-                scores = softcap * (1.0 - 2.0 / (tl.exp(2.0 * scores / softcap) + 1.0))
+                scores = _dot(q, k_t, HALF, UPCAST) * scale  # (M, N) float32
+                scores = softcap * (1.0 - 2.0 / (tl.exp(2.0 * scores / softcap) + 1.0)) * log2e
+            else:
+                scores = _dot(q, k_t, HALF, UPCAST) * (scale * log2e)  # (M, N) float32, base 2
             inside = row_ok[:, None] & col_ok[None, :]  # (M, N)
             if HAS_BIAS:
                 scores += tl.load(
                     bias_ptr + example * sbb + head * sbh + rows[:, None] * sbm + cols[None, :] * sbn,
                     mask=inside, other=0.0,
-                ).to(tl.float32)
+                ).to(tl.float32) * log2e
             allowed = inside
             if HAS_MASK:
-                allowed = allowed & (tl.load(
-                    mask_ptr + example * smb + head * smh + rows[:, None] * smm + cols[None, :] * smn,
-                    mask=inside, other=0,
-                ) != 0)
+                if KEYS_ONLY:  # one flag per key, the same for every row
+                    key_flags = tl.load(mask_ptr + example * smb + head * smh + cols * smn, mask=col_ok, other=0)
+                    allowed = allowed & (key_flags[None, :] != 0)
+                else:
+                    allowed = allowed & (tl.load(
+                        mask_ptr + example * smb + head * smh + rows[:, None] * smm + cols[None, :] * smn,
+                        mask=inside, other=0,
+                    ) != 0)
             if HAS_WINDOW:  # query row i is position i + Tk − Tq; it sees the `window` latest keys up to itself
                 distance = rows[:, None] + (k_len - q_len) - cols[None, :]  # (M, N)
                 allowed = allowed & (distance >= 0) & (distance < window)
             scores = tl.where(allowed, scores, float("-inf"))
             new_max = tl.maximum(running_max, tl.max(scores, 1))  # (M,)
-            shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # rows with no key yet: exp(−inf) = 0
-            probabilities = tl.exp(scores - shift[:, None])  # (M, N), unnormalised
-            rescale = tl.exp(running_max - shift)  # (M,)
+            shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # rows with no key yet: 2^(−inf) = 0
+            probabilities = tl.exp2(scores - shift[:, None])  # (M, N), unnormalised
+            rescale = tl.exp2(running_max - shift)  # (M,)
             running_sum = running_sum * rescale + tl.sum(probabilities, 1)
             v = tl.load(
                 v_ptr + example * svb + head * svh + cols[:, None] * svn + v_dims[None, :] * svd,
@@ -182,15 +195,18 @@ if triton is not None:
             )  # (N, Dv)
             if HALF:
                 high = probabilities.to(v.dtype)
-                low = (probabilities - high.to(tl.float32)).to(v.dtype)
-                weighted = _dot(high, v, HALF, UPCAST) + _dot(low, v, HALF, UPCAST)  # (M, Dv) float32
+                weighted = _dot(high, v, HALF, UPCAST)  # (M, Dv) float32
+                if SPLIT:  # the rounding of the probabilities to half precision, multiplied too
+                    low = (probabilities - high.to(tl.float32)).to(v.dtype)
+                    weighted += _dot(low, v, HALF, UPCAST)
             else:
                 weighted = _dot(probabilities, v, HALF, UPCAST)  # (M, Dv)
             acc = acc * rescale[:, None] + weighted
             running_max = new_max
         reproduced = acc / tl.where(running_sum == 0.0, 1.0, running_sum)[:, None]  # (M, Dv); no key: 0
         real = row_ok
-        real = real & (tl.load(rows_ptr + example * srb + rows * srm, mask=row_ok, other=0) != 0)
+        if HAS_ROWS:
+            real = real & (tl.load(rows_ptr + example * srb + rows * srm, mask=row_ok, other=0) != 0)
         keep = real[:, None] & (v_dims[None, :] < v_dim)  # (M, Dv)
         given = tl.load(
             out_ptr + example * sob + rows[:, None] * som + (head * v_dim + v_dims[None, :]) * soc,

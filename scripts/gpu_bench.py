@@ -7,10 +7,13 @@ and bfloat16. For each, the median time of (interleaved rounds, CUDA-synchronise
   plain      sdpa forward, nothing captured: the baseline
   eager      eager forward with output_attentions + capture + from-scratch recomputation
              (forward_with_attention, the library's weights as reference)
-  sdpa       sdpa forward verified by the output, each layer's weights dropped once checked
-             (forward_with_verification, keep_weights=False)
-and the peak extra GPU memory of the sdpa verification over the plain forward, next to the size
-of one layer's maps (B·H·T·T float32). --quick: tiny sizes (a smoke run, also on CPU).
+  sdpa       sdpa forward verified by the output, no weights materialised (forward_with_verification,
+             keep_weights=False): q, k, v recorded from the projections as they ran, and every
+             layer checked by the fused Triton kernel (core/fused_check.py) where triton exists
+  view       the same, plus one layer's maps for a view (reduce_attention with KeepLayer: that
+             layer's weights built in torch, the others checked by the kernel)
+and the peak extra GPU memory of the sdpa verification and of the view over the plain forward,
+next to the size of one layer's maps (B·H·T·T float32). --quick: tiny sizes (a smoke run, also on CPU).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from attn_demos.adapters.families import family_for  # noqa: E402
 from attn_demos.adapters.loading import LoadedModel  # noqa: E402
 from attn_demos.adapters.precision import DTYPES  # noqa: E402
 from attn_demos.adapters.real_size_configs import vit_base_patch16_224  # noqa: E402
+from attn_demos.adapters.reduce import KeepLayer, reduce_attention  # noqa: E402
 from attn_demos.adapters.verify import forward_with_verification  # noqa: E402
+from attn_demos.core import fused_check  # noqa: E402
 
 ROUNDS, WARMUP = 5, 2
 BENCH_DTYPES = ("float32", "bfloat16")
@@ -108,7 +113,16 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         result = forward_with_verification(sdpa, inputs, side, keep_weights=False)
         worst["sdpa"] = max(float(e.max()) for e in result.errors.values())
 
-    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify}
+    kind = "vision" if sdpa.family.vision else "encoder"
+    last = sdpa.config.num_hidden_layers - 1
+
+    def sdpa_view():
+        view = KeepLayer(kind, last)
+        result = reduce_attention(sdpa, inputs, side, [view])
+        worst["view"] = max(float(e.max()) for e in result.errors.values())
+        assert view.weights is not None
+
+    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view}
     for run in runs.values():
         for _ in range(WARMUP):
             run()
@@ -118,6 +132,7 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
             times[key].append(timed(run, device))
     median = {key: statistics.median(values) for key, values in times.items()}
     memory = peak_extra_memory(plain, sdpa_verify, device)
+    view_memory = peak_extra_memory(plain, sdpa_view, device)
     heads = sdpa.config.num_attention_heads
     tokens = inputs["input_ids"].shape[1] if "input_ids" in inputs else len(side.tokens[0])
     one_layer = batch * heads * tokens * tokens * 4  # float32 weights of one layer, bytes
@@ -130,12 +145,17 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         "plain_ms": round(median["plain"] * 1e3, 2),
         "eager_capture_ratio": round(median["eager"] / median["plain"], 3),
         "sdpa_verify_ratio": round(median["sdpa"] / median["plain"], 3),
+        "sdpa_view_ratio": round(median["view"] / median["plain"], 3),
         "sdpa_worst_relative_output_error": worst.get("sdpa"),
+        "view_worst_relative_output_error": worst.get("view"),
+        "fused_kernel": fused_check.fused_check_available(device, DTYPES[dtype]),
         "one_layer_maps_mb": round(one_layer / 2**20, 1),
     }
     if memory is not None:
         row["sdpa_verify_peak_extra_mb"] = round(memory / 2**20, 1)
         row["peak_extra_over_one_layer"] = round(memory / one_layer, 3)
+        row["view_peak_extra_mb"] = round(view_memory / 2**20, 1)
+        row["view_peak_extra_over_one_layer"] = round(view_memory / one_layer, 3)
     return row
 
 
@@ -160,11 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument(
         "--heads-per-chunk", type=int, default=None,
-        help="heads the sdpa check attends at once (default: verify.HEADS_PER_CHUNK; more is faster, needs more memory)",
+        help="heads a view's layer is attended at once (default: verify.HEADS_PER_CHUNK; more is faster, needs more memory)",
     )
+    parser.add_argument("--block-queries", type=int, help=f"fused kernel rows per program (default {fused_check.BLOCK_QUERIES})")
+    parser.add_argument("--block-keys", type=int, help=f"fused kernel keys per step (default {fused_check.BLOCK_KEYS})")
+    parser.add_argument("--warps", type=int, help=f"fused kernel warps (default {fused_check.WARPS})")
     args = parser.parse_args(argv)
     if args.heads_per_chunk:
         verify.HEADS_PER_CHUNK = args.heads_per_chunk
+    fused_check.BLOCK_QUERIES = args.block_queries or fused_check.BLOCK_QUERIES
+    fused_check.BLOCK_KEYS = args.block_keys or fused_check.BLOCK_KEYS
+    fused_check.WARPS = args.warps or fused_check.WARPS
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.quick:
         print("gpu_bench: torch sees no CUDA GPU; run with --quick for a CPU smoke run", file=sys.stderr)
@@ -174,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in BENCH_DTYPES:
             row = bench_one(name, spec, dtype, device, args.rounds)
             row["heads_per_chunk"] = verify.HEADS_PER_CHUNK
+            row["kernel_blocks"] = [fused_check.BLOCK_QUERIES, fused_check.BLOCK_KEYS, fused_check.WARPS]
             print(json.dumps(row), flush=True)
             rows.append(row)
             if device.type == "cuda":

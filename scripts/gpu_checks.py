@@ -1,6 +1,6 @@
 """The GPU checks: every tiny family and the embedded MiniLM on CUDA, in float32, bfloat16 and
-float16, eager and sdpa, a control that must fail, and the Explorer's task function as the tabs run
-it on a GPU (sdpa by the tabs' rule). Plain Python (no pytest needed):
+float16, eager and sdpa, the fused check kernel, a control that must fail, and the Explorer's task
+function as the tabs run it on a GPU (sdpa by the tabs' rule). Plain Python (no pytest needed):
 
     python3 scripts/gpu_checks.py [--json results.json]
 
@@ -93,6 +93,39 @@ def check_case(model: str, dtype: str, implementation: str) -> str:
     return summary
 
 
+KERNEL_SHAPE = (4, 12, 300, 300, 64)  # B, H, Tq, Tk, d: several blocks of rows and keys, padding inside
+KERNEL_SLACK = {"float32": 2e-6, "bfloat16": 2e-4, "float16": 2e-4}  # beyond the rounding of the output itself
+
+
+def check_kernel(dtype: str) -> str:
+    """The fused check kernel on cuda (its compiled tensor-core path) against the core's attention
+    in float64: it must report the rounding of a correct output and catch one perturbed value."""
+    from attn_demos.adapters.precision import DTYPES
+    from attn_demos.core.fused_check import fused_check, fused_check_available
+    from attn_demos.core.torch_attention import attention, merge_heads
+
+    batch, heads, q_len, k_len, d = KERNEL_SHAPE
+    torch_dtype = DTYPES[dtype]
+    assert fused_check_available(torch.device("cuda"), torch_dtype), "triton is missing: no fused kernel on this GPU"
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(batch, heads, n, d, generator=generator) for n in (q_len, k_len, k_len))
+    mask = torch.rand(batch, 1, 1, k_len, generator=generator) > 0.2  # (B, 1, 1, Tk)
+    bias = torch.randn(1, heads, q_len, k_len, generator=generator)  # (1, H, Tq, Tk)
+    q, k, v = (x.to(torch_dtype) for x in (q, k, v))
+    exact = merge_heads(attention(q.double(), k.double(), v.double(), mask=mask, bias=bias.double(), scale=0.125)[0])
+    given = exact.to(torch_dtype)  # (B, Tq, H·d)
+    given[2, 250, 5 * d + 3] += 0.25  # example 2, head 5
+    on = {"device": "cuda"}
+    deviation, _ = fused_check(
+        q.to(**on), k.to(**on), v.to(**on), given.to(**on), 0.125, bias=bias.to(**on), mask=mask.to(**on)
+    )
+    expected = (exact - given.double()).abs().view(batch, q_len, heads, d).amax(dim=(1, 3))  # (B, H)
+    off = float((deviation.cpu().double() - expected).abs().max())
+    assert off <= KERNEL_SLACK[dtype], f"kernel deviation differs from float64 by {off:.2e}"
+    assert float(deviation[2, 5]) > 0.2, "the perturbed value was not caught"
+    return f"deviation = float64's to {off:.1e}; perturbed head caught ({float(deviation[2, 5]):.3f})"
+
+
 def check_control() -> str:
     """Heads 0 and 1 exchanged in the recomputed weights must fail the sdpa output check on cuda."""
     from attn_demos.adapters import verify
@@ -156,6 +189,7 @@ def check_explorer_tab() -> str:
 def named_checks() -> list[tuple[str, Callable[[], str], str]]:
     """(name, check, model whose absence skips it) for every check, in the order they run."""
     checks = [(f"{m}/{d}/{i}", functools.partial(check_case, m, d, i), m) for m, d, i in cases()]
+    checks += [(f"kernel/{d}", functools.partial(check_kernel, d), "bert") for d in GPU_DTYPES]
     return checks + [("control/swapped-heads", check_control, "bert"), ("tab/explorer-auto-sdpa", check_explorer_tab, "bert")]
 
 

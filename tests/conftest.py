@@ -8,6 +8,11 @@ import os
 # Set before anything imports huggingface_hub or gradio (both read these at import time).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_OFFLINE"] = "1"
+if "TRITON_INTERPRET" not in os.environ:  # read when triton kernels are defined: before attn_demos imports
+    import torch
+
+    if not torch.cuda.is_available():  # the fused check's Triton kernel then runs on the CPU interpreter
+        os.environ["TRITON_INTERPRET"] = "1"
 
 from pathlib import Path  # noqa: E402
 

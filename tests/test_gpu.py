@@ -24,6 +24,14 @@ def test_cuda_matches_within_the_dtype_tolerance(model, dtype, implementation):
     gpu_checks.check_case(model, dtype, implementation)
 
 
+@pytest.mark.parametrize("dtype", gpu_checks.GPU_DTYPES)
+def test_cuda_fused_kernel_against_float64(dtype):
+    reason = gpu_checks.skip_reason("bert")
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_kernel(dtype)
+
+
 def test_cuda_control_swapped_heads_fail():
     reason = gpu_checks.skip_reason("bert")
     if reason:

@@ -43,18 +43,21 @@ def compare(loaded, **kwargs):
     return compare_text_model(loaded, TEXTS, num_beams=2, max_new_tokens=5, **kwargs)
 
 
-def verified(loaded, scale_override=None):
-    """forward_with_verification on TEXTS (teacher-forced on the inputs for seq2seq) or images."""
+def verified(loaded, scale_override=None, **options):
+    """forward_with_verification on TEXTS (teacher-forced on the inputs for seq2seq) or images;
+    options go to forward_with_verification (e.g. keep_weights=False)."""
     if loaded.family.vision:
-        return forward_with_verification(loaded, {"pixel_values": pixels_for(loaded).to(loaded.dtype)}, vision_side(loaded, 2))
+        pixels = pixels_for(loaded).to(loaded.dtype)
+        return forward_with_verification(loaded, {"pixel_values": pixels}, vision_side(loaded, 2), **options)
     inputs, source = tokenize(loaded, TEXTS)
     if not loaded.is_encoder_decoder:
-        return forward_with_verification(loaded, inputs, source, scale_override=scale_override)
+        return forward_with_verification(loaded, inputs, source, scale_override=scale_override, **options)
     from attn_demos.adapters.extract import Side
 
     decoder_ids = inputs["input_ids"][:, :4]  # (B, 4): any decoder tokens will do
     target = Side([["x"] * 4] * 2, torch.ones(2, 4, dtype=torch.bool))
-    return forward_with_verification(loaded, {**inputs, "decoder_input_ids": decoder_ids}, source, target, scale_override=scale_override)
+    inputs = {**inputs, "decoder_input_ids": decoder_ids}
+    return forward_with_verification(loaded, inputs, source, target, scale_override=scale_override, **options)
 
 
 # --- the tolerance rule and devices --------------------------------------------------------------
@@ -329,3 +332,34 @@ def test_on_gpu_wraps_task_functions_only_where_spaces_exists(monkeypatch):
     for module, name in ((explorer, "explore"), (qa, "answer"), (seq2seq, "translate"), (seq2seq, "summarize"),
                          (images, "classify_image")):
         assert f"@on_gpu\ndef {name}(" in inspect.getsource(module)  # every model-running task function
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_q_k_v_projections_run_once_per_pass(checkpoints, monkeypatch, implementation):
+    """The recomputation takes q, k, v from the projections as they ran in the pass (recorded by
+    hooks) instead of running them again; the weights are the same either way."""
+    from attn_demos.adapters import extract, recompute
+
+    loaded = loaded_model(checkpoints, "bert", implementation=implementation)
+    inputs, source = tokenize(loaded, TEXTS)
+    query = loaded.family.sites(loaded.model)[0].module.query  # nn.Linear of layer 0
+    calls = []
+    handle = query.register_forward_hook(lambda *_: calls.append(1))
+
+    def run():
+        calls.clear()
+        if implementation == "sdpa":
+            return forward_with_verification(loaded, inputs, source).maps["encoder"].weights
+        return forward_with_attention(loaded, inputs, source).recomputed["encoder"]
+
+    try:
+        recorded = run()
+        assert len(calls) == 1
+        for module in (extract, verify):  # control: without recording, the projection runs again
+            monkeypatch.setattr(module, "recorded_projections", lambda family: ())
+        rerun = run()
+        assert len(calls) == 2
+    finally:
+        handle.remove()
+    assert torch.equal(recorded, rerun)
+    assert recompute.recorded_projections(loaded.family) == loaded.family.projections

@@ -201,7 +201,7 @@ def compare_text_model(
         return report
     if not loaded.is_encoder_decoder:
         if sdpa:
-            report.add(forward_with_verification(loaded, inputs, source, scale_override=scale_override).errors)
+            report.add(forward_with_verification(loaded, inputs, source, keep_weights=False, scale_override=scale_override).errors)
         else:
             report.add(forward_errors(forward_with_attention(loaded, inputs, source, scale_override=scale_override)))
         return report
@@ -209,7 +209,9 @@ def compare_text_model(
         sequences = _generate_plain(loaded, inputs, num_beams, max_new_tokens)
         target = target_side(loaded, sequences)
         forced_inputs = teacher_forced_inputs(inputs, sequences)
-        report.add(forward_with_verification(loaded, forced_inputs, source, target, scale_override=scale_override).errors)
+        report.add(forward_with_verification(
+            loaded, forced_inputs, source, target, keep_weights=False, scale_override=scale_override
+        ).errors)
         return report
     generated = generate_with_attention(loaded, inputs, source, num_beams=num_beams, max_new_tokens=max_new_tokens)
     forced = forward_with_attention(
@@ -267,7 +269,7 @@ def compare_vision_model(
     report.input_tokens = [int(n) for n in side.mask.sum(dim=1)]
     pixel_values = pixel_values.to(loaded.dtype)
     if loaded.attn_implementation != "eager":
-        report.add(forward_with_verification(loaded, {"pixel_values": pixel_values}, side).errors)
+        report.add(forward_with_verification(loaded, {"pixel_values": pixel_values}, side, keep_weights=False).errors)
     else:
         report.add(forward_errors(forward_with_attention(loaded, {"pixel_values": pixel_values}, side)))
     return report

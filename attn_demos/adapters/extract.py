@@ -11,7 +11,12 @@ from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps, stack_layers
 from attn_demos.adapters.precision import to_device
-from attn_demos.adapters.recompute import PassInputs, capture_attention_inputs, recompute_weights
+from attn_demos.adapters.recompute import (
+    PassInputs,
+    capture_attention_inputs,
+    recompute_weights,
+    recorded_projections,
+)
 from attn_demos.core.masks import positions_from_padding
 
 
@@ -113,7 +118,7 @@ def forward_with_attention(
     target = None if target is None else target.to(device)
     sites = family.sites(model) if recompute else []
     model_inputs = to_device(model_inputs, device)
-    with torch.no_grad(), capture_attention_inputs(sites) as captured:
+    with torch.no_grad(), capture_attention_inputs(sites, recorded_projections(family)) as captured:
         outputs = model(**model_inputs, output_attentions=True, return_dict=True)
     maps = _maps_from_outputs(loaded, outputs, source, target)
     recomputed = {}

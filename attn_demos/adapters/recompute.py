@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,17 +24,21 @@ from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
 from attn_demos.core.torch_attention import attention, split_heads
 
-_active = threading.local()  # .captured: the dict of the capture running in this thread, if any
+_active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
+# .projections: whether that capture records the q, k, v projections' outputs
 _install_lock = threading.Lock()
 MODULE_PATH_ATTRIBUTE = "_attn_demos_module_path"
+PROJECTION_ATTRIBUTE = "_attn_demos_projection_of"  # on a q/k/v projection: (attention module path, index)
 
 
 @dataclass(frozen=True)
 class CapturedInputs:
-    """What entered one call of an attention module."""
+    """What entered one call of an attention module, and what its q, k, v projections returned
+    in that call when they were recorded (index 0, 1, 2 -> (B, T, H·d))."""
 
     query_states: torch.Tensor  # (B, Tq, D)
     key_value_states: torch.Tensor  # (B, Tk, D): the query states again for self-attention
+    projected: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,9 @@ class AttentionTerms:
 
 
 @contextmanager
-def capture_attention_inputs(sites: list[AttentionSite]):
-    """While active, record what enters every site's module, call by call.
+def capture_attention_inputs(sites: list[AttentionSite], projections: tuple[str, ...] = ()):
+    """While active, record what enters every site's module, call by call, and (when
+    `projections` names the module's q, k, v projection attributes) what those returned.
 
     Yields a dict module path -> [CapturedInputs of each call, in order] (a module shared by
     several depths, as in ALBERT, is called once per depth). Only forward passes run by this
@@ -79,13 +84,15 @@ def capture_attention_inputs(sites: list[AttentionSite]):
     each one's with_kwargs flag, so a hook removed in between was called without kwargs.
     """
     _install_hooks(sites)
+    if projections:
+        _install_projection_hooks(sites, projections)
     captured: dict[str, list[CapturedInputs]] = {}
-    outer = getattr(_active, "captured", None)
-    _active.captured = captured
+    outer = (getattr(_active, "captured", None), getattr(_active, "projections", False))
+    _active.captured, _active.projections = captured, bool(projections)
     try:
         yield captured
     finally:
-        _active.captured = outer
+        _active.captured, _active.projections = outer
 
 
 def _install_hooks(sites: list[AttentionSite]) -> None:
@@ -94,6 +101,33 @@ def _install_hooks(sites: list[AttentionSite]) -> None:
             if getattr(site.module, MODULE_PATH_ATTRIBUTE, None) is None:
                 site.module.register_forward_pre_hook(_record_inputs, with_kwargs=True)
             setattr(site.module, MODULE_PATH_ATTRIBUTE, site.module_path)
+
+
+def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str, ...]) -> None:
+    with _install_lock:
+        for site in sites:
+            for index, name in enumerate(projections):
+                projection = getattr(site.module, name)
+                if getattr(projection, PROJECTION_ATTRIBUTE, None) is None:
+                    projection.register_forward_hook(_record_projection)
+                setattr(projection, PROJECTION_ATTRIBUTE, (site.module_path, index))
+
+
+def _record_projection(projection, args, output) -> None:
+    """The permanent hook on a q, k or v projection: its output joins its module's current call."""
+    captured = getattr(_active, "captured", None)
+    if captured is None or not getattr(_active, "projections", False):
+        return
+    path, index = getattr(projection, PROJECTION_ATTRIBUTE)
+    calls = captured.get(path)
+    if calls and calls[-1] is not None:
+        calls[-1].projected[index] = output.detach()  # (B, T, H·d)
+
+
+def recorded_projections(family: Family) -> tuple[str, ...]:
+    """The projection attributes whose outputs a capture can record for this family: its separate
+    q, k, v nn.Linear (none where the family splits a fused projection itself)."""
+    return family.projections if family.project is None and len(family.projections) == 3 else ()
 
 
 def _record_inputs(module, args, kwargs=None) -> None:
@@ -134,8 +168,7 @@ def attention_terms(
     `scale_override` replaces the family's scale (a control: T5 with 1/√d must not match).
     """
     config = model.config
-    query_states, key_value_states = inputs.query_states, inputs.key_value_states  # (B, Tq, D), (B, Tk, D)
-    q, k, v = _project(family, site.module, config, query_states, key_value_states)  # (B, H|H_kv, T, d)
+    q, k, v = _project(family, site.module, config, inputs)  # (B, H|H_kv, T, d)
     if family.qk_norm:
         eps = config.rms_norm_eps
         q = rms_norm(q, site.module.q_norm.weight, eps, compute_dtype=torch.float32)  # (B, H, Tq, d)
@@ -160,15 +193,22 @@ def attention_terms(
     )
 
 
-def _project(family: Family, module, config, query_states, key_value_states):
-    """q (B, H, Tq, d), k and v (B, H_kv, Tk, d) from the module's own projections."""
+def _project(family: Family, module, config, inputs: CapturedInputs):
+    """q (B, H, Tq, d), k and v (B, H_kv, Tk, d) from the module's own projections: their recorded
+    outputs of this call when all three were recorded, else the projections run again on the inputs."""
+    query_states, key_value_states = inputs.query_states, inputs.key_value_states  # (B, Tq, D), (B, Tk, D)
     if family.project is not None:
         return family.project(module, config, query_states, key_value_states)
-    w_q, w_k, w_v = (getattr(module, p) for p in family.projections)
     heads = head_count(module, config)
-    q = split_heads(w_q(query_states), heads)  # (B, H, Tq, d)
     kv_heads = key_value_heads(config) if family.decoder_only else heads
-    return q, split_heads(w_k(key_value_states), kv_heads), split_heads(w_v(key_value_states), kv_heads)
+    lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
+    recorded = [inputs.projected.get(index) for index in range(3)]
+    if all(r is not None and r.shape[:2] == n for r, n in zip(recorded, lengths)):
+        q_out, k_out, v_out = recorded  # (B, Tq, H·d), (B, Tk, H_kv·d), (B, Tk, H_kv·d)
+    else:
+        w_q, w_k, w_v = (getattr(module, p) for p in family.projections)
+        q_out, k_out, v_out = w_q(query_states), w_k(key_value_states), w_v(key_value_states)
+    return split_heads(q_out, heads), split_heads(k_out, kv_heads), split_heads(v_out, kv_heads)
 
 
 def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):

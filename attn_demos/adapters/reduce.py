@@ -1,9 +1,10 @@
 """Views of long inputs without every layer's maps at once: reducers fed one layer at a time.
 
 A view needs one layer's maps, a head fusion or a rollout, never L×H×T×T together. Each reducer
-here is a per-site callback for forward_with_verification (verify.py): it receives one layer's
-weights (B, H, Tq, Tk) as soon as that layer has run and been checked, keeps what its view needs
-and lets the rest go, so the peak extra memory is about one layer's maps.
+here says which sites it `wants` and is a per-site callback for forward_with_verification
+(verify.py): it receives a wanted layer's weights (B, H, Tq, Tk) as soon as that layer has run and
+been checked, keeps what its view needs and lets the rest go, so the peak extra memory is about one
+layer's maps. Layers no reducer wants are checked without their weights being materialised.
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ class KeepLayer:
     layer: int
     weights: torch.Tensor | None = None
 
+    def wants(self, site: AttentionSite) -> bool:
+        return (site.kind, site.layer) == (self.kind, self.layer)
+
     def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
-        if (site.kind, site.layer) == (self.kind, self.layer):
+        if self.wants(site):
             self.weights = weights
 
 
@@ -50,8 +54,11 @@ class FuseHeads:
     how: str = "mean"
     per_layer: list[torch.Tensor] = field(default_factory=list)
 
+    def wants(self, site: AttentionSite) -> bool:
+        return site.kind == self.kind
+
     def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
-        if site.kind == self.kind:
+        if self.wants(site):
             self.per_layer.append(fuse(weights, self.how))  # (B, Tq, Tk)
 
     @property
@@ -70,8 +77,11 @@ class Rollout:
     residual: bool = True
     joint: torch.Tensor | None = None  # (B, T, T) so far
 
+    def wants(self, site: AttentionSite) -> bool:
+        return site.kind == self.kind
+
     def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
-        if site.kind != self.kind:
+        if not self.wants(site):
             return
         layer_map = fuse(weights, self.fusion)  # (B, T, T), a new tensor: changed in place below
         if self.residual:
@@ -83,13 +93,20 @@ class Rollout:
 def reduce_attention(
     loaded: LoadedModel, model_inputs: dict, source: Side, reducers: list, target: Side | None = None
 ) -> VerifiedForward:
-    """One verified forward pass feeding every layer's weights to each reducer, none kept.
+    """One verified forward pass feeding each reducer the weights of the sites it wants, none kept;
+    every site is checked, those no reducer wants without materialising their weights.
 
     Returns the verification (errors per kind, (B, L, H)); the reducers hold the views.
     """
 
+    def wanted(site: AttentionSite) -> bool:
+        return any(reducer.wants(site) for reducer in reducers)
+
     def feed(site: AttentionSite, weights: torch.Tensor) -> None:
         for reducer in reducers:
-            reducer(site, weights)
+            if reducer.wants(site):
+                reducer(site, weights)
 
-    return forward_with_verification(loaded, model_inputs, source, target, on_weights=feed, keep_weights=False)
+    return forward_with_verification(
+        loaded, model_inputs, source, target, on_weights=feed, keep_weights=False, wants_weights=wanted
+    )

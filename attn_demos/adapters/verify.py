@@ -6,9 +6,12 @@ from what entered the module (q, k, v from its own projections, its mask, scale 
 weights·v with heads merged, and compares that with what the module itself computed: the input
 of its output projection (OUTPUT_PROJECTION), or the module's output where it has none (BERT).
 
-Each module is checked as soon as it has run, inside the forward pass: its weights go to an
-optional per-site callback (a reducer) and are dropped unless kept, so the peak extra memory is
-about one layer's weights.
+Each module is checked as soon as it has run, inside the forward pass. Weights are materialised
+only for the sites a view wants: they go to an optional per-site callback (a reducer) and are
+dropped unless kept, so the peak extra memory is about one layer's weights. Every other site is
+checked without storing weights: on a GPU with triton by core.fused_check (one kernel: scores,
+softmax, ·v and the comparison), elsewhere a few heads at a time in torch. Per-site results stay
+on the device until the pass ends (one sync).
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from attn_demos.adapters.recompute import (
     attention_terms,
     capture_attention_inputs,
     captured_inputs,
+    recorded_projections,
     terms_weights,
 )
-from attn_demos.core.torch_attention import merge_heads
+from attn_demos.core.fused_check import fused_check, fused_check_available
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -62,11 +66,17 @@ SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (
 
 @dataclass
 class SiteCheck:
-    """One module's verification: relative output error per example and head."""
+    """One module's verification, on the model's device (no sync): per example and head, over real
+    query rows, max |reproduced − module output| and max |module output| in that head's columns."""
 
     site: AttentionSite
-    errors: torch.Tensor  # (B, H): max |reproduced − module output| / max |module output|, real rows
-    scale: float  # max |module output| over real rows of the layer
+    deviation: torch.Tensor  # (B, H)
+    magnitude: torch.Tensor  # (B, H)
+
+    def relative_errors(self) -> torch.Tensor:
+        """(B, H): deviation ÷ the layer's largest output (every example and head of this site)."""
+        largest = self.magnitude.amax().clamp(min=torch.finfo(torch.float32).tiny)
+        return self.deviation.double() / largest.double()
 
 
 @dataclass
@@ -100,18 +110,25 @@ def verify_attention(
     on_weights: SiteCallback | None = None,
     keep_weights: bool = True,
     scale_override: float | None = None,
+    wants_weights: Callable[[AttentionSite], bool] | None = None,
 ):
     """While active, each forward pass of `model` in this thread checks every site as it runs.
 
-    Yields a Verification that fills in as the modules run.
+    Weights are materialised only for the sites `wants_weights` names (default: every site when
+    they are kept or fed to `on_weights`, else none); `on_weights` gets those sites' weights. The
+    other sites are checked without storing weights (fused_check on a GPU). Yields a Verification
+    that fills in as the modules run.
     """
     projection = output_projection(family)
     _install_output_hooks(sites, projection)
+    if wants_weights is None:
+        every = keep_weights or on_weights is not None
+        wants_weights = lambda site: every  # noqa: E731
     verification = Verification()
     site_of_call = {(s.module_path, s.call): s for s in sites}
     calls_seen: dict[str, int] = {}
 
-    with capture_attention_inputs(sites) as captured:
+    with capture_attention_inputs(sites, recorded_projections(family)) as captured:
 
         def handle(module: torch.nn.Module, context: torch.Tensor) -> None:
             path = getattr(module, MODULE_PATH_ATTRIBUTE, None)
@@ -123,11 +140,12 @@ def verify_attention(
                 return
             captured[path][call] = None  # this call's inputs are no longer needed
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
-            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs))
+            wanted = wants_weights(site)
+            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), wanted)
             verification.checks.append(check)
-            if on_weights is not None:
+            if wanted and on_weights is not None:
                 on_weights(site, weights)
-            if keep_weights:
+            if wanted and keep_weights:
                 verification.weights.setdefault(site.kind, []).append(weights)
 
         outer = getattr(_active, "handler", None)
@@ -145,19 +163,34 @@ def _query_rows(kind: str, pass_inputs: PassInputs) -> torch.Tensor | None:
 
 
 def check_site(
-    site: AttentionSite, terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None
-) -> tuple[torch.Tensor, SiteCheck]:
-    """The core's weights (B, H, Tq, Tk) for one site, and weights·v compared with `context`
-    (B, Tq, H·d), what the module itself computed. Half precision is attended in float32.
+    site: AttentionSite,
+    terms: AttentionTerms,
+    context: torch.Tensor,
+    query_is_real: torch.Tensor | None,
+    want_weights: bool = True,
+) -> tuple[torch.Tensor | None, SiteCheck]:
+    """The core's weights (B, H, Tq, Tk) for one site (None unless wanted), and weights·v compared
+    with `context` (B, Tq, H·d), what the module itself computed.
 
-    Heads are attended HEADS_PER_CHUNK at a time into one preallocated layer of weights, so the
-    scores and softmax temporaries cost a few heads' maps, not a few layers'.
+    Without weights wanted, on a GPU with triton, one fused kernel checks the site and stores
+    nothing of size Tq×Tk. Otherwise heads are attended HEADS_PER_CHUNK at a time (half precision
+    in float32), each chunk's weights·v compared with its columns of `context` at once; wanted
+    weights go into one preallocated layer, so the peak extra memory is that layer plus a few
+    heads' temporaries.
     """
+    if query_is_real is not None:
+        query_is_real = query_is_real.to(terms.q.device)  # (B, Tq)
+    if not want_weights and fused_check_available(terms.q.device, terms.q.dtype):
+        return None, SiteCheck(site, *_fused(terms, context, query_is_real))
     work = working_dtype(terms.q.dtype)
     batch, heads, q_len, _ = terms.q.shape
     k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
-    weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
-    output = torch.empty(batch, heads, q_len, v_dim, dtype=work, device=terms.q.device)  # (B, H, Tq, d_v)
+    weights = None
+    if want_weights:
+        weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
+    by_head = context.reshape(batch, q_len, heads, v_dim)  # (B, Tq, H, d_v)
+    deviation = torch.empty(batch, heads, dtype=torch.float32, device=terms.q.device)  # (B, H)
+    magnitude = torch.empty_like(deviation)  # (B, H)
     for first in range(0, heads, HEADS_PER_CHUNK):
         chunk = slice(first, first + HEADS_PER_CHUNK)
         part = replace(
@@ -167,10 +200,30 @@ def check_site(
             v=terms.v[:, chunk].to(work),  # (B, h, Tk, d_v)
             bias=_heads_of(terms.bias, chunk, heads, work),
         )
-        weights[:, chunk] = terms_weights(part)  # (B, h, Tq, Tk)
-        output[:, chunk] = weights[:, chunk] @ part.v  # (B, h, Tq, d_v)
-    errors, magnitude = output_errors(merge_heads(output), context, heads, query_is_real)
-    return weights, SiteCheck(site, errors, magnitude)
+        chunk_weights = terms_weights(part)  # (B, h, Tq, Tk)
+        if weights is not None:
+            weights[:, chunk] = chunk_weights
+        reproduced = chunk_weights @ part.v  # (B, h, Tq, d_v)
+        del chunk_weights
+        deviation[:, chunk], magnitude[:, chunk] = head_deviation(
+            reproduced, by_head[:, :, chunk].transpose(1, 2), query_is_real
+        )
+    return weights, SiteCheck(site, deviation, magnitude)
+
+
+def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None):
+    """(deviation, magnitude), each (B, H), from the fused kernel."""
+    mask = terms.mask
+    if mask is not None:
+        mask = mask.to(terms.q.device)
+    scale = terms.scale if terms.scale is not None else terms.q.shape[-1] ** -0.5
+    q, k, v = terms.q, terms.k, terms.v  # (B, H, Tq, d), (B, H, Tk, d), (B, H, Tk, d_v)
+    if len({q.dtype, k.dtype, v.dtype}) > 1:  # e.g. a norm computed in float32: attend in float32
+        q, k, v = q.float(), k.float(), v.float()
+    return fused_check(
+        q, k, v, context, scale,
+        bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
+    )
 
 
 def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:
@@ -182,25 +235,22 @@ def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.d
     return bias.to(work)
 
 
-def output_errors(
-    reproduced: torch.Tensor, context: torch.Tensor, heads: int, query_is_real: torch.Tensor | None
-) -> tuple[torch.Tensor, float]:
-    """Per example and head, max |reproduced − context| / max |context| over real query rows.
+def head_deviation(
+    reproduced: torch.Tensor, given: torch.Tensor, query_is_real: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example and head, over real query rows: max |reproduced − given| and max |given|.
 
-    reproduced, context: (B, Tq, H·d); query_is_real: (B, Tq) bool or None (all real).
-    Returns errors (B, H) in float64 on the CPU, and max |context|.
+    reproduced, given: (B, h, Tq, d_v); query_is_real: (B, Tq) bool or None (all real).
+    Returns two (B, h) float32 tensors on the same device; a NaN on a real row stays NaN.
     """
-    batch, length, width = reproduced.shape
-    reference = context.to(reproduced.dtype)  # (B, Tq, H·d)
-    diff = (reproduced - reference).abs()  # (B, Tq, H·d)
-    magnitude = reference.abs()  # (B, Tq, H·d)
+    given = given.to(reproduced.dtype)  # (B, h, Tq, d_v)
+    difference = (reproduced - given).abs()  # (B, h, Tq, d_v)
+    size = given.abs()  # (B, h, Tq, d_v)
     if query_is_real is not None:
-        keep = query_is_real[:, :, None].to(reproduced.device)  # (B, Tq, 1)
-        diff = diff * keep
-        magnitude = magnitude * keep
-    largest = float(magnitude.max())
-    per_head = diff.view(batch, length, heads, width // heads).amax(dim=(1, 3))  # (B, H)
-    return (per_head.double() / max(largest, torch.finfo(torch.float32).tiny)).cpu(), largest
+        real = query_is_real[:, None, :, None]  # (B, 1, Tq, 1)
+        difference = difference.where(real, 0.0)
+        size = size.where(real, 0.0)
+    return difference.amax(dim=(2, 3)).float(), size.amax(dim=(2, 3)).float()
 
 
 def working_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -258,8 +308,10 @@ def forward_with_verification(
     on_weights: SiteCallback | None = None,
     keep_weights: bool = True,
     scale_override: float | None = None,
+    wants_weights: Callable[[AttentionSite], bool] | None = None,
 ) -> VerifiedForward:
-    """One forward pass on the model's own kernel, each attention module checked as it runs."""
+    """One forward pass on the model's own kernel, each attention module checked as it runs
+    (see verify_attention for which sites' weights are materialised)."""
     model, family = loaded.model, loaded.family
     device = loaded.device
     source = source.to(device)
@@ -282,6 +334,7 @@ def forward_with_verification(
         on_weights=on_weights,
         keep_weights=keep_weights,
         scale_override=scale_override,
+        wants_weights=wants_weights,
     ) as verification:
         outputs = model(**model_inputs, return_dict=True)
     missing = {s.name for s in sites} - {c.site.name for c in verification.checks}
@@ -289,14 +342,14 @@ def forward_with_verification(
         raise NoAttentionError(f"{len(missing)} attention modules ran without being checked (e.g. {min(missing)})")
     errors: dict[str, list[torch.Tensor]] = {}
     for check in sorted(verification.checks, key=lambda c: (KINDS.index(c.site.kind), c.site.layer, c.site.call)):
-        errors.setdefault(check.site.kind, []).append(check.errors)
+        errors.setdefault(check.site.kind, []).append(check.relative_errors())  # (B, H)
     maps = {}
     for kind, layers in verification.weights.items():
         query, key = _sides_of(kind, source, target)
         maps[kind] = AttentionMaps(
             kind, torch.stack(layers, dim=1), query.query_tokens, key.tokens, query.mask, key.mask
         )  # weights (B, L, H, Tq, Tk)
-    return VerifiedForward(outputs, maps, {k: torch.stack(v, dim=1) for k, v in errors.items()})  # (B, L, H)
+    return VerifiedForward(outputs, maps, {k: torch.stack(v, dim=1).cpu() for k, v in errors.items()})  # (B, L, H)
 
 
 def _sides_of(kind: str, source: Side, target: Side | None) -> tuple[Side, Side]:

@@ -11,6 +11,8 @@ def repeat_kv_heads(x: torch.Tensor, num_query_heads: int) -> torch.Tensor:
     kv_heads = x.shape[1]
     if num_query_heads % kv_heads:
         raise ValueError(f"{num_query_heads} query heads cannot share {kv_heads} key/value heads evenly")
+    if kv_heads == num_query_heads:
+        return x  # one key/value head per query head: nothing to share
     return x.repeat_interleave(num_query_heads // kv_heads, dim=1)  # (B, H, T, d)
 
 

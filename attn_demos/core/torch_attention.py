@@ -38,10 +38,11 @@ def attention(
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))  # (..., Tq, Tk)
+        scores.masked_fill_(~mask, float("-inf"))  # (..., Tq, Tk); in place: scores is this call's own
     weights = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)  # (..., Tq, Tk)
+    del scores  # one Tq×Tk temporary at a time besides the weights
     if mask is not None:
-        weights = weights.nan_to_num(0.0)  # rows with no allowed key
+        weights.nan_to_num_(0.0)  # rows with no allowed key
     output = None if v is None else weights @ v  # (..., Tq, d_v)
     return output, weights
 

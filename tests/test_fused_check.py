@@ -1,0 +1,192 @@
+"""The fused check kernel (core/fused_check.py, Triton; on the CPU interpreter here) against the
+core's attention in float64, and the sdpa verification run through it end to end."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from test_precision import _swap_heads_0_1, _wrong_terms, loaded_model, verified
+
+from attn_demos.adapters import verify
+from attn_demos.adapters.precision import tolerance_for
+from attn_demos.core import fused_check as fused
+from attn_demos.core.masks import sliding_window_mask
+from attn_demos.core.torch_attention import attention, merge_heads
+
+pytestmark = pytest.mark.skipif(fused.triton is None, reason="triton is not installed")
+
+BATCH, HEADS, Q_LEN, K_LEN, HEAD_DIM = 2, 3, 70, 90, 8  # lengths that are not multiples of a block
+SCALE = 0.3
+PERTURBATION = 0.25  # added to one output value: the kernel must report exactly this deviation there
+CASES = ("plain", "padding", "bias", "softcap", "window", "row_without_keys", "strided")
+SLACK = {torch.float32: 2e-6, torch.bfloat16: 1e-4, torch.float16: 1e-4}  # kernel vs float64, beyond rounding
+
+
+def case_inputs(case: str, dtype: torch.dtype):
+    """q, k, v (B, H, T, d) in dtype and the keyword arguments of one case."""
+    generator = torch.Generator().manual_seed(CASES.index(case))
+    k_len = Q_LEN if case == "window" else K_LEN
+    q, k, v = (torch.randn(BATCH, HEADS, n, HEAD_DIM, generator=generator) for n in (Q_LEN, k_len, k_len))
+    options = {}
+    if case == "padding":
+        options["mask"] = torch.rand(BATCH, 1, 1, k_len, generator=generator) > 0.3  # (B, 1, 1, Tk)
+        options["query_is_real"] = torch.rand(BATCH, Q_LEN, generator=generator) > 0.2  # (B, Tq)
+    if case == "bias":
+        options["bias"] = torch.randn(1, HEADS, Q_LEN, k_len, generator=generator)  # (1, H, Tq, Tk)
+    if case == "softcap":
+        options["softcap"] = 2.0
+    if case == "window":
+        options["window"] = 5
+    if case == "row_without_keys":
+        mask = torch.ones(BATCH, 1, Q_LEN, k_len, dtype=torch.bool)  # (B, 1, Tq, Tk)
+        mask[:, :, 3] = False
+        options["mask"] = mask
+    if case == "strided":  # heads split from (B, T, H·d) as models do: not contiguous
+        q = q.transpose(1, 2).contiguous().transpose(1, 2)
+    return q.to(dtype), k.to(dtype), v.to(dtype), options
+
+
+def float64_output(q, k, v, options) -> torch.Tensor:
+    """(B, Tq, H·d_v): the core's torch attention in float64, heads merged."""
+    mask = options.get("mask")
+    if "window" in options:
+        mask = sliding_window_mask(q.shape[2], k.shape[2], options["window"])  # (1, 1, Tq, Tk)
+    bias = options.get("bias")
+    output, _ = attention(
+        q.double(), k.double(), v.double(), mask=mask, bias=None if bias is None else bias.double(),
+        scale=SCALE, softcap=options.get("softcap"),
+    )
+    return merge_heads(output)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("case", CASES)
+def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype):
+    q, k, v, options = case_inputs(case, dtype)
+    exact = float64_output(q, k, v, options)  # (B, Tq, H·d)
+    given = exact.to(dtype).clone()  # what a model would return: the exact output, rounded
+    given[1, 4, 2 * HEAD_DIM + 1] += PERTURBATION  # example 1, head 2 is off by 0.25 on one value
+    real = options.get("query_is_real", torch.ones(BATCH, Q_LEN, dtype=torch.bool))
+    if not real[1, 4]:
+        real[1, 4] = True
+        options["query_is_real"] = real
+
+    deviation, magnitude = fused.fused_check(q, k, v, given, SCALE, **options)
+
+    difference = (exact - given.double()).abs().view(BATCH, Q_LEN, HEADS, HEAD_DIM)  # (B, Tq, H, d)
+    size = given.double().abs().view(BATCH, Q_LEN, HEADS, HEAD_DIM)
+    keep = real[:, :, None, None]
+    expected_deviation = difference.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
+    expected_magnitude = size.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
+    assert deviation.shape == magnitude.shape == (BATCH, HEADS)
+    assert torch.allclose(deviation.double(), expected_deviation, rtol=0, atol=SLACK[dtype]), (deviation, expected_deviation)
+    assert torch.equal(magnitude.double(), expected_magnitude)
+    assert deviation[1, 2] > PERTURBATION / 2  # the control: the perturbed head is caught
+    if case == "row_without_keys":  # a query with no key allowed reproduces zeros, as the core does
+        assert float(exact[:, 3].abs().max()) == 0.0
+
+
+def test_a_wrong_formula_is_caught():
+    """Outputs of another scale (the tutorial's 1/√d instead of the model's 0.3) must deviate."""
+    q, k, v, options = case_inputs("plain", torch.float32)
+    other = merge_heads(attention(q, k, v, scale=1 / math.sqrt(HEAD_DIM))[0])  # (B, Tq, H·d)
+    deviation, magnitude = fused.fused_check(q, k, v, other, SCALE)
+    assert (deviation / magnitude.amax() > 1e-2).all()
+
+
+def test_nan_on_a_real_row_is_reported_and_on_a_padded_row_ignored():
+    q, k, v, _ = case_inputs("plain", torch.float32)
+    given = float64_output(q, k, v, {}).float()
+    real = torch.ones(BATCH, Q_LEN, dtype=torch.bool)
+    real[0, 7] = False
+    given[0, 7, 0] = float("nan")  # padded row, head 0
+    given[1, 9, HEAD_DIM] = float("nan")  # real row, head 1
+    deviation, _ = fused.fused_check(q, k, v, given, SCALE, query_is_real=real)
+    assert torch.isnan(deviation[1, 1])
+    assert not torch.isnan(deviation[0]).any() and float(deviation[0].max()) < 1e-5
+
+
+def test_fused_check_refuses_shapes_that_do_not_fit():
+    q, k, v, _ = case_inputs("plain", torch.float32)
+    with pytest.raises(ValueError, match="output"):
+        fused.fused_check(q, k, v, torch.zeros(BATCH, Q_LEN, HEADS * HEAD_DIM + 1), SCALE)
+    with pytest.raises(ValueError, match="do not fit"):
+        fused.fused_check(q, k[:, :2], v, torch.zeros(BATCH, Q_LEN, HEADS * HEAD_DIM), SCALE)
+
+
+def test_the_fast_path_is_a_cuda_gpu_only():
+    assert not fused.fused_check_available(torch.device("cpu"), torch.float32)
+    assert not fused.fused_check_available(torch.device("cuda"), torch.float64)
+
+
+# The sdpa verification with every site checked by the kernel (forced here: on the CPU it is not
+# the fast path) gives the torch path's errors, and still fails wrong weights.
+END_TO_END = ("bert", "bart", "t5", "vit", "llama", "qwen3", "mistral", "phi3", "gpt2")
+
+
+@pytest.fixture
+def through_the_kernel(monkeypatch):
+    """forward_with_verification checks every site not wanted by a view with fused_check."""
+    calls = []
+    original = fused.fused_check
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(verify, "fused_check_available", lambda device, dtype: True)
+    monkeypatch.setattr(verify, "fused_check", counted)
+    return calls
+
+
+@pytest.mark.parametrize("family", END_TO_END)
+def test_sdpa_verification_through_the_kernel_equals_the_torch_path(checkpoints, through_the_kernel, family):
+    loaded = loaded_model(checkpoints, family, implementation="sdpa")
+    torch_path = verified(loaded).errors  # weights kept: every site goes the torch way
+    assert not through_the_kernel
+    kernel_path = verified(loaded, keep_weights=False).errors
+    sites = len(loaded.family.sites(loaded.model))
+    assert len(through_the_kernel) == sites
+    assert torch_path.keys() == kernel_path.keys()
+    for kind in torch_path:
+        assert torch.allclose(kernel_path[kind], torch_path[kind], rtol=0, atol=1e-6), kind
+        assert float(kernel_path[kind].max()) <= tolerance_for("float32")
+
+
+@pytest.mark.parametrize("family", ("bert", "t5", "llama"))
+def test_swapped_heads_fail_through_the_kernel(checkpoints, through_the_kernel, monkeypatch, family):
+    loaded = loaded_model(checkpoints, family, implementation="sdpa")
+    _wrong_terms(monkeypatch, _swap_heads_0_1)
+    for kind, errors in verified(loaded, keep_weights=False).errors.items():  # (B, L, H)
+        worst = errors.amax(dim=0)  # (L, H)
+        assert (worst[:, :2] > tolerance_for("float32")).all(), (kind, worst)
+    assert through_the_kernel
+
+
+def test_only_the_layer_a_view_wants_materialises_weights(checkpoints, through_the_kernel, monkeypatch):
+    """KeepLayer(encoder, 1): that site's weights are built (torch path), every other site is
+    checked by the kernel; the kept layer equals the one from a pass that keeps everything."""
+    from test_precision import TEXTS, tokenize
+
+    from attn_demos.adapters.reduce import KeepLayer, reduce_attention
+
+    loaded = loaded_model(checkpoints, "bert", implementation="sdpa")
+    inputs, source = tokenize(loaded, TEXTS)
+    built = []
+    original = verify.check_site
+
+    def recorded(site, terms, context, query_is_real, want_weights=True):
+        built.append((site.layer, want_weights))
+        return original(site, terms, context, query_is_real, want_weights)
+
+    monkeypatch.setattr(verify, "check_site", recorded)
+    view = KeepLayer("encoder", 1)
+    result = reduce_attention(loaded, inputs, source, [view])
+    layers = loaded.config.num_hidden_layers
+    assert built == [(layer, layer == 1) for layer in range(layers)]
+    assert len(through_the_kernel) == layers - 1
+    everything = verify.forward_with_verification(loaded, inputs, source)
+    assert torch.equal(view.weights, everything.maps["encoder"].weights[:, 1])
+    assert float(result.errors["encoder"].max()) <= tolerance_for("float32")

@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         launch.add_argument(f"--{task.replace('_', '-')}-model", dest=f"{task}_model", help=f"model for {task}")
     launch.add_argument("--allow-user-models", action="store_true", help="let visitors type a model id")
     _add_device_argument(launch)
+    launch.add_argument(
+        "--attn-implementation",
+        choices=["auto", "eager", "sdpa"],
+        default=None,
+        help="the tabs' attention (default $ATTN_DEMOS_ATTN_IMPLEMENTATION, else auto: sdpa on cuda, eager "
+        "elsewhere; text generation always eager)",
+    )
     launch.set_defaults(run=_run_launch)
 
     checkpoints = sub.add_parser(
@@ -241,11 +248,15 @@ def _table(report) -> str:
 
 def _run_launch(args) -> int:
     from attn_demos.adapters.precision import DEVICE_ENV, resolve_device
+    from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV, attn_implementation_choice
     from attn_demos.tasks.registry import set_model_overrides
 
     if args.device:
         resolve_device(args.device)  # one line and exit 2 if torch cannot see it
         os.environ[DEVICE_ENV] = args.device
+    if args.attn_implementation:
+        os.environ[ATTN_IMPLEMENTATION_ENV] = args.attn_implementation
+    attn_implementation_choice()  # a bad $ATTN_DEMOS_ATTN_IMPLEMENTATION: one line and exit 2, before the app starts
     set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"

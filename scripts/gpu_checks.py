@@ -1,5 +1,6 @@
 """The GPU checks: every tiny family and the embedded MiniLM on CUDA, in float32, bfloat16 and
-float16, eager and sdpa, plus a control that must fail. Plain Python (no pytest needed):
+float16, eager and sdpa, the fused check kernel, a control that must fail, and the Explorer's task
+function as the tabs run it on a GPU (sdpa by the tabs' rule). Plain Python (no pytest needed):
 
     python3 scripts/gpu_checks.py [--json results.json]
 
@@ -11,11 +12,13 @@ reported SKIPPED with the reason, never as passed. Needs torch, transformers and
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,22 +151,61 @@ def check_control() -> str:
     return f"swapped heads rejected: max |Δ| {report.max_abs_err:.2e} > {report.tolerance:g}"
 
 
+def check_explorer_tab() -> str:
+    """The Explorer's task function (gradio-free) on the tiny BERT with the tabs' defaults (device
+    auto, implementation auto): it must run on cuda with sdpa, pass the check through the model's
+    own output, and show the weights an eager run on cuda returns (the library's), within tolerance."""
+    from attn_demos.adapters.extract import forward_with_attention
+    from attn_demos.adapters.loading import load_model
+    from attn_demos.tasks.explorer import explore
+    from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV
+    from attn_demos.tasks.inputs import tokenize_text
+    from attn_demos.tasks.registry import get_model
+    from attn_demos.tasks.views import CHECK_TOLERANCE, OUTPUT
+
+    folder = model_folder("bert")
+    saved = {name: os.environ.pop(name, None) for name in (ATTN_IMPLEMENTATION_ENV, "ATTN_DEMOS_DEVICE")}  # both auto
+    try:
+        result = explore(TEXTS[1], source=folder)
+        loaded = get_model("explore", folder)
+    finally:
+        os.environ.update({name: value for name, value in saved.items() if value is not None})
+    assert (loaded.device.type, loaded.attn_implementation) == ("cuda", "sdpa"), (loaded.device, loaded.attn_implementation)
+    assert result.library is None and result.measure == OUTPUT
+    view = result.view("mean", "mean")
+    worst = float(result.output_errors.max())
+    assert view.verified and worst <= CHECK_TOLERANCE and "✓" in view.check_badge, view.check_badge
+    eager = load_model(folder, device="cuda", attn_implementation="eager")
+    inputs, side, _ = tokenize_text(eager, TEXTS[1])
+    library = forward_with_attention(eager, inputs, side, recompute=False).maps["encoder"].weights[0].cpu().numpy()
+    difference = float(abs(result.shown.astype("float64") - library).max())  # (L, H, T, T)
+    assert difference <= CHECK_TOLERANCE, f"sdpa maps vs eager library weights on cuda: {difference:.1e}"
+    return (
+        f"explore on cuda, sdpa: max relative output error {worst:.1e} (tolerance {CHECK_TOLERANCE:g}); "
+        f"maps vs eager library weights max |Δ| {difference:.1e}"
+    )
+
+
+def named_checks() -> list[tuple[str, Callable[[], str], str]]:
+    """(name, check, model whose absence skips it) for every check, in the order they run."""
+    checks = [(f"{m}/{d}/{i}", functools.partial(check_case, m, d, i), m) for m, d, i in cases()]
+    checks += [(f"kernel/{d}", functools.partial(check_kernel, d), "bert") for d in GPU_DTYPES]
+    return checks + [("control/swapped-heads", check_control, "bert"), ("tab/explorer-auto-sdpa", check_explorer_tab, "bert")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write every case's status here")
     args = parser.parse_args(argv)
     rows, counts = [], {"passed": 0, "failed": 0, "skipped": 0}
-    named = [(f"{m}/{d}/{i}", lambda r=(m, d, i): check_case(*r)) for m, d, i in cases()]
-    named += [(f"kernel/{d}", lambda d=d: check_kernel(d)) for d in GPU_DTYPES]
-    named += [("control/swapped-heads", check_control)]
-    for name, run in named:
-        reason = skip_reason("minilm" if name.startswith("minilm") else "bert")
+    for name, check, model in named_checks():
+        reason = skip_reason(model)
         started = time.perf_counter()
         if reason:
             status, detail = "skipped", reason
         else:
             try:
-                detail = run()
+                detail = check()
                 status = "passed"
             except Exception as error:  # a failed check, or a crash: both are failures here
                 status, detail = "failed", f"{type(error).__name__}: {error}"

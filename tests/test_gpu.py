@@ -37,3 +37,10 @@ def test_cuda_control_swapped_heads_fail():
     if reason:
         pytest.skip(reason)
     gpu_checks.check_control()
+
+
+def test_cuda_explorer_tab_runs_on_sdpa_and_passes_its_check():
+    reason = gpu_checks.skip_reason("bert")
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_explorer_tab()

@@ -295,6 +295,13 @@ def test_neuron_view_embeds_the_terms():
     assert payload["scale"] == pytest.approx(8**-0.5)
 
 
+def test_neuron_view_names_its_reference_column():
+    terms = neuron_terms(np.random.default_rng(6), ["[CLS]", "the", "cat", "[SEP]"])
+    assert read_payload(neuron_view_html(terms))["reference_label"] == "model's weight"  # eager, the default
+    terms["reference_label"] = "verified weight (sdpa)"
+    assert read_payload(neuron_view_html(terms))["reference_label"] == "verified weight (sdpa)"
+
+
 def test_neuron_view_without_bias_or_mask_and_its_errors():
     terms = neuron_terms(np.random.default_rng(7), ["a", "b", "c"], with_mask=False)
     terms["bias"], terms["mask"] = None, None

@@ -1,6 +1,8 @@
 """One attention cell taken apart: for one query, the query vector, every key, their elementwise
-products and sums, the scale, bias, mask, soft-cap, logits and softmax, next to the library's own
-weights for the same row. Works for every supported family (T5's bias, rotary q/k, soft-caps)."""
+products and sums, the scale, bias, mask, soft-cap, logits and softmax, next to a reference row:
+the library's own weights (eager), or, where the fused kernel returns none (sdpa), the weights
+the caller shows, verified through the model's output. Works for every supported family (T5's
+bias, rotary q/k, soft-caps)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from attn_demos.core.heads import soft_cap
 from attn_demos.core.masks import sliding_window_mask
 from attn_demos.errors import BadInputError
 
+LIBRARY_LABEL = "model's weight"  # eager: the library's own row
+VERIFIED_LABEL = "verified weight (sdpa)"  # sdpa: the row shown, verified through the model's output
+
 
 def neuron_terms(
     loaded: LoadedModel,
@@ -29,14 +34,19 @@ def neuron_terms(
     head: int,
     query_index: int,
     example: int = 0,
+    verified_row: np.ndarray | None = None,
 ) -> dict:
     """The pieces of attention row (kind, layer, head, query_index) of one example.
 
     text_or_inputs: a text (tokenized like the Explorer does) or model inputs (encoder-decoders:
     with decoder_input_ids; vision: pixel_values). Returns numpy arrays: q (d,), k (Tk, d),
     products q_i·k_i (Tk, d), dots (Tk,), bias (Tk,) (zeros when the family has none), mask (Tk,)
-    bool, logits (Tk,) (−inf where masked), softmax (Tk,), library (Tk,); and scale, softcap,
-    window, max_abs_err (softmax vs library) and key_tokens when a text was given.
+    bool, logits (Tk,) (−inf where masked), softmax (Tk,), reference (Tk,) with reference_label;
+    library (Tk,) (eager only); and scale, softcap, window, max_abs_err (softmax vs reference) and
+    key_tokens when a text was given.
+
+    verified_row (Tk,): the reference when the model runs on sdpa (it returns no weights): the
+    row of weights the caller shows, verified through the model's output. Ignored with eager.
     """
     model = loaded.model
     inputs = dict(tokenize(loaded, [text_or_inputs])[0]) if isinstance(text_or_inputs, str) else dict(text_or_inputs)
@@ -46,15 +56,17 @@ def neuron_terms(
     if not 0 <= layer < len(sites):
         raise BadInputError(f"choose a layer between 0 and {len(sites) - 1}")
     site = sites[layer]
+    eager = loaded.attn_implementation == "eager"
+    if not eager and verified_row is None:
+        raise BadInputError("this model runs on sdpa and returns no weights: give the verified row to compare with")
     with torch.no_grad(), capture_attention_inputs(sites) as captured:
-        outputs = model(**inputs, output_attentions=True, return_dict=True)
-    library = _library_weights(loaded, outputs, kind)[layer]  # (B, H, Tq, Tk)
-    if not 0 <= head < library.shape[1]:
-        raise BadInputError(f"choose a head between 0 and {library.shape[1] - 1}")
-    if not 0 <= query_index < library.shape[2]:
-        raise BadInputError(f"choose a query token between 0 and {library.shape[2] - 1}")
+        outputs = model(**inputs, output_attentions=eager, return_dict=True)
     with torch.no_grad():
         terms = attention_terms(model, loaded.family, sites, site, captured_inputs(captured, site), _pass_inputs(loaded, inputs))
+    if not 0 <= head < terms.q.shape[1]:
+        raise BadInputError(f"choose a head between 0 and {terms.q.shape[1] - 1}")
+    if not 0 <= query_index < terms.q.shape[2]:
+        raise BadInputError(f"choose a query token between 0 and {terms.q.shape[2] - 1}")
     q = terms.q[example, head, query_index]  # (d,)
     k = terms.k[example, head]  # (Tk, d)
     products = q * k  # (Tk, d)
@@ -70,13 +82,21 @@ def neuron_terms(
     mask = _mask_row(terms, example, query_index, k.shape[0])  # (Tk,)
     logits = logits.masked_fill(~mask, float("-inf"))
     softmax = torch.softmax(logits, dim=-1, dtype=terms.softmax_dtype).to(q.dtype).nan_to_num(0.0)  # (Tk,)
-    reference = library[example, head, query_index]  # (Tk,)
+    if eager:
+        reference = _library_weights(loaded, outputs, kind)[layer][example, head, query_index]  # (Tk,)
+    else:
+        reference = torch.as_tensor(np.asarray(verified_row), device=softmax.device)  # (Tk,)
+        if reference.shape != softmax.shape:
+            raise BadInputError(f"the verified row has {reference.shape[0]} weights for {softmax.shape[0]} keys")
     result = {
         "q": _array(q), "k": _array(k), "products": _array(products), "dots": _array(dots),
         "scale": float(scale), "bias": _array(bias), "mask": mask.cpu().numpy(), "softcap": terms.softcap,
-        "window": terms.window, "logits": _array(logits), "softmax": _array(softmax), "library": _array(reference),
+        "window": terms.window, "logits": _array(logits), "softmax": _array(softmax), "reference": _array(reference),
+        "reference_label": LIBRARY_LABEL if eager else VERIFIED_LABEL,
         "max_abs_err": float((softmax.double() - reference.double()).abs().max()),
     }
+    if eager:
+        result["library"] = result["reference"]
     if isinstance(text_or_inputs, str) and "input_ids" in inputs:
         ids = inputs["input_ids"][example].tolist()
         result["key_tokens"] = loaded.preprocessor.convert_ids_to_tokens(ids)

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from attn_demos.adapters.extract import forward_with_attention
 from attn_demos.adapters.families import DECODER, ENCODER
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
@@ -19,21 +19,24 @@ from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view,
 
 @dataclass
 class ExploreResult(SelfAttentionStack):
-    """One text's encoder self-attention from the library and from the from-scratch core."""
+    """One text's self-attention: the library's weights and the core's (eager), or the core's
+    verified through the model's own output (sdpa)."""
 
     model: str
     tokens: list[str]
-    library: np.ndarray  # (L, H, T, T)
+    library: np.ndarray | None  # (L, H, T, T); None under sdpa (the kernel returns no weights)
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
     source: str | None = None  # what explore() was given (None: the tab's configured model)
     inputs: dict | None = None  # the model inputs of the run, on the CPU (for the neuron view)
     kind: str = ENCODER  # ENCODER, or DECODER for decoder-only (causal) models
+    output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
     def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
         """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""
         return make_view(
-            "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices
+            "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices,
+            self.output_errors,
         )
 
     def flow_scores(self, query_index: int = 0, progress=None, cancelled=None) -> np.ndarray:
@@ -41,23 +44,27 @@ class ExploreResult(SelfAttentionStack):
         progress(done, total) and cancelled() as in core.flow.attention_flow."""
         if not 0 <= query_index < len(self.tokens):
             raise BadInputError(f"choose a token between 0 and {len(self.tokens) - 1}")
-        return attention_flow(self.library, query_index=query_index, progress=progress, cancelled=cancelled)
+        return attention_flow(self.shown, query_index=query_index, progress=progress, cancelled=cancelled)
 
     def neuron(self, layer: int, head: int, query_index: int) -> dict:
         """The terms behind row `query_index` of (layer, head), recomputed from the stored inputs
-        (one more forward pass, on request), in the neuron view's vocabulary (render/interactive)."""
+        (one more forward pass, on request), in the neuron view's vocabulary (render/interactive);
+        compared with the library's row (eager) or the verified row shown (sdpa)."""
         if self.inputs is None:
             raise BadInputError("this result keeps no inputs: run the model again")
         if not 0 <= query_index < len(self.tokens):
             raise BadInputError(f"choose a query token between 0 and {len(self.tokens) - 1}")
         loaded = get_model("explore", self.source)
         inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
-        terms = neuron_terms(loaded, inputs, self.kind, int(layer), int(head), int(query_index))
+        shown_row = self.recomputed[int(layer), int(head), int(query_index)]  # (T,) used under sdpa only
+        terms = neuron_terms(loaded, inputs, self.kind, int(layer), int(head), int(query_index), verified_row=shown_row)
         return neuron_view_terms(terms, self.tokens, self.tokens[query_index], layer, head)
 
     @property
-    def max_abs_err(self) -> float:
-        """Worst |Δ| over every layer and head."""
+    def max_abs_err(self) -> float | None:
+        """Worst |Δ| library vs recomputed over every layer and head; None under sdpa (no library weights)."""
+        if self.library is None:
+            return None
         return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
 
 
@@ -70,14 +77,14 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
             f"{loaded.source} is not a text encoder or decoder-only model; the Explorer takes models such as BERT or GPT-2"
         )
     inputs, side, notices = tokenize_text(loaded, text, max_tokens)
-    result = forward_with_attention(loaded, inputs, side)
     kind = DECODER if loaded.is_decoder_only else ENCODER  # decoder-only: causal self-attention
-    maps = result.maps[kind]
+    stack = checked_forward(loaded, inputs, side).stack(kind)
     return ExploreResult(
         model=loaded.source,
-        tokens=maps.query_tokens[0],
-        library=maps.weights[0].cpu().numpy(),  # (L, H, T, T)
-        recomputed=result.recomputed[kind][0].cpu().numpy(),  # (L, H, T, T)
+        tokens=side.tokens[0],
+        library=stack.library,  # (L, H, T, T) or None (sdpa)
+        recomputed=stack.recomputed,  # (L, H, T, T)
+        output_errors=stack.output_errors,  # (L, H) or None (eager)
         notices=model_notices(loaded) + notices,
         source=source,
         inputs={name: value.detach().cpu() for name, value in inputs.items()},  # (1, T) each

@@ -10,15 +10,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from attn_demos.adapters.extract import forward_with_attention, patch_grid, vision_side
+from attn_demos.adapters.extract import patch_grid, vision_side
 from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.aggregate import rollout
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, heads_error, make_view, select
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
 MIN_SIDE = 2
@@ -30,28 +31,35 @@ class ImageResult(SelfAttentionStack):
     image: Image.Image  # RGB, as shown (downscaled if it was huge)
     labels: list[tuple[str, float]]  # top-5 (label, probability)
     grid: tuple[int, int]  # (rows, cols) of patches
-    library: np.ndarray  # (L, H, 1+N, 1+N): [CLS] then patches row-major
+    library: np.ndarray | None  # (L, H, 1+N, 1+N): [CLS] then patches row-major; None under sdpa
     recomputed: np.ndarray  # (L, H, 1+N, 1+N)
     tokens: list[str]
     notices: list[str] = field(default_factory=list)
+    output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
     def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
-        return self._cls_row(self.library, layer, head)[1:].reshape(self.grid)
+        return self._cls_row(self.shown, layer, head)[1:].reshape(self.grid)
 
     def flow_map(self, progress=None, cancelled=None) -> np.ndarray:
         """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow);
         progress(done, total) and cancelled() as in core.flow.attention_flow."""
-        flow = attention_flow(self.library, query_index=0, progress=progress, cancelled=cancelled)  # (T,)
+        flow = attention_flow(self.shown, query_index=0, progress=progress, cancelled=cancelled)  # (T,)
         return flow[1:].reshape(self.grid)
 
     def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
-        """|library − recomputed| on the [CLS] row being drawn."""
+        """|library − recomputed| on the [CLS] row being drawn (eager); under sdpa the worst relative
+        output error of the heads it is made of (the check's `measure`)."""
+        if self.library is None:
+            return heads_error(self.output_errors, layer, head)
         return float(np.abs(self._cls_row(self.library, layer, head) - self._cls_row(self.recomputed, layer, head)).max())
 
     def view(self, layer: int | str = 0, head: int | str = "mean") -> AttentionView:
         """The full patch × patch matrix (for export), or rolled out."""
-        return make_view("vision self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head)
+        return make_view(
+            "vision self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head,
+            output_errors=self.output_errors,
+        )
 
     @staticmethod
     def _cls_row(weights: np.ndarray, layer, head) -> np.ndarray:
@@ -110,16 +118,18 @@ def classify_image(image, source: str | None = None) -> ImageResult:
     pixels = loaded.preprocessor(images=[image], return_tensors="pt")["pixel_values"]  # (1, 3, H, W)
     pixels = pixels.to(next(loaded.model.parameters()).dtype)
     side = vision_side(loaded, batch_size=1)
-    result = forward_with_attention(loaded, {"pixel_values": pixels}, side)
+    checked = checked_forward(loaded, {"pixel_values": pixels}, side)
+    stack = checked.stack(VISION)
     return ImageResult(
         model=loaded.source,
         image=image,
-        labels=top_labels(loaded, result.outputs.logits[0]),
+        labels=top_labels(loaded, checked.outputs.logits[0]),
         grid=patch_grid(loaded.config),
-        library=result.maps[VISION].weights[0].cpu().numpy(),
-        recomputed=result.recomputed[VISION][0].cpu().numpy(),
+        library=stack.library,  # (L, H, 1+N, 1+N) or None (sdpa)
+        recomputed=stack.recomputed,
         tokens=side.tokens[0],
         notices=model_notices(loaded) + notices,
+        output_errors=stack.output_errors,
     )
 
 

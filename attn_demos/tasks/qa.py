@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from attn_demos.adapters.extract import Side, forward_with_attention, token_labels
+from attn_demos.adapters.extract import Side, token_labels
 from attn_demos.adapters.families import ENCODER
 from attn_demos.core.aggregate import rollout
 from attn_demos.errors import BadInputError
+from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
@@ -45,11 +46,12 @@ class QAResult(SelfAttentionStack):
     tokens: list[str]  # (T,) [CLS] question [SEP] context window [SEP]
     question_index: list[int]  # token positions of the question
     context_index: list[int]  # token positions of the context
-    library: np.ndarray  # (L, H, T, T) of the window the answer came from
+    library: np.ndarray | None  # (L, H, T, T) of the window the answer came from; None under sdpa
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
     window: int = 0  # which window (0-based) the answer and the attention come from
     windows: int = 1  # how many windows the context was read in
+    output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
     @property
     def answer_index(self) -> list[int]:
@@ -57,13 +59,14 @@ class QAResult(SelfAttentionStack):
 
     def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
         return make_view(
-            "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices
+            "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices,
+            self.output_errors,
         )
 
     def context_scores(self, attend_from: str = "answer", layer: int | str = "mean", head: int | str = "mean"):
         """(context tokens, (C,) scores): mean attention from the answer (or question) tokens to the context."""
         rows = self.answer_index if attend_from == "answer" else self.question_index
-        matrix = rollout(self.library) if head == "rollout" else select(self.library, layer, head)  # (T, T)
+        matrix = rollout(self.shown) if head == "rollout" else select(self.shown, layer, head)  # (T, T)
         scores = matrix[rows][:, self.context_index].mean(axis=0)  # (C,)
         return [self.tokens[i] for i in self.context_index], scores
 
@@ -147,6 +150,7 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         notices=model_notices(loaded) + notices,
         window=best.window,
         windows=count,
+        output_errors=captured.output_errors,
     )
 
 
@@ -221,20 +225,20 @@ def score_windows(model, windows) -> list[tuple[torch.Tensor, torch.Tensor]]:
 @dataclass
 class _Captured:
     tokens: list[str]
-    library: np.ndarray  # (L, H, T, T)
+    library: np.ndarray | None  # (L, H, T, T); None under sdpa
     recomputed: np.ndarray  # (L, H, T, T)
+    output_errors: np.ndarray | None  # (L, H) under sdpa
     outputs: object
 
 
 def _capture(loaded, windows, index: int) -> _Captured:
-    """One window, without its padding, through the model with attention captured and recomputed."""
+    """One window, without its padding, through the model with its attention recomputed and checked."""
     real = windows["attention_mask"][index].bool()  # (T,)
     inputs = {key: value[index][real][None] for key, value in windows.items()}  # each (1, T')
     tokens = token_labels(loaded.preprocessor, inputs["input_ids"][0].tolist())
-    result = forward_with_attention(loaded, inputs, Side([tokens], inputs["attention_mask"].bool()))
-    library = result.maps[ENCODER].weights[0].cpu().numpy()  # (L, H, T', T')
-    recomputed = result.recomputed[ENCODER][0].cpu().numpy()  # (L, H, T', T')
-    return _Captured(tokens, library, recomputed, result.outputs)
+    checked = checked_forward(loaded, inputs, Side([tokens], inputs["attention_mask"].bool()))
+    stack = checked.stack(ENCODER)  # (L, H, T', T') each
+    return _Captured(tokens, stack.library, stack.recomputed, stack.output_errors, checked.outputs)
 
 
 def best_span(

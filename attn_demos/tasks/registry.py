@@ -3,13 +3,17 @@ flag (a Hub id or a local folder), loaded once per process and shared."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
 
+import torch
+
 from attn_demos.adapters.loading import LoadedModel, load_model_cached
 from attn_demos.adapters.precision import resolve_device
-from attn_demos.errors import ModelLoadError
+from attn_demos.errors import AttnDemosError, ModelLoadError
+from attn_demos.tasks.hardware import AUTO, attn_implementation_choice, tab_attn_implementation
 
 TASK_HEADS = {
     "explore": "base",
@@ -62,18 +66,49 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
     """The loaded model of a task (or of `source` with the task's head), shared across requests.
 
     On the device $ATTN_DEMOS_DEVICE names (`launch --device`; default auto: cuda when available),
-    float32, eager attention: the tabs show the library's weights next to the recomputed ones.
-    A configured model that cannot load gives visitors one short sentence; the reason and how to
-    fix it go to the log, for the operator (they may name server paths)."""
+    float32, with the attention implementation of `attn_implementation` (auto: sdpa on cuda, eager
+    elsewhere; hardware.tab_attn_implementation). A configured model that cannot load gives
+    visitors one short sentence; the reason and how to fix it go to the log, for the operator
+    (they may name server paths)."""
+    device = resolve_device()
     try:
+        resolved = resolve(source or model_source(task))
         return load_model_cached(
-            resolve(source or model_source(task)), head=TASK_HEADS[task], device=resolve_device()
+            resolved, head=TASK_HEADS[task], device=device, attn_implementation=attn_implementation(task, resolved, device)
         )
     except ModelLoadError as error:
         if source:  # a model the request named: the message about it is the whole story
             raise
         log.warning("%s: %s. %s", task, error, how_to_point(task))
         raise ModelLoadError(UNAVAILABLE) from None
+
+
+def attn_implementation(task: str, source: str, device: torch.device) -> str:
+    """"eager" or "sdpa" for `task`'s model `source` (a resolved id or folder) on `device`:
+    $ATTN_DEMOS_ATTN_IMPLEMENTATION (`launch --attn-implementation`) by hardware.tab_attn_implementation."""
+    choice = attn_implementation_choice()
+    checkable = sdpa_checkable(source) if choice == AUTO and device.type == "cuda" else True
+    return tab_attn_implementation(device.type, task, choice, checkable)
+
+
+@functools.lru_cache(maxsize=64)
+def sdpa_checkable(source: str) -> bool:
+    """Whether `source` can run on sdpa with its output verified: its family has a known output
+    projection and its model class has an sdpa kernel. Reads the config only."""
+    import transformers
+
+    from attn_demos.adapters.families import family_for
+    from attn_demos.adapters.loading import load_config
+    from attn_demos.adapters.verify import OUTPUT_PROJECTION
+
+    try:
+        config = load_config(source)
+        family = family_for(config.model_type, config)
+    except AttnDemosError:
+        return False  # loading it will say why, in its own words
+    mapping = transformers.AutoModel._model_mapping  # config class -> base model class
+    model_class = mapping.get(type(config), None)
+    return family.name in OUTPUT_PROJECTION and bool(getattr(model_class, "_supports_sdpa", True))
 
 
 def how_to_point(task: str) -> str:

@@ -13,6 +13,7 @@ from attn_demos.core.pooling import pool_matrix, readable_tokens, word_groups, w
 
 CHECK_TOLERANCE = tolerance_for("float32")  # the tabs load their models in float32: one rule, precision.py
 LAYER_MEAN = "mean"
+LIBRARY, OUTPUT = "library", "output"  # what a view's check measured: eager and sdpa (module doc of tasks/checked.py)
 
 
 def select(weights: np.ndarray, layer: int | str, head: int | str) -> np.ndarray:
@@ -33,10 +34,31 @@ def select(weights: np.ndarray, layer: int | str, head: int | str) -> np.ndarray
     return per_layer[head]  # (Tq, Tk)
 
 
-def check_badge(max_abs_err: float) -> str:
-    """The line shown beside every picture: how far the library is from the from-scratch core."""
-    mark = "✓" if max_abs_err <= CHECK_TOLERANCE else "✗ MISMATCH"
-    return f"recomputed from scratch: max |Δ| {max_abs_err:.1e} {mark}"
+def check_badge(error: float, measure: str = LIBRARY) -> str:
+    """The line shown beside every picture: how the shown weights were checked, and the result.
+
+    LIBRARY (eager): max |library − recomputed|. OUTPUT (sdpa, no library weights exist): the
+    recomputed weights applied to the module's values, max relative error against its own output.
+    """
+    passed = error <= CHECK_TOLERANCE
+    mark = "✓" if passed else "✗ MISMATCH"
+    if measure == OUTPUT:
+        return (
+            f"recomputed from scratch, verified through the model's own output (sdpa): "
+            f"max relative error {error:.1e} {'≤' if passed else '>'} {CHECK_TOLERANCE:.0e} {mark}"
+        )
+    return f"recomputed from scratch: max |Δ| {error:.1e} {mark}"
+
+
+def check_fields(error: float, measure: str = LIBRARY) -> dict:
+    """The check in an export or preview, under a name that says what was measured."""
+    if measure == OUTPUT:
+        return {
+            "verified_through": "the model's own output (sdpa): no library weights exist; the matrix is the core's",
+            "output_max_relative_error": error,
+            "tolerance": CHECK_TOLERANCE,
+        }
+    return {"recomputed_max_abs_err": error}
 
 
 @dataclass
@@ -47,16 +69,20 @@ class AttentionView:
     matrix: np.ndarray  # (Tq, Tk) what is drawn
     query_labels: list[str]
     key_labels: list[str]
-    max_abs_err: float  # library vs from-scratch recomputation of exactly this matrix
+    error: float  # LIBRARY: library vs recomputed of exactly this matrix; OUTPUT: worst relative output error of its heads
     notices: list[str] = field(default_factory=list)
+    measure: str = LIBRARY
 
     @property
     def verified(self) -> bool:
-        return self.max_abs_err <= CHECK_TOLERANCE
+        return self.error <= CHECK_TOLERANCE
 
     @property
     def check_badge(self) -> str:
-        return check_badge(self.max_abs_err)
+        return check_badge(self.error, self.measure)
+
+    def check_fields(self) -> dict:
+        return check_fields(self.error, self.measure)
 
     def to_payload(self) -> dict:
         """Exactly the numbers on screen (for the JSON export)."""
@@ -65,14 +91,14 @@ class AttentionView:
             "query_tokens": self.query_labels,
             "key_tokens": self.key_labels,
             "matrix": np.round(self.matrix.astype(np.float64), 6).tolist(),
-            "recomputed_max_abs_err": self.max_abs_err,
+            **self.check_fields(),
             "notices": self.notices,
         }
 
 
 def make_view(
     title: str,
-    library: np.ndarray,
+    library: np.ndarray | None,
     recomputed: np.ndarray,
     query_labels: list[str],
     key_labels: list[str],
@@ -80,21 +106,41 @@ def make_view(
     head: int | str = "mean",
     words: bool = False,
     notices: list[str] | None = None,
+    output_errors: np.ndarray | None = None,
 ) -> AttentionView:
-    """library, recomputed: (L, H, Tq, Tk). head may be "rollout" (self-attention only)."""
+    """library, recomputed: (L, H, Tq, Tk). head may be "rollout" (self-attention only).
+
+    library None (sdpa: the kernel returns no weights): the recomputed weights are shown, checked
+    by output_errors (L, H), their relative output error (tasks/checked.py)."""
+    if library is None and output_errors is None:
+        raise ValueError("without library weights the view needs the output check's errors")
+    stack = recomputed if library is None else library  # (L, H, Tq, Tk) what is drawn
     if head == "rollout":
-        shown, check = rollout(library), rollout(recomputed)  # (T, T)
+        shown = rollout(stack)  # (T, T)
+        check = None if library is None else rollout(recomputed)
         title = f"{title} · rollout over all layers"
     else:
-        shown, check = select(library, layer, head), select(recomputed, layer, head)  # (Tq, Tk)
+        shown = select(stack, layer, head)  # (Tq, Tk)
+        check = None if library is None else select(recomputed, layer, head)
         title = f"{title} · {describe(layer, head)}"
-    error = float(np.abs(shown.astype(np.float64) - check.astype(np.float64)).max())
+    if library is None:
+        error, measure = heads_error(output_errors, layer, head), OUTPUT
+    else:
+        error, measure = float(np.abs(shown.astype(np.float64) - check.astype(np.float64)).max()), LIBRARY
     if words:
         shown, query_labels, key_labels = pool_words(shown, query_labels, key_labels)
         title = f"{title} · pieces merged into words"
     else:
         query_labels, key_labels = readable_tokens(query_labels), readable_tokens(key_labels)  # "ĠcafÃ©" -> "Ġcafé"
-    return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []))
+    return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []), measure)
+
+
+def heads_error(output_errors: np.ndarray, layer: int | str, head: int | str) -> float:
+    """The worst relative output error (L, H) of the heads a view is made of: one layer or all
+    (mean of layers, rollout), one head or all (fusions, rollout)."""
+    layers = slice(None) if layer == LAYER_MEAN or head == "rollout" else int(layer)
+    heads = slice(None) if isinstance(head, str) else int(head)
+    return float(np.max(output_errors[layers, heads]))
 
 
 def pool_words(matrix: np.ndarray, query_labels: list[str], key_labels: list[str]):
@@ -111,17 +157,37 @@ def describe(layer: int | str, head: int | str) -> str:
 
 
 class SelfAttentionStack:
-    """Mixin for results that hold a self-attention stack `library` (L, H, T, T)."""
+    """Mixin for results that hold a self-attention stack: `library` (L, H, T, T), None under sdpa;
+    `recomputed` (L, H, T, T); `output_errors` (L, H) under sdpa, else None."""
 
-    library: np.ndarray
+    library: np.ndarray | None
+    recomputed: np.ndarray
+    output_errors: np.ndarray | None
+
+    @property
+    def shown(self) -> np.ndarray:
+        """(L, H, T, T) the weights the views draw: the library's (eager), else the verified recomputed ones."""
+        return self.recomputed if self.library is None else self.library
+
+    @property
+    def measure(self) -> str:
+        return OUTPUT if self.library is None else LIBRARY
 
     @property
     def num_layers(self) -> int:
-        return self.library.shape[0]
+        return self.shown.shape[0]
 
     @property
     def num_heads(self) -> int:
-        return self.library.shape[1]
+        return self.shown.shape[1]
+
+    @property
+    def check_summary(self) -> str:
+        """How the whole stack was checked, in a few words (for titles of views drawn from all of it)."""
+        if self.library is None:
+            return f"recomputed maps verified through the model's own output (sdpa) to {float(self.output_errors.max()):.1e}"
+        difference = float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
+        return f"maps that match the from-scratch recomputation to {difference:.1e}"
 
     def head_options(self) -> list:
         """Fusions, every head, and rollout (which self-attention allows)."""
@@ -148,6 +214,13 @@ def neuron_view_terms(terms: dict, key_labels: list[str], query_label: str, laye
         "scale": terms["scale"], "bias": terms["bias"],
         "mask": np.where(terms["mask"], 0.0, -np.inf),  # (Tk,) additive: 0 allowed, −inf masked
         "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
-        "reference": terms["library"], "max_abs_err": terms["max_abs_err"],
+        "reference": terms["reference"], "reference_label": terms["reference_label"], "max_abs_err": terms["max_abs_err"],
         "key_labels": list(key_labels), "query_label": query_label, "layer": int(layer), "head": int(head),
+        "check_text": neuron_check_text(terms),
     }
+
+
+def neuron_check_text(terms: dict) -> str:
+    """What a neuron view's softmax was compared with, and how far it was, for its title."""
+    against = "the model's weights" if "library" in terms else "the verified weights shown (sdpa)"
+    return f"softmax vs {against}: max |Δ| {terms['max_abs_err']:.1e}"

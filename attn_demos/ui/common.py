@@ -153,7 +153,7 @@ def numbers_preview(view: AttentionView, size: int = PREVIEW_SIZE) -> dict:
         "query_tokens": view.query_labels[:size],
         "key_tokens": view.key_labels[:size],
         "matrix_corner": np.round(view.matrix[:size, :size].astype(np.float64), PREVIEW_DECIMALS).tolist(),
-        "recomputed_max_abs_err": view.max_abs_err,
+        **view.check_fields(),
         "full_numbers": "press Export for a JSON file with every token and value",
     }
 

@@ -72,7 +72,7 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "query": token_choices,
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
         "head_view": head_view_html(
-            result.library, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
+            result.shown, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
             layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
         ),
     }
@@ -102,7 +102,7 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
         "received": received,
         "numbers": numbers_preview(view),
         "grid": head_grid_html(
-            result.library, shown=(layer, head) if single else None, target_id=PICK_ID,
+            result.shown, shown=(layer, head) if single else None, target_id=PICK_ID,
             title=f"all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
         ),
         "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
@@ -141,7 +141,7 @@ def pick(selection: str, result: ExploreResult | None, layer, head, words: bool,
 
 def neuron(result: ExploreResult | None, layer, head, query, words: bool = False) -> dict:
     """The neuron view of one cell: q, each k, their products and sums, the scale, the softmax and
-    the model's own weight (one more forward pass; on request only)."""
+    the weight shown (one more forward pass; on request only)."""
     if result is None:
         return {"status": "Run the model first (Show attention)."}
     layer, head = _layer_head(layer, head)
@@ -153,7 +153,7 @@ def neuron(result: ExploreResult | None, layer, head, query, words: bool = False
     terms = result.neuron(layer, head, index)
     title = (
         f"neuron view: layer {layer}, head {head}, query {index} “{result.tokens[index]}” "
-        f"(softmax vs the model's weights: max |Δ| {terms['max_abs_err']:.1e})"
+        f"({terms['check_text']})"
     )
     return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 
@@ -179,7 +179,7 @@ def flow(result: ExploreResult | None, token_index, on_progress=None, cancelled=
     scores = result.flow_scores(index, on_progress, cancelled)  # (T,)
     title = (
         f"attention flow into token {index} “{result.tokens[index]}” through all {result.num_layers} layers "
-        f"(from maps that match the from-scratch recomputation to {result.max_abs_err:.1e})"
+        f"(from {result.check_summary})"
     )
     return {"status": "", "flow": highlight_html(result.tokens, scores, title=title)}
 

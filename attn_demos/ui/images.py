@@ -63,7 +63,7 @@ def redraw(result: ImageResult | None, layer, head) -> dict:
     rolled = result.cls_patch_map(head="rollout")  # (rows, cols)
     return {
         "status": status_text(result.notices),
-        "badge": check_badge(error),
+        "badge": check_badge(error, result.measure),
         "overlay": patch_overlay(result.image, patch_map, cmap=OVERLAY_CMAP),
         "rollout": patch_overlay(result.image, rolled, cmap=OVERLAY_CMAP),
         "overlay_scale": overlay_scale(patch_map, "[CLS] → patch attention"),

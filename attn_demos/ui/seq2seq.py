@@ -51,7 +51,7 @@ def run_result(result: Seq2SeqResult, inputs: dict, layer, head, words: bool, ta
     return {
         **redraw(result, layer, head, words, target=None, task=task),
         "head_view": head_view_html(
-            result.cross, result.target_tokens, result.source_tokens,
+            result.cross_shown, result.target_tokens, result.source_tokens,
             title="head view: output tokens (left) → source tokens (right); hover a token for its lines",
             layer=shown_layer if isinstance(shown_layer, int) else 0,
         ),
@@ -90,7 +90,7 @@ def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, 
             decimals=HEATMAP_DECIMALS,
         ),
         "grid": head_grid_html(
-            result.cross, target_id=pick_id(task),
+            result.cross_shown, target_id=pick_id(task),
             shown=(layer, head) if isinstance(layer, int) and isinstance(head, int) else None,
             title=f"cross-attention, all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
         ),
@@ -123,7 +123,7 @@ def pick(task: str, selection: str, result: Seq2SeqResult | None, layer, head, w
 
 def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
     """The neuron view of one cross-attention cell: the output token's q, each source token's k,
-    their products and sums, the scale, the softmax and the model's own weight (on request)."""
+    their products and sums, the scale, the softmax and the weight shown (on request)."""
     if result is None:
         return {"status": "Run the model first."}
     layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
@@ -133,7 +133,7 @@ def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
     terms = result.neuron(layer, head, target)
     title = (
         f"neuron view: layer {layer}, head {head}, output token {target} “{result.target_tokens[target]}” → source "
-        f"(softmax vs the model's weights: max |Δ| {terms['max_abs_err']:.1e})"
+        f"({terms['check_text']})"
     )
     return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 

@@ -155,7 +155,7 @@ def image_pair():
 
     def click():
         result = classify_image(image)
-        assert result.library.shape[-1] == patches, f"image: the model saw {result.library.shape[-1]} positions"
+        assert result.shown.shape[-1] == patches, f"image: the model saw {result.shown.shape[-1]} positions"
         return clicks.draw_image(result)
 
     def plain():

@@ -4,10 +4,12 @@ Input: the dict of attn_demos.adapters.neuron.neuron_terms for one (layer, head,
 
     q (d,)  k (Tk, d)  products (Tk, d) = q_i·k_i  sums (Tk,)  scale (float)
     bias (Tk,) or None  mask (Tk,) or None  logits (Tk,)  softmax (Tk,)  reference (Tk,)
-    key_labels [Tk str]  query_label str  layer int  head int   (optional: softcap float or None)
+    key_labels [Tk str]  query_label str  layer int  head int   (optional: softcap float or None,
+    reference_label str: what the reference is, default REFERENCE_LABEL)
 
 Shown: q and each k as coloured cells, the products, their sum, × scale, + bias, + mask, the
-logit, the softmax and, beside it, the model's own weight (reference) and |Δ|. Hover a key's row
+logit, the softmax and, beside it, the reference (the model's own weight, or under sdpa the
+verified weight shown) and |Δ|. Hover a key's row
 for its terms written out: the seed tutorial's three lines (q·k, × scale, softmax) on a real model.
 The values shown are those given: the view computes nothing but the per-row |Δ|.
 """
@@ -21,6 +23,7 @@ from attn_demos.render.interactive.scale import ColourScale, legend_html
 
 VECTOR_DECIMALS = 4  # q, k and the products are sent rounded to 4 places
 ROW_DECIMALS = 9  # sums, logits, softmax and reference are sent rounded to 9 places
+REFERENCE_LABEL = "model's weight"  # the reference column's heading when the terms name none
 REQUIRED = ("q", "k", "products", "sums", "scale", "logits", "softmax", "reference", "key_labels",
             "query_label", "layer", "head")
 
@@ -65,6 +68,7 @@ def neuron_view_html(terms: dict, title: str = "") -> str:
         "p": fixed_point(products, VECTOR_DECIMALS),  # (Tk·d,)
         "scale": float(terms["scale"]),
         "softcap": None if softcap is None else float(softcap),
+        "reference_label": str(terms.get("reference_label") or REFERENCE_LABEL),
         "vstops": vectors.stops(),
         "vmax": vector_max,
         "pstops": terms_scale.stops(),

@@ -612,7 +612,7 @@
 
     var columns = [["key", null], ["k", null], ["q\u2218k (products)", null], ["\u03a3 q\u00b7k", "sums"],
                    ["\u00d7 scale", "scaled"], ["+ bias", "bias"], ["+ mask", "mask"], ["= logit", "logits"],
-                   ["softmax", "softmax"], ["model's weight", "reference"], ["|\u0394|", "delta"]];
+                   ["softmax", "softmax"], [p.reference_label, "reference"], ["|\u0394|", "delta"]];
     columns = columns.filter(function (c) { return c[1] === null || c[1] === "scaled" || c[1] === "delta" || p[c[1]] !== null; });
     var scroller = el("div", "attn-scroll attn-nv-scroll");
     var table = el("table", "attn-nv-table");
@@ -679,7 +679,7 @@
         "1. score  q\u00b7k = \u03a3 of " + d + " products = " + fmt(p.sums[j], 6) + "   (largest: " + largest.join(", ") + (d > 6 ? ", \u2026" : "") + ")",
         "2. scaled  " + fmt(p.sums[j], 6) + " \u00d7 " + fmt(p.scale, 6) + " = " + fmt(value("scaled", j), 6) +
           "   logit = " + logitParts + (p.softcap ? " (softcapped)" : "") + " = " + fmt(p.logits[j], 6),
-        "3. softmax over the " + nk + " keys = " + fmt(p.softmax[j], 6) + "   the model's own weight: " + fmt(p.reference[j], 6) +
+        "3. softmax over the " + nk + " keys = " + fmt(p.softmax[j], 6) + "   " + p.reference_label + ": " + fmt(p.reference[j], 6) +
           "   |\u0394| = " + (value("delta", j) === null ? "\u2013" : value("delta", j).toExponential(2)),
       ];
       detail.textContent = lines.join("\n");

@@ -1,0 +1,223 @@
+"""The tabs' attention implementation per device (issue 11, item 2): the rule, the launcher flag,
+and every tab under sdpa, where the maps shown are the core's recomputed weights verified through
+the model's own output. The second method is the eager run of the same checkpoint (the library's
+weights); the control is a wrong recomputation (heads 0 and 1 swapped), which the badge must report."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_precision import _swap_heads_0_1, _wrong_terms
+
+from attn_demos import cli
+from attn_demos.tasks import registry
+from attn_demos.tasks.explorer import explore
+from attn_demos.tasks.hardware import (
+    ATTN_IMPLEMENTATION_ENV,
+    AttnImplementationError,
+    attn_implementation_choice,
+    tab_attn_implementation,
+)
+from attn_demos.tasks.images import classify_image
+from attn_demos.tasks.qa import answer
+from attn_demos.tasks.seq2seq import translate
+
+# sdpa's shown maps vs eager's library weights. Measured up to 1.2e-6 (tiny BERT and BART, float32):
+# the two kernels' layer outputs differ in the last bits, so later layers start from slightly
+# different inputs; the layer-0 maps (identical inputs) agree to SAME_FIRST_LAYER.
+SAME = 2e-6
+SAME_FIRST_LAYER = 1e-6
+OUTPUT_BADGE = "verified through the model's own output (sdpa)"
+TEXT = "The cat sat on the mat."
+QUESTION, CONTEXT = "Where did the cat sleep?", "The cat slept on the warm windowsill all afternoon."
+
+
+@pytest.fixture
+def implementation(monkeypatch):
+    """implementation(name): the tabs load their models with `name` from now on (this test only)."""
+    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+
+    def use(name: str) -> None:
+        monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, name)
+
+    return use
+
+
+def _image() -> Image.Image:
+    y, x = np.mgrid[0:64, 0:64]
+    return Image.fromarray(np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).astype(np.uint8))  # (64, 64, 3)
+
+
+def run_tab(tab: str, checkpoints):
+    """The tab's task function on its tiny checkpoint; returns (result, one view, the maps shown)."""
+    if tab == "explore":
+        result = explore(TEXT, source=str(checkpoints["bert"]))
+        return result, result.view(1, 2), result.shown
+    if tab == "answer":
+        result = answer(QUESTION, CONTEXT, source=str(checkpoints["distilbert"]))
+        return result, result.view(0, "mean"), result.shown
+    if tab == "classify_image":
+        result = classify_image(_image(), source=str(checkpoints["vit"]))
+        return result, result.view(1, 0), result.shown
+    family = tab.split(":")[1]
+    result = translate(TEXT, source=str(checkpoints[family]), num_beams=2, max_new_tokens=6)
+    return result, result.cross_view(0, 1), result.cross_shown
+
+
+TABS = ("explore", "answer", "classify_image", "translate:marian", "translate:bart", "translate:t5")
+
+
+# ---------------------------------------------------------------- the rule ------------------------
+
+
+def test_auto_is_sdpa_on_cuda_and_eager_elsewhere():
+    assert tab_attn_implementation("cuda", "explore", "auto") == "sdpa"
+    assert tab_attn_implementation("cpu", "explore", "auto") == "eager"
+    assert tab_attn_implementation("mps", "translate", "auto") == "eager"
+    assert tab_attn_implementation("cuda", "explore", "auto", sdpa_checkable=False) == "eager"
+    assert tab_attn_implementation("cpu", "answer", "sdpa") == "sdpa"  # an explicit choice holds on any device
+    assert tab_attn_implementation("cuda", "answer", "eager") == "eager"
+
+
+@pytest.mark.parametrize("choice", ["auto", "eager", "sdpa"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_text_generation_is_eager_whatever_the_setting(choice, device):
+    assert tab_attn_implementation(device, "generate", choice) == "eager"
+
+
+def test_the_setting_comes_from_the_environment_and_refuses_unknown_names(monkeypatch):
+    monkeypatch.delenv(ATTN_IMPLEMENTATION_ENV, raising=False)
+    assert attn_implementation_choice() == "auto"
+    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "sdpa")
+    assert attn_implementation_choice() == "sdpa"
+    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "flash")
+    with pytest.raises(AttnImplementationError, match="auto, eager, sdpa.*'flash'"):
+        attn_implementation_choice()
+
+
+def test_auto_on_cuda_stays_eager_where_the_sdpa_output_cannot_be_checked(monkeypatch, checkpoints):
+    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "auto")
+    cuda = torch.device("cuda")  # a device object only: nothing runs on it
+    assert registry.sdpa_checkable(str(checkpoints["bert"])) is True
+    assert registry.sdpa_checkable(str(checkpoints["albert"])) is False  # no known output projection
+    assert registry.sdpa_checkable(str(checkpoints["gemma2"])) is False  # no sdpa kernel in the library
+    assert registry.attn_implementation("explore", str(checkpoints["bert"]), cuda) == "sdpa"
+    assert registry.attn_implementation("explore", str(checkpoints["albert"]), cuda) == "eager"
+    assert registry.attn_implementation("generate", str(checkpoints["llama"]), cuda) == "eager"
+    assert registry.attn_implementation("explore", str(checkpoints["bert"]), torch.device("cpu")) == "eager"
+
+
+def test_the_launch_flag_reaches_the_tabs(monkeypatch, checkpoints):
+    import attn_demos.ui.app as app
+
+    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "auto")  # restored after the test, whatever launch sets
+    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+    monkeypatch.setattr(app, "build", lambda: None)
+    monkeypatch.setattr(app, "launch", lambda *args, **kwargs: None)
+    assert cli.main(["launch", "--attn-implementation", "sdpa"]) == cli.EXIT_OK
+    model = registry.get_model("explore", str(checkpoints["bert"]))
+    assert model.attn_implementation == "sdpa"
+    assert OUTPUT_BADGE in explore(TEXT, source=str(checkpoints["bert"])).view(0, 0).check_badge
+    assert cli.main(["launch", "--attn-implementation", "eager"]) == cli.EXIT_OK
+    assert registry.get_model("explore", str(checkpoints["bert"])).attn_implementation == "eager"
+    assert "max |Δ|" in explore(TEXT, source=str(checkpoints["bert"])).view(0, 0).check_badge
+
+
+def test_a_bad_implementation_in_the_environment_stops_launch_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "flash")
+    assert cli.main(["launch"]) == cli.EXIT_USAGE
+    assert "attention implementation must be one of auto, eager, sdpa" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the tabs under sdpa -------------
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_each_tab_under_sdpa_shows_the_eager_library_weights(checkpoints, implementation, tab):
+    implementation("eager")
+    reference, _, library = run_tab(tab, checkpoints)
+    assert reference.measure == "library"
+    implementation("sdpa")
+    result, view, shown = run_tab(tab, checkpoints)
+    assert result.measure == "output"
+    if tab.startswith("translate"):
+        assert result.cross is None and result.decoder is None  # generate() on sdpa returns no weights
+        assert result.target_tokens == reference.target_tokens, "precondition: the same output on both kernels"
+        np.testing.assert_allclose(result.decoder_shown, reference.decoder, atol=SAME, rtol=0)
+        assert result.decoder_view(1, "max").verified
+    else:
+        assert result.library is None  # never a library weight that was not returned
+    assert shown.shape == library.shape
+    np.testing.assert_allclose(shown, library, atol=SAME, rtol=0)
+    np.testing.assert_allclose(shown[0], library[0], atol=SAME_FIRST_LAYER, rtol=0)
+    assert view.verified and OUTPUT_BADGE in view.check_badge and "✓" in view.check_badge
+    assert "max |Δ|" not in view.check_badge  # no library/recomputed difference was measured
+    payload = view.to_payload()
+    assert "recomputed_max_abs_err" not in payload and payload["output_max_relative_error"] == view.error
+
+
+@pytest.mark.parametrize("tab", TABS)
+def test_a_wrong_recomputation_makes_the_sdpa_badge_report_the_mismatch(checkpoints, implementation, monkeypatch, tab):
+    implementation("sdpa")
+    _wrong_terms(monkeypatch, _swap_heads_0_1)  # the recomputed weights of heads 0 and 1 exchanged
+    result, _, _ = run_tab(tab, checkpoints)
+    view = result.cross_view(0, 0) if tab.startswith("translate") else result.view(0, 0)
+    assert not view.verified
+    assert "✗ MISMATCH" in view.check_badge and "✓" not in view.check_badge
+
+
+def test_the_badge_of_an_sdpa_view_covers_exactly_the_heads_it_is_made_of(checkpoints, implementation):
+    implementation("sdpa")
+    result = explore(TEXT, source=str(checkpoints["bert"]))
+    errors = result.output_errors  # (L, H)
+    assert errors.shape == (result.num_layers, result.num_heads) and (errors > 0).all()  # a fused kernel is never exact
+    assert result.view(1, 2).error == errors[1, 2]
+    assert result.view(1, "mean").error == errors[1].max()
+    assert result.view("mean", 3).error == errors[:, 3].max()
+    assert result.view(0, "rollout").error == errors.max()
+
+
+def test_the_neuron_view_under_sdpa_compares_with_the_verified_row(checkpoints, implementation):
+    implementation("eager")
+    eager = explore(TEXT, source=str(checkpoints["bert"])).neuron(1, 2, 3)
+    implementation("sdpa")
+    result = explore(TEXT, source=str(checkpoints["bert"]))
+    terms = result.neuron(1, 2, 3)
+    assert terms["reference_label"] == "verified weight (sdpa)" and "verified weights shown (sdpa)" in terms["check_text"]
+    np.testing.assert_allclose(terms["reference"], result.shown[1, 2, 3], atol=0, rtol=0)
+    np.testing.assert_allclose(terms["reference"], eager["reference"], atol=SAME, rtol=0)  # the library's row
+    assert terms["max_abs_err"] <= SAME
+    assert eager["reference_label"] == "model's weight" and "the model's weights" in eager["check_text"]
+
+
+def test_the_seq2seq_neuron_view_under_sdpa(checkpoints, implementation):
+    implementation("sdpa")
+    result = translate(TEXT, source=str(checkpoints["marian"]), num_beams=2, max_new_tokens=6)
+    terms = result.neuron(1, 0, 0)
+    assert terms["reference_label"] == "verified weight (sdpa)" and terms["max_abs_err"] <= SAME
+
+
+def test_the_tabs_handlers_under_sdpa_say_how_they_checked(monkeypatch, checkpoints, implementation):
+    from attn_demos.ui import explorer as explorer_tab
+    from attn_demos.ui import images as images_tab
+
+    implementation("sdpa")
+    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+    out = explorer_tab.explore(TEXT, 0, 1, False, "")
+    assert OUTPUT_BADGE in out["badge"] and "output_max_relative_error" in out["numbers"]
+    flow = explorer_tab.flow(out["state"], 0)
+    assert "verified through the model's own output (sdpa)" in html.unescape(flow["flow"])
+    exported = json.loads(Path(explorer_tab.export(out["state"], out["inputs"], 0, 1, False)["json"]).read_text())
+    assert exported["output_max_relative_error"] <= 1e-5 and "recomputed_max_abs_err" not in exported
+    neuron = explorer_tab.neuron(out["state"], 0, 1, 2)["neuron"]
+    assert "verified weight (sdpa)" in neuron
+    out = images_tab.classify_image(_image(), 0, "max", "")
+    assert OUTPUT_BADGE in out["badge"] and "✓" in out["badge"]

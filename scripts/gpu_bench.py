@@ -182,15 +182,19 @@ def main(argv: list[str] | None = None) -> int:
         "--heads-per-chunk", type=int, default=None,
         help="heads a view's layer is attended at once (default: verify.HEADS_PER_CHUNK; more is faster, needs more memory)",
     )
-    parser.add_argument("--block-queries", type=int, help=f"fused kernel rows per program (default {fused_check.BLOCK_QUERIES})")
-    parser.add_argument("--block-keys", type=int, help=f"fused kernel keys per step (default {fused_check.BLOCK_KEYS})")
-    parser.add_argument("--warps", type=int, help=f"fused kernel warps (default {fused_check.WARPS})")
+    parser.add_argument(
+        "--kernel-config", type=int, nargs=4, metavar=("ROWS", "KEYS", "WARPS", "STAGES"),
+        help="one fused kernel configuration for every length (default: fused_check.LONG_CONFIG / SHORT_CONFIG)",
+    )
+    parser.add_argument(
+        "--split-probabilities", action="store_true",
+        help="half precision: the kernel multiplies v by the probabilities in two parts (more exact, slower)",
+    )
     args = parser.parse_args(argv)
     if args.heads_per_chunk:
         verify.HEADS_PER_CHUNK = args.heads_per_chunk
-    fused_check.BLOCK_QUERIES = args.block_queries or fused_check.BLOCK_QUERIES
-    fused_check.BLOCK_KEYS = args.block_keys or fused_check.BLOCK_KEYS
-    fused_check.WARPS = args.warps or fused_check.WARPS
+    fused_check.CONFIG = tuple(args.kernel_config) if args.kernel_config else None
+    fused_check.SPLIT_PROBABILITIES = args.split_probabilities or fused_check.SPLIT_PROBABILITIES
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.quick:
         print("gpu_bench: torch sees no CUDA GPU; run with --quick for a CPU smoke run", file=sys.stderr)
@@ -200,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         for dtype in BENCH_DTYPES:
             row = bench_one(name, spec, dtype, device, args.rounds)
             row["heads_per_chunk"] = verify.HEADS_PER_CHUNK
-            row["kernel_blocks"] = [fused_check.BLOCK_QUERIES, fused_check.BLOCK_KEYS, fused_check.WARPS]
+            row["kernel_config"] = fused_check.CONFIG or "by length"
+            row["split_probabilities"] = fused_check.SPLIT_PROBABILITIES
             print(json.dumps(row), flush=True)
             rows.append(row)
             if device.type == "cuda":

@@ -94,7 +94,7 @@ def check_case(model: str, dtype: str, implementation: str) -> str:
 
 
 KERNEL_SHAPE = (4, 12, 300, 300, 64)  # B, H, Tq, Tk, d: several blocks of rows and keys, padding inside
-KERNEL_SLACK = {"float32": 2e-6, "bfloat16": 2e-4, "float16": 2e-4}  # beyond the rounding of the output itself
+KERNEL_SLACK = 2e-6  # float32 rounding; half precision adds ≤ half an ulp × max |v| (fused_check.SPLIT_PROBABILITIES)
 
 
 def check_kernel(dtype: str) -> str:
@@ -121,9 +121,10 @@ def check_kernel(dtype: str) -> str:
     )
     expected = (exact - given.double()).abs().view(batch, q_len, heads, d).amax(dim=(1, 3))  # (B, H)
     off = float((deviation.cpu().double() - expected).abs().max())
-    assert off <= KERNEL_SLACK[dtype], f"kernel deviation differs from float64 by {off:.2e}"
+    allowed = KERNEL_SLACK + (torch.finfo(torch_dtype).eps / 2 * float(v.abs().max()) if torch_dtype != torch.float32 else 0)
+    assert off <= allowed, f"kernel deviation differs from float64 by {off:.2e} (allowed {allowed:.1e})"
     assert float(deviation[2, 5]) > 0.2, "the perturbed value was not caught"
-    return f"deviation = float64's to {off:.1e}; perturbed head caught ({float(deviation[2, 5]):.3f})"
+    return f"deviation = float64's to {off:.1e} (allowed {allowed:.1e}); perturbed head caught ({float(deviation[2, 5]):.3f})"
 
 
 def check_control() -> str:

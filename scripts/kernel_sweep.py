@@ -6,7 +6,8 @@ For one layer of BERT-base (32 × 512) and ViT-base (32 × 197) attention in bfl
 64, every key real), the median time of core.fused_check under each configuration (rows per
 program, keys per step, warps, pipeline stages, probabilities split or not), next to torch's own
 scaled_dot_product_attention on the same q, k, v (the model's fused kernel: what the check adds to
-every layer). --profile: the CUDA kernels and CPU time of one verified BERT-base forward pass.
+every layer). Each time includes the call's launch from Python (one call, synchronised).
+--profile: the CUDA kernels and CPU time of one verified BERT-base forward pass.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def sweep() -> list[dict]:
         flops = 4 * batch * heads * length * length * d  # q·kᵀ and weights·v
         for block_m, block_n, warps, stages in CONFIGS:
             for split in (True, False):
-                fused_check.BLOCK_QUERIES, fused_check.BLOCK_KEYS = block_m, block_n
-                fused_check.WARPS, fused_check.STAGES, fused_check.SPLIT_PROBABILITIES = warps, stages, split
+                fused_check.CONFIG = (block_m, block_n, warps, stages)
+                fused_check.SPLIT_PROBABILITIES = split
                 try:
                     ms = median_ms(lambda q=q, k=k, v=v, o=output, d=d, m=mask: fused_check.fused_check(q, k, v, o, d**-0.5, mask=m))
                     deviation, magnitude = fused_check.fused_check(q, k, v, output, d ** -0.5, mask=mask)
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     if args.profile:
+        fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES = None, False
         profile()
     return 0
 

@@ -9,9 +9,8 @@ row with no key allowed gives zeros; window: query i, the last Tq of Tk position
 sees the `window` latest keys up to itself, as masks.sliding_window_mask).
 
 Precision: q·kᵀ multiplies q's own values exactly and accumulates in float32 (half precision:
-tensor cores; float32: three TF32 products, about float32's accuracy). The probabilities stay
-float32 until ·v, where half-precision v gets them as two half-precision parts (high + low, about
-16 significant bits).
+tensor cores; float32: three TF32 products, about float32's accuracy). The softmax is float32;
+half-precision v gets the probabilities rounded to its dtype (see SPLIT_PROBABILITIES).
 
 Written in Triton: it runs on CUDA GPUs when the `triton` package is importable, and on the CPU
 under TRITON_INTERPRET=1 (slowly: that is how the tests check it without a GPU).
@@ -29,12 +28,17 @@ try:
 except ImportError:  # CPU machines without triton: callers use the torch path
     triton = None
 
-BLOCK_QUERIES = 64  # query rows per program
-BLOCK_KEYS = 64  # keys per step of the online softmax
+# Launch configurations, (query rows per program, keys per step, warps, pipeline stages), from
+# scripts/kernel_sweep.py on an H200 (bfloat16, 12 heads of 64): the fastest at 512 and at 197 tokens.
+LONG_CONFIG = (128, 64, 8, 2)
+SHORT_CONFIG = (64, 64, 4, 3)
+LONG_QUERIES = 256  # from this many query rows on, LONG_CONFIG
+CONFIG: tuple[int, int, int, int] | None = None  # set to force one configuration (the sweep does)
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
-WARPS = 4
-STAGES = 2
-SPLIT_PROBABILITIES = True  # half precision: ·v gets the probabilities as high + low parts (else high only)
+# Half precision: ·v gets the probabilities rounded to q's dtype (as flash attention does), which
+# moves the reproduced output by at most half an ulp of that dtype relative to max |v|: 16 times
+# less than the tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, 1.3× slower.
+SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -81,17 +85,20 @@ def fused_check(
     full = (batch, heads, q_len, k_len)
     keys_only = mask is not None and mask.dim() == 4 and mask.shape[2] == 1  # key padding: (B, 1|H, 1, Tk)
     # Absent terms are never read: q stands in for their pointers, with zero strides.
-    bias_view = bias.expand(full) if bias is not None else q.new_empty(1).expand(full)  # (B, H, Tq, Tk), no copy
-    mask_view = (mask.view(torch.uint8) if mask is not None else q.new_empty(1, dtype=torch.uint8)).expand(full)
-    rows = query_is_real.view(torch.uint8) if query_is_real is not None else mask_view[:, 0, :, 0]  # (B, Tq)
-    blocks = triton.cdiv(q_len, BLOCK_QUERIES)
-    deviation = torch.empty(batch, heads, blocks, dtype=torch.float32, device=q.device)  # (B, H, blocks)
-    magnitude = torch.empty_like(deviation)  # (B, H, blocks)
+    bias_view = bias.expand(full) if bias is not None else q
+    mask_view = mask.view(torch.uint8).expand(full) if mask is not None else q  # (B, H, Tq, Tk), no copy
+    rows = query_is_real.view(torch.uint8) if query_is_real is not None else q  # (B, Tq)
+    block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if q_len >= LONG_QUERIES else SHORT_CONFIG)
+    blocks = triton.cdiv(q_len, block_m)
+    # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
+    maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
     _check_kernel[(blocks, batch * heads)](
-        q, k, v, output, bias_view, mask_view, rows, deviation, magnitude,
-        *q.stride(), *k.stride(), *v.stride(), *output.stride(), *bias_view.stride(), *mask_view.stride(),
-        *rows.stride(),
-        heads, q_len, k_len, head_dim, v_dim, blocks,
+        q, k, v, output, bias_view, mask_view, rows, maxima,
+        *q.stride(), *k.stride(), *v.stride(), *output.stride(),
+        *(bias_view.stride() if bias is not None else (0, 0, 0, 0)),
+        *(mask_view.stride() if mask is not None else (0, 0, 0, 0)),
+        *(rows.stride() if query_is_real is not None else (0, 0)),
+        heads, q_len, k_len, head_dim, v_dim, batch * heads,
         float(scale), float(softcap or 1.0), int(window or 0),
         HAS_BIAS=bias is not None,
         HAS_MASK=mask is not None,
@@ -102,14 +109,15 @@ def fused_check(
         HALF=q.dtype != torch.float32,
         SPLIT=SPLIT_PROBABILITIES,
         UPCAST=interpreting(),
-        BLOCK_M=BLOCK_QUERIES,
-        BLOCK_N=BLOCK_KEYS,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
         BLOCK_D=max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim)),
         BLOCK_DV=max(MIN_DOT_SIZE, triton.next_power_of_2(v_dim)),
-        num_warps=WARPS,
-        num_stages=STAGES,
+        num_warps=warps,
+        num_stages=stages,
     )
-    return deviation.amax(dim=2), magnitude.amax(dim=2)  # (B, H), (B, H); amax keeps NaN
+    deviation, magnitude = maxima.view(torch.float32)  # (B, H) each
+    return deviation, magnitude
 
 
 if triton is not None:
@@ -127,10 +135,10 @@ if triton is not None:
 
     @triton.jit
     def _check_kernel(
-        q_ptr, k_ptr, v_ptr, out_ptr, bias_ptr, mask_ptr, rows_ptr, deviation_ptr, magnitude_ptr,
+        q_ptr, k_ptr, v_ptr, out_ptr, bias_ptr, mask_ptr, rows_ptr, maxima_ptr,
         sqb, sqh, sqm, sqd, skb, skh, skn, skd, svb, svh, svn, svd, sob, som, soc,
         sbb, sbh, sbm, sbn, smb, smh, smm, smn, srb, srm,
-        heads, q_len, k_len, head_dim, v_dim, blocks,
+        heads, q_len, k_len, head_dim, v_dim, pairs,
         scale, softcap, window,
         HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, KEYS_ONLY: tl.constexpr, HAS_ROWS: tl.constexpr,
         HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr, HALF: tl.constexpr, SPLIT: tl.constexpr,
@@ -216,6 +224,8 @@ if triton is not None:
         is_nan = difference != difference
         largest = tl.max(tl.max(tl.where(is_nan, 0.0, difference), 1), 0)
         has_nan = tl.sum(tl.sum(is_nan.to(tl.int32), 1), 0) > 0
-        slot = (example * heads + head) * blocks + block
-        tl.store(deviation_ptr + slot, tl.where(has_nan, float("nan"), largest))
-        tl.store(magnitude_ptr + slot, tl.max(tl.max(tl.where(keep & (given == given), tl.abs(given), 0.0), 1), 0))
+        deviation = tl.where(has_nan, float("nan"), largest)
+        magnitude = tl.max(tl.max(tl.where(keep & (given == given), tl.abs(given), 0.0), 1), 0)
+        pair = example * heads + head
+        tl.atomic_max(maxima_ptr + pair, deviation.to(tl.int32, bitcast=True))
+        tl.atomic_max(maxima_ptr + pairs + pair, magnitude.to(tl.int32, bitcast=True))

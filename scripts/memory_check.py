@@ -5,9 +5,15 @@
 A random-weight BERT (sdpa) and one input of `--tokens` tokens. Each way of getting a view runs
 in a fresh process, after two plain forward passes; its peak extra memory is the growth of the
 process's peak resident set (ru_maxrss) over those passes. torch's CPU allocations are invisible
-to tracemalloc, and ru_maxrss never falls, hence one process per way. Ways:
+to tracemalloc, and ru_maxrss never falls, hence one process per way. Each process runs with
+glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_): otherwise glibc raises it after the first
+large free and keeps later freed buffers in its heap, so the resident set would count memory the
+allocator retains rather than memory in use. Ways:
   verify   forward_with_verification, every layer checked and dropped (no view)
-  stream   reduce_attention: rollout + the last layer's maps, fed one layer at a time
+  layer    reduce_attention with KeepLayer: one layer's maps (a heatmap view); only that layer's
+           weights are built
+  rollout  reduce_attention with Rollout: every layer's weights built in turn, fused and dropped
+  stream   rollout + the last layer's maps, fed one layer at a time
   keep     forward_with_verification keeping every layer's weights (what a full view costs)
 On CUDA the same is measured with torch.cuda.max_memory_allocated by scripts/gpu_bench.py.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WAYS = ("verify", "stream", "keep")
+WAYS = ("verify", "layer", "rollout", "stream", "keep")
+MMAP_THRESHOLD = 65536  # bytes: buffers from this size on are mapped and unmapped by glibc, never kept
 
 
 def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
@@ -54,10 +62,12 @@ def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux reports KiB)
     if way == "verify":
         result = forward_with_verification(loaded, inputs, side, keep_weights=False)
-    elif way == "stream":
-        reducers = [Rollout("encoder"), KeepLayer("encoder", layers - 1)]
+    elif way in ("layer", "rollout", "stream"):
+        rollout, last = Rollout("encoder"), KeepLayer("encoder", layers - 1)
+        reducers = {"layer": [last], "rollout": [rollout], "stream": [rollout, last]}[way]
         result = reduce_attention(loaded, inputs, side, reducers)
-        assert reducers[0].joint.shape == (1, tokens, tokens) and reducers[1].weights is not None
+        assert all(r.joint.shape == (1, tokens, tokens) for r in reducers if r is rollout)
+        assert all(r.weights is not None for r in reducers if r is last)
     else:
         result = forward_with_verification(loaded, inputs, side)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -88,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     for way in WAYS:
         command = [sys.executable, __file__, "--way", way, "--tokens", str(args.tokens), "--heads", str(args.heads),
                    "--layers", str(args.layers)]
-        print(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip(), flush=True)
+        environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+        print(subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip(), flush=True)
     return 0
 
 

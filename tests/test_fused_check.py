@@ -192,15 +192,15 @@ def test_only_the_layer_a_view_wants_materialises_weights(checkpoints, through_t
     built = []
     original = verify.check_site
 
-    def recorded(site, terms, context, query_is_real, want_weights=True):
-        built.append((site.layer, want_weights))
-        return original(site, terms, context, query_is_real, want_weights)
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
+        built.append((site.layer, form))
+        return original(site, terms, context, query_is_real, form)
 
     monkeypatch.setattr(verify, "check_site", recorded)
     view = KeepLayer("encoder", 1)
     result = reduce_attention(loaded, inputs, source, [view])
     layers = loaded.config.num_hidden_layers
-    assert built == [(layer, layer == 1) for layer in range(layers)]
+    assert built == [(layer, verify.HEADS if layer == 1 else None) for layer in range(layers)]
     assert len(through_the_kernel) == layers - 1
     everything = verify.forward_with_verification(loaded, inputs, source)
     assert torch.equal(view.weights, everything.maps["encoder"].weights[:, 1])

@@ -276,6 +276,52 @@ def test_streamed_views_equal_the_views_of_all_maps(checkpoints):
     assert np.abs(wrong.joint[0].numpy() - rollout(library)).max() > 1e-2
 
 
+@pytest.mark.parametrize("views", ["rollout", "rollout+last layer", "max+rollout", "mean+rollout"])
+def test_each_site_is_built_in_the_form_its_views_want(checkpoints, monkeypatch, views):
+    """A fusion is built as one running map (never the layer's heads together) unless some view
+    wants the heads or two views want different fusions; every view equals numpy on the library's
+    eager maps (a second method)."""
+    import numpy as np
+
+    from attn_demos.adapters.reduce import FuseHeads, KeepLayer, Rollout, reduce_attention
+    from attn_demos.core.aggregate import fuse_heads, rollout
+
+    eager = loaded_model(checkpoints, "bert")
+    sdpa = loaded_model(checkpoints, "bert", implementation="sdpa")
+    inputs, source = tokenize(eager, TEXTS[1:])  # one example, no padding
+    library = forward_with_attention(eager, inputs, source).maps["encoder"].weights[0].numpy()  # (L, H, T, T)
+    layers = library.shape[0]
+    reducers = {
+        "rollout": [Rollout("encoder")],
+        "rollout+last layer": [Rollout("encoder"), KeepLayer("encoder", layers - 1)],
+        "max+rollout": [FuseHeads("encoder", "max"), Rollout("encoder")],
+        "mean+rollout": [FuseHeads("encoder", "mean"), Rollout("encoder")],
+    }[views]
+    expected_forms = {
+        "rollout": ["mean"] * layers,
+        "rollout+last layer": ["mean"] * (layers - 1) + ["heads"],
+        "max+rollout": ["heads"] * layers,
+        "mean+rollout": ["mean"] * layers,
+    }[views]
+    forms = []
+    original = verify.check_site
+
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
+        forms.append(form)
+        return original(site, terms, context, query_is_real, form)
+
+    monkeypatch.setattr(verify, "check_site", recorded)
+    reduce_attention(sdpa, inputs, source, reducers)
+    assert forms == expected_forms
+    for reducer in reducers:
+        if isinstance(reducer, Rollout):
+            np.testing.assert_allclose(reducer.joint[0].numpy(), rollout(library), atol=1e-5)
+        elif isinstance(reducer, FuseHeads):
+            np.testing.assert_allclose(reducer.maps[0].numpy(), fuse_heads(library, reducer.how), atol=1e-5)
+        else:
+            np.testing.assert_allclose(reducer.weights[0].numpy(), library[-1], atol=1e-5)
+
+
 def test_memory_check_reports_stream_below_keep():
     """scripts/memory_check.py at a small size: streaming views hold far less than every layer."""
     import json
@@ -288,9 +334,13 @@ def test_memory_check_reports_stream_below_keep():
         [sys.executable, str(script), "--tokens", "512", "--layers", "6"], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    verify_only, stream, keep = (json.loads(line) for line in out.stdout.strip().splitlines())
-    assert (verify_only["way"], stream["way"], keep["way"]) == ("verify", "stream", "keep")
-    assert stream["peak_extra_mb"] < keep["peak_extra_mb"] / 2  # six layers kept vs about one
+    ways = {row["way"]: row for row in map(json.loads, out.stdout.strip().splitlines())}
+    assert set(ways) == {"verify", "layer", "rollout", "stream", "keep"}
+    one_layer = ways["keep"]["one_layer_maps_mb"]
+    assert ways["keep"]["peak_extra_mb"] > 5 * one_layer  # control: six layers kept do show
+    assert ways["layer"]["peak_extra_mb"] < 1.5 * one_layer  # one layer's view: about one layer
+    assert ways["rollout"]["peak_extra_mb"] < ways["layer"]["peak_extra_mb"]  # fused a few heads at a time
+    assert ways["verify"]["peak_extra_mb"] < ways["layer"]["peak_extra_mb"] / 2  # nothing of T×T kept
 
 
 def test_on_gpu_wraps_task_functions_only_where_spaces_exists(monkeypatch):

@@ -1,10 +1,11 @@
 """Views of long inputs without every layer's maps at once: reducers fed one layer at a time.
 
 A view needs one layer's maps, a head fusion or a rollout, never L×H×T×T together. Each reducer
-here says which sites it `wants` and is a per-site callback for forward_with_verification
-(verify.py): it receives a wanted layer's weights (B, H, Tq, Tk) as soon as that layer has run and
-been checked, keeps what its view needs and lets the rest go, so the peak extra memory is about one
-layer's maps. Layers no reducer wants are checked without their weights being materialised.
+here says what it `wants` of each site (its heads, a fusion over heads, or nothing) and is a
+per-site callback for forward_with_verification (verify.py): it receives that as soon as the
+layer has run and been checked, keeps what its view needs and lets the rest go. A fusion is built a
+few heads at a time, so a rollout never holds a whole layer; one layer's maps cost about one
+layer. Layers no reducer wants are checked without their weights being materialised.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import torch
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import AttentionSite
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters.verify import VerifiedForward, forward_with_verification
-
-FUSIONS = ("mean", "max", "min")  # as attn_demos.core.aggregate.FUSIONS
+from attn_demos.adapters.verify import FUSIONS, HEADS, VerifiedForward, forward_with_verification
 
 
 def fuse(weights: torch.Tensor, how: str) -> torch.Tensor:
@@ -38,12 +37,12 @@ class KeepLayer:
     layer: int
     weights: torch.Tensor | None = None
 
-    def wants(self, site: AttentionSite) -> bool:
-        return (site.kind, site.layer) == (self.kind, self.layer)
+    def wants(self, site: AttentionSite) -> str | None:
+        return HEADS if (site.kind, site.layer) == (self.kind, self.layer) else None
 
     def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
         if self.wants(site):
-            self.weights = weights
+            self.weights = weights  # (B, H, Tq, Tk)
 
 
 @dataclass
@@ -54,12 +53,12 @@ class FuseHeads:
     how: str = "mean"
     per_layer: list[torch.Tensor] = field(default_factory=list)
 
-    def wants(self, site: AttentionSite) -> bool:
-        return site.kind == self.kind
+    def wants(self, site: AttentionSite) -> str | None:
+        return self.how if site.kind == self.kind else None
 
-    def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
+    def __call__(self, site: AttentionSite, fused: torch.Tensor) -> None:
         if self.wants(site):
-            self.per_layer.append(fuse(weights, self.how))  # (B, Tq, Tk)
+            self.per_layer.append(fused)  # (B, Tq, Tk)
 
     @property
     def maps(self) -> torch.Tensor:
@@ -77,14 +76,15 @@ class Rollout:
     residual: bool = True
     joint: torch.Tensor | None = None  # (B, T, T) so far
 
-    def wants(self, site: AttentionSite) -> bool:
-        return site.kind == self.kind
+    def wants(self, site: AttentionSite) -> str | None:
+        return self.fusion if site.kind == self.kind else None
 
-    def __call__(self, site: AttentionSite, weights: torch.Tensor) -> None:
+    def __call__(self, site: AttentionSite, fused: torch.Tensor) -> None:
         if not self.wants(site):
             return
-        layer_map = fuse(weights, self.fusion)  # (B, T, T), a new tensor: changed in place below
+        layer_map = fused  # (B, T, T), heads fused; another reducer may hold it too: changed on a copy
         if self.residual:
+            layer_map = fused.clone()
             layer_map.diagonal(dim1=-2, dim2=-1).add_(1.0)  # + identity
             layer_map /= layer_map.sum(dim=-1, keepdim=True)  # rows sum to 1
         self.joint = layer_map if self.joint is None else layer_map @ self.joint  # (B, T, T)
@@ -93,19 +93,24 @@ class Rollout:
 def reduce_attention(
     loaded: LoadedModel, model_inputs: dict, source: Side, reducers: list, target: Side | None = None
 ) -> VerifiedForward:
-    """One verified forward pass feeding each reducer the weights of the sites it wants, none kept;
-    every site is checked, those no reducer wants without materialising their weights.
+    """One verified forward pass feeding each reducer what it wants of each site, none kept;
+    every site is checked, those no reducer wants without materialising their weights. A site
+    wanted in one form is built in that form; wanted in several, its heads are built and each
+    reducer gets its fusion of them.
 
     Returns the verification (errors per kind, (B, L, H)); the reducers hold the views.
     """
 
-    def wanted(site: AttentionSite) -> bool:
-        return any(reducer.wants(site) for reducer in reducers)
+    def wanted(site: AttentionSite) -> str | None:
+        forms = {reducer.wants(site) for reducer in reducers} - {None}
+        return None if not forms else forms.pop() if len(forms) == 1 else HEADS
 
-    def feed(site: AttentionSite, weights: torch.Tensor) -> None:
+    def feed(site: AttentionSite, built: torch.Tensor) -> None:
+        form = wanted(site)
         for reducer in reducers:
-            if reducer.wants(site):
-                reducer(site, weights)
+            want = reducer.wants(site)
+            if want is not None:
+                reducer(site, built if want == form else fuse(built, want))
 
     return forward_with_verification(
         loaded, model_inputs, source, target, on_weights=feed, keep_weights=False, wants_weights=wanted

@@ -61,7 +61,11 @@ OUTPUT_PROJECTION: dict[str, str | None] = {
 }
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 HEADS_PER_CHUNK = 1  # heads attended at once inside one layer (peak memory: see check_site)
-SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (B, H, Tq, Tk))
+HEADS = "heads"  # a site's weights wanted as they are, (B, H, Tq, Tk); else a fusion over heads
+FUSIONS = ("mean", "max", "min")  # (B, Tq, Tk), as attn_demos.core.aggregate.FUSIONS
+SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (B, H, Tq, Tk) or fused (B, Tq, Tk))
+# site -> what of its weights a view wants: HEADS (or True), a fusion, or None (or False): nothing
+WantedForm = Callable[[AttentionSite], str | bool | None]
 
 
 @dataclass
@@ -114,14 +118,16 @@ def verify_attention(
     on_weights: SiteCallback | None = None,
     keep_weights: bool = True,
     scale_override: float | None = None,
-    wants_weights: Callable[[AttentionSite], bool] | None = None,
+    wants_weights: WantedForm | None = None,
 ):
     """While active, each forward pass of `model` in this thread checks every site as it runs.
 
-    Weights are materialised only for the sites `wants_weights` names (default: every site when
-    they are kept or fed to `on_weights`, else none); `on_weights` gets those sites' weights. The
-    other sites are checked without storing weights (fused_check on a GPU). Yields a Verification
-    that fills in as the modules run.
+    Weights are materialised only in the form `wants_weights` names per site (default: every
+    site's heads when they are kept or fed to `on_weights`, else none): all heads, or one map fused
+    over heads, built a few heads at a time without the layer's heads ever existing together.
+    `on_weights` gets what was built; only whole heads are kept. The other sites are checked
+    without storing weights (fused_check on a GPU). Yields a Verification that fills in as the
+    modules run.
     """
     projection = output_projection(family)
     _install_output_hooks(sites, projection)
@@ -144,12 +150,12 @@ def verify_attention(
                 return
             captured[path][call] = None  # this call's inputs are no longer needed
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
-            wanted = wants_weights(site)
-            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), wanted)
+            form = wanted_form(wants_weights(site))
+            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), form)
             verification.checks.append(check)
-            if wanted and on_weights is not None:
+            if form is not None and on_weights is not None:
                 on_weights(site, weights)
-            if wanted and keep_weights:
+            if form == HEADS and keep_weights:
                 verification.weights.setdefault(site.kind, []).append(weights)
 
         outer = getattr(_active, "handler", None)
@@ -158,6 +164,17 @@ def verify_attention(
             yield verification
         finally:
             _active.handler = outer
+
+
+def wanted_form(wanted: str | bool | None) -> str | None:
+    """HEADS, a fusion or None, from what a WantedForm returned."""
+    if wanted is True:
+        return HEADS
+    if not wanted:
+        return None
+    if wanted != HEADS and wanted not in FUSIONS:
+        raise ValueError(f"unknown form of weights {wanted!r}; choose {HEADS!r} or one of {', '.join(FUSIONS)}")
+    return wanted
 
 
 def _query_rows(kind: str, pass_inputs: PassInputs) -> torch.Tensor | None:
@@ -171,26 +188,28 @@ def check_site(
     terms: AttentionTerms,
     context: torch.Tensor,
     query_is_real: torch.Tensor | None,
-    want_weights: bool = True,
+    form: str | bool | None = HEADS,
 ) -> tuple[torch.Tensor | None, SiteCheck]:
-    """The core's weights (B, H, Tq, Tk) for one site (None unless wanted), and weights·v compared
-    with `context` (B, Tq, H·d), what the module itself computed.
+    """The core's weights for one site in the wanted form (HEADS: (B, H, Tq, Tk); a fusion:
+    (B, Tq, Tk); None: nothing), and weights·v compared with `context` (B, Tq, H·d), what the
+    module itself computed.
 
-    Without weights wanted, on a GPU with triton, one fused kernel checks the site and stores
+    With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
     nothing of size Tq×Tk. Otherwise heads are attended HEADS_PER_CHUNK at a time (half precision
-    in float32), each chunk's weights·v compared with its columns of `context` at once; wanted
-    weights go into one preallocated layer, so the peak extra memory is that layer plus a few
-    heads' temporaries.
+    in float32), each chunk's weights·v compared with its columns of `context` at once; whole
+    heads go into one preallocated layer, a fusion into one running map, so the peak extra memory
+    is that layer (or map) plus a few heads' temporaries.
     """
+    form = wanted_form(form)
     if query_is_real is not None:
         query_is_real = query_is_real.to(terms.q.device)  # (B, Tq)
-    if not want_weights and fused_check_available(terms.q.device, terms.q.dtype):
+    if form is None and fused_check_available(terms.q.device, terms.q.dtype):
         return None, SiteCheck(site, *_fused(terms, context, query_is_real))
     work = working_dtype(terms.q.dtype)
     batch, heads, q_len, _ = terms.q.shape
     k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
-    weights = None
-    if want_weights:
+    weights = None  # (B, H, Tq, Tk) for HEADS, (B, Tq, Tk) for a fusion
+    if form == HEADS:
         weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
     by_head = context.reshape(batch, q_len, heads, v_dim)  # (B, Tq, H, d_v)
     deviation = torch.empty(batch, heads, dtype=torch.float32, device=terms.q.device)  # (B, H)
@@ -205,14 +224,30 @@ def check_site(
             bias=_heads_of(terms.bias, chunk, heads, work),
         )
         chunk_weights = terms_weights(part)  # (B, h, Tq, Tk)
-        if weights is not None:
+        if form == HEADS:
             weights[:, chunk] = chunk_weights
+        elif form is not None:
+            weights = _fold(weights, chunk_weights, form)  # (B, Tq, Tk)
         reproduced = chunk_weights @ part.v  # (B, h, Tq, d_v)
         del chunk_weights
         deviation[:, chunk], magnitude[:, chunk] = head_deviation(
             reproduced, by_head[:, :, chunk].transpose(1, 2), query_is_real
         )
+    if form == "mean":
+        weights /= heads
     return weights, SiteCheck(site, deviation, magnitude)
+
+
+def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str) -> torch.Tensor:
+    """A running fusion over heads: `fused` (B, Tq, Tk) or None, folded with one chunk's weights
+    (B, h, Tq, Tk): sums for "mean" (divided by H at the end), else running max or min."""
+    if how == "mean":
+        part = chunk_weights.sum(dim=1)  # (B, Tq, Tk)
+        return part if fused is None else fused.add_(part)
+    part = chunk_weights.amax(dim=1) if how == "max" else chunk_weights.amin(dim=1)  # (B, Tq, Tk)
+    if fused is None:
+        return part
+    return torch.maximum(fused, part, out=fused) if how == "max" else torch.minimum(fused, part, out=fused)
 
 
 def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None):
@@ -312,7 +347,7 @@ def forward_with_verification(
     on_weights: SiteCallback | None = None,
     keep_weights: bool = True,
     scale_override: float | None = None,
-    wants_weights: Callable[[AttentionSite], bool] | None = None,
+    wants_weights: WantedForm | None = None,
 ) -> VerifiedForward:
     """One forward pass on the model's own kernel, each attention module checked as it runs
     (see verify_attention for which sites' weights are materialised)."""

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument(
         "--heads-per-chunk", type=int, default=None,
-        help="heads a view's layer is attended at once (default: verify.HEADS_PER_CHUNK; more is faster, needs more memory)",
+        help="heads a view's layer is attended at once (default: as many as verify.CHUNK_BYTES hold; more is faster, needs more memory)",
     )
     parser.add_argument(
         "--kernel-config", type=int, nargs=4, metavar=("ROWS", "KEYS", "WARPS", "STAGES"),
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spec in models(args.quick).items():
         for dtype in BENCH_DTYPES:
             row = bench_one(name, spec, dtype, device, args.rounds)
-            row["heads_per_chunk"] = verify.HEADS_PER_CHUNK
+            row["heads_per_chunk"] = verify.HEADS_PER_CHUNK or f"{verify.CHUNK_BYTES} bytes"
             row["kernel_config"] = fused_check.CONFIG or "by length"
             row["split_probabilities"] = fused_check.SPLIT_PROBABILITIES
             print(json.dumps(row), flush=True)

@@ -331,13 +331,13 @@ def test_memory_check_reports_stream_below_keep():
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "memory_check.py"
     out = subprocess.run(
-        [sys.executable, str(script), "--tokens", "512", "--layers", "6"], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "--tokens", "1024", "--layers", "3"], capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
     ways = {row["way"]: row for row in map(json.loads, out.stdout.strip().splitlines())}
     assert set(ways) == {"verify", "layer", "rollout", "stream", "keep"}
     one_layer = ways["keep"]["one_layer_maps_mb"]
-    assert ways["keep"]["peak_extra_mb"] > 5 * one_layer  # control: six layers kept do show
+    assert ways["keep"]["peak_extra_mb"] > 2.5 * one_layer  # control: three layers kept do show
     assert ways["layer"]["peak_extra_mb"] < 1.5 * one_layer  # one layer's view: about one layer
     assert ways["rollout"]["peak_extra_mb"] < ways["layer"]["peak_extra_mb"]  # fused a few heads at a time
     assert ways["verify"]["peak_extra_mb"] < ways["layer"]["peak_extra_mb"] / 2  # nothing of T×T kept

@@ -60,7 +60,8 @@ OUTPUT_PROJECTION: dict[str, str | None] = {
     "gpt_neox": "dense",
 }
 HALF_DTYPES = (torch.float16, torch.bfloat16)
-HEADS_PER_CHUNK = 1  # heads attended at once inside one layer (peak memory: see check_site)
+CHUNK_BYTES = 2 * 2**20  # heads attended at once: as many as fit this much of scores, at least one
+HEADS_PER_CHUNK: int | None = None  # set to force a number of heads per chunk (the GPU benchmark does)
 HEADS = "heads"  # a site's weights wanted as they are, (B, H, Tq, Tk); else a fusion over heads
 FUSIONS = ("mean", "max", "min")  # (B, Tq, Tk), as attn_demos.core.aggregate.FUSIONS
 SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (B, H, Tq, Tk) or fused (B, Tq, Tk))
@@ -195,8 +196,9 @@ def check_site(
     module itself computed.
 
     With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
-    nothing of size Tq×Tk. Otherwise heads are attended HEADS_PER_CHUNK at a time (half precision
-    in float32), each chunk's weights·v compared with its columns of `context` at once; whole
+    nothing of size Tq×Tk. Otherwise heads are attended as many at a time as CHUNK_BYTES of scores
+    hold (at least one; half precision in float32), each chunk's weights·v compared with its
+    columns of `context` at once; whole
     heads go into one preallocated layer, a fusion into one running map, so the peak extra memory
     is that layer (or map) plus a few heads' temporaries.
     """
@@ -214,8 +216,10 @@ def check_site(
     by_head = context.reshape(batch, q_len, heads, v_dim)  # (B, Tq, H, d_v)
     deviation = torch.empty(batch, heads, dtype=torch.float32, device=terms.q.device)  # (B, H)
     magnitude = torch.empty_like(deviation)  # (B, H)
-    for first in range(0, heads, HEADS_PER_CHUNK):
-        chunk = slice(first, first + HEADS_PER_CHUNK)
+    one_head = batch * q_len * k_len * torch.finfo(work).bits // 8  # bytes of one head's scores
+    per_chunk = HEADS_PER_CHUNK or max(1, CHUNK_BYTES // one_head)  # short inputs: fewer, larger steps
+    for first in range(0, heads, per_chunk):
+        chunk = slice(first, first + per_chunk)
         part = replace(
             terms,
             q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)
@@ -361,10 +365,10 @@ def forward_with_verification(
         pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
         target = source
     else:
-        pass_inputs = PassInputs(
-            source_mask=None if family.vision else source.mask,
-            target_mask=None if target is None else target.mask,
-        )
+        source_mask = None if family.vision else source.mask  # (B, S)
+        if source_mask is not None and target is None and bool(source_mask.all()):
+            source_mask = None  # an encoder with every token real: nothing to mask (one sync per pass)
+        pass_inputs = PassInputs(source_mask=source_mask, target_mask=None if target is None else target.mask)
     with torch.no_grad(), verify_attention(
         model,
         family,

@@ -65,12 +65,26 @@ def expected_length(model, inputs: dict) -> int:
 
 
 def extraction(models, sizes: Sizes) -> list[Metric]:
-    """forward_with_attention(recompute=True) ÷ plain forward (sdpa)."""
+    """forward_with_attention(recompute=True) ÷ plain forward (sdpa), and the sdpa verification
+    (every layer checked through the module's output, no weights kept) ÷ the same."""
     found = []
     for name, loaded, inputs, size in encoder_cases(models, sizes):
         result = interleaved(*extraction_pair(loaded, inputs), sizes.repeats)
         found.append(metric(f"extract_recompute_ratio/{name}", result["ratio"], "×", None, **size, **result))
+        result = interleaved(*verification_pair(loaded, inputs), sizes.repeats)
+        found.append(
+            metric(f"sdpa_verify_ratio/{name}", result["ratio"], "×", at_most(FORWARD_GOAL), **size, **result)
+        )
     return found
+
+
+def verification_pair(loaded, inputs):
+    """(the sdpa forward verified site by site, the plain sdpa forward)."""
+    from attn_demos.adapters.verify import forward_with_verification
+
+    side = side_of(loaded, inputs)
+    verify = as_sdpa(loaded.model, lambda: forward_with_verification(loaded, inputs, side, keep_weights=False))
+    return verify, as_sdpa(loaded.model, lambda: loaded.model(**inputs))
 
 
 def extraction_pair(loaded, inputs):

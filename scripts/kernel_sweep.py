@@ -47,6 +47,14 @@ def median_ms(run) -> float:
 
 
 def sweep() -> list[dict]:
+    saved = fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES
+    try:
+        return _sweep()
+    finally:
+        fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES = saved
+
+
+def _sweep() -> list[dict]:
     rows = []
     for name, (batch, heads, length, d) in SHAPES.items():
         generator = torch.Generator().manual_seed(0)

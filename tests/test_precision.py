@@ -276,11 +276,12 @@ def test_streamed_views_equal_the_views_of_all_maps(checkpoints):
     assert np.abs(wrong.joint[0].numpy() - rollout(library)).max() > 1e-2
 
 
-@pytest.mark.parametrize("views", ["rollout", "rollout+last layer", "max+rollout", "mean+rollout"])
-def test_each_site_is_built_in_the_form_its_views_want(checkpoints, monkeypatch, views):
-    """A fusion is built as one running map (never the layer's heads together) unless some view
-    wants the heads or two views want different fusions; every view equals numpy on the library's
-    eager maps (a second method)."""
+@pytest.mark.parametrize("heads_at_once", ["all", "one"])
+@pytest.mark.parametrize("views", ["rollout", "rollout+last layer", "max+rollout", "mean+rollout", "min"])
+def test_each_site_is_built_in_the_form_its_views_want(checkpoints, monkeypatch, views, heads_at_once):
+    """A fusion is built as one running map unless some view wants the heads or two views want
+    different fusions; every view equals numpy on the library's eager maps (a second method),
+    with all heads attended in one step or one head per step (the running fold over chunks)."""
     import numpy as np
 
     from attn_demos.adapters.reduce import FuseHeads, KeepLayer, Rollout, reduce_attention
@@ -296,13 +297,17 @@ def test_each_site_is_built_in_the_form_its_views_want(checkpoints, monkeypatch,
         "rollout+last layer": [Rollout("encoder"), KeepLayer("encoder", layers - 1)],
         "max+rollout": [FuseHeads("encoder", "max"), Rollout("encoder")],
         "mean+rollout": [FuseHeads("encoder", "mean"), Rollout("encoder")],
+        "min": [FuseHeads("encoder", "min")],
     }[views]
     expected_forms = {
         "rollout": ["mean"] * layers,
         "rollout+last layer": ["mean"] * (layers - 1) + ["heads"],
         "max+rollout": ["heads"] * layers,
         "mean+rollout": ["mean"] * layers,
+        "min": ["min"] * layers,
     }[views]
+    if heads_at_once == "one":
+        monkeypatch.setattr(verify, "CHUNK_BYTES", 1)  # fewer bytes than one head: one head per step
     forms = []
     original = verify.check_site
 

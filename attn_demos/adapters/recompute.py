@@ -120,8 +120,12 @@ def _record_projection(projection, args, output) -> None:
         return
     path, index = getattr(projection, PROJECTION_ATTRIBUTE)
     calls = captured.get(path)
-    if calls and calls[-1] is not None:
-        calls[-1].projected[index] = output.detach()  # (B, T, H·d)
+    current = calls[-1] if calls else None
+    if current is None:
+        return
+    source = current.query_states if index == 0 else current.key_value_states  # (B, T, D)
+    if args and args[0].data_ptr() == source.data_ptr():  # it projected this call's own input
+        current.projected[index] = output.detach()  # (B, T, H·d)
 
 
 def recorded_projections(family: Family) -> tuple[str, ...]:
@@ -202,7 +206,7 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
     heads = head_count(module, config)
     kv_heads = key_value_heads(config) if family.decoder_only else heads
     lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
-    recorded = [inputs.projected.get(index) for index in range(3)]
+    recorded = [inputs.projected.get(index) for index in range(3)]  # (B, T, H·d) each, or None
     if all(r is not None and r.shape[:2] == n for r, n in zip(recorded, lengths)):
         q_out, k_out, v_out = recorded  # (B, Tq, H·d), (B, Tk, H_kv·d), (B, Tk, H_kv·d)
     else:

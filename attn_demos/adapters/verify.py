@@ -16,6 +16,7 @@ on the device until the pass ends (one sync).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -38,7 +39,8 @@ from attn_demos.adapters.recompute import (
     recorded_projections,
     terms_weights,
 )
-from attn_demos.core.fused_check import fused_check, fused_check_available
+from attn_demos.core.aggregate import FUSIONS  # a fusion gives (B, Tq, Tk)
+from attn_demos.core.fused_check import fits_int32, fused_check, fused_check_available
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -63,7 +65,6 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 CHUNK_BYTES = 2 * 2**20  # heads attended at once: as many as fit this much of scores, at least one
 HEADS_PER_CHUNK: int | None = None  # set to force a number of heads per chunk (the GPU benchmark does)
 HEADS = "heads"  # a site's weights wanted as they are, (B, H, Tq, Tk); else a fusion over heads
-FUSIONS = ("mean", "max", "min")  # (B, Tq, Tk), as attn_demos.core.aggregate.FUSIONS
 SiteCallback = Callable[[AttentionSite, torch.Tensor], None]  # (site, weights (B, H, Tq, Tk) or fused (B, Tq, Tk))
 # site -> what of its weights a view wants: HEADS (or True), a fusion, or None (or False): nothing
 WantedForm = Callable[[AttentionSite], str | bool | None]
@@ -96,6 +97,14 @@ class Verification:
     weights: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # kind -> per layer (B, H, Tq, Tk)
 
 
+log = logging.getLogger(__name__)
+try:
+    from triton.runtime.errors import OutOfResources as _OutOfResources
+
+    OUT_OF_RESOURCES: tuple[type[Exception], ...] = (_OutOfResources,)
+except ImportError:
+    OUT_OF_RESOURCES = ()
+
 _active = threading.local()  # .handler: the per-site handler of the verification running in this thread
 _install_lock = threading.Lock()
 HOOKED_ATTRIBUTE = "_attn_demos_output_hooked"
@@ -125,7 +134,7 @@ def verify_attention(
 
     Weights are materialised only in the form `wants_weights` names per site (default: every
     site's heads when they are kept or fed to `on_weights`, else none): all heads, or one map fused
-    over heads, built a few heads at a time without the layer's heads ever existing together.
+    over heads, built a few heads at a time (CHUNK_BYTES), so a long input's heads never exist together.
     `on_weights` gets what was built; only whole heads are kept. The other sites are checked
     without storing weights (fused_check on a GPU). Yields a Verification that fills in as the
     modules run.
@@ -206,7 +215,9 @@ def check_site(
     if query_is_real is not None:
         query_is_real = query_is_real.to(terms.q.device)  # (B, Tq)
     if form is None and fused_check_available(terms.q.device, terms.q.dtype):
-        return None, SiteCheck(site, *_fused(terms, context, query_is_real))
+        checked = _fused(terms, context, query_is_real)
+        if checked is not None:
+            return None, SiteCheck(site, *checked)
     work = working_dtype(terms.q.dtype)
     batch, heads, q_len, _ = terms.q.shape
     k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
@@ -255,18 +266,25 @@ def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str) -> 
 
 
 def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None):
-    """(deviation, magnitude), each (B, H), from the fused kernel."""
-    mask = terms.mask
+    """(deviation, magnitude), each (B, H), from the fused kernel; None where it cannot run
+    (operands beyond 32-bit offsets, or blocks the GPU cannot hold): the torch path then checks."""
+    mask = terms.mask  # bool, broadcastable to (B, H, Tq, Tk), or None
     if mask is not None:
         mask = mask.to(terms.q.device)
+    if not fits_int32(terms.q, terms.k, terms.v, context, terms.bias, mask):
+        return None
     scale = terms.scale if terms.scale is not None else terms.q.shape[-1] ** -0.5
     q, k, v = terms.q, terms.k, terms.v  # (B, H, Tq, d), (B, H, Tk, d), (B, H, Tk, d_v)
     if len({q.dtype, k.dtype, v.dtype}) > 1:  # e.g. a norm computed in float32: attend in float32
         q, k, v = q.float(), k.float(), v.float()
-    return fused_check(
-        q, k, v, context, scale,
-        bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
-    )
+    try:
+        return fused_check(
+            q, k, v, context, scale,
+            bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
+        )
+    except OUT_OF_RESOURCES as error:
+        log.warning("fused check kernel refused (%s); checking in torch", error)
+        return None
 
 
 def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:
@@ -288,7 +306,7 @@ def head_deviation(
     """
     given = given.to(reproduced.dtype)  # (B, h, Tq, d_v)
     difference = (reproduced - given).abs()  # (B, h, Tq, d_v)
-    size = given.abs()  # (B, h, Tq, d_v)
+    size = given.abs().nan_to_num(0.0, posinf=float("inf"))  # (B, h, Tq, d_v); a NaN output counts in `difference`
     if query_is_real is not None:
         real = query_is_real[:, None, :, None]  # (B, 1, Tq, 1)
         difference = difference.where(real, 0.0)

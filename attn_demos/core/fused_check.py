@@ -8,8 +8,8 @@ query rows. Same formula and conventions as torch_attention.attention (mask True
 row with no key allowed gives zeros; window: query i, the last Tq of Tk positions,
 sees the `window` latest keys up to itself, as masks.sliding_window_mask).
 
-Precision: q·kᵀ multiplies q's own values exactly and accumulates in float32 (half precision:
-tensor cores; float32: three TF32 products, about float32's accuracy). The softmax is float32;
+Precision: in half precision q·kᵀ multiplies q's own values exactly and accumulates in float32
+(tensor cores); in float32 it takes three TF32 products, about float32's accuracy. The softmax is float32;
 half-precision v gets the probabilities rounded to its dtype (see SPLIT_PROBABILITIES).
 
 Written in Triton: it runs on CUDA GPUs when the `triton` package is importable, and on the CPU
@@ -33,11 +33,13 @@ except ImportError:  # CPU machines without triton: callers use the torch path
 LONG_CONFIG = (128, 64, 8, 2)
 SHORT_CONFIG = (64, 64, 4, 3)
 LONG_QUERIES = 256  # from this many query rows on, LONG_CONFIG
+LONG_HEAD_DIM = 64  # ... for heads up to this size (larger heads: SHORT_CONFIG's smaller blocks fit on chip)
 CONFIG: tuple[int, int, int, int] | None = None  # set to force one configuration (the sweep does)
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
 # Half precision: ·v gets the probabilities rounded to q's dtype (as flash attention does), which
-# moves the reproduced output by at most half an ulp of that dtype relative to max |v|: 16 times
-# less than the tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, 1.3× slower.
+# moves the reproduced output by at most half an ulp of that dtype relative to max |v| (plus, in
+# float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 16 times less than the
+# tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, the kernel ~1.3× slower.
 SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -82,13 +84,25 @@ def fused_check(
     runnable = fused_check_available(q.device, q.dtype) or (triton is not None and interpreting())
     if not runnable or q.dtype not in FUSED_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"fused_check cannot run on {q.device} in {q.dtype} (needs triton, and CUDA or TRITON_INTERPRET=1)")
+    if window is not None and window < 1:
+        raise ValueError(f"a sliding window needs at least one key, got {window}")
     full = (batch, heads, q_len, k_len)
+    if bias is not None:
+        bias = bias.expand(full)  # (B, H, Tq, Tk), no copy
+    if mask is not None:
+        mask = mask.bool()  # 1/0 flags of any dtype; a view when already bool
+    if query_is_real is not None:
+        query_is_real = query_is_real.bool().expand(batch, q_len)  # (B, Tq)
+    if not fits_int32(q, k, v, output, bias, mask):
+        raise ValueError("fused_check indexes with 32-bit offsets: an operand spans 2³¹ elements or more")
     keys_only = mask is not None and mask.dim() == 4 and mask.shape[2] == 1  # key padding: (B, 1|H, 1, Tk)
     # Absent terms are never read: q stands in for their pointers, with zero strides.
-    bias_view = bias.expand(full) if bias is not None else q
+    bias_view = bias if bias is not None else q  # (B, H, Tq, Tk)
     mask_view = mask.view(torch.uint8).expand(full) if mask is not None else q  # (B, H, Tq, Tk), no copy
     rows = query_is_real.view(torch.uint8) if query_is_real is not None else q  # (B, Tq)
-    block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if q_len >= LONG_QUERIES else SHORT_CONFIG)
+    block_d = max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim))
+    long = q_len >= LONG_QUERIES and block_d <= LONG_HEAD_DIM
+    block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if long else SHORT_CONFIG)
     blocks = triton.cdiv(q_len, block_m)
     # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
     maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
@@ -111,13 +125,21 @@ def fused_check(
         UPCAST=interpreting(),
         BLOCK_M=block_m,
         BLOCK_N=block_n,
-        BLOCK_D=max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim)),
+        BLOCK_D=block_d,
         BLOCK_DV=max(MIN_DOT_SIZE, triton.next_power_of_2(v_dim)),
         num_warps=warps,
         num_stages=stages,
     )
     deviation, magnitude = maxima.view(torch.float32)  # (B, H) each
     return deviation, magnitude
+
+
+def fits_int32(*tensors: torch.Tensor | None) -> bool:
+    """Whether every element of each tensor (views and broadcasts included) lies within 2³¹ − 1
+    elements of its start: the kernel's offsets are 32-bit."""
+    return all(
+        t is None or sum((n - 1) * abs(step) for n, step in zip(t.shape, t.stride())) < 2**31 - 1 for t in tensors
+    )
 
 
 if triton is not None:
@@ -146,6 +168,7 @@ if triton is not None:
         BLOCK_DV: tl.constexpr,
     ):
         log2e: tl.constexpr = 1.4426950408889634  # exp(x) = 2^(x·log2 e): scores are kept in base 2
+        BIAS_FLOOR: tl.constexpr = -1e30  # × log2e stays finite: a bias-only mask averages, as the core does
         block = tl.program_id(0)
         example = tl.program_id(1) // heads
         head = tl.program_id(1) % heads
@@ -174,14 +197,15 @@ if triton is not None:
                 scores = _dot(q, k_t, HALF, UPCAST) * (scale * log2e)  # (M, N) float32, base 2
             inside = row_ok[:, None] & col_ok[None, :]  # (M, N)
             if HAS_BIAS:
-                scores += tl.load(
+                bias = tl.load(
                     bias_ptr + example * sbb + head * sbh + rows[:, None] * sbm + cols[None, :] * sbn,
                     mask=inside, other=0.0,
-                ).to(tl.float32) * log2e
+                ).to(tl.float32)  # (M, N)
+                scores += tl.maximum(bias, BIAS_FLOOR) * log2e  # a float32-min bias stays finite in base 2
             allowed = inside
             if HAS_MASK:
                 if KEYS_ONLY:  # one flag per key, the same for every row
-                    key_flags = tl.load(mask_ptr + example * smb + head * smh + cols * smn, mask=col_ok, other=0)
+                    key_flags = tl.load(mask_ptr + example * smb + head * smh + cols * smn, mask=col_ok, other=0)  # (N,)
                     allowed = allowed & (key_flags[None, :] != 0)
                 else:
                     allowed = allowed & (tl.load(
@@ -193,7 +217,7 @@ if triton is not None:
                 allowed = allowed & (distance >= 0) & (distance < window)
             scores = tl.where(allowed, scores, float("-inf"))
             new_max = tl.maximum(running_max, tl.max(scores, 1))  # (M,)
-            shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # rows with no key yet: 2^(−inf) = 0
+            shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # (M,); rows with no key yet: 2^(−inf) = 0
             probabilities = tl.exp2(scores - shift[:, None])  # (M, N), unnormalised
             rescale = tl.exp2(running_max - shift)  # (M,)
             running_sum = running_sum * rescale + tl.sum(probabilities, 1)
@@ -202,10 +226,10 @@ if triton is not None:
                 mask=col_ok[:, None] & (v_dims[None, :] < v_dim), other=0.0,
             )  # (N, Dv)
             if HALF:
-                high = probabilities.to(v.dtype)
+                high = probabilities.to(v.dtype)  # (M, N)
                 weighted = _dot(high, v, HALF, UPCAST)  # (M, Dv) float32
                 if SPLIT:  # the rounding of the probabilities to half precision, multiplied too
-                    low = (probabilities - high.to(tl.float32)).to(v.dtype)
+                    low = (probabilities - high.to(tl.float32)).to(v.dtype)  # (M, N)
                     weighted += _dot(low, v, HALF, UPCAST)
             else:
                 weighted = _dot(probabilities, v, HALF, UPCAST)  # (M, Dv)
@@ -221,7 +245,7 @@ if triton is not None:
             mask=keep, other=0.0,
         ).to(tl.float32)  # (M, Dv)
         difference = tl.where(keep, tl.abs(reproduced - given), 0.0)  # (M, Dv)
-        is_nan = difference != difference
+        is_nan = difference != difference  # (M, Dv)
         largest = tl.max(tl.max(tl.where(is_nan, 0.0, difference), 1), 0)
         has_nan = tl.sum(tl.sum(is_nan.to(tl.int32), 1), 0) > 0
         deviation = tl.where(has_nan, float("nan"), largest)

@@ -37,8 +37,10 @@ def attention(
         scores = soft_cap(scores, softcap)  # (..., Tq, Tk)
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
-    if mask is not None:
+    if mask is not None and torch.broadcast_shapes(scores.shape, mask.shape) == scores.shape:
         scores.masked_fill_(~mask, float("-inf"))  # (..., Tq, Tk); in place: scores is this call's own
+    elif mask is not None:  # a mask with more leading axes than q and k
+        scores = scores.masked_fill(~mask, float("-inf"))  # (..., Tq, Tk)
     weights = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)  # (..., Tq, Tk)
     del scores  # one Tq×Tk temporary at a time besides the weights
     if mask is not None:

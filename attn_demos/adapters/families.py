@@ -8,6 +8,7 @@ one (say RoBERTa) is a line in FAMILY_OF_MODEL_TYPE.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,7 +63,14 @@ class Family:
     check: Callable | None = field(default=None, compare=False)  # config -> None, or UnsupportedModelError
 
     def sites(self, model: torch.nn.Module) -> list[AttentionSite]:
-        """Every attention module, found by its projections, with kind and layer from its path."""
+        """Every attention module, found by its projections, with kind and layer from its path;
+        searched once per model (its modules do not change), as every verified pass asks."""
+        per_family = _sites_of.setdefault(model, {})
+        if self.name not in per_family:
+            per_family[self.name] = self._find_sites(model)
+        return list(per_family[self.name])
+
+    def _find_sites(self, model: torch.nn.Module) -> list[AttentionSite]:
         found = []
         for name, module in model.named_modules():
             if not all(isinstance(getattr(module, p, None), torch.nn.Module) for p in self.projections):
@@ -73,6 +81,9 @@ class Family:
             kind = DECODER if self.decoder_only else _kind_of(name, self.vision)
             found.append(AttentionSite(kind, _layer_of(name), name, module))
         return sorted(found, key=lambda s: (KINDS.index(s.kind), s.layer))
+
+
+_sites_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {family name: its sites}
 
 
 def _shared_sites(name: str, module: torch.nn.Module, config) -> list[AttentionSite]:

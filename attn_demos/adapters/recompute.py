@@ -98,9 +98,11 @@ def capture_attention_inputs(sites: list[AttentionSite], projections: tuple[str,
 def _install_hooks(sites: list[AttentionSite]) -> None:
     with _install_lock:
         for site in sites:
-            if getattr(site.module, MODULE_PATH_ATTRIBUTE, None) is None:
+            path = getattr(site.module, MODULE_PATH_ATTRIBUTE, None)
+            if path is None:
                 site.module.register_forward_pre_hook(_record_inputs, with_kwargs=True)
-            setattr(site.module, MODULE_PATH_ATTRIBUTE, site.module_path)
+            if path != site.module_path:  # nn.Module.__setattr__ is slow: set once
+                setattr(site.module, MODULE_PATH_ATTRIBUTE, site.module_path)
 
 
 def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str, ...]) -> None:
@@ -108,9 +110,11 @@ def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str
         for site in sites:
             for index, name in enumerate(projections):
                 projection = getattr(site.module, name)
-                if getattr(projection, PROJECTION_ATTRIBUTE, None) is None:
+                owner = getattr(projection, PROJECTION_ATTRIBUTE, None)
+                if owner is None:
                     projection.register_forward_hook(_record_projection)
-                setattr(projection, PROJECTION_ATTRIBUTE, (site.module_path, index))
+                if owner != (site.module_path, index):
+                    setattr(projection, PROJECTION_ATTRIBUTE, (site.module_path, index))
 
 
 def _record_projection(projection, args, output) -> None:

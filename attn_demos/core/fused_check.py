@@ -135,11 +135,9 @@ def fused_check(
 
 
 def fits_int32(*tensors: torch.Tensor | None) -> bool:
-    """Whether every element of each tensor (views and broadcasts included) lies within 2³¹ − 1
-    elements of its start: the kernel's offsets are 32-bit."""
-    return all(
-        t is None or sum((n - 1) * abs(step) for n, step in zip(t.shape, t.stride())) < 2**31 - 1 for t in tensors
-    )
+    """Whether each tensor's storage (which every view or broadcast of it indexes into) holds
+    fewer than 2³¹ elements: the kernel's offsets are 32-bit."""
+    return all(t is None or t.untyped_storage().nbytes() < 2**31 * t.element_size() for t in tensors)
 
 
 if triton is not None:

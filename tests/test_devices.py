@@ -162,6 +162,24 @@ def test_each_tab_under_sdpa_shows_the_eager_library_weights(checkpoints, implem
     assert "recomputed_max_abs_err" not in payload and payload["output_max_relative_error"] == view.error
 
 
+@pytest.mark.parametrize("implementation_name", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", ["marian", "t5"])
+def test_a_translation_click_encodes_the_source_once(checkpoints, implementation, implementation_name, family):
+    """generate() and the checked pass reuse one encoder run on either kernel."""
+    from attn_demos.tasks.registry import get_model
+
+    implementation(implementation_name)
+    loaded = get_model("translate", str(checkpoints[family]))
+    calls = []
+    handle = loaded.model.get_encoder().register_forward_hook(lambda *_: calls.append(1))
+    try:
+        result, _, _ = run_tab(f"translate:{family}", checkpoints)
+    finally:
+        handle.remove()
+    assert calls == [1]
+    assert result.measure == ("output" if implementation_name == "sdpa" else "library")
+
+
 @pytest.mark.parametrize("tab", TABS)
 def test_a_wrong_recomputation_makes_the_sdpa_badge_report_the_mismatch(checkpoints, implementation, monkeypatch, tab):
     implementation("sdpa")

@@ -84,13 +84,14 @@ def _search_settings(num_beams: int, max_new_tokens: int, min_new_tokens: int | 
     )
 
 
-def run_encoder(loaded: LoadedModel, model_inputs: dict) -> BaseModelOutput:
-    """The encoder pass of an encoder-decoder, with its attention: last_hidden_state (B, S, D)."""
+def run_encoder(loaded: LoadedModel, model_inputs: dict, attentions: bool = True) -> BaseModelOutput:
+    """The encoder pass of an encoder-decoder, with its attention unless told not to:
+    last_hidden_state (B, S, D). Inputs must be on the model's device."""
     encoder = loaded.model.get_encoder()
     out = encoder(
         input_ids=model_inputs["input_ids"],
         attention_mask=model_inputs.get("attention_mask"),
-        output_attentions=True,
+        output_attentions=attentions,
         return_dict=True,
     )
     # T5's encoder returns another ModelOutput class, which its forward() would read as a tuple.

@@ -370,14 +370,17 @@ def forward_with_verification(
     keep_weights: bool = True,
     scale_override: float | None = None,
     wants_weights: WantedForm | None = None,
+    kinds: tuple[str, ...] | None = None,
 ) -> VerifiedForward:
     """One forward pass on the model's own kernel, each attention module checked as it runs
-    (see verify_attention for which sites' weights are materialised)."""
+    (see verify_attention for which sites' weights are materialised). `kinds`: check only the
+    sites of these kinds, for a pass that runs only them (e.g. a decoder pass given the encoder's
+    outputs); every site of them must run."""
     model, family = loaded.model, loaded.family
     device = loaded.device
     source = source.to(device)
     target = None if target is None else target.to(device)
-    sites = family.sites(model)
+    sites = [site for site in family.sites(model) if kinds is None or site.kind in kinds]
     model_inputs = to_device(model_inputs, device)
     if family.decoder_only:  # one causal stack over the source tokens
         pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))

@@ -46,13 +46,16 @@ class CheckedStack:
     output_errors: np.ndarray | None  # (L, H) under sdpa, else None
 
 
-def checked_forward(loaded: LoadedModel, model_inputs: dict, source: Side, target: Side | None = None) -> CheckedPass:
-    """One forward pass of `loaded` on its own attention implementation, checked as the module doc says."""
+def checked_forward(
+    loaded: LoadedModel, model_inputs: dict, source: Side, target: Side | None = None, kinds: tuple[str, ...] | None = None
+) -> CheckedPass:
+    """One forward pass of `loaded` on its own attention implementation, checked as the module doc
+    says; `kinds` limits the sdpa check to the sites of those kinds (a pass given encoder outputs)."""
     if loaded.attn_implementation == EAGER:
         result = forward_with_attention(loaded, model_inputs, source, target)
         library = {kind: maps.weights for kind, maps in result.maps.items() if kind in result.recomputed}
         return CheckedPass(result.outputs, library, result.recomputed, None)
-    verified = forward_with_verification(loaded, model_inputs, source, target)
+    verified = forward_with_verification(loaded, model_inputs, source, target, kinds=kinds)
     recomputed = {kind: maps.weights for kind, maps in verified.maps.items()}
     return CheckedPass(verified.outputs, None, recomputed, verified.errors)
 

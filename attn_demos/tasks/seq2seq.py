@@ -6,14 +6,15 @@ output (tasks/checked.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import BaseModelOutput
 
 from attn_demos.adapters.extract import target_side, teacher_forced_inputs
 from attn_demos.adapters.families import CROSS, DECODER
-from attn_demos.adapters.generation import generate_with_attention
+from attn_demos.adapters.generation import generate_with_attention, run_encoder
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.adapters.precision import to_device
@@ -145,9 +146,10 @@ def run_seq2seq(
     task: str = "translate", source: str | None = None,
 ) -> Seq2SeqResult:
     """generate() once, then one checked teacher-forced pass over its output. Eager: generate()
-    returns each step's attention, gathered along the winning beam and shown; the pass reuses the
-    encoder outputs of generate() (the view shows no encoder map). sdpa: generate() returns none;
-    the pass (encoder included: every module is verified) gives the weights shown."""
+    returns each step's attention, gathered along the winning beam and shown. sdpa: generate()
+    returns none; the pass gives the weights shown, its decoder and cross-attention modules each
+    verified through their own output. Either way the encoder runs once, before generate(), and
+    the pass reuses its outputs (the view shows no encoder map)."""
     if not loaded.is_encoder_decoder:
         raise BadInputError(f"{loaded.source} is not an encoder-decoder model; choose a translation or summary model")
     inputs, source_side, notices = tokenize_text(loaded, text, what=what)
@@ -159,10 +161,14 @@ def run_seq2seq(
         forced_inputs["encoder_outputs"] = generated.encoder_outputs  # decoder and cross sites only
         gathered = {kind: generated.maps[kind].weights[0].cpu().numpy() for kind in (CROSS, DECODER)}
     else:
-        sequences = generate_plain(loaded, inputs, num_beams, max_new_tokens, min_new_tokens)
+        inputs = to_device(inputs, loaded.device)
+        with torch.no_grad():
+            encoder_outputs = run_encoder(loaded, inputs, attentions=False)
+        sequences = generate_plain(loaded, inputs, num_beams, max_new_tokens, min_new_tokens, encoder_outputs)
         target = target_side(loaded, sequences)
         forced_inputs = teacher_forced_inputs(inputs, sequences)
-    checked = checked_forward(loaded, forced_inputs, source_side, target)
+        forced_inputs["encoder_outputs"] = encoder_outputs  # decoder and cross sites only
+    checked = checked_forward(loaded, forced_inputs, source_side, target, kinds=(CROSS, DECODER))
     cross, decoder = checked.stack(CROSS), checked.stack(DECODER)
     real = target.mask[0].cpu().numpy()  # (T,) steps that produced real tokens
     tokenizer = loaded.preprocessor
@@ -188,13 +194,21 @@ def run_seq2seq(
 
 
 def generate_plain(
-    loaded: LoadedModel, inputs: dict, num_beams: int, max_new_tokens: int, min_new_tokens: int | None = None
+    loaded: LoadedModel,
+    inputs: dict,
+    num_beams: int,
+    max_new_tokens: int,
+    min_new_tokens: int | None = None,
+    encoder_outputs: BaseModelOutput | None = None,
 ) -> torch.Tensor:
     """generate() on the model's own kernel, without attention (sdpa returns none): the sequences
-    (1, 1+T), decoder start token first; the same deterministic search as the eager path."""
+    (1, 1+T), decoder start token first; the same deterministic search as the eager path. Given
+    `encoder_outputs`, generate() does not encode the source again."""
+    reuse = {} if encoder_outputs is None else {"encoder_outputs": replace(encoder_outputs)}  # expanded per beam in place
     with torch.no_grad():
         return loaded.model.generate(
             **to_device(inputs, loaded.device),
+            **reuse,
             num_beams=num_beams,
             num_return_sequences=1,
             max_new_tokens=max_new_tokens,

@@ -38,7 +38,7 @@ CONFIG: tuple[int, int, int, int] | None = None  # set to force one configuratio
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
 # Half precision: ·v gets the probabilities rounded to q's dtype (as flash attention does), which
 # moves the reproduced output by at most half an ulp of that dtype relative to max |v| (plus, in
-# float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 16 times less than the
+# float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 8 times less than the
 # tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, the kernel ~1.3× slower.
 SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

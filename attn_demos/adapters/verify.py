@@ -40,7 +40,7 @@ from attn_demos.adapters.recompute import (
     terms_weights,
 )
 from attn_demos.core.aggregate import FUSIONS  # a fusion gives (B, Tq, Tk)
-from attn_demos.core.fused_check import fits_int32, fused_check, fused_check_available
+from attn_demos.core.fused_check import KernelLimitError, fused_check, fused_check_available
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -207,9 +207,8 @@ def check_site(
     With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
     nothing of size Tq×Tk. Otherwise heads are attended as many at a time as CHUNK_BYTES of scores
     hold (at least one; half precision in float32), each chunk's weights·v compared with its
-    columns of `context` at once; whole
-    heads go into one preallocated layer, a fusion into one running map, so the peak extra memory
-    is that layer (or map) plus a few heads' temporaries.
+    columns of `context` at once; whole heads go into one preallocated layer, a fusion into one
+    running map, so the peak extra memory is that layer (or map) plus a few heads' temporaries.
     """
     form = wanted_form(form)
     if query_is_real is not None:
@@ -271,8 +270,6 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
     mask = terms.mask  # bool, broadcastable to (B, H, Tq, Tk), or None
     if mask is not None:
         mask = mask.to(terms.q.device)
-    if not fits_int32(terms.q, terms.k, terms.v, context, terms.bias, mask):
-        return None
     scale = terms.scale if terms.scale is not None else terms.q.shape[-1] ** -0.5
     q, k, v = terms.q, terms.k, terms.v  # (B, H, Tq, d), (B, H, Tk, d), (B, H, Tk, d_v)
     if len({q.dtype, k.dtype, v.dtype}) > 1:  # e.g. a norm computed in float32: attend in float32
@@ -282,7 +279,7 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
             q, k, v, context, scale,
             bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
         )
-    except OUT_OF_RESOURCES as error:
+    except (KernelLimitError, *OUT_OF_RESOURCES) as error:
         log.warning("fused check kernel refused (%s); checking in torch", error)
         return None
 

@@ -44,6 +44,10 @@ SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+class KernelLimitError(ValueError):
+    """Inputs the kernel cannot index (beyond 32-bit offsets): check them another way."""
+
+
 def fused_check_available(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether the fused check is the fast path for tensors of this device and dtype: a CUDA GPU
     with triton. (fused_check also runs on the CPU under TRITON_INTERPRET=1, for tests.)"""
@@ -94,7 +98,7 @@ def fused_check(
     if query_is_real is not None:
         query_is_real = query_is_real.bool().expand(batch, q_len)  # (B, Tq)
     if not fits_int32(q, k, v, output, bias, mask):
-        raise ValueError("fused_check indexes with 32-bit offsets: an operand spans 2³¹ elements or more")
+        raise KernelLimitError("fused_check indexes with 32-bit offsets: an operand spans 2³¹ elements or more")
     keys_only = mask is not None and mask.dim() == 4 and mask.shape[2] == 1  # key padding: (B, 1|H, 1, Tk)
     # Absent terms are never read: q stands in for their pointers, with zero strides.
     bias_view = bias if bias is not None else q  # (B, H, Tq, Tk)

@@ -23,11 +23,12 @@ from attn_demos.adapters.generation import (
     CausalGenerationResult,
     GenerationResult,
     generate_causal_with_attention,
+    generate_plain,
     generate_with_attention,
 )
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
-from attn_demos.adapters.precision import to_device, tolerance_for
+from attn_demos.adapters.precision import tolerance_for
 from attn_demos.adapters.verify import forward_with_verification
 
 PERCENTILES = (50, 90, 99)
@@ -206,7 +207,7 @@ def compare_text_model(
             report.add(forward_errors(forward_with_attention(loaded, inputs, source, scale_override=scale_override)))
         return report
     if sdpa:
-        sequences = _generate_plain(loaded, inputs, num_beams, max_new_tokens)
+        sequences = generate_plain(loaded, inputs, num_beams, max_new_tokens)
         target = target_side(loaded, sequences)
         forced_inputs = teacher_forced_inputs(inputs, sequences)
         report.add(forward_with_verification(
@@ -250,14 +251,6 @@ def compare_causal(
         for kind, e in {**forward_errors(forced), **causal_generation_errors(generated, forced)}.items():
             errors[kind] = e if kind not in errors else torch.maximum(errors[kind], e)  # (B, L, H); NaN stays NaN
     return errors
-
-
-def _generate_plain(loaded: LoadedModel, inputs: dict, num_beams: int, max_new_tokens: int) -> torch.Tensor:
-    """generate() on the model's own kernel: the sequences (B, 1+T)."""
-    with torch.no_grad():
-        return loaded.model.generate(
-            **to_device(inputs, loaded.device), num_beams=num_beams, max_new_tokens=max_new_tokens, do_sample=False
-        )
 
 
 def compare_vision_model(

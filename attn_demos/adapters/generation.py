@@ -70,14 +70,41 @@ def generate_with_attention(
     return GenerationResult(sequences, maps, source, target, scores, encoder_outputs)
 
 
-def _search_settings(num_beams: int, max_new_tokens: int, min_new_tokens: int | None) -> dict:
-    """generate() settings of both paths: a deterministic search that returns every step's attention."""
+def generate_plain(
+    loaded: LoadedModel,
+    inputs: dict,
+    num_beams: int,
+    max_new_tokens: int,
+    min_new_tokens: int | None = None,
+    encoder_outputs: BaseModelOutput | None = None,
+) -> torch.Tensor:
+    """generate() on the model's own kernel, without attention (sdpa returns none): the sequences
+    (B, 1+T), decoder start token first; the same deterministic search as the eager path. Given
+    `encoder_outputs`, generate() does not encode the source again."""
+    reuse = {} if encoder_outputs is None else {"encoder_outputs": replace(encoder_outputs)}  # expanded per beam in place
+    with torch.no_grad():
+        return loaded.model.generate(
+            **to_device(inputs, loaded.device),
+            **reuse,
+            **search_settings(num_beams, max_new_tokens, min_new_tokens),
+        )
+
+
+def search_settings(num_beams: int, max_new_tokens: int, min_new_tokens: int | None) -> dict:
+    """The deterministic search every generate() of the project runs, with attention or without."""
     return dict(
         num_beams=num_beams,
         num_return_sequences=1,
         max_new_tokens=max_new_tokens,
         min_new_tokens=min_new_tokens,
         do_sample=False,
+    )
+
+
+def _search_settings(num_beams: int, max_new_tokens: int, min_new_tokens: int | None) -> dict:
+    """generate() settings of both paths: the search, returning every step's attention."""
+    return dict(
+        search_settings(num_beams, max_new_tokens, min_new_tokens),
         output_attentions=True,
         output_scores=num_beams > 1,
         return_dict_in_generate=True,

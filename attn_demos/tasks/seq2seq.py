@@ -6,15 +6,14 @@ output (tasks/checked.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers.modeling_outputs import BaseModelOutput
 
 from attn_demos.adapters.extract import target_side, teacher_forced_inputs
 from attn_demos.adapters.families import CROSS, DECODER
-from attn_demos.adapters.generation import generate_with_attention, run_encoder
+from attn_demos.adapters.generation import generate_plain, generate_with_attention, run_encoder
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.adapters.precision import to_device
@@ -191,27 +190,3 @@ def run_seq2seq(
         cross_output_errors=cross.output_errors,
         decoder_output_errors=decoder.output_errors,
     )
-
-
-def generate_plain(
-    loaded: LoadedModel,
-    inputs: dict,
-    num_beams: int,
-    max_new_tokens: int,
-    min_new_tokens: int | None = None,
-    encoder_outputs: BaseModelOutput | None = None,
-) -> torch.Tensor:
-    """generate() on the model's own kernel, without attention (sdpa returns none): the sequences
-    (1, 1+T), decoder start token first; the same deterministic search as the eager path. Given
-    `encoder_outputs`, generate() does not encode the source again."""
-    reuse = {} if encoder_outputs is None else {"encoder_outputs": replace(encoder_outputs)}  # expanded per beam in place
-    with torch.no_grad():
-        return loaded.model.generate(
-            **to_device(inputs, loaded.device),
-            **reuse,
-            num_beams=num_beams,
-            num_return_sequences=1,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=min_new_tokens,
-            do_sample=False,
-        )

@@ -28,7 +28,7 @@ from attn_demos.adapters.generation import (
 )
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
-from attn_demos.adapters.precision import tolerance_for
+from attn_demos.adapters.precision import EAGER, tolerance_for
 from attn_demos.adapters.verify import forward_with_verification
 
 PERCENTILES = (50, 90, 99)
@@ -196,7 +196,7 @@ def compare_text_model(
     report = _new_report(loaded, tolerance)
     inputs, source = tokenize(loaded, texts)
     report.input_tokens = [int(n) for n in source.mask.sum(dim=1)]
-    sdpa = loaded.attn_implementation != "eager"
+    sdpa = loaded.attn_implementation != EAGER
     if loaded.is_decoder_only and not sdpa:
         report.add(compare_causal(loaded, inputs, source, num_beams, max_new_tokens, scale_override))
         return report
@@ -261,7 +261,7 @@ def compare_vision_model(
     side: Side = vision_side(loaded, pixel_values.shape[0])
     report.input_tokens = [int(n) for n in side.mask.sum(dim=1)]
     pixel_values = pixel_values.to(loaded.dtype)
-    if loaded.attn_implementation != "eager":
+    if loaded.attn_implementation != EAGER:
         report.add(forward_with_verification(loaded, {"pixel_values": pixel_values}, side, keep_weights=False).errors)
     else:
         report.add(forward_errors(forward_with_attention(loaded, {"pixel_values": pixel_values}, side)))

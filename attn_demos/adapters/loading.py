@@ -10,7 +10,7 @@ import torch
 import transformers
 
 from attn_demos.adapters.families import Family, family_for
-from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, dtype_of, resolve_device
+from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError
 
 HEADS = {
@@ -42,7 +42,7 @@ class LoadedModel:
     preprocessor: object  # a tokenizer, or an image processor for vision models
     family: Family
     architecture: str
-    attn_implementation: str = "eager"
+    attn_implementation: str = EAGER
 
     @property
     def device(self) -> torch.device:
@@ -86,7 +86,7 @@ def load_model(
     head: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
-    attn_implementation: str = "eager",
+    attn_implementation: str = EAGER,
 ) -> LoadedModel:
     """Load `source` (Hub id or local folder) in eval mode, in `dtype`, on `device`.
 
@@ -131,7 +131,7 @@ def load_model_cached(
     head: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
-    attn_implementation: str = "eager",
+    attn_implementation: str = EAGER,
 ) -> LoadedModel:
     """load_model once per (source, head, dtype, device, attn_implementation) per process; safe
     when requests race to load.

@@ -12,6 +12,7 @@ import torch
 from attn_demos.adapters.extract import tokenize
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.precision import EAGER
 from attn_demos.adapters.recompute import (
     PassInputs,
     attention_terms,
@@ -56,7 +57,7 @@ def neuron_terms(
     if not 0 <= layer < len(sites):
         raise BadInputError(f"choose a layer between 0 and {len(sites) - 1}")
     site = sites[layer]
-    eager = loaded.attn_implementation == "eager"
+    eager = loaded.attn_implementation == EAGER
     if not eager and verified_row is None:
         raise BadInputError("this model runs on sdpa and returns no weights: give the verified row to compare with")
     with torch.no_grad(), capture_attention_inputs(sites) as captured:

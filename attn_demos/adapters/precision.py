@@ -28,7 +28,8 @@ TOLERANCE_EPSILONS = 4  # units of the dtype's epsilon at 1
 TOLERANCE_FLOOR = 1e-5
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_ENV = "ATTN_DEMOS_DEVICE"
-ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
+EAGER, SDPA = "eager", "sdpa"  # the library returns its weights / runs its fused kernel
+ATTN_IMPLEMENTATIONS = (EAGER, SDPA)
 
 
 class DeviceError(AttnDemosError):

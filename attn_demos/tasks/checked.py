@@ -16,9 +16,8 @@ import torch
 
 from attn_demos.adapters.extract import Side, forward_with_attention
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.precision import EAGER
 from attn_demos.adapters.verify import forward_with_verification
-
-EAGER = "eager"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
 from attn_demos.adapters.loading import LoadedModel, load_model
-from attn_demos.adapters.precision import resolve_device, tolerance_for
+from attn_demos.adapters.precision import EAGER, resolve_device, tolerance_for
 from attn_demos.errors import BadInputError
 
 TEXT_DTYPES = ("string", "large_string")  # datasets reads CSV text as large_string, JSON as string
@@ -29,7 +29,7 @@ class CompareOptions:
     max_new_tokens: int = 20
     batch_size: int = 8
     device: str | None = None  # None: $ATTN_DEMOS_DEVICE, else auto (cuda when available)
-    attn_implementation: str = "eager"  # "sdpa": the fused kernel, verified by the output
+    attn_implementation: str = EAGER  # "sdpa": the fused kernel, verified by the output
 
 
 def compare_model(

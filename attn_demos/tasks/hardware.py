@@ -24,11 +24,12 @@ import importlib.util
 import os
 from collections.abc import Callable
 
+from attn_demos.adapters.precision import EAGER, SDPA
 from attn_demos.errors import AttnDemosError
 
 GPU_SECONDS = 60  # the longest a task call may hold a ZeroGPU device (summaries of long articles)
 ATTN_IMPLEMENTATION_ENV = "ATTN_DEMOS_ATTN_IMPLEMENTATION"
-AUTO, EAGER, SDPA = "auto", "eager", "sdpa"
+AUTO = "auto"  # sdpa on cuda, eager elsewhere (module doc)
 ATTN_IMPLEMENTATION_CHOICES = (AUTO, EAGER, SDPA)
 EAGER_TASKS = frozenset({"generate"})  # tasks that need the library's per-step weights (module doc)
 

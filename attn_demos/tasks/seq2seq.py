@@ -16,9 +16,9 @@ from attn_demos.adapters.families import CROSS, DECODER
 from attn_demos.adapters.generation import generate_plain, generate_with_attention, run_encoder
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.neuron import neuron_terms
-from attn_demos.adapters.precision import to_device
+from attn_demos.adapters.precision import EAGER, to_device
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.checked import EAGER, checked_forward
+from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices

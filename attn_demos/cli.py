@@ -249,6 +249,7 @@ def _table(report) -> str:
 def _run_launch(args) -> int:
     from attn_demos.adapters.precision import DEVICE_ENV, resolve_device
     from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV, attn_implementation_choice
+    from attn_demos.tasks.inputs import maps_budget_mb
     from attn_demos.tasks.registry import set_model_overrides
 
     if args.device:
@@ -257,6 +258,7 @@ def _run_launch(args) -> int:
     if args.attn_implementation:
         os.environ[ATTN_IMPLEMENTATION_ENV] = args.attn_implementation
     attn_implementation_choice()  # a bad $ATTN_DEMOS_ATTN_IMPLEMENTATION: one line and exit 2, before the app starts
+    maps_budget_mb()  # and so does a bad $ATTN_DEMOS_MAPS_BUDGET_MB
     set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"

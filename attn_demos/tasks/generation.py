@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attn_demos.adapters.compare import generate_and_force
-from attn_demos.adapters.extract import model_max_length
 from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.inputs import clean_text, tokenize_text, tokenizer_lock
+from attn_demos.tasks.inputs import clean_text, token_limit, tokenize_text, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
 
@@ -129,7 +128,7 @@ def check_prompt_length(loaded: LoadedModel, text: str, special_tokens: bool, ma
     tokenizer = loaded.preprocessor
     with tokenizer_lock(tokenizer):
         length = len(tokenizer(text, truncation=False, add_special_tokens=special_tokens)["input_ids"])
-    room = min(MAX_PROMPT_TOKENS, model_max_length(loaded) - max_new_tokens)
+    room = min(MAX_PROMPT_TOKENS, token_limit(loaded) - max_new_tokens)  # the model's limit and the maps budget
     if length > room:
         raise BadInputError(
             f"The prompt is too long: {length:,} tokens, and this tab reads at most {max(room, 0)} "

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import unicodedata
 
 from attn_demos.adapters.extract import Side, model_max_length, token_labels
+from attn_demos.adapters.families import DECODER, ENCODER, head_count
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.masks import positions_from_padding
-from attn_demos.errors import BadInputError
+from attn_demos.errors import AttnDemosError, BadInputError
 
 MAX_CHARACTERS = 100_000  # longer input is cut before tokenization, with a notice
+# The tabs keep every layer's maps of a run (views switch without running the model again), in
+# float32, twice under eager (the library's and the core's). One copy must fit this budget, so a
+# long-context model typed into a tab cuts the input instead of exhausting the server's memory.
+MAPS_BUDGET_ENV = "ATTN_DEMOS_MAPS_BUDGET_MB"
+DEFAULT_MAPS_BUDGET_MB = 1024
+MAP_CELL_BYTES = 4  # float32
+
+
+class MapsBudgetError(AttnDemosError):
+    """$ATTN_DEMOS_MAPS_BUDGET_MB is not a positive number of megabytes (CLI exit 2)."""
 
 _tokenizer_locks: dict[int, threading.Lock] = {}
 
@@ -48,10 +61,43 @@ def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
     return text.strip(), notices
 
 
+def maps_budget_mb() -> float:
+    """$ATTN_DEMOS_MAPS_BUDGET_MB, else DEFAULT_MAPS_BUDGET_MB; anything but a positive number is a one-line error."""
+    value = os.environ.get(MAPS_BUDGET_ENV) or str(DEFAULT_MAPS_BUDGET_MB)
+    try:
+        budget = float(value)
+    except ValueError:
+        budget = math.nan
+    if not math.isfinite(budget) or budget <= 0:
+        raise MapsBudgetError(f"{MAPS_BUDGET_ENV} must be a positive number of megabytes, got {value!r}")
+    return budget
+
+
+def memory_token_limit(loaded: LoadedModel) -> int | None:
+    """The longest input whose self-attention maps, every layer and head in float32, fit one copy
+    of the maps budget (None for a model without text self-attention)."""
+    kind = DECODER if loaded.is_decoder_only else ENCODER  # the attention whose both axes are the input
+    heads = sum(head_count(site.module, loaded.config) for site in loaded.family.sites(loaded.model) if site.kind == kind)
+    if not heads:
+        return None
+    return math.isqrt(int(maps_budget_mb() * 2**20) // (heads * MAP_CELL_BYTES))
+
+
 def token_limit(loaded: LoadedModel, requested: int | None = None) -> int:
-    """The model's own limit, or a smaller one the caller asks for."""
-    limit = model_max_length(loaded)
-    return min(limit, requested) if requested else limit
+    """The model's own limit, the maps budget's, or a smaller one the caller asks for."""
+    limits = [model_max_length(loaded), memory_token_limit(loaded), requested]
+    return min(limit for limit in limits if limit)
+
+
+def truncation_notice(loaded: LoadedModel, kept: int, full_length: int, what: str = "Input") -> str:
+    """Why `kept` of `full_length` tokens were read: the model's limit, or the maps budget."""
+    if kept == memory_token_limit(loaded) and kept < model_max_length(loaded):
+        return (
+            f"{what} truncated to {kept:,} of {full_length:,} tokens: every layer's attention maps of a longer "
+            f"input would exceed this app's {maps_budget_mb():g} MB for one input's maps ({MAPS_BUDGET_ENV}); "
+            f"the model itself reads up to {model_max_length(loaded):,}."
+        )
+    return f"{what} truncated to the model's limit: kept {kept} of {full_length:,} tokens."
 
 
 def tokenize_text(
@@ -73,6 +119,6 @@ def tokenize_text(
     if loaded.is_decoder_only:
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (1, T): 0..T-1, no padding
     if full_length > limit:
-        notices.append(f"Input truncated to the model's limit: kept {limit} of {full_length:,} tokens.")
+        notices.append(truncation_notice(loaded, limit, full_length))
     tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())
     return batch, Side([tokens], batch["attention_mask"].bool()), notices

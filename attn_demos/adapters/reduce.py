@@ -17,6 +17,7 @@ import torch
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import AttentionSite
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters import verify
 from attn_demos.adapters.verify import FUSIONS, HEADS, VerifiedForward, forward_with_verification
 
 
@@ -75,6 +76,7 @@ class Rollout:
     fusion: str = "mean"
     residual: bool = True
     joint: torch.Tensor | None = None  # (B, T, T) so far
+    overwrites_input = True  # the fused map it is given becomes the new joint: given its own (reduce_attention)
 
     def wants(self, site: AttentionSite) -> str | None:
         return self.fusion if site.kind == self.kind else None
@@ -82,12 +84,24 @@ class Rollout:
     def __call__(self, site: AttentionSite, fused: torch.Tensor) -> None:
         if not self.wants(site):
             return
-        layer_map = fused  # (B, T, T), heads fused; another reducer may hold it too: changed on a copy
+        layer_map = fused  # (B, T, T), heads fused; this reducer's own, so changed in place
         if self.residual:
-            layer_map = fused.clone()
             layer_map.diagonal(dim1=-2, dim2=-1).add_(1.0)  # + identity
             layer_map /= layer_map.sum(dim=-1, keepdim=True)  # rows sum to 1
-        self.joint = layer_map if self.joint is None else layer_map @ self.joint  # (B, T, T)
+        if self.joint is not None:
+            multiply_in_place(layer_map, self.joint)  # Â_l · R
+        self.joint = layer_map  # (B, T, T); the previous joint is let go
+
+
+def multiply_in_place(left: torch.Tensor, right: torch.Tensor) -> None:
+    """left <- left @ right for (B, T, T) maps, a block of rows at a time (as many as
+    verify.CHUNK_BYTES hold): a row of the product needs only that row of `left`, so the product
+    takes no second T×T matrix."""
+    batch, rows, cols = left.shape
+    per_block = max(1, verify.CHUNK_BYTES // (batch * cols * left.element_size()))
+    for start in range(0, rows, per_block):
+        block = slice(start, start + per_block)
+        left[:, block] = left[:, block] @ right  # (B, rows in block, T)
 
 
 def reduce_attention(
@@ -96,7 +110,8 @@ def reduce_attention(
     """One verified forward pass feeding each reducer what it wants of each site, none kept;
     every site is checked, those no reducer wants without materialising their weights. A site
     wanted in one form is built in that form; wanted in several, its heads are built and each
-    reducer gets its fusion of them.
+    reducer gets its fusion of them. A reducer that overwrites what it is given (Rollout) gets a
+    copy only where another reducer is given the same tensor.
 
     Returns the verification (errors per kind, (B, L, H)); the reducers hold the views.
     """
@@ -107,10 +122,15 @@ def reduce_attention(
 
     def feed(site: AttentionSite, built: torch.Tensor) -> None:
         form = wanted(site)
+        sharing = sum(reducer.wants(site) == form for reducer in reducers)  # reducers given `built` itself
         for reducer in reducers:
             want = reducer.wants(site)
-            if want is not None:
-                reducer(site, built if want == form else fuse(built, want))
+            if want is None:
+                continue
+            given = built if want == form else fuse(built, want)  # a fusion of the heads is new: its own
+            if given is built and sharing > 1 and getattr(reducer, "overwrites_input", False):
+                given = built.clone()  # the others keep `built` as it is
+            reducer(site, given)
 
     return forward_with_verification(
         loaded, model_inputs, source, target, on_weights=feed, keep_weights=False, wants_weights=wanted

@@ -15,6 +15,9 @@ allocator retains rather than memory in use. Ways:
   rollout  reduce_attention with Rollout: every layer's weights built in turn, fused and dropped
   stream   rollout + the last layer's maps, fed one layer at a time
   keep     forward_with_verification keeping every layer's weights (what a full view costs)
+  click    one Explorer click (attn_demos.ui.explorer.explore: eager pass, views drawn) on the
+           embedded MiniLM, `--tokens` capped at its 512; the tab keeps every layer's maps twice
+           (the library's and the core's), so its floor is 2 × layers; reported against those too
 On CUDA the same is measured with torch.cuda.max_memory_allocated by scripts/gpu_bench.py.
 """
 
@@ -30,11 +33,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-WAYS = ("verify", "layer", "rollout", "stream", "keep")
+WAYS = ("verify", "layer", "rollout", "stream", "keep", "click")
 MMAP_THRESHOLD = 65536  # bytes: buffers from this size on are mapped and unmapped by glibc, never kept
 
 
+def measure_click(tokens: int) -> dict:
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import torch
+
+    from attn_demos.ui.explorer import explore
+
+    torch.set_num_threads(1)
+    explore("a first click loads the model", 0, "mean", False, "")
+    explore("a first click loads the model", 0, "mean", False, "")
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = explore("the " * (tokens - 2), 0, "mean", False, "")["state"]  # [CLS] … [SEP]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    layers, heads, length = result.recomputed.shape[:3]
+    one_layer = heads * length * length * 4  # float32 bytes
+    return {
+        "way": "click",
+        "tokens": length,
+        "heads": heads,
+        "layers": layers,
+        "one_layer_maps_mb": round(one_layer / 2**20, 1),
+        "peak_extra_mb": round((peak - baseline) / 2**20, 1),
+        "peak_extra_over_one_layer": round((peak - baseline) / one_layer, 2),
+        "peak_extra_over_kept_maps": round((peak - baseline) / (2 * layers * one_layer), 2),
+        "max_abs_err": result.max_abs_err,
+    }
+
+
 def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
+    if way == "click":
+        return measure_click(tokens)
     import torch
     import transformers
 

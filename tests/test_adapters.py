@@ -291,3 +291,40 @@ def test_loaded_seq2seq_models_are_eager_and_in_eval_mode(tiny_model, family):
     loaded = tiny_model(family)
     assert loaded.is_encoder_decoder and not loaded.model.training
     assert loaded.model.config._attn_implementation == "eager"
+
+
+# --- stacking layers without a second copy -----------------------------------------------------
+
+
+def test_stacking_the_library_layers_lets_go_of_them(tiny_model):
+    """After a forward pass the output holds views of the stacked maps, not the library's own
+    tensors: those are freed as they are copied (weakrefs die), and the values are unchanged."""
+    import gc
+    import weakref
+
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from attn_demos.adapters.maps import stack_layers, take_layers
+
+    layers = [torch.rand(2, 3, 4, 4) for _ in range(3)]  # (B, H, Tq, Tk) each
+    expected = torch.stack([layer.clone() for layer in layers], dim=1)  # (B, L, H, Tq, Tk)
+    alive = [weakref.ref(layer) for layer in layers]
+    outputs = BaseModelOutput(attentions=tuple(layers))
+    del layers
+    stacked = take_layers(outputs, "attentions", "encoder")
+    gc.collect()
+    assert all(ref() is None for ref in alive)
+    assert torch.equal(stacked, expected)
+    assert outputs.attentions[1].data_ptr() == stacked[:, 1].data_ptr() and outputs["attentions"] is outputs.attentions
+
+    given = [torch.rand(2, 3, 4, 4) for _ in range(2)]
+    stack_layers(given, "encoder")
+    assert given == [None, None]  # a list is emptied as it is copied; a tuple stays with its holder
+    with pytest.raises(ValueError, match="layer 1 has shape"):
+        stack_layers((torch.rand(1, 2, 3, 3), torch.rand(1, 2, 3, 4)), "encoder")
+
+    loaded = tiny_model("bert")
+    inputs, source = tokenize(loaded, ["the cat sat"])
+    result = forward_with_attention(loaded, inputs, source)
+    weights = result.maps["encoder"].weights  # (B, L, H, T, T)
+    assert all(layer.data_ptr() == weights[:, i].data_ptr() for i, layer in enumerate(result.outputs.attentions))

@@ -9,7 +9,7 @@ import torch
 
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters.maps import AttentionMaps, stack_layers
+from attn_demos.adapters.maps import AttentionMaps, take_layers
 from attn_demos.adapters.precision import to_device
 from attn_demos.adapters.recompute import (
     PassInputs,
@@ -138,14 +138,14 @@ def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> di
     if loaded.is_encoder_decoder:
         assert target is not None, "an encoder-decoder needs the decoder side"
         return {
-            ENCODER: _maps(ENCODER, stack_layers(outputs.encoder_attentions, "encoder"), source, source),
-            DECODER: _maps(DECODER, stack_layers(outputs.decoder_attentions, "decoder"), target, target),
-            CROSS: _maps(CROSS, stack_layers(outputs.cross_attentions, "cross"), target, source),
+            ENCODER: _maps(ENCODER, take_layers(outputs, "encoder_attentions", "encoder"), source, source),
+            DECODER: _maps(DECODER, take_layers(outputs, "decoder_attentions", "decoder"), target, target),
+            CROSS: _maps(CROSS, take_layers(outputs, "cross_attentions", "cross"), target, source),
         }
     if loaded.is_decoder_only:
-        return {DECODER: _maps(DECODER, stack_layers(outputs.attentions, "decoder"), source, source)}
+        return {DECODER: _maps(DECODER, take_layers(outputs, "attentions", "decoder"), source, source)}
     kind = VISION if loaded.family.vision else ENCODER
-    return {kind: _maps(kind, stack_layers(outputs.attentions, kind), source, source)}
+    return {kind: _maps(kind, take_layers(outputs, "attentions", kind), source, source)}
 
 
 def _maps(kind: str, weights: torch.Tensor, query: Side, key: Side) -> AttentionMaps:

@@ -48,10 +48,32 @@ class AttentionMaps:
 
 
 def stack_layers(per_layer: tuple | list, what: str) -> torch.Tensor:
-    """Tuple over layers of (B, H, Tq, Tk) -> (B, L, H, Tq, Tk); loud if the model gave none."""
+    """Layers of (B, H, Tq, Tk) -> (B, L, H, Tq, Tk); loud if the model gave none.
+
+    Given a list, each entry is let go of (set to None) once copied, so stacking holds one layer
+    more than the maps rather than twice them; a tuple's layers stay with whoever holds it."""
     if not per_layer or any(t is None for t in per_layer):
         raise NoAttentionError(
             f"the model returned no {what} attention weights; load it with "
             'attn_implementation="eager" (sdpa returns none)'
         )
-    return torch.stack(list(per_layer), dim=1)
+    shape = per_layer[0].shape  # (B, H, Tq, Tk)
+    stacked = per_layer[0].new_empty((shape[0], len(per_layer), *shape[1:]))  # (B, L, H, Tq, Tk)
+    for index in range(len(per_layer)):
+        if per_layer[index].shape != shape:
+            raise ValueError(f"{what} layer {index} has shape {tuple(per_layer[index].shape)}, layer 0 {tuple(shape)}")
+        stacked[:, index] = per_layer[index]
+        if isinstance(per_layer, list):
+            per_layer[index] = None
+    return stacked
+
+
+def take_layers(outputs, name: str, what: str) -> torch.Tensor:
+    """The model output's `name` attentions stacked (B, L, H, Tq, Tk). The output then holds views
+    of the stack instead of the library's own tensors, each freed once copied."""
+    layers = list(getattr(outputs, name, None) or ())
+    if layers:
+        outputs[name] = ()  # the output lets go of them (a ModelOutput keeps attribute and item)
+    stacked = stack_layers(layers, what)
+    outputs[name] = tuple(stacked.unbind(dim=1))  # (B, H, Tq, Tk) per layer
+    return stacked

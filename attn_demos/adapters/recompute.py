@@ -19,6 +19,7 @@ from attn_demos.adapters.families import (
     key_value_heads,
     rotary_settings,
 )
+from attn_demos.adapters.maps import stack_layers
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
@@ -269,7 +270,7 @@ def recompute_weights(
                 continue
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
             per_kind.setdefault(site.kind, []).append(terms_weights(terms))
-    return {kind: torch.stack(layers, dim=1) for kind, layers in per_kind.items()}  # (B, L, H, Tq, Tk)
+    return {kind: stack_layers(layers, kind) for kind, layers in per_kind.items()}  # (B, L, H, Tq, Tk)
 
 
 def _mask_for(kind: str, source_mask, target_mask):

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from attn_demos.adapters import verify
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import AttentionSite
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters import verify
 from attn_demos.adapters.verify import FUSIONS, HEADS, VerifiedForward, forward_with_verification
 
 

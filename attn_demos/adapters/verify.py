@@ -27,7 +27,7 @@ import torch
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import CROSS, DECODER, KINDS, AttentionSite, Family
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters.maps import AttentionMaps
+from attn_demos.adapters.maps import AttentionMaps, stack_layers
 from attn_demos.adapters.precision import to_device
 from attn_demos.adapters.recompute import (
     MODULE_PATH_ATTRIBUTE,
@@ -408,7 +408,7 @@ def forward_with_verification(
     for kind, layers in verification.weights.items():
         query, key = _sides_of(kind, source, target)
         maps[kind] = AttentionMaps(
-            kind, torch.stack(layers, dim=1), query.query_tokens, key.tokens, query.mask, key.mask
+            kind, stack_layers(layers, kind), query.query_tokens, key.tokens, query.mask, key.mask
         )  # weights (B, L, H, Tq, Tk)
     return VerifiedForward(outputs, maps, {kind: relative_errors(checks) for kind, checks in checks_of.items()})
 

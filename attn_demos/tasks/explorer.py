@@ -14,7 +14,7 @@ from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, neuron_view_terms
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, max_abs_difference, neuron_view_terms
 
 
 @dataclass
@@ -65,7 +65,7 @@ class ExploreResult(SelfAttentionStack):
         """Worst |Δ| library vs recomputed over every layer and head; None under sdpa (no library weights)."""
         if self.library is None:
             return None
-        return float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
+        return max_abs_difference(self.library, self.recomputed)
 
 
 @on_gpu

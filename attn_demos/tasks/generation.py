@@ -15,7 +15,7 @@ from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenize_text, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, select
+from attn_demos.tasks.views import AttentionView, head_choices, make_view, max_abs_difference, select
 
 MAX_NEW_TOKENS_CAP = 64  # the most tokens one request may generate
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -69,7 +69,7 @@ class GenerationResult:
     @property
     def max_abs_err(self) -> float:
         """Worst |Δ| between the gathered steps and the recomputation, over every layer and head."""
-        return float(np.abs(self.generated.astype(np.float64) - self.recomputed).max())
+        return max_abs_difference(self.generated, self.recomputed)
 
 
 def generate(

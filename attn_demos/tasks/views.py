@@ -135,6 +135,12 @@ def make_view(
     return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []), measure)
 
 
+def max_abs_difference(first: np.ndarray, second: np.ndarray) -> float:
+    """max |first − second| of two (L, …) stacks in float64, one layer at a time (a whole stack in
+    float64 would be twice its size again)."""
+    return max(float(np.abs(first[i].astype(np.float64) - second[i]).max()) for i in range(len(first)))
+
+
 def heads_error(output_errors: np.ndarray, layer: int | str, head: int | str) -> float:
     """The worst relative output error (L, H) of the heads a view is made of: one layer or all
     (mean of layers, rollout), one head or all (fusions, rollout)."""
@@ -186,7 +192,7 @@ class SelfAttentionStack:
         """How the whole stack was checked, in a few words (for titles of views drawn from all of it)."""
         if self.library is None:
             return f"recomputed maps verified through the model's own output (sdpa) to {float(self.output_errors.max()):.1e}"
-        difference = float(np.abs(self.library.astype(np.float64) - self.recomputed).max())
+        difference = max_abs_difference(self.library, self.recomputed)
         return f"maps that match the from-scratch recomputation to {difference:.1e}"
 
     def head_options(self) -> list:

@@ -27,7 +27,7 @@ def head_grid_html(
     its own maximum (per_head_scale) or to the largest weight of all heads. shown: (layer, head)
     outlined at first.
     """
-    weights = np.asarray(weights, dtype=np.float64)  # (L, H, Tq, Tk)
+    weights = np.asarray(weights)  # (L, H, Tq, Tk), in its own dtype: one head at a time is made float64
     if weights.ndim != 4 or 0 in weights.shape:
         raise ValueError(f"head grid needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
     layers, heads = weights.shape[:2]
@@ -35,12 +35,13 @@ def head_grid_html(
     check_labels("layer labels", names, layers)
     if shown is not None and not (0 <= shown[0] < layers and 0 <= shown[1] < heads):
         raise ValueError(f"shown head {tuple(shown)} is outside {layers} layers × {heads} heads")
-    clean = np.nan_to_num(weights, nan=0.0)  # (L, H, Tq, Tk)
-    overall = float(clean.max()) if clean.max() > 0 else 1.0
+    largest = float(np.fmax.reduce(weights, axis=None))  # NaN only if every weight is NaN
+    overall = largest if largest > 0 else 1.0
     tiles = []
     for layer in range(layers):
         for head in range(heads):
-            tile = _shrink(clean[layer, head], THUMB_MAX)  # (rows, cols)
+            clean = np.nan_to_num(weights[layer, head].astype(np.float64), nan=0.0)  # (Tq, Tk)
+            tile = _shrink(clean, THUMB_MAX)  # (rows, cols)
             top = float(tile.max()) if per_head_scale else overall
             tiles.append(tile / top if top > 0 else tile)
     rows, cols = tiles[0].shape

@@ -94,8 +94,7 @@ def head_view_html(
         raise ValueError(f"layer {layer} is outside 0..{layers - 1}")
     if np.nanmin(weights) < 0 or np.nanmax(weights) > 1 + 1e-6:
         raise ValueError("head view shows attention weights, which lie in [0, 1]")
-    scaled = weights.astype(np.float32) * np.float32(10**DECIMALS)  # (L, H, Tq, Tk) float32: 3 places are far coarser
-    thousandths = np.rint(np.nan_to_num(scaled, nan=0.0, copy=False)).astype(np.int16)  # weights in [0, 1] -> 0..1000
+    thousandths = np.stack([_thousandths(weights[i]) for i in range(layers)])  # (L, H, Tq, Tk) int16
     floors = [0.0] if weights.size <= DENSE_UP_TO else list(MIN_WEIGHTS)
     for min_weight in floors:
         floor = round(min_weight * 10**DECIMALS)
@@ -119,3 +118,9 @@ def head_view_html(
         if len(fragment.encode()) <= max_bytes:
             return fragment
     raise ValueError(f"head view: {layers}×{heads} heads of {tq}×{tk} do not fit {max_bytes} bytes; show fewer layers")
+
+
+def _thousandths(layer_weights: np.ndarray) -> np.ndarray:
+    """One layer's weights (H, Tq, Tk) in [0, 1] -> int16 0..1000 (float32 on the way: 3 places are far coarser)."""
+    scaled = layer_weights.astype(np.float32) * np.float32(10**DECIMALS)  # (H, Tq, Tk)
+    return np.rint(np.nan_to_num(scaled, nan=0.0, copy=False)).astype(np.int16)

@@ -51,7 +51,7 @@ def test_whole_word_vocabulary_is_one_word_per_token():
 
 
 def test_special_token_detection():
-    for token in ["[CLS]", "[SEP]", "<s>", "</s>", "<pad>", "[PAD]", "<extra_id_0>", "<|endoftext|>"]:
+    for token in ["[CLS]", "[SEP]", "<s>", "</s>", "<pad>", "[PAD]", "<extra_id_0>", "<|endoftext|>", "<bos>", "<end_of_turn>"]:
         assert is_special(token), token
     for token in ["<", "&", "cat", "##s", "▁<", "Ġ<", "<script>", "<b>"]:
         assert not is_special(token), token

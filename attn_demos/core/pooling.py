@@ -22,7 +22,10 @@ WORDPIECE, SENTENCEPIECE, BYTE_BPE = "wordpiece", "sentencepiece", "bpe"
 SP_MARK, BPE_SPACE, BPE_NEWLINE, WP_CONTINUE = "▁", "Ġ", "Ċ", "##"
 
 SP_UNKNOWN = frozenset({"<unk>"})  # SentencePiece's unknown piece
-SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>"})
+SPECIAL_TOKENS = frozenset({
+    "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>",
+    "<bos>", "<eos>", "<start_of_turn>", "<end_of_turn>",  # Gemma
+})
 _SPECIAL_PATTERN = re.compile(r"^(\[[A-Z_]+\]|<extra_id_\d+>|<\|[a-z_0-9]+\|>)$")  # [CLS], <extra_id_0>, <|endoftext|>
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 WAYS = ("verify", "layer", "rollout", "stream", "keep", "click")
+FLOAT32_BYTES = 4
 MMAP_THRESHOLD = 65536  # bytes: buffers from this size on are mapped and unmapped by glibc, never kept
 
 
@@ -50,19 +51,24 @@ def measure_click(tokens: int) -> dict:
     explore("a first click loads the model", 0, "mean", False, "")
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     result = explore("the " * (tokens - 2), 0, "mean", False, "")["state"]  # [CLS] … [SEP]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     layers, heads, length = result.recomputed.shape[:3]
-    one_layer = heads * length * length * 4  # float32 bytes
+    row = report_row("click", length, heads, layers, extra)
+    kept = 2 * layers * heads * length * length * FLOAT32_BYTES  # the library's stack and the core's
+    return {**row, "peak_extra_over_kept_maps": round(extra / kept, 2), "max_abs_err": result.max_abs_err}
+
+
+def report_row(way: str, tokens: int, heads: int, layers: int, extra: int) -> dict:
+    """One way's line: its peak extra bytes, also in units of one layer's maps (float32)."""
+    one_layer = heads * tokens * tokens * FLOAT32_BYTES
     return {
-        "way": "click",
-        "tokens": length,
+        "way": way,
+        "tokens": tokens,
         "heads": heads,
         "layers": layers,
         "one_layer_maps_mb": round(one_layer / 2**20, 1),
-        "peak_extra_mb": round((peak - baseline) / 2**20, 1),
-        "peak_extra_over_one_layer": round((peak - baseline) / one_layer, 2),
-        "peak_extra_over_kept_maps": round((peak - baseline) / (2 * layers * one_layer), 2),
-        "max_abs_err": result.max_abs_err,
+        "peak_extra_mb": round(extra / 2**20, 1),
+        "peak_extra_over_one_layer": round(extra / one_layer, 2),
     }
 
 
@@ -104,19 +110,9 @@ def measure(way: str, tokens: int, heads: int, layers: int) -> dict:
         assert all(r.weights is not None for r in reducers if r is last)
     else:
         result = forward_with_verification(loaded, inputs, side)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    extra = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     worst = max(float(e.max()) for e in result.errors.values())
-    one_layer = heads * tokens * tokens * 4  # float32 bytes
-    return {
-        "way": way,
-        "tokens": tokens,
-        "heads": heads,
-        "layers": layers,
-        "one_layer_maps_mb": round(one_layer / 2**20, 1),
-        "peak_extra_mb": round((peak - baseline) / 2**20, 1),
-        "peak_extra_over_one_layer": round((peak - baseline) / one_layer, 2),
-        "worst_relative_output_error": worst,
-    }
+    return {**report_row(way, tokens, heads, layers, extra), "worst_relative_output_error": worst}
 
 
 def main(argv: list[str] | None = None) -> int:

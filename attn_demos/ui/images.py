@@ -127,7 +127,7 @@ def build() -> None:
         layer, head = wiring.layer_head_controls(TAB, "image")
     button = gr.Button("Classify", variant="primary", elem_id="image-run", interactive=usable)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("image"),
         "labels": gr.Label(num_top_classes=5, label="top-5", elem_id="image-labels"),
@@ -161,12 +161,12 @@ def build() -> None:
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
-    export_button.click(
-        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
+    wiring.on_result(
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="classify_image_export",
     )
     for control in (layer, head):
-        control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
+        wiring.on_result(
+            control.input, wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
             wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
         )

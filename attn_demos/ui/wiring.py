@@ -1,5 +1,6 @@
 """The Gradio glue every tab shares: handlers into event functions, the model line, the Layer and
-Head controls, the status and badge lines, the Export accordion, and attention flow with progress."""
+Head controls, the status and badge lines, the Export accordion, attention flow with progress, and
+the order of a visitor's runs and views (a view that finishes after a newer run leaves the page alone)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 import inspect
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
@@ -131,15 +133,131 @@ def export_accordion(prefix: str, out: dict):
 
 def run_on_click_and_enter(button, enter_boxes: list, usable: bool, function, inputs: list, outputs: list, api_name: str):
     """One event (one API endpoint) for the button and for Enter in the one-line boxes; while the
-    tab's model cannot load, Enter does nothing, like the disabled button."""
+    tab's model cannot load, Enter does nothing, like the disabled button. A run that writes a
+    result_state() lands only if no newer run of the visitor landed first (see RunLedger)."""
     triggers = [button.click] + ([box.submit for box in enter_boxes] if usable else [])
+    function, inputs = _in_run_order(function, inputs, outputs)
     return gr.on(triggers, function, inputs, outputs, api_name=api_name)
 
 
 def run_example_on_click(examples: gr.Examples | None, usable: bool, function, inputs: list, outputs: list):
     """Clicking an example fills the inputs, then runs them with the controls as they are."""
     if examples is not None and usable:
+        function, inputs = _in_run_order(function, inputs, outputs)
         examples.load_input_event.then(function, inputs, outputs, api_visibility="private")
+
+
+def on_result(listener, function, inputs: list, outputs: list, **event_args):
+    """`listener(function, inputs, outputs, **event_args)` (e.g. `layer.input`) for a view of the
+    tab's last result, a result_state() among `inputs`: its outputs land only if that result is
+    still the newest run's and no run landed while it was drawn; otherwise every output is left
+    as it is (see RunLedger)."""
+    result_at = _result_positions(inputs)
+    if len(result_at) != 1:
+        raise ValueError(f"a view reads exactly one result_state(), found {len(result_at)}")
+    state = inputs[result_at[0]]
+    return listener(_view_in_order(function, result_at[0], len(outputs)), [*inputs, _LEDGERS[state._id]], outputs, **event_args)
+
+
+# ---------------------------------------------------------------- the order of runs and views
+
+
+class RunLedger:
+    """One visitor's runs of one tab (a gr.State beside the tab's result keeps one per session).
+
+    Gradio runs a visitor's events side by side (the queue's concurrency), so a redraw of the
+    previous result, or an older run, can finish after a newer run and overwrite its page. Each
+    run takes a ticket when it starts and lands only if no newer ticket has landed; a view lands
+    only if the result it drew is the one the newest landed run left and no run landed meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._issued = 0  # tickets handed to runs so far
+        self._landed = 0  # the newest ticket whose outputs went to the page
+        self._newest = None  # weakref to that run's result (None: no run yet, or it failed)
+
+    def __deepcopy__(self, memo) -> RunLedger:
+        return RunLedger()  # gr.State copies its default for each visitor: a fresh ledger
+
+    def start_run(self) -> int:
+        with self._lock:
+            self._issued += 1
+            return self._issued
+
+    def land_run(self, ticket: int, result) -> bool:
+        """Whether run `ticket`'s outputs go to the page (no newer run landed); records its result."""
+        with self._lock:
+            if ticket < self._landed:
+                return False
+            self._landed = ticket
+            self._newest = None if result is None else weakref.ref(result)
+            return True
+
+    def landed(self) -> int:
+        return self._landed
+
+    def shows(self, result, landed_before: int) -> bool:
+        """Whether a view of `result` begun when landed() was `landed_before` may go to the page."""
+        with self._lock:
+            newest = self._newest() if self._newest is not None else None
+            return self._landed == landed_before and newest is result
+
+
+_LEDGERS: dict[int, gr.State] = {}  # a result_state()'s id -> the State that keeps its ledger
+
+
+def result_state() -> gr.State:
+    """The gr.State that keeps a tab's last result for re-drawing (dropped after RESULT_TTL_SECONDS),
+    with a RunLedger beside it that run_on_click_and_enter, run_example_on_click and on_result use."""
+    state = gr.State(time_to_live=RESULT_TTL_SECONDS)
+    _LEDGERS[state._id] = gr.State(RunLedger())
+    return state
+
+
+def _result_positions(components: list) -> list[int]:
+    return [i for i, component in enumerate(components) if getattr(component, "_id", None) in _LEDGERS]
+
+
+def _skipped(count: int):
+    return gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
+
+
+def _with_ledger(guarded, function):
+    """`guarded` with `function`'s parameters and a trailing `ledger` (the extra State input)."""
+    functools.update_wrapper(guarded, function)
+    del guarded.__wrapped__  # Gradio reads the signature below, not the function's
+    parameters = list(inspect.signature(function).parameters.values())
+    ledger = inspect.Parameter("ledger", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    guarded.__signature__ = inspect.Signature([*parameters, ledger])
+    return guarded
+
+
+def _in_run_order(function, inputs: list, outputs: list):
+    """(function, inputs) for a run: unchanged unless it writes a result_state(), then guarded."""
+    written = _result_positions(outputs)
+    if not written:
+        return function, inputs
+    result_at, ledger_state = written[0], _LEDGERS[outputs[written[0]]._id]
+
+    def run_in_order(*args):
+        *args, ledger = args
+        ticket = ledger.start_run()
+        values = function(*args)
+        result = values[result_at] if len(outputs) > 1 else values
+        return values if ledger.land_run(ticket, result) else _skipped(len(outputs))
+
+    return _with_ledger(run_in_order, function), [*inputs, ledger_state]
+
+
+def _view_in_order(function, result_at: int, output_count: int):
+    def view_in_order(*args):
+        *args, ledger = args
+        landed_before = ledger.landed()
+        values = function(*args)
+        return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+
+    return _with_ledger(view_in_order, function)
 
 
 # ---------------------------------------------------------------- attention flow

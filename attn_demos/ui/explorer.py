@@ -245,8 +245,8 @@ def build() -> None:
     run_handler, run_outputs = wiring.handler(explore, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
     wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name="explore")
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    flowing = flow_button.click(
-        wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
+    flowing = wiring.on_result(
+        flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")

@@ -155,8 +155,8 @@ def on_result(listener, function, inputs: list, outputs: list, **event_args):
     result_at = _result_positions(inputs)
     if len(result_at) != 1:
         raise ValueError(f"a view reads exactly one result_state(), found {len(result_at)}")
-    state = inputs[result_at[0]]
-    return listener(_view_in_order(function, result_at[0], len(outputs)), [*inputs, _LEDGERS[state._id]], outputs, **event_args)
+    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs))
+    return listener(guarded, [*inputs, _LEDGERS[inputs[result_at[0]]._id]], outputs, **event_args)
 
 
 # ---------------------------------------------------------------- the order of runs and views
@@ -223,14 +223,19 @@ def _skipped(count: int):
     return gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
 
 
-def _with_ledger(guarded, function):
-    """`guarded` with `function`'s parameters and a trailing `ledger` (the extra State input)."""
+def _with_ledger(guarded, function, at: int):
+    """`guarded` with `function`'s parameters and `ledger` (the extra State input) at position `at`,
+    after the inputs and before what Gradio supplies itself (the flow's progress tracker)."""
     functools.update_wrapper(guarded, function)
     del guarded.__wrapped__  # Gradio reads the signature below, not the function's
     parameters = list(inspect.signature(function).parameters.values())
     ledger = inspect.Parameter("ledger", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-    guarded.__signature__ = inspect.Signature([*parameters, ledger])
+    guarded.__signature__ = inspect.Signature([*parameters[:at], ledger, *parameters[at:]])
     return guarded
+
+
+def _without(args: tuple, at: int) -> tuple:
+    return args[:at] + args[at + 1:]
 
 
 def _in_run_order(function, inputs: list, outputs: list):
@@ -238,26 +243,34 @@ def _in_run_order(function, inputs: list, outputs: list):
     written = _result_positions(outputs)
     if not written:
         return function, inputs
-    result_at, ledger_state = written[0], _LEDGERS[outputs[written[0]]._id]
+    result_at, ledger_at = written[0], len(inputs)
 
     def run_in_order(*args):
-        *args, ledger = args
+        ledger = args[ledger_at]
         ticket = ledger.start_run()
-        values = function(*args)
+        values = function(*_without(args, ledger_at))
         result = values[result_at] if len(outputs) > 1 else values
         return values if ledger.land_run(ticket, result) else _skipped(len(outputs))
 
-    return _with_ledger(run_in_order, function), [*inputs, ledger_state]
+    return _with_ledger(run_in_order, function, ledger_at), [*inputs, _LEDGERS[outputs[result_at]._id]]
 
 
-def _view_in_order(function, result_at: int, output_count: int):
-    def view_in_order(*args):
-        *args, ledger = args
-        landed_before = ledger.landed()
-        values = function(*args)
-        return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+def _view_in_order(function, result_at: int, ledger_at: int, output_count: int):
+    if inspect.iscoroutinefunction(function):  # the attention flow
 
-    return _with_ledger(view_in_order, function)
+        async def view_in_order(*args):
+            ledger, landed_before = args[ledger_at], args[ledger_at].landed()
+            values = await function(*_without(args, ledger_at))
+            return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+
+    else:
+
+        def view_in_order(*args):
+            ledger, landed_before = args[ledger_at], args[ledger_at].landed()
+            values = function(*_without(args, ledger_at))
+            return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+
+    return _with_ledger(view_in_order, function, ledger_at)
 
 
 # ---------------------------------------------------------------- attention flow

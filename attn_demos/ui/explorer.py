@@ -255,11 +255,10 @@ def build() -> None:
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="explore_export",
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]
-    for control in (layer, head, words):
-        wiring.on_result(
-            control.input, wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, words], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )
     wiring.on_result(
         picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
         wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",

@@ -161,8 +161,7 @@ def build() -> None:
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{TAB}_export",
     )
-    for control in (layer, head, out["targets"]):
-        wiring.on_result(
-            control.input, wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, out["targets"]], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

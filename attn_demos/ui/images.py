@@ -165,8 +165,7 @@ def build() -> None:
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="classify_image_export",
     )
-    for control in (layer, head):
-        wiring.on_result(
-            control.input, wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

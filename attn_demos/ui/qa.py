@@ -141,8 +141,7 @@ def build() -> None:
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="answer_export",
     )
-    for control in (layer, head, attend_from):
-        wiring.on_result(
-            control.input, wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, attend_from], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

@@ -213,11 +213,10 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         return pick(task, selection, result, layer, head, words, target)
 
     view_inputs = [out["state"], layer, head, words, target]
-    for control in (layer, head, words, target):
-        wiring.on_result(
-            control.input, wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, words, target], wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )
     wiring.on_result(
         picked.change, wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
         wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",

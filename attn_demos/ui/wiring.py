@@ -159,6 +159,17 @@ def on_result(listener, function, inputs: list, outputs: list, **event_args):
     return listener(guarded, [*inputs, _LEDGERS[inputs[result_at[0]]._id]], outputs, **event_args)
 
 
+def redraw_on(controls: list, function, inputs: list, outputs: list):
+    """One redraw event for a tab's view controls (their `.input`: a person's change, not a run's
+    update), guarded like on_result. While a redraw is pending, further changes wait and only the
+    last one runs after it, with the controls as they are then (Gradio's default, "once", would
+    drop them and leave the page drawing another layer than the Layer control shows)."""
+    return on_result(
+        functools.partial(gr.on, [control.input for control in controls]), function, inputs, outputs,
+        trigger_mode="always_last", api_visibility="private",
+    )
+
+
 # ---------------------------------------------------------------- the order of runs and views
 
 

@@ -127,8 +127,8 @@ def test_a_redraw_of_the_old_text_never_overwrites_newer_runs(page, gate, tokens
     _let_go(page, gate)
     assert _shown_tokens(page) == tokens(NEW_TEXT)
     assert MARKER not in page.locator("#explore-heatmap").inner_html()
-    assert page.locator("#explore-heatmap").inner_text().startswith("self-attention · layer 2,")
-    assert page.locator("#explore-layer input").first.input_value() == "2"  # the layer drawn
+    assert _heatmap_title(page) == "self-attention · layer 2, mean of heads"
+    assert _dropdown_values(page) == ("2", "mean")  # the layer and head drawn
     assert page.locator("#explore-status").inner_text().strip() == ""  # not the failed run's message
     assert "✓" in page.locator("#explore-badge").inner_text()
 
@@ -146,3 +146,27 @@ def test_an_older_run_never_overwrites_a_newer_one(page, gate, tokens):
     assert page.locator("#explore-text textarea").input_value() == example
     assert _shown_tokens(page) == tokens(example)
     assert MARKER not in page.locator("#explore-heatmap").inner_html()
+
+
+def test_quick_changes_of_layer_and_head_end_drawing_what_the_controls_show(page, gate, tokens):
+    _run(page, OLD_TEXT)
+    _wait_for_tokens(page, tokens(OLD_TEXT))
+    _choose(page, "explore-head", "mean")
+    gate.close()
+    _choose(page, "explore-layer", "1")  # held in flight ...
+    assert gate.entered.wait(GATE_S)
+    for elem_id, option in (("explore-layer", "2"), ("explore-head", "3"), ("explore-layer", "3")):  # ... changes meanwhile
+        _choose(page, elem_id, option)
+    _let_go(page, gate)
+    page.wait_for_timeout(SETTLE_MS)  # the last change's redraw, which waited for the held one
+    assert _heatmap_title(page) == "self-attention · layer 3, head 3"
+    assert _dropdown_values(page) == ("3", "3")
+    assert _shown_tokens(page) == tokens(OLD_TEXT)
+
+
+def _heatmap_title(page) -> str:
+    return page.locator("#explore-heatmap").inner_text().split("\n")[0]
+
+
+def _dropdown_values(page) -> tuple[str, str]:
+    return tuple(page.locator(f"#explore-{name} input").first.input_value() for name in ("layer", "head"))

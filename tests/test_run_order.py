@@ -184,3 +184,6 @@ def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkp
         assert wiring._LEDGERS[state]._id in inputs, dependency.name
         guarded += 1
     assert guarded >= 6 * 3  # at least a run, an example run and a redraw per tab
+    redraws = [d for d in demo.fns.values() if any(event == "input" for _, event in d.targets)]
+    assert len(redraws) == 6  # one per tab, for all its controls ...
+    assert all(d.trigger_mode == "always_last" and len(d.targets) >= 2 for d in redraws)  # ... the last change waits

@@ -215,7 +215,7 @@ class RunLedger:
             return self._landed == landed_before and newest is result
 
 
-_LEDGERS: dict[int, gr.State] = {}  # a result_state()'s id -> the State that keeps its ledger
+_LEDGERS: weakref.WeakValueDictionary[int, gr.State] = weakref.WeakValueDictionary()  # a result_state()'s id -> its ledger's State (gone with its app)
 
 
 def result_state() -> gr.State:

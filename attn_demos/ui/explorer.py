@@ -261,7 +261,7 @@ def build() -> None:
     )
     wiring.on_result(
         picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],

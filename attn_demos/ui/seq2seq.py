@@ -219,7 +219,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     )
     wiring.on_result(
         picked.change, wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],

@@ -147,26 +147,29 @@ def run_example_on_click(examples: gr.Examples | None, usable: bool, function, i
         examples.load_input_event.then(function, inputs, outputs, api_visibility="private")
 
 
-def on_result(listener, function, inputs: list, outputs: list, **event_args):
-    """`listener(function, inputs, outputs, **event_args)` (e.g. `layer.input`) for a view of the
-    tab's last result, a result_state() among `inputs`: its outputs land only if that result is
-    still the newest run's and no run landed while it was drawn; otherwise every output is left
-    as it is (see RunLedger)."""
+def on_result(listener, function, inputs: list, outputs: list, draws: bool = False, **event_args):
+    """`listener(function, inputs, outputs, **event_args)` (e.g. `export_button.click`) for a view
+    of the tab's last result, a result_state() among `inputs`: its outputs land only if that result
+    is still the newest run's and no run landed while it was drawn; otherwise every output is left
+    as it is (see RunLedger). Views that `draws` (the redraw, a pick) also give way to a later one
+    that drew first, so the Layer and Head they set match the picture."""
     result_at = _result_positions(inputs)
     if len(result_at) != 1:
         raise ValueError(f"a view reads exactly one result_state(), found {len(result_at)}")
-    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs))
+    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs), draws)
     return listener(guarded, [*inputs, _LEDGERS[inputs[result_at[0]]._id]], outputs, **event_args)
 
 
 def redraw_on(controls: list, function, inputs: list, outputs: list):
     """One redraw event for a tab's view controls (their `.input`: a person's change, not a run's
-    update), guarded like on_result. While a redraw is pending, further changes wait and only the
-    last one runs after it, with the controls as they are then (Gradio's default, "once", would
-    drop them and leave the page drawing another layer than the Layer control shows)."""
+    update), guarded like on_result as a drawing view: of redraws and picks in flight together,
+    the one begun last wins. Changes made while a redraw is pending are kept: "always_last" asks
+    the page to send the last one after it (Gradio's default, "once", dropped them and left the
+    picture on another layer than the Layer control shows); the page does not always wait (a
+    Dropdown selection fires `.input` twice at once), which the draw order makes harmless."""
     return on_result(
         functools.partial(gr.on, [control.input for control in controls]), function, inputs, outputs,
-        trigger_mode="always_last", api_visibility="private",
+        draws=True, trigger_mode="always_last", api_visibility="private",
     )
 
 
@@ -179,7 +182,8 @@ class RunLedger:
     Gradio runs a visitor's events side by side (the queue's concurrency), so a redraw of the
     previous result, or an older run, can finish after a newer run and overwrite its page. Each
     run takes a ticket when it starts and lands only if no newer ticket has landed; a view lands
-    only if the result it drew is the one the newest landed run left and no run landed meanwhile.
+    only if the result it drew is the one the newest landed run left and no run landed meanwhile;
+    a drawing view (redraw, pick) also takes a ticket and lands only if no later one drew first.
     """
 
     def __init__(self) -> None:
@@ -187,6 +191,8 @@ class RunLedger:
         self._issued = 0  # tickets handed to runs so far
         self._landed = 0  # the newest ticket whose outputs went to the page
         self._newest = None  # weakref to that run's result (None: no run yet, or it failed)
+        self._draws = 0  # tickets handed to drawing views so far
+        self._drawn = 0  # the newest drawing view's ticket that changed the page
 
     def __deepcopy__(self, memo) -> RunLedger:
         return RunLedger()  # gr.State copies its default for each visitor: a fresh ledger
@@ -208,11 +214,25 @@ class RunLedger:
     def landed(self) -> int:
         return self._landed
 
-    def shows(self, result, landed_before: int) -> bool:
-        """Whether a view of `result` begun when landed() was `landed_before` may go to the page."""
+    def start_draw(self) -> int:
+        with self._lock:
+            self._draws += 1
+            return self._draws
+
+    def shows(self, result, landed_before: int, draw: int | None = None, drew: bool = True) -> bool:
+        """Whether a view of `result` begun when landed() was `landed_before` may go to the page; a
+        drawing view gives its `draw` ticket (recorded when it `drew`, i.e. changed an output)."""
         with self._lock:
             newest = self._newest() if self._newest is not None else None
-            return self._landed == landed_before and newest is result
+            if self._landed != landed_before or newest is not result:
+                return False
+            if draw is None:
+                return True
+            if draw < self._drawn:
+                return False
+            if drew:
+                self._drawn = draw
+            return True
 
 
 _LEDGERS: weakref.WeakValueDictionary[int, gr.State] = weakref.WeakValueDictionary()  # a result_state()'s id -> its ledger's State (gone with its app)
@@ -266,20 +286,27 @@ def _in_run_order(function, inputs: list, outputs: list):
     return _with_ledger(run_in_order, function, ledger_at), [*inputs, _LEDGERS[outputs[result_at]._id]]
 
 
-def _view_in_order(function, result_at: int, ledger_at: int, output_count: int):
+def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, draws: bool = False):
+    def lands(ledger, result, landed_before: int, draw: int | None, values) -> bool:
+        changed = values if output_count > 1 else (values,)
+        drew = not all(isinstance(value, type(gr.skip())) for value in changed)
+        return ledger.shows(result, landed_before, draw, drew)
+
     if inspect.iscoroutinefunction(function):  # the attention flow
 
         async def view_in_order(*args):
-            ledger, landed_before = args[ledger_at], args[ledger_at].landed()
+            ledger = args[ledger_at]
+            landed_before, draw = ledger.landed(), ledger.start_draw() if draws else None
             values = await function(*_without(args, ledger_at))
-            return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+            return values if lands(ledger, args[result_at], landed_before, draw, values) else _skipped(output_count)
 
     else:
 
         def view_in_order(*args):
-            ledger, landed_before = args[ledger_at], args[ledger_at].landed()
+            ledger = args[ledger_at]
+            landed_before, draw = ledger.landed(), ledger.start_draw() if draws else None
             values = function(*_without(args, ledger_at))
-            return values if ledger.shows(args[result_at], landed_before) else _skipped(output_count)
+            return values if lands(ledger, args[result_at], landed_before, draw, values) else _skipped(output_count)
 
     return _with_ledger(view_in_order, function, ledger_at)
 

@@ -21,7 +21,7 @@ EXAMPLE = 2  # "Attention is all you need." in the Explorer's examples
 
 
 class Gate:
-    """Holds explorer.heatmap_html for a text containing MARKER while closed."""
+    """Holds the first explorer.heatmap_html of a text containing MARKER after close(), until opened."""
 
     def __init__(self) -> None:
         self.opened = threading.Event()
@@ -36,7 +36,7 @@ class Gate:
 
     def wrap(self, draw):
         def held_draw(matrix, query_labels, *args, **kwargs):
-            held = MARKER in query_labels and not self.opened.is_set()
+            held = MARKER in query_labels and not self.opened.is_set() and not self.entered.is_set()
             if held:
                 self.entered.set()
                 assert self.opened.wait(GATE_S), "the test never opened the gate"
@@ -170,3 +170,20 @@ def _heatmap_title(page) -> str:
 
 def _dropdown_values(page) -> tuple[str, str]:
     return tuple(page.locator(f"#explore-{name} input").first.input_value() for name in ("layer", "head"))
+
+
+def test_a_grid_click_while_a_redraw_is_held_keeps_the_clicked_layer_and_head(page, gate, tokens):
+    _run(page, OLD_TEXT)
+    _wait_for_tokens(page, tokens(OLD_TEXT))
+    _choose(page, "explore-head", "mean")
+    gate.close()
+    _choose(page, "explore-layer", "1")  # held in flight
+    assert gate.entered.wait(GATE_S)
+    page.locator('#explore-grid button.attn-cell[data-layer="4"][data-head="5"]').click()
+    page.wait_for_function(
+        "() => document.getElementById('explore-heatmap').innerText.startsWith('self-attention · layer 4, head 5')",
+        timeout=WAIT_MS,
+    )
+    _let_go(page, gate)
+    assert _heatmap_title(page) == "self-attention · layer 4, head 5"
+    assert _dropdown_values(page) == ("4", "5")

@@ -25,6 +25,14 @@ class Result:
         self.text = text
 
 
+def _in_thread(function, *args):
+    """Start `function(*args)` in a thread; (thread, dict whose "view" is its return value)."""
+    finished = {}
+    thread = threading.Thread(target=lambda: finished.setdefault("view", function(*args)))
+    thread.start()
+    return thread, finished
+
+
 def _skipped(values) -> bool:
     return all(isinstance(value, SKIP) for value in values)
 
@@ -187,3 +195,52 @@ def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkp
     redraws = [d for d in demo.fns.values() if any(event == "input" for _, event in d.targets)]
     assert len(redraws) == 6  # one per tab, for all its controls ...
     assert all(d.trigger_mode == "always_last" and len(d.targets) >= 2 for d in redraws)  # ... the last change waits
+
+
+def test_of_two_drawing_views_the_later_one_that_drew_wins():
+    ledger = wiring.RunLedger()
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+    landed = ledger.landed()
+    earlier, later = ledger.start_draw(), ledger.start_draw()
+    assert ledger.shows(result, landed, later, drew=True)
+    assert not ledger.shows(result, landed, earlier, drew=True)  # finished after a later one drew
+    held, empty = ledger.start_draw(), ledger.start_draw()
+    assert ledger.shows(result, landed, empty, drew=False)  # a pick that selected nothing ...
+    assert ledger.shows(result, landed, held, drew=True)  # ... does not push aside an earlier redraw
+    assert ledger.shows(result, landed)  # a view that does not draw (export, neuron, flow) is not ordered
+
+
+def test_a_redraw_held_while_a_pick_draws_is_dropped_but_not_for_a_pick_that_selects_nothing():
+    hold, entered = threading.Event(), threading.Event()
+
+    def redraw(result, layer):
+        entered.set()
+        assert hold.wait(WAIT_S)
+        return f"{result.text} at layer {layer}", layer
+
+    def pick(selection, result, layer):
+        return (f"{result.text} at layer {selection}", selection) if selection else (gr.skip(), gr.skip())
+
+    with gr.Blocks() as demo:
+        picked, layer, shown = gr.Textbox(), gr.Dropdown([0, 1, 4], value=0), gr.Markdown()
+        state = wiring.result_state()
+        wiring.redraw_on([layer], redraw, [state, layer], [shown, layer])
+        wiring.on_result(picked.change, pick, [picked, state, layer], [shown, layer], draws=True)
+    redraw_fn, pick_fn = (next(f for f in demo.fns.values() if f.name == name).fn for name in ("redraw", "pick"))
+    ledger = copy.deepcopy(wiring._LEDGERS[state._id].value)
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+
+    for selection, expected in ((4, None), ("", ("a at layer 1", 1))):
+        hold.clear()
+        entered.clear()
+        drawing, finished = _in_thread(redraw_fn, result, 1, ledger)
+        assert entered.wait(WAIT_S)
+        picked_values = pick_fn(selection, result, 0, ledger)
+        hold.set()
+        drawing.join(WAIT_S)
+        if expected is None:  # the grid click drew layer 4 and set the control: the older redraw is dropped
+            assert picked_values == ("a at layer 4", 4) and _skipped(finished["view"])
+        else:  # nothing picked: the redraw the person asked for still lands
+            assert _skipped(picked_values) and finished["view"] == expected

@@ -133,8 +133,8 @@ def export_accordion(prefix: str, out: dict):
 
 def run_on_click_and_enter(button, enter_boxes: list, usable: bool, function, inputs: list, outputs: list, api_name: str):
     """One event (one API endpoint) for the button and for Enter in the one-line boxes; while the
-    tab's model cannot load, Enter does nothing, like the disabled button. A run that writes a
-    result_state() lands only if no newer run of the visitor landed first (see RunLedger)."""
+    tab's model cannot load, Enter does nothing, like the disabled button. A run from the page that
+    writes a result_state() lands only if no newer run of the visitor landed first (see RunLedger)."""
     triggers = [button.click] + ([box.submit for box in enter_boxes] if usable else [])
     function, inputs = _in_run_order(function, inputs, outputs)
     return gr.on(triggers, function, inputs, outputs, api_name=api_name)
@@ -177,7 +177,8 @@ def redraw_on(controls: list, function, inputs: list, outputs: list):
 
 
 class RunLedger:
-    """One visitor's runs of one tab (a gr.State beside the tab's result keeps one per session).
+    """One visitor's runs and views of one tab (a gr.State beside the tab's result keeps one per
+    session), for the events its page sends; an API call always gets its own outputs.
 
     Gradio runs a visitor's events side by side (the queue's concurrency), so a redraw of the
     previous result, or an older run, can finish after a newer run and overwrite its page. Each
@@ -189,8 +190,9 @@ class RunLedger:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._issued = 0  # tickets handed to runs so far
-        self._landed = 0  # the newest ticket whose outputs went to the page
-        self._newest = None  # weakref to that run's result (None: no run yet, or it failed)
+        self._newest_ticket = 0  # the newest ticket that landed
+        self._landings = 0  # runs landed so far (views compare it before and after drawing)
+        self._newest = None  # weakref to the result the last landed run left (None: none, or it failed)
         self._draws = 0  # tickets handed to drawing views so far
         self._drawn = 0  # the newest drawing view's ticket that changed the page
 
@@ -202,17 +204,19 @@ class RunLedger:
             self._issued += 1
             return self._issued
 
-    def land_run(self, ticket: int, result) -> bool:
-        """Whether run `ticket`'s outputs go to the page (no newer run landed); records its result."""
+    def land_run(self, ticket: int, result, ordered: bool = True) -> bool:
+        """Whether run `ticket`'s outputs go out (always, unless `ordered` and a newer run landed);
+        records `result`, which Gradio then keeps in the tab's state."""
         with self._lock:
-            if ticket < self._landed:
+            if ordered and ticket < self._newest_ticket:
                 return False
-            self._landed = ticket
+            self._newest_ticket = max(self._newest_ticket, ticket)
+            self._landings += 1
             self._newest = None if result is None else weakref.ref(result)
             return True
 
     def landed(self) -> int:
-        return self._landed
+        return self._landings
 
     def start_draw(self) -> int:
         with self._lock:
@@ -224,7 +228,7 @@ class RunLedger:
         drawing view gives its `draw` ticket (recorded when it `drew`, i.e. changed an output)."""
         with self._lock:
             newest = self._newest() if self._newest is not None else None
-            if self._landed != landed_before or newest is not result:
+            if self._landings != landed_before or newest is not result:
                 return False
             if draw is None:
                 return True
@@ -254,19 +258,26 @@ def _skipped(count: int):
     return gr.skip() if count == 1 else tuple(gr.skip() for _ in range(count))
 
 
+def _from_page(event) -> bool:
+    """Whether the page sent the event (a component triggered it), not an API client."""
+    return event is not None and event.target is not None
+
+
 def _with_ledger(guarded, function, at: int):
-    """`guarded` with `function`'s parameters and `ledger` (the extra State input) at position `at`,
-    after the inputs and before what Gradio supplies itself (the flow's progress tracker)."""
+    """`guarded` with `function`'s parameters, and `ledger` (the extra State input) and `event`
+    (Gradio's EventData: who triggered it) at position `at`, after the inputs and before what
+    Gradio supplies itself (the flow's progress tracker)."""
     functools.update_wrapper(guarded, function)
     del guarded.__wrapped__  # Gradio reads the signature below, not the function's
+    guarded.__annotations__ = {"event": gr.EventData}  # the type that makes Gradio pass it
     parameters = list(inspect.signature(function).parameters.values())
-    ledger = inspect.Parameter("ledger", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-    guarded.__signature__ = inspect.Signature([*parameters[:at], ledger, *parameters[at:]])
+    added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None) for name in ("ledger", "event")]
+    guarded.__signature__ = inspect.Signature([*parameters[:at], *added, *parameters[at:]])
     return guarded
 
 
 def _without(args: tuple, at: int) -> tuple:
-    return args[:at] + args[at + 1:]
+    return args[:at] + args[at + 2:]  # the ledger and the event
 
 
 def _in_run_order(function, inputs: list, outputs: list):
@@ -277,17 +288,26 @@ def _in_run_order(function, inputs: list, outputs: list):
     result_at, ledger_at = written[0], len(inputs)
 
     def run_in_order(*args):
-        ledger = args[ledger_at]
+        ledger, event = args[ledger_at], args[ledger_at + 1]
         ticket = ledger.start_run()
         values = function(*_without(args, ledger_at))
         result = values[result_at] if len(outputs) > 1 else values
-        return values if ledger.land_run(ticket, result) else _skipped(len(outputs))
+        return values if ledger.land_run(ticket, result, ordered=_from_page(event)) else _skipped(len(outputs))
 
     return _with_ledger(run_in_order, function, ledger_at), [*inputs, _LEDGERS[outputs[result_at]._id]]
 
 
 def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, draws: bool = False):
-    def lands(ledger, result, landed_before: int, draw: int | None, values) -> bool:
+    def begin(args):
+        ledger, event = args[ledger_at], args[ledger_at + 1]
+        if not _from_page(event):
+            return None
+        return ledger, ledger.landed(), ledger.start_draw() if draws else None
+
+    def lands(begun, result, values) -> bool:
+        if begun is None:  # an API call: its own outputs
+            return True
+        ledger, landed_before, draw = begun
         changed = values if output_count > 1 else (values,)
         drew = not all(isinstance(value, type(gr.skip())) for value in changed)
         return ledger.shows(result, landed_before, draw, drew)
@@ -295,18 +315,16 @@ def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, 
     if inspect.iscoroutinefunction(function):  # the attention flow
 
         async def view_in_order(*args):
-            ledger = args[ledger_at]
-            landed_before, draw = ledger.landed(), ledger.start_draw() if draws else None
+            begun = begin(args)
             values = await function(*_without(args, ledger_at))
-            return values if lands(ledger, args[result_at], landed_before, draw, values) else _skipped(output_count)
+            return values if lands(begun, args[result_at], values) else _skipped(output_count)
 
     else:
 
         def view_in_order(*args):
-            ledger = args[ledger_at]
-            landed_before, draw = ledger.landed(), ledger.start_draw() if draws else None
+            begun = begin(args)
             values = function(*_without(args, ledger_at))
-            return values if lands(ledger, args[result_at], landed_before, draw, values) else _skipped(output_count)
+            return values if lands(begun, args[result_at], values) else _skipped(output_count)
 
     return _with_ledger(view_in_order, function, ledger_at)
 

@@ -16,6 +16,8 @@ from attn_demos.ui import wiring
 
 SKIP = type(gr.skip())
 WAIT_S = 10
+PAGE = gr.EventData(gr.Button(render=False), None)  # what Gradio passes for an event the page sent
+API = gr.EventData(None, None)  # ... and for an API client's call
 
 
 class Result:
@@ -92,48 +94,48 @@ def tab():
 
 def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
     run, redraw, ledger, hold_view, view_entered = tab
-    old, _ = run("old", 0, ledger)
+    old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
     finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger)))
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
     drawing.start()
     assert view_entered.wait(WAIT_S)
-    new, shown = run("new", 0, ledger)  # lands while the redraw of "old" is in flight
+    new, shown = run("new", 0, ledger, PAGE)  # lands while the redraw of "old" is in flight
     assert shown == "new at layer 0"
     hold_view.set()
     drawing.join(WAIT_S)
     assert isinstance(finished["view"], SKIP)  # not "old at layer 1"
-    assert redraw(new, 1, ledger) == "new at layer 1"  # a redraw of the newest result lands
-    assert isinstance(redraw(old, 1, ledger), SKIP)
+    assert redraw(new, 1, ledger, PAGE) == "new at layer 1"  # a redraw of the newest result lands
+    assert isinstance(redraw(old, 1, ledger, PAGE), SKIP)
 
 
 def test_a_failed_run_also_makes_a_pending_redraw_stale_and_an_older_run_is_dropped(tab):
     run, redraw, ledger, hold_view, view_entered = tab
-    old, _ = run("old", 0, ledger)
+    old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
     finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger)))
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
     drawing.start()
     assert view_entered.wait(WAIT_S)
-    assert run("", 0, ledger) == (None, "⚠️ empty")  # a failed run lands
+    assert run("", 0, ledger, PAGE) == (None, "⚠️ empty")  # a failed run lands
     hold_view.set()
     drawing.join(WAIT_S)
     assert isinstance(finished["view"], SKIP)
-    assert redraw(None, 1, ledger) == "type a text"
+    assert redraw(None, 1, ledger, PAGE) == "type a text"
 
     ticket = ledger.start_run()  # a run that started first ...
-    newer, _ = run("newer", 0, ledger)  # ... and one that started later but landed first
+    newer, _ = run("newer", 0, ledger, PAGE)  # ... and one that started later but landed first
     assert not ledger.land_run(ticket, Result("older"))
-    assert redraw(newer, 1, ledger) == "newer at layer 1"
+    assert redraw(newer, 1, ledger, PAGE) == "newer at layer 1"
 
 
 def test_without_a_newer_run_a_slow_redraw_lands(tab):
     """Control: the same held redraw, no run meanwhile, reaches the page."""
     run, redraw, ledger, hold_view, view_entered = tab
-    old, _ = run("old", 0, ledger)
+    old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
     finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger)))
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
     drawing.start()
     assert view_entered.wait(WAIT_S)
     hold_view.set()
@@ -155,8 +157,8 @@ def test_an_async_view_keeps_gradios_progress_tracker_and_is_guarded_too():
     ledger = copy.deepcopy(dependency.inputs[-1].value)
     shown_result = Result("a")
     ledger.land_run(ledger.start_run(), shown_result)
-    args, progress_at, _, _ = special_args(dependency.fn, [shown_result, 3, ledger])
-    assert progress_at == 3  # the tracker goes after the ledger, as the signature says
+    args, progress_at, event_at, _ = special_args(dependency.fn, [shown_result, 3, ledger], event_data=PAGE)
+    assert (event_at, progress_at) == (3, 4)  # Gradio passes who triggered it, then the tracker
     assert asyncio.run(dependency.fn(*args)) == "flow of a into 3"
     ledger.land_run(ledger.start_run(), Result("b"))
     assert isinstance(asyncio.run(dependency.fn(*args)), SKIP)
@@ -235,12 +237,30 @@ def test_a_redraw_held_while_a_pick_draws_is_dropped_but_not_for_a_pick_that_sel
     for selection, expected in ((4, None), ("", ("a at layer 1", 1))):
         hold.clear()
         entered.clear()
-        drawing, finished = _in_thread(redraw_fn, result, 1, ledger)
+        drawing, finished = _in_thread(redraw_fn, result, 1, ledger, PAGE)
         assert entered.wait(WAIT_S)
-        picked_values = pick_fn(selection, result, 0, ledger)
+        picked_values = pick_fn(selection, result, 0, ledger, PAGE)
         hold.set()
         drawing.join(WAIT_S)
         if expected is None:  # the grid click drew layer 4 and set the control: the older redraw is dropped
             assert picked_values == ("a at layer 4", 4) and _skipped(finished["view"])
         else:  # nothing picked: the redraw the person asked for still lands
             assert _skipped(picked_values) and finished["view"] == expected
+
+
+def test_an_api_call_always_gets_its_own_outputs(tab):
+    """Ordering is for the page; a client that sends calls side by side gets each answer."""
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, _ = run("old", 0, ledger, PAGE)
+    ticket = ledger.start_run()
+    new, _ = run("new", 0, ledger, PAGE)
+    assert not ledger.land_run(ticket, Result("older"))  # from the page: dropped
+    assert ledger.land_run(ticket, Result("older"), ordered=False)  # from a client: its answer
+    hold_view.clear()
+    drawing, finished = _in_thread(redraw, new, 1, ledger, API)
+    assert view_entered.wait(WAIT_S)
+    run("newest", 0, ledger, API)
+    hold_view.set()
+    drawing.join(WAIT_S)
+    assert finished["view"] == "new at layer 1"  # an API view of a replaced result still answers
+    assert isinstance(redraw(new, 1, ledger, PAGE), SKIP)  # the page's would not

@@ -152,3 +152,27 @@ def test_classify_image_endpoint(client, tmp_path):
     assert numbers["grid"] == [4, 4] and len(numbers["cls_to_patches"]) == 4
     badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
     assert _badge_error(badge) <= 1e-5
+
+
+def test_calls_side_by_side_on_one_client_each_get_their_own_answer(client, monkeypatch):
+    """The page drops an older run that finishes after a newer one (wiring.RunLedger); a client
+    that sends calls side by side in one session still gets every answer."""
+    import threading
+
+    held, entered = threading.Event(), threading.Event()
+    draw = explorer.heatmap_html
+
+    def held_draw(matrix, query_labels, *args, **kwargs):
+        if "slow" in query_labels and not entered.is_set():
+            entered.set()
+            assert held.wait(30)
+        return draw(matrix, query_labels, *args, **kwargs)
+
+    monkeypatch.setattr(explorer, "heatmap_html", held_draw)
+    received = _outputs(client, "explore").index("received")
+    older = client.submit("slow is the older call.", 0, "mean", False, "", api_name="/explore")
+    assert entered.wait(30)
+    newer = client.predict("The newer call.", 0, "mean", False, "", api_name="/explore")
+    held.set()
+    answers = (older.result(timeout=60)[received], newer[received])
+    assert "older" in answers[0] and "newer" in answers[1]

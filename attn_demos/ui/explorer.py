@@ -215,7 +215,7 @@ def build() -> None:
     button = gr.Button("Show attention", variant="primary", elem_id="explore-run", interactive=usable)
     picked = wiring.pick_box(PICK_ID)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("explore"),
         "badge": wiring.badge_line("explore"),
@@ -245,26 +245,25 @@ def build() -> None:
     run_handler, run_outputs = wiring.handler(explore, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
     wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name="explore")
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    flowing = flow_button.click(
-        wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
+    flowing = wiring.on_result(
+        flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
-    export_button.click(
-        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
+    wiring.on_result(
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="explore_export",
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]
-    for control in (layer, head, words):
-        control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
-    picked.change(
-        wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+    wiring.redraw_on(
+        [layer, head, words], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
     )
-    neuron_button.click(
-        wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
+    wiring.on_result(
+        picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
+    )
+    wiring.on_result(
+        neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
         wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
     )

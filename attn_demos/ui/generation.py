@@ -140,7 +140,7 @@ def build() -> None:
         )
     button = gr.Button("Generate", variant="primary", elem_id="generate-run", interactive=usable)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line(TAB),
         "output": gr.Textbox(label="output", interactive=False, elem_id="generate-output"),
@@ -157,12 +157,11 @@ def build() -> None:
     run_handler, run_outputs = wiring.handler(generate, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
     wiring.run_on_click_and_enter(button, [prompt], usable, run_handler, run_inputs, run_outputs, api_name=TAB)
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    export_button.click(
-        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
+    wiring.on_result(
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{TAB}_export",
     )
-    for control in (layer, head, out["targets"]):
-        control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, out["targets"]], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

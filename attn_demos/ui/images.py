@@ -127,7 +127,7 @@ def build() -> None:
         layer, head = wiring.layer_head_controls(TAB, "image")
     button = gr.Button("Classify", variant="primary", elem_id="image-run", interactive=usable)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("image"),
         "labels": gr.Label(num_top_classes=5, label="top-5", elem_id="image-labels"),
@@ -156,17 +156,16 @@ def build() -> None:
     run_handler, run_outputs = wiring.handler(classify_image, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
     wiring.run_on_click_and_enter(button, [], usable, run_handler, run_inputs, run_outputs, api_name="classify_image")
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    flowing = flow_button.click(
-        wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"]],
+    flowing = wiring.on_result(
+        flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"]],
         wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
-    export_button.click(
-        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
+    wiring.on_result(
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="classify_image_export",
     )
-    for control in (layer, head):
-        control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

@@ -121,7 +121,7 @@ def build() -> None:
         attend_from = gr.Radio(["answer", "question"], value="answer", label="Attention from")
     button = gr.Button("Answer", variant="primary", elem_id="answer-run", interactive=usable)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("answer"),
         "answer": gr.Markdown(label="answer", show_label=False, elem_id="answer-answer"),
@@ -137,12 +137,11 @@ def build() -> None:
     run_handler, run_outputs = wiring.handler(answer, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
     wiring.run_on_click_and_enter(button, [question, context], usable, run_handler, run_inputs, run_outputs, api_name="answer")
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    export_button.click(
-        wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
+    wiring.on_result(
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="answer_export",
     )
-    for control in (layer, head, attend_from):
-        control.input(
-            wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
+    wiring.redraw_on(
+        [layer, head, attend_from], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    )

@@ -172,7 +172,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
     button = gr.Button(button_text, variant="primary", elem_id=f"{task}-run", interactive=usable)
     out = {
-        "state": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
+        "state": wiring.result_state(),
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line(task),
         "output": gr.Textbox(label="output", interactive=False, elem_id=f"{task}-output"),
@@ -202,8 +202,8 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     def export_tab(result, inputs, layer, head, words, target):
         return export(task, result, inputs, layer, head, words, target)
 
-    export_button.click(
-        wiring.handler(export_tab, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, target],
+    wiring.on_result(
+        export_button.click, wiring.handler(export_tab, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, target],
         wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{task}_export",
     )
     def redraw_tab(result, layer, head, words, target):
@@ -213,16 +213,15 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         return pick(task, selection, result, layer, head, words, target)
 
     view_inputs = [out["state"], layer, head, words, target]
-    for control in (layer, head, words, target):
-        control.input(
-            wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
-            wiring.outputs_for(out, REDRAW_OUTPUTS), api_visibility="private",
-        )
-    picked.change(
-        wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), api_visibility="private",
+    wiring.redraw_on(
+        [layer, head, words, target], wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
+        wiring.outputs_for(out, REDRAW_OUTPUTS),
     )
-    neuron_button.click(
-        wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
+    wiring.on_result(
+        picked.change, wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
+    )
+    wiring.on_result(
+        neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
         wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
     )

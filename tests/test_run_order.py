@@ -1,0 +1,266 @@
+"""The order of a visitor's runs and views (wiring.RunLedger, result_state, on_result): a view or
+an older run that finishes after a newer run leaves every output as it is. Events are called the
+way Gradio calls them (the registered function, its inputs' values in order, the ledger last) with
+threads held at chosen points, so each interleaving is exact."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import threading
+
+import gradio as gr
+import pytest
+
+from attn_demos.ui import wiring
+
+SKIP = type(gr.skip())
+WAIT_S = 10
+PAGE = gr.EventData(gr.Button(render=False), None)  # what Gradio passes for an event the page sent
+API = gr.EventData(None, None)  # ... and for an API client's call
+
+
+class Result:
+    """A run's result as a tab keeps it (any object that can be referenced weakly)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _in_thread(function, *args):
+    """Start `function(*args)` in a thread; (thread, dict whose "view" is its return value)."""
+    finished = {}
+    thread = threading.Thread(target=lambda: finished.setdefault("view", function(*args)))
+    thread.start()
+    return thread, finished
+
+
+def _skipped(values) -> bool:
+    return all(isinstance(value, SKIP) for value in values)
+
+
+def test_a_ledger_lets_through_only_the_newest_run_and_views_of_its_result():
+    ledger = wiring.RunLedger()
+    assert ledger.shows(None, ledger.landed())  # before any run: a view of no result (its hint) lands
+    first, second = Result("a"), Result("b")
+    ticket_a, ticket_b = ledger.start_run(), ledger.start_run()
+    assert ledger.land_run(ticket_b, second)
+    assert not ledger.land_run(ticket_a, first)  # started earlier, landed later: dropped
+    before = ledger.landed()
+    assert ledger.shows(second, before) and not ledger.shows(first, before)
+    assert ledger.land_run(ledger.start_run(), None)  # a failed run lands (its message, an empty state)
+    assert not ledger.shows(second, before)  # a view of the result it replaced, begun before it landed
+    assert not ledger.shows(second, ledger.landed())  # ... or after
+    assert ledger.shows(None, ledger.landed())
+
+
+def test_each_visitor_gets_a_fresh_ledger_and_results_are_not_kept_alive():
+    ledger = wiring.RunLedger()
+    kept = Result("a")
+    ledger.land_run(ledger.start_run(), kept)
+    fresh = copy.deepcopy(ledger)  # what gr.State does with its default for each visitor
+    assert fresh.landed() == 0 and fresh.shows(None, 0) and not fresh.shows(kept, 0)
+    assert ledger.shows(kept, ledger.landed())  # the original is untouched
+    del kept  # the state's time to live ran out: the ledger holds no result of its own
+    assert ledger.shows(None, ledger.landed())
+
+
+@pytest.fixture
+def tab():
+    """A one-tab app wired like the real ones: a run writes the result and the text; a Layer
+    change redraws the text (held while `hold_view` is clear)."""
+    hold_view, view_entered = threading.Event(), threading.Event()
+    hold_view.set()
+
+    def run(text: str, layer):
+        return (Result(text), f"{text} at layer {layer}") if text else (None, "⚠️ empty")
+
+    def redraw(result, layer):
+        view_entered.set()
+        assert hold_view.wait(WAIT_S)
+        return f"{result.text} at layer {layer}" if result is not None else "type a text"
+
+    with gr.Blocks() as demo:
+        text, layer, button = gr.Textbox(), gr.Dropdown([0, 1], value=0), gr.Button()
+        state, shown = wiring.result_state(), gr.Markdown()
+        wiring.run_on_click_and_enter(button, [text], True, run, [text, layer], [state, shown], api_name="run")
+        wiring.on_result(layer.input, redraw, [state, layer], [shown])
+    run_fn, redraw_fn = (next(f for f in demo.fns.values() if f.name == name) for name in ("run", "redraw"))
+    ledger_state = run_fn.inputs[-1]
+    assert redraw_fn.inputs[-1] is ledger_state and redraw_fn.inputs[0] is state
+    ledger = copy.deepcopy(ledger_state.value)  # one visitor's ledger
+    return run_fn.fn, redraw_fn.fn, ledger, hold_view, view_entered
+
+
+def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, _ = run("old", 0, ledger, PAGE)
+    hold_view.clear()
+    finished = {}
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
+    drawing.start()
+    assert view_entered.wait(WAIT_S)
+    new, shown = run("new", 0, ledger, PAGE)  # lands while the redraw of "old" is in flight
+    assert shown == "new at layer 0"
+    hold_view.set()
+    drawing.join(WAIT_S)
+    assert isinstance(finished["view"], SKIP)  # not "old at layer 1"
+    assert redraw(new, 1, ledger, PAGE) == "new at layer 1"  # a redraw of the newest result lands
+    assert isinstance(redraw(old, 1, ledger, PAGE), SKIP)
+
+
+def test_a_failed_run_also_makes_a_pending_redraw_stale_and_an_older_run_is_dropped(tab):
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, _ = run("old", 0, ledger, PAGE)
+    hold_view.clear()
+    finished = {}
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
+    drawing.start()
+    assert view_entered.wait(WAIT_S)
+    assert run("", 0, ledger, PAGE) == (None, "⚠️ empty")  # a failed run lands
+    hold_view.set()
+    drawing.join(WAIT_S)
+    assert isinstance(finished["view"], SKIP)
+    assert redraw(None, 1, ledger, PAGE) == "type a text"
+
+    ticket = ledger.start_run()  # a run that started first ...
+    newer, _ = run("newer", 0, ledger, PAGE)  # ... and one that started later but landed first
+    assert not ledger.land_run(ticket, Result("older"))
+    assert redraw(newer, 1, ledger, PAGE) == "newer at layer 1"
+
+
+def test_without_a_newer_run_a_slow_redraw_lands(tab):
+    """Control: the same held redraw, no run meanwhile, reaches the page."""
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, _ = run("old", 0, ledger, PAGE)
+    hold_view.clear()
+    finished = {}
+    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
+    drawing.start()
+    assert view_entered.wait(WAIT_S)
+    hold_view.set()
+    drawing.join(WAIT_S)
+    assert finished["view"] == "old at layer 1"
+
+
+def test_an_async_view_keeps_gradios_progress_tracker_and_is_guarded_too():
+    """The attention flow (async, with a progress tracker Gradio inserts after the inputs)."""
+    from gradio.helpers import special_args
+
+    async def flow(result, token, progress=gr.Progress()):  # noqa: B008 (Gradio's convention)
+        return f"flow of {result.text} into {token}"
+
+    with gr.Blocks() as demo:
+        state, token, shown, button = wiring.result_state(), gr.Number(), gr.Markdown(), gr.Button()
+        wiring.on_result(button.click, flow, [state, token], [shown])
+    dependency = next(f for f in demo.fns.values() if f.name == "flow")
+    ledger = copy.deepcopy(dependency.inputs[-1].value)
+    shown_result = Result("a")
+    ledger.land_run(ledger.start_run(), shown_result)
+    args, progress_at, event_at, _ = special_args(dependency.fn, [shown_result, 3, ledger], event_data=PAGE)
+    assert (event_at, progress_at) == (3, 4)  # Gradio passes who triggered it, then the tracker
+    assert asyncio.run(dependency.fn(*args)) == "flow of a into 3"
+    ledger.land_run(ledger.start_run(), Result("b"))
+    assert isinstance(asyncio.run(dependency.fn(*args)), SKIP)
+
+
+def test_a_view_must_read_exactly_one_result_state():
+    with gr.Blocks():
+        box, shown = gr.Textbox(), gr.Markdown()
+        with pytest.raises(ValueError, match="exactly one result_state"):
+            wiring.on_result(box.input, lambda value: value, [box], [shown])
+
+
+def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkpoints):
+    """Every tab: each event with a result_state() among its inputs or outputs has that state's
+    ledger as an input, so none can overwrite a newer run (the glue, not each tab, does it)."""
+    from app_server import environment, model_environment
+
+    from attn_demos.ui import app
+
+    with environment({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}):
+        demo = app.build()
+    results = {i for i in demo.blocks if i in wiring._LEDGERS}
+    ledgers = {wiring._LEDGERS[i]._id for i in results}
+    assert len(results) == 6  # Explorer, Translation, QA, Summarization, Image patches, Text generation
+    guarded = 0
+    for dependency in demo.fns.values():
+        inputs = [c._id for c in dependency.inputs]
+        touched = {c._id for c in (*dependency.inputs, *dependency.outputs)} & results
+        if not touched:
+            assert not ledgers & set(inputs), dependency.name
+            continue
+        (state,) = touched
+        assert wiring._LEDGERS[state]._id in inputs, dependency.name
+        guarded += 1
+    assert guarded >= 6 * 3  # at least a run, an example run and a redraw per tab
+    redraws = [d for d in demo.fns.values() if any(event == "input" for _, event in d.targets)]
+    assert len(redraws) == 6  # one per tab, for all its controls ...
+    assert all(d.trigger_mode == "always_last" and len(d.targets) >= 2 for d in redraws)  # ... the last change waits
+
+
+def test_of_two_drawing_views_the_later_one_that_drew_wins():
+    ledger = wiring.RunLedger()
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+    landed = ledger.landed()
+    earlier, later = ledger.start_draw(), ledger.start_draw()
+    assert ledger.shows(result, landed, later, drew=True)
+    assert not ledger.shows(result, landed, earlier, drew=True)  # finished after a later one drew
+    held, empty = ledger.start_draw(), ledger.start_draw()
+    assert ledger.shows(result, landed, empty, drew=False)  # a pick that selected nothing ...
+    assert ledger.shows(result, landed, held, drew=True)  # ... does not push aside an earlier redraw
+    assert ledger.shows(result, landed)  # a view that does not draw (export, neuron, flow) is not ordered
+
+
+def test_a_redraw_held_while_a_pick_draws_is_dropped_but_not_for_a_pick_that_selects_nothing():
+    hold, entered = threading.Event(), threading.Event()
+
+    def redraw(result, layer):
+        entered.set()
+        assert hold.wait(WAIT_S)
+        return f"{result.text} at layer {layer}", layer
+
+    def pick(selection, result, layer):
+        return (f"{result.text} at layer {selection}", selection) if selection else (gr.skip(), gr.skip())
+
+    with gr.Blocks() as demo:
+        picked, layer, shown = gr.Textbox(), gr.Dropdown([0, 1, 4], value=0), gr.Markdown()
+        state = wiring.result_state()
+        wiring.redraw_on([layer], redraw, [state, layer], [shown, layer])
+        wiring.on_result(picked.change, pick, [picked, state, layer], [shown, layer], draws=True)
+    redraw_fn, pick_fn = (next(f for f in demo.fns.values() if f.name == name).fn for name in ("redraw", "pick"))
+    ledger = copy.deepcopy(wiring._LEDGERS[state._id].value)
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+
+    for selection, expected in ((4, None), ("", ("a at layer 1", 1))):
+        hold.clear()
+        entered.clear()
+        drawing, finished = _in_thread(redraw_fn, result, 1, ledger, PAGE)
+        assert entered.wait(WAIT_S)
+        picked_values = pick_fn(selection, result, 0, ledger, PAGE)
+        hold.set()
+        drawing.join(WAIT_S)
+        if expected is None:  # the grid click drew layer 4 and set the control: the older redraw is dropped
+            assert picked_values == ("a at layer 4", 4) and _skipped(finished["view"])
+        else:  # nothing picked: the redraw the person asked for still lands
+            assert _skipped(picked_values) and finished["view"] == expected
+
+
+def test_an_api_call_always_gets_its_own_outputs(tab):
+    """Ordering is for the page; a client that sends calls side by side gets each answer."""
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, _ = run("old", 0, ledger, PAGE)
+    ticket = ledger.start_run()
+    new, _ = run("new", 0, ledger, PAGE)
+    assert not ledger.land_run(ticket, Result("older"))  # from the page: dropped
+    assert ledger.land_run(ticket, Result("older"), ordered=False)  # from a client: its answer
+    hold_view.clear()
+    drawing, finished = _in_thread(redraw, new, 1, ledger, API)
+    assert view_entered.wait(WAIT_S)
+    run("newest", 0, ledger, API)
+    hold_view.set()
+    drawing.join(WAIT_S)
+    assert finished["view"] == "new at layer 1"  # an API view of a replaced result still answers
+    assert isinstance(redraw(new, 1, ledger, PAGE), SKIP)  # the page's would not

@@ -1,4 +1,4 @@
-"""The order of a visitor's runs and views (wiring.RunLedger, result_state, on_result): a view or
+"""The order of a visitor's runs and views (run_order.RunLedger, result_state, on_result): a view or
 an older run that finishes after a newer run leaves every output as it is. Events are called the
 way Gradio calls them (the registered function, its inputs' values in order, the ledger last) with
 threads held at chosen points, so each interleaving is exact."""
@@ -12,7 +12,7 @@ import threading
 import gradio as gr
 import pytest
 
-from attn_demos.ui import wiring
+from attn_demos.ui import run_order, wiring
 
 SKIP = type(gr.skip())
 WAIT_S = 10
@@ -40,7 +40,7 @@ def _skipped(values) -> bool:
 
 
 def test_a_ledger_lets_through_only_the_newest_run_and_views_of_its_result():
-    ledger = wiring.RunLedger()
+    ledger = run_order.RunLedger()
     assert ledger.shows(None, ledger.landed())  # before any run: a view of no result (its hint) lands
     first, second = Result("a"), Result("b")
     ticket_a, ticket_b = ledger.start_run(), ledger.start_run()
@@ -55,7 +55,7 @@ def test_a_ledger_lets_through_only_the_newest_run_and_views_of_its_result():
 
 
 def test_each_visitor_gets_a_fresh_ledger_and_results_are_not_kept_alive():
-    ledger = wiring.RunLedger()
+    ledger = run_order.RunLedger()
     kept = Result("a")
     ledger.land_run(ledger.start_run(), kept)
     fresh = copy.deepcopy(ledger)  # what gr.State does with its default for each visitor
@@ -180,8 +180,8 @@ def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkp
 
     with environment({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}):
         demo = app.build()
-    results = {i for i in demo.blocks if i in wiring._LEDGERS}
-    ledgers = {wiring._LEDGERS[i]._id for i in results}
+    results = {i for i in demo.blocks if i in run_order._LEDGERS}
+    ledgers = {run_order._LEDGERS[i]._id for i in results}
     assert len(results) == 6  # Explorer, Translation, QA, Summarization, Image patches, Text generation
     guarded = 0
     for dependency in demo.fns.values():
@@ -191,7 +191,7 @@ def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkp
             assert not ledgers & set(inputs), dependency.name
             continue
         (state,) = touched
-        assert wiring._LEDGERS[state]._id in inputs, dependency.name
+        assert run_order._LEDGERS[state]._id in inputs, dependency.name
         guarded += 1
     assert guarded >= 6 * 3  # at least a run, an example run and a redraw per tab
     redraws = [d for d in demo.fns.values() if any(event == "input" for _, event in d.targets)]
@@ -200,7 +200,7 @@ def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkp
 
 
 def test_of_two_drawing_views_the_later_one_that_drew_wins():
-    ledger = wiring.RunLedger()
+    ledger = run_order.RunLedger()
     result = Result("a")
     ledger.land_run(ledger.start_run(), result)
     landed = ledger.landed()
@@ -230,7 +230,7 @@ def test_a_redraw_held_while_a_pick_draws_is_dropped_but_not_for_a_pick_that_sel
         wiring.redraw_on([layer], redraw, [state, layer], [shown, layer])
         wiring.on_result(picked.change, pick, [picked, state, layer], [shown, layer], draws=True)
     redraw_fn, pick_fn = (next(f for f in demo.fns.values() if f.name == name).fn for name in ("redraw", "pick"))
-    ledger = copy.deepcopy(wiring._LEDGERS[state._id].value)
+    ledger = copy.deepcopy(run_order._LEDGERS[state._id].value)
     result = Result("a")
     ledger.land_run(ledger.start_run(), result)
 

@@ -262,6 +262,18 @@ def test_grid_thumbnails_are_max_pooled_and_scaled_per_head():
         head_grid_html(weights, shown=(2, 0))
 
 
+def test_a_nan_weight_counts_as_zero_in_its_thumbnail():
+    rng = np.random.default_rng(6)
+    weights = random_attention(rng, 2, 2, 70, 70)
+    broken = weights.copy()
+    broken[1, 1, 4, 5] = np.nan  # block (1, 1) of layer 1, head 1
+    clean = weights.copy()
+    clean[1, 1, 4, 5] = 0.0
+    tiles = from_fixed_point(read_payload(head_grid_html(broken))["t"], 2)
+    assert not np.isnan(tiles).any()
+    assert np.array_equal(tiles, from_fixed_point(read_payload(head_grid_html(clean))["t"], 2))
+
+
 # ----------------------------------------------------------------------------- neuron view
 def neuron_terms(rng, key_labels, query_label="it", with_mask=True) -> dict:
     """A neuron_terms-shaped dict computed here with numpy, independently of any adapter."""

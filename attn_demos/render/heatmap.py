@@ -126,16 +126,20 @@ def heatmap_image(
     return _figure_to_image(heatmap_figure(matrix, query_labels, key_labels, title, vmax))
 
 
-def _shrink(tile: np.ndarray, limit: int) -> np.ndarray:
-    """(Tq, Tk) -> at most (limit, limit) by max-pooling, so a sharp peak stays visible."""
-    tq, tk = tile.shape
+def _shrink(tiles: np.ndarray, limit: int) -> np.ndarray:
+    """(..., Tq, Tk) -> at most (..., limit, limit) by max-pooling, so a sharp peak stays visible
+    (several tiles at once: a layer's heads)."""
+    *lead, tq, tk = tiles.shape
     fq, fk = math.ceil(tq / limit), math.ceil(tk / limit)
     if fq == 1 and fk == 1:
-        return tile
-    padded = np.full((math.ceil(tq / fq) * fq, math.ceil(tk / fk) * fk), -np.inf)
-    padded[:tq, :tk] = tile
-    rq, rk = padded.shape[0] // fq, padded.shape[1] // fk
-    return padded.reshape(rq, fq, rk, fk).max(axis=(1, 3))  # (rq, rk)
+        return tiles
+    rq, rk = math.ceil(tq / fq), math.ceil(tk / fk)
+    padded = tiles
+    if (rq * fq, rk * fk) != (tq, tk):  # edge blocks padded with −inf, which never wins a max
+        padded = np.full((*lead, rq * fq, rk * fk), -np.inf, dtype=np.result_type(tiles.dtype, np.float32))
+        padded[..., :tq, :tk] = tiles
+    rows = padded.reshape(*lead, rq, fq, rk * fk).max(axis=-2)  # (..., rq, Tk'): whole rows at once, vectorised
+    return rows.reshape(*lead, rq, rk, fk).max(axis=-1)  # (..., rq, rk); a NaN in a block stays NaN
 
 
 def head_grid_image(weights: np.ndarray, title: str = "", per_head_scale: bool = True) -> Image.Image:

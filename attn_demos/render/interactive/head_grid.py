@@ -27,7 +27,7 @@ def head_grid_html(
     its own maximum (per_head_scale) or to the largest weight of all heads. shown: (layer, head)
     outlined at first.
     """
-    weights = np.asarray(weights)  # (L, H, Tq, Tk), in its own dtype: one head at a time is made float64
+    weights = np.asarray(weights)  # (L, H, Tq, Tk), in its own dtype: only the thumbnails are made float64
     if weights.ndim != 4 or 0 in weights.shape:
         raise ValueError(f"head grid needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
     layers, heads = weights.shape[:2]
@@ -39,9 +39,11 @@ def head_grid_html(
     overall = largest if largest > 0 else 1.0
     tiles = []
     for layer in range(layers):
-        for head in range(heads):
-            clean = np.nan_to_num(weights[layer, head].astype(np.float64), nan=0.0)  # (Tq, Tk)
-            tile = _shrink(clean, THUMB_MAX)  # (rows, cols)
+        pooled = _shrink(weights[layer], THUMB_MAX)  # (H, rows, cols)
+        if np.isnan(pooled).any():  # a NaN weight counts as 0: that layer is cleaned first (rare)
+            pooled = _shrink(np.nan_to_num(weights[layer], nan=0.0), THUMB_MAX)
+        pooled = pooled.astype(np.float64)  # (H, rows, cols)
+        for tile in pooled:  # (rows, cols)
             top = float(tile.max()) if per_head_scale else overall
             tiles.append(tile / top if top > 0 else tile)
     rows, cols = tiles[0].shape

@@ -187,3 +187,26 @@ def test_a_grid_click_while_a_redraw_is_held_keeps_the_clicked_layer_and_head(pa
     _let_go(page, gate)
     assert _heatmap_title(page) == "self-attention · layer 4, head 5"
     assert _dropdown_values(page) == ("4", "5")
+
+
+def test_one_layer_choice_draws_once(page, monkeypatch, tokens):
+    """A Dropdown selection sends its change twice at once; the second is not drawn again."""
+    from attn_demos.ui import explorer
+
+    drawn = []  # the shape of each heatmap the server draws
+
+    def counted(matrix, query_labels, *args, **kwargs):
+        drawn.append(matrix.shape)
+        return heatmap_html(matrix, query_labels, *args, **kwargs)
+
+    heatmap_html = explorer.heatmap_html
+    _run(page, NEW_TEXT)
+    _wait_for_tokens(page, tokens(NEW_TEXT))
+    page.wait_for_timeout(SETTLE_MS)
+    monkeypatch.setattr(explorer, "heatmap_html", counted)
+    _choose(page, "explore-layer", "4")
+    page.wait_for_function(
+        "() => document.querySelector('#explore-heatmap').innerText.includes('layer 4')", timeout=WAIT_MS
+    )
+    page.wait_for_timeout(SETTLE_MS)
+    assert len(drawn) == 1, drawn

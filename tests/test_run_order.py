@@ -264,3 +264,35 @@ def test_an_api_call_always_gets_its_own_outputs(tab):
     drawing.join(WAIT_S)
     assert finished["view"] == "new at layer 1"  # an API view of a replaced result still answers
     assert isinstance(redraw(new, 1, ledger, PAGE), SKIP)  # the page's would not
+
+
+def test_the_second_of_two_identical_drawing_requests_is_not_drawn():
+    """A Dropdown selection sends its change twice: the repeat costs no second redraw, while a
+    different request, the same one after another, or after a run, is drawn."""
+    ledger = run_order.RunLedger()
+    assert ledger.start_draw("layer 1") is not None
+    assert ledger.start_draw("layer 1") is None  # the page has (or is about to have) it
+    assert ledger.start_draw("layer 2") is not None
+    assert ledger.start_draw("layer 1") is not None  # back to layer 1 after layer 2: drawn
+    ledger.land_run(ledger.start_run(), Result("b"))
+    assert ledger.start_draw("layer 1") is not None  # a run landed since: drawn again
+
+    calls = []
+
+    def redraw(result, layer):
+        calls.append(layer)
+        return f"{result.text} at layer {layer}"
+
+    with gr.Blocks() as demo:
+        layer, shown = gr.Dropdown([0, 1, 2], value=0), gr.Markdown()
+        state = wiring.result_state()
+        wiring.redraw_on([layer], redraw, [state, layer], [shown])
+    redraw_fn = next(f for f in demo.fns.values() if f.name == "redraw").fn
+    ledger = copy.deepcopy(run_order._LEDGERS[state._id].value)
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+    assert redraw_fn(result, 1, ledger, PAGE) == "a at layer 1"
+    assert isinstance(redraw_fn(result, 1, ledger, PAGE), SKIP)
+    assert redraw_fn(result, 2, ledger, PAGE) == "a at layer 2"
+    assert redraw_fn(result, 2, ledger, API) == "a at layer 2"  # a client's call always gets its answer
+    assert calls == [1, 2, 2]

@@ -39,7 +39,8 @@ def redraw_on(controls: list, function, inputs: list, outputs: list):
     the one begun last wins. Changes made while a redraw is pending are kept: "always_last" asks
     the page to send the last one after it (Gradio's default, "once", dropped them and left the
     picture on another layer than the Layer control shows); the page does not always wait (a
-    Dropdown selection fires `.input` twice at once), which the draw order makes harmless."""
+    Dropdown selection fires `.input` twice at once), which the draw order makes harmless, and
+    the second of two identical requests is not drawn at all (RunLedger.start_draw)."""
     return on_result(
         functools.partial(gr.on, [control.input for control in controls]), function, inputs, outputs,
         draws=True, trigger_mode="always_last", api_visibility="private",
@@ -64,6 +65,7 @@ class RunLedger:
         self._landings = 0  # runs landed so far (views compare it before and after drawing)
         self._newest = None  # weakref to the result the last landed run left (None: none, or it failed)
         self._draws = 0  # tickets handed to drawing views so far
+        self._latest_draw = None  # (what the latest drawing view was asked, runs landed when it began)
         self._drawn = 0  # the newest drawing view's ticket that changed the page
 
     def __deepcopy__(self, memo) -> RunLedger:
@@ -88,8 +90,14 @@ class RunLedger:
     def landed(self) -> int:
         return self._landings
 
-    def start_draw(self) -> int:
+    def start_draw(self, request=None) -> int | None:
+        """A drawing view's ticket; None when `request` (what it was asked: its result and
+        controls) repeats the latest drawing view's and no run landed since, so the page already
+        shows, or is about to show, exactly that (a Dropdown selection sends its change twice)."""
         with self._lock:
+            if request is not None and self._latest_draw == (request, self._landings):
+                return None
+            self._latest_draw = (request, self._landings)
             self._draws += 1
             return self._draws
 
@@ -167,12 +175,27 @@ def in_run_order(function, inputs: list, outputs: list):
     return _with_ledger(run_in_order, function, ledger_at), [*inputs, _LEDGERS[outputs[result_at]._id]]
 
 
+REPEATED = object()  # a drawing view asked exactly what the latest one was: nothing to draw
+
+
+def _request(function, args: tuple, result_at: int, ledger_at: int) -> tuple:
+    """What a drawing view is asked: its function, the result (by identity) and its controls' values."""
+    controls = tuple(repr(value) for i, value in enumerate(args[:ledger_at]) if i != result_at)
+    return function.__name__, id(args[result_at]), controls
+
+
 def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, draws: bool = False):
     def begin(args):
+        """None for an API call, REPEATED for a drawing view the page already has, else
+        (ledger, runs landed so far, draw ticket or None)."""
         ledger, event = args[ledger_at], args[ledger_at + 1]
         if not _from_page(event):
             return None
-        return ledger, ledger.landed(), ledger.start_draw() if draws else None
+        landed = ledger.landed()
+        if not draws:
+            return ledger, landed, None
+        draw = ledger.start_draw(_request(function, args, result_at, ledger_at))
+        return REPEATED if draw is None else (ledger, landed, draw)
 
     def lands(begun, result, values) -> bool:
         if begun is None:  # an API call: its own outputs
@@ -186,6 +209,8 @@ def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, 
 
         async def view_in_order(*args):
             begun = begin(args)
+            if begun is REPEATED:
+                return _skipped(output_count)
             values = await function(*_without(args, ledger_at))
             return values if lands(begun, args[result_at], values) else _skipped(output_count)
 
@@ -193,6 +218,8 @@ def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, 
 
         def view_in_order(*args):
             begun = begin(args)
+            if begun is REPEATED:
+                return _skipped(output_count)
             values = function(*_without(args, ledger_at))
             return values if lands(begun, args[result_at], values) else _skipped(output_count)
 

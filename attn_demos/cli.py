@@ -251,6 +251,7 @@ def _run_launch(args) -> int:
     from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV, attn_implementation_choice
     from attn_demos.tasks.inputs import maps_budget_mb
     from attn_demos.tasks.registry import set_model_overrides
+    from attn_demos.ui.kept import kept_mb
 
     if args.device:
         resolve_device(args.device)  # one line and exit 2 if torch cannot see it
@@ -258,7 +259,8 @@ def _run_launch(args) -> int:
     if args.attn_implementation:
         os.environ[ATTN_IMPLEMENTATION_ENV] = args.attn_implementation
     attn_implementation_choice()  # a bad $ATTN_DEMOS_ATTN_IMPLEMENTATION: one line and exit 2, before the app starts
-    maps_budget_mb()  # and so does a bad $ATTN_DEMOS_MAPS_BUDGET_MB
+    maps_budget_mb()  # and so does a bad $ATTN_DEMOS_MAPS_BUDGET_MB ...
+    kept_mb()  # ... or $ATTN_DEMOS_KEPT_MB
     set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
     if args.allow_user_models:
         os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"

@@ -12,7 +12,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks import registry
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.generation import run_generation
-from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, MapsBudgetError, maps_budget_mb, memory_token_limit
+from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, MegabytesError, maps_budget_mb, memory_token_limit
 from attn_demos.tasks.seq2seq import translate
 
 LONG_TEXT = "the " * 2_000
@@ -77,7 +77,7 @@ def test_text_generation_refuses_a_prompt_beyond_the_budget(monkeypatch, checkpo
 @pytest.mark.parametrize("value", ["0", "-5", "lots", "nan", "inf"])
 def test_a_bad_budget_is_one_line_and_stops_launch(monkeypatch, capsys, value):
     monkeypatch.setenv(MAPS_BUDGET_ENV, value)
-    with pytest.raises(MapsBudgetError, match="positive number of megabytes"):
+    with pytest.raises(MegabytesError, match="positive number of megabytes"):
         maps_budget_mb()
     assert cli.main(["launch"]) == cli.EXIT_USAGE
     error = capsys.readouterr().err.strip()

@@ -22,8 +22,8 @@ DEFAULT_MAPS_BUDGET_MB = 1024
 MAP_CELL_BYTES = 4  # float32
 
 
-class MapsBudgetError(AttnDemosError):
-    """$ATTN_DEMOS_MAPS_BUDGET_MB is not a positive number of megabytes (CLI exit 2)."""
+class MegabytesError(AttnDemosError):
+    """A size setting ($ATTN_DEMOS_MAPS_BUDGET_MB, $ATTN_DEMOS_KEPT_MB) is not a positive number of megabytes (CLI exit 2)."""
 
 _tokenizer_locks: dict[int, threading.Lock] = {}
 
@@ -61,16 +61,20 @@ def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
     return text.strip(), notices
 
 
-def maps_budget_mb() -> float:
-    """$ATTN_DEMOS_MAPS_BUDGET_MB, else DEFAULT_MAPS_BUDGET_MB; anything but a positive number is a one-line error."""
-    value = os.environ.get(MAPS_BUDGET_ENV) or str(DEFAULT_MAPS_BUDGET_MB)
+def megabytes(env: str, default: float) -> float:
+    """$`env`, else `default`; anything but a positive number is a one-line error."""
+    value = os.environ.get(env) or str(default)
     try:
-        budget = float(value)
+        size = float(value)
     except ValueError:
-        budget = math.nan
-    if not math.isfinite(budget) or budget <= 0:
-        raise MapsBudgetError(f"{MAPS_BUDGET_ENV} must be a positive number of megabytes, got {value!r}")
-    return budget
+        size = math.nan
+    if not math.isfinite(size) or size <= 0:
+        raise MegabytesError(f"{env} must be a positive number of megabytes, got {value!r}")
+    return size
+
+
+def maps_budget_mb() -> float:
+    return megabytes(MAPS_BUDGET_ENV, DEFAULT_MAPS_BUDGET_MB)
 
 
 def memory_token_limit(loaded: LoadedModel) -> int | None:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import gradio as gr
 
 from attn_demos.tasks.registry import attention_shape, model_status
+from attn_demos.ui import kept
 from attn_demos.ui.common import Choices, error_text, user_models_allowed
 from attn_demos.ui.run_order import RESULT_TTL_SECONDS, in_run_order, on_result, redraw_on, result_state
 
@@ -38,16 +39,23 @@ def handler(function, outputs: tuple[str, ...], keep_missing: bool = False):
     @functools.wraps(function)  # API clients see the handler's parameter names
     def wrapped(*args):
         values = call_safely(function, *args)
+        if values.get("state") is not None:  # a run's new result: counted against $ATTN_DEMOS_KEPT_MB
+            kept.KEPT.keep(values["state"])
         return _in_order(values, outputs, keep_missing)
 
     return wrapped
 
 
 def call_safely(function, *args) -> dict:
-    """The handler's dict, or {"status": "⚠️ …"} if it raised."""
+    """The handler's dict, or {"status": "⚠️ …"} if it raised or was given a result the app let go
+    of (kept.py)."""
+    if any(kept.is_released(arg) for arg in args):
+        return {"status": error_text(kept.ResultReleasedError(kept.released_text()))}
     try:
         return function(*args)
     except Exception as error:  # the tab shows it; the app stays up
+        if any(kept.is_released(arg) for arg in args):  # let go of while this view was drawing it
+            return {"status": error_text(kept.ResultReleasedError(kept.released_text()))}
         return {"status": error_text(error)}
 
 

@@ -210,3 +210,27 @@ def test_one_layer_choice_draws_once(page, monkeypatch, tokens):
     )
     page.wait_for_timeout(SETTLE_MS)
     assert len(drawn) == 1, drawn
+
+
+def test_a_visitor_whose_result_was_let_go_is_asked_to_run_again(page, monkeypatch, tokens, app_server):
+    """Two visitors, room for one result ($ATTN_DEMOS_KEPT_MB): the first visitor's next view says
+    that its result was let go of and asks for a new run, which then works."""
+    from attn_demos.ui import kept
+
+    monkeypatch.setattr(kept, "KEPT", kept.KeptResults())
+    monkeypatch.setenv(kept.KEPT_ENV, "0.001")  # smaller than any result: only the newest stays
+    _run(page, NEW_TEXT)
+    _wait_for_tokens(page, tokens(NEW_TEXT))
+    other = page.context.browser.new_page(viewport={"width": 1280, "height": 1400})
+    other.goto(app_server[1], wait_until="load")
+    other.get_by_role("tab", name="Explorer").click()
+    _run(other, OLD_TEXT)
+    _wait_for_tokens(other, tokens(OLD_TEXT))
+    _choose(page, "explore-layer", "3")
+    page.locator("#explore-status").get_by_text("let go").wait_for(timeout=WAIT_MS)
+    assert page.locator("#explore-status").inner_text().strip() == f"⚠️ {kept.released_text()}"
+    _run(page, NEW_TEXT)
+    _wait_for_tokens(page, tokens(NEW_TEXT))
+    assert "✓" in page.locator("#explore-badge").inner_text()
+    assert _heatmap_title(page) == "self-attention · layer 3, mean of heads"
+    other.close()

@@ -221,6 +221,7 @@ def test_a_visitor_whose_result_was_let_go_is_asked_to_run_again(page, monkeypat
     monkeypatch.setenv(kept.KEPT_ENV, "0.001")  # smaller than any result: only the newest stays
     _run(page, NEW_TEXT)
     _wait_for_tokens(page, tokens(NEW_TEXT))
+    _choose(page, "explore-head", "mean")
     other = page.context.browser.new_page(viewport={"width": 1280, "height": 1400})
     other.goto(app_server[1], wait_until="load")
     other.get_by_role("tab", name="Explorer").click()

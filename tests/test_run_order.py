@@ -96,9 +96,7 @@ def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
     run, redraw, ledger, hold_view, view_entered = tab
     old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
-    finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
-    drawing.start()
+    drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
     assert view_entered.wait(WAIT_S)
     new, shown = run("new", 0, ledger, PAGE)  # lands while the redraw of "old" is in flight
     assert shown == "new at layer 0"
@@ -113,9 +111,7 @@ def test_a_failed_run_also_makes_a_pending_redraw_stale_and_an_older_run_is_drop
     run, redraw, ledger, hold_view, view_entered = tab
     old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
-    finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
-    drawing.start()
+    drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
     assert view_entered.wait(WAIT_S)
     assert run("", 0, ledger, PAGE) == (None, "⚠️ empty")  # a failed run lands
     hold_view.set()
@@ -134,9 +130,7 @@ def test_without_a_newer_run_a_slow_redraw_lands(tab):
     run, redraw, ledger, hold_view, view_entered = tab
     old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
-    finished = {}
-    drawing = threading.Thread(target=lambda: finished.setdefault("view", redraw(old, 1, ledger, PAGE)))
-    drawing.start()
+    drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
     assert view_entered.wait(WAIT_S)
     hold_view.set()
     drawing.join(WAIT_S)

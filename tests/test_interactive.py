@@ -204,6 +204,17 @@ def test_small_head_view_embeds_every_weight_to_three_places():
     assert payload["colours"][:3] == ["#4477AA", "#EE6677", "#228833"]
 
 
+def test_a_nan_weight_is_sent_as_no_line_and_the_rest_as_they_are():
+    rng = np.random.default_rng(7)
+    weights = random_attention(rng, 2, 2, 4, 4)
+    broken = weights.copy()
+    broken[1, 0, 2, 3] = np.nan
+    dense = dense_from_head_view(read_payload(head_view_html(broken, [f"t{i}" for i in range(4)])))
+    assert dense[1, 0, 2, 3] == 0.0  # no line for the NaN weight
+    keep = ~np.isnan(broken)
+    np.testing.assert_allclose(dense[keep], weights[keep], rtol=0, atol=HALF_THOUSANDTH)
+
+
 def test_head_view_at_128_tokens_6_layers_12_heads_stays_within_2_mb():
     rng = np.random.default_rng(3)
     weights = random_attention(rng, 6, 12, 128, 128)  # softmax of N(0, 2²) logits

@@ -36,8 +36,8 @@ def _sparse_layer(thousandths: np.ndarray, floor: int) -> dict:
     """(H, Tq, Tk) ints -> {"n": entries per (head, query) (H·Tq,), "kw": [key, weight, ...]} in
     head-major, query-minor order, keeping weights ≥ floor (and > 0)."""
     keep = thousandths >= max(floor, 1)  # (H, Tq, Tk)
-    heads, queries, keys = np.nonzero(keep)  # each (N,)
-    pairs = np.stack([keys, thousandths[heads, queries, keys]], axis=1)  # (N, 2)
+    kept = np.flatnonzero(keep)  # (N,) flat indices, head-major then query then key
+    pairs = np.stack([kept % keep.shape[-1], thousandths.reshape(-1)[kept]], axis=1)  # (N, 2): key, weight
     return {"n": keep.sum(axis=-1).reshape(-1).tolist(), "kw": pairs.reshape(-1).tolist()}
 
 
@@ -92,7 +92,7 @@ def head_view_html(
     check_labels("layer labels", names, layers)
     if not 0 <= layer < layers:
         raise ValueError(f"layer {layer} is outside 0..{layers - 1}")
-    if np.nanmin(weights) < 0 or np.nanmax(weights) > 1 + 1e-6:
+    if np.fmin.reduce(weights, axis=None) < 0 or np.fmax.reduce(weights, axis=None) > 1 + 1e-6:  # NaN ignored, no copy
         raise ValueError("head view shows attention weights, which lie in [0, 1]")
     thousandths = np.stack([_thousandths(weights[i]) for i in range(layers)])  # (L, H, Tq, Tk) int16
     floors = [0.0] if weights.size <= DENSE_UP_TO else list(MIN_WEIGHTS)
@@ -121,6 +121,8 @@ def head_view_html(
 
 
 def _thousandths(layer_weights: np.ndarray) -> np.ndarray:
-    """One layer's weights (H, Tq, Tk) in [0, 1] -> int16 0..1000 (float32 on the way: 3 places are far coarser)."""
-    scaled = layer_weights.astype(np.float32) * np.float32(10**DECIMALS)  # (H, Tq, Tk)
-    return np.rint(np.nan_to_num(scaled, nan=0.0, copy=False)).astype(np.int16)
+    """One layer's weights (H, Tq, Tk) in [0, 1] -> int16 0..1000 (float32 on the way: 3 places are
+    far coarser); NaN -> 0."""
+    scaled = np.multiply(layer_weights, np.float32(10**DECIMALS), dtype=np.float32)  # (H, Tq, Tk)
+    np.fmax(scaled, 0.0, out=scaled)  # NaN -> 0 in one pass (weights are ≥ 0, checked above)
+    return np.rint(scaled, out=scaled).astype(np.int16)

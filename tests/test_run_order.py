@@ -92,12 +92,19 @@ def tab():
     return run_fn.fn, redraw_fn.fn, ledger, hold_view, view_entered
 
 
-def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
+def _redraw_held(tab):
+    """Run "old", then start a redraw of it at layer 1 and hold it in flight: (old, thread, its result)."""
     run, redraw, ledger, hold_view, view_entered = tab
     old, _ = run("old", 0, ledger, PAGE)
     hold_view.clear()
     drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
     assert view_entered.wait(WAIT_S)
+    return old, drawing, finished
+
+
+def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
+    run, redraw, ledger, hold_view, view_entered = tab
+    old, drawing, finished = _redraw_held(tab)
     new, shown = run("new", 0, ledger, PAGE)  # lands while the redraw of "old" is in flight
     assert shown == "new at layer 0"
     hold_view.set()
@@ -109,10 +116,7 @@ def test_a_redraw_that_finishes_after_a_newer_run_leaves_the_page_alone(tab):
 
 def test_a_failed_run_also_makes_a_pending_redraw_stale_and_an_older_run_is_dropped(tab):
     run, redraw, ledger, hold_view, view_entered = tab
-    old, _ = run("old", 0, ledger, PAGE)
-    hold_view.clear()
-    drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
-    assert view_entered.wait(WAIT_S)
+    old, drawing, finished = _redraw_held(tab)
     assert run("", 0, ledger, PAGE) == (None, "⚠️ empty")  # a failed run lands
     hold_view.set()
     drawing.join(WAIT_S)
@@ -128,10 +132,7 @@ def test_a_failed_run_also_makes_a_pending_redraw_stale_and_an_older_run_is_drop
 def test_without_a_newer_run_a_slow_redraw_lands(tab):
     """Control: the same held redraw, no run meanwhile, reaches the page."""
     run, redraw, ledger, hold_view, view_entered = tab
-    old, _ = run("old", 0, ledger, PAGE)
-    hold_view.clear()
-    drawing, finished = _in_thread(redraw, old, 1, ledger, PAGE)
-    assert view_entered.wait(WAIT_S)
+    old, drawing, finished = _redraw_held(tab)
     hold_view.set()
     drawing.join(WAIT_S)
     assert finished["view"] == "old at layer 1"

@@ -291,3 +291,41 @@ def test_the_second_of_two_identical_drawing_requests_is_not_drawn():
     assert redraw_fn(result, 2, ledger, PAGE) == "a at layer 2"
     assert redraw_fn(result, 2, ledger, API) == "a at layer 2"  # a client's call always gets its answer
     assert calls == [1, 2, 2]
+
+
+def test_a_neuron_view_made_while_a_redraw_lands_gives_way_to_it():
+    """The neuron view of the chosen layer, held in flight while a Layer change redraws the page,
+    would show the old layer under the new control: it is dropped; without a redraw it lands."""
+    hold, entered = threading.Event(), threading.Event()
+
+    def redraw(result, layer):
+        return f"{result.text} at layer {layer}", ""  # the picture, and the neuron view cleared
+
+    def neuron(result, layer):
+        entered.set()
+        assert hold.wait(WAIT_S)
+        return f"neuron view of layer {layer}"
+
+    with gr.Blocks() as demo:
+        layer, button, shown, terms = gr.Dropdown([0, 1, 3], value=1), gr.Button(), gr.Markdown(), gr.HTML()
+        state = wiring.result_state()
+        wiring.redraw_on([layer], redraw, [state, layer], [shown, terms])
+        wiring.on_result(button.click, neuron, [state, layer], [terms], follows_controls=True)
+    redraw_fn, neuron_fn = (next(f for f in demo.fns.values() if f.name == name).fn for name in ("redraw", "neuron"))
+    ledger = copy.deepcopy(run_order._LEDGERS[state._id].value)
+    result = Result("a")
+    ledger.land_run(ledger.start_run(), result)
+
+    for layer_changed in (True, False):
+        hold.clear()
+        entered.clear()
+        making, finished = _in_thread(neuron_fn, result, 1, ledger, PAGE)
+        assert entered.wait(WAIT_S)
+        if layer_changed:
+            assert redraw_fn(result, 3, ledger, PAGE) == ("a at layer 3", "")
+        hold.set()
+        making.join(WAIT_S)
+        if layer_changed:
+            assert isinstance(finished["view"], SKIP)  # not layer 1's terms under Layer 3
+        else:  # control
+            assert finished["view"] == "neuron view of layer 1"

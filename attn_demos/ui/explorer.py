@@ -265,5 +265,5 @@ def build() -> None:
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
-        wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, api_visibility="private",
     )

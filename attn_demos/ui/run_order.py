@@ -20,16 +20,20 @@ import gradio as gr
 RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
 
 
-def on_result(listener, function, inputs: list, outputs: list, draws: bool = False, **event_args):
+def on_result(
+    listener, function, inputs: list, outputs: list, draws: bool = False, follows_controls: bool = False, **event_args
+):
     """`listener(function, inputs, outputs, **event_args)` (e.g. `export_button.click`) for a view
     of the tab's last result, a result_state() among `inputs`: its outputs land only if that result
     is still the newest run's and no run landed while it was drawn; otherwise every output is left
     as it is (see RunLedger). Views that `draws` (the redraw, a pick) also give way to a later one
-    that drew first, so the Layer and Head they set match the picture."""
+    that drew first, so the Layer and Head they set match the picture. A view that
+    `follows_controls` (the neuron view of the chosen layer and head) gives way to any drawing view
+    that landed while it was made: the controls may show another layer by then."""
     result_at = _result_positions(inputs)
     if len(result_at) != 1:
         raise ValueError(f"a view reads exactly one result_state(), found {len(result_at)}")
-    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs), draws)
+    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs), draws, follows_controls)
     return listener(guarded, [*inputs, _LEDGERS[inputs[result_at[0]]._id]], outputs, **event_args)
 
 
@@ -67,6 +71,7 @@ class RunLedger:
         self._draws = 0  # tickets handed to drawing views so far
         self._latest_draw = None  # (what the latest drawing view was asked, runs landed when it began)
         self._drawn = 0  # the newest drawing view's ticket that changed the page
+        self._drawings = 0  # drawing views that changed the page so far
 
     def __deepcopy__(self, memo) -> RunLedger:
         return RunLedger()  # gr.State copies its default for each visitor: a fresh ledger
@@ -101,12 +106,20 @@ class RunLedger:
             self._draws += 1
             return self._draws
 
-    def shows(self, result, landed_before: int, draw: int | None = None, drew: bool = True) -> bool:
+    def drawings(self) -> int:
+        return self._drawings
+
+    def shows(
+        self, result, landed_before: int, draw: int | None = None, drew: bool = True, drawings_before: int | None = None
+    ) -> bool:
         """Whether a view of `result` begun when landed() was `landed_before` may go to the page; a
-        drawing view gives its `draw` ticket (recorded when it `drew`, i.e. changed an output)."""
+        drawing view gives its `draw` ticket (recorded when it `drew`, i.e. changed an output); a
+        view that follows the controls gives drawings() as it was when it began."""
         with self._lock:
             newest = self._newest() if self._newest is not None else None
             if self._landings != landed_before or newest is not result:
+                return False
+            if drawings_before is not None and self._drawings != drawings_before:
                 return False
             if draw is None:
                 return True
@@ -114,6 +127,7 @@ class RunLedger:
                 return False
             if drew:
                 self._drawn = draw
+                self._drawings += 1
             return True
 
 
@@ -184,26 +198,28 @@ def _request(function, args: tuple, result_at: int, ledger_at: int) -> tuple:
     return function.__name__, id(args[result_at]), controls
 
 
-def _view_in_order(function, result_at: int, ledger_at: int, output_count: int, draws: bool = False):
+def _view_in_order(
+    function, result_at: int, ledger_at: int, output_count: int, draws: bool = False, follows_controls: bool = False
+):
     def begin(args):
         """None for an API call, REPEATED for a drawing view the page already has, else
-        (ledger, runs landed so far, draw ticket or None)."""
+        (ledger, runs landed so far, draw ticket or None, drawings so far or None)."""
         ledger, event = args[ledger_at], args[ledger_at + 1]
         if not _from_page(event):
             return None
-        landed = ledger.landed()
+        landed, drawings = ledger.landed(), ledger.drawings() if follows_controls else None
         if not draws:
-            return ledger, landed, None
+            return ledger, landed, None, drawings
         draw = ledger.start_draw(_request(function, args, result_at, ledger_at))
-        return REPEATED if draw is None else (ledger, landed, draw)
+        return REPEATED if draw is None else (ledger, landed, draw, drawings)
 
     def lands(begun, result, values) -> bool:
         if begun is None:  # an API call: its own outputs
             return True
-        ledger, landed_before, draw = begun
+        ledger, landed_before, draw, drawings_before = begun
         changed = values if output_count > 1 else (values,)
         drew = not all(isinstance(value, type(gr.skip())) for value in changed)
-        return ledger.shows(result, landed_before, draw, drew)
+        return ledger.shows(result, landed_before, draw, drew, drawings_before)
 
     if inspect.iscoroutinefunction(function):  # the attention flow
 

@@ -223,5 +223,5 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
-        wiring.outputs_for(out, NEURON_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, api_visibility="private",
     )

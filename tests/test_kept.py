@@ -75,3 +75,9 @@ def test_a_bad_kept_budget_is_one_line_and_stops_launch(monkeypatch, capsys, val
     assert cli.main(["launch"]) == cli.EXIT_USAGE
     error = capsys.readouterr().err.strip()
     assert kept.KEPT_ENV in error and "\n" not in error
+
+
+def test_only_results_with_arrays_are_counted(account):
+    for value in ({"text": "a dict"}, ["a", "list"], "a string", None):
+        account.keep(value)
+    assert account.total() == 0 and not kept.is_released({"text": "a dict"})

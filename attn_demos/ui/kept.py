@@ -41,8 +41,9 @@ def released_text() -> str:
 
 
 def array_bytes(result) -> int:
-    """Bytes of the numpy arrays a result holds as attributes (its maps)."""
-    return sum(value.nbytes for value in vars(result).values() if isinstance(value, np.ndarray))
+    """Bytes of the numpy arrays a result holds as attributes (its maps); 0 for anything else."""
+    attributes = getattr(result, "__dict__", {})
+    return sum(value.nbytes for value in attributes.values() if isinstance(value, np.ndarray))
 
 
 def is_released(value) -> bool:
@@ -57,9 +58,10 @@ class KeptResults:
         self._sizes: OrderedDict[int, tuple[weakref.ref, int]] = OrderedDict()  # id -> (result, bytes)
 
     def keep(self, result) -> None:
-        """Count `result`; let the oldest go while the total exceeds the budget (never the newest)."""
+        """Count `result`; let the oldest go while the total exceeds the budget (never the newest).
+        Something without arrays (or that cannot be referenced weakly) is not counted."""
         size = array_bytes(result)
-        if not size:
+        if not size or type(result).__weakrefoffset__ == 0:
             return
         budget = kept_mb() * 2**20
         with self._lock:

@@ -87,3 +87,9 @@ def test_a_bad_budget_is_one_line_and_stops_launch(monkeypatch, capsys, value):
 def test_a_model_without_text_self_attention_has_no_token_limit_from_the_budget(checkpoints):
     loaded = registry.get_model("classify_image", str(checkpoints["vit"]))
     assert memory_token_limit(loaded) is None  # ViT attends over patches: the image tab sizes those itself
+
+
+def test_a_budget_below_the_special_tokens_refuses_in_one_line_instead_of_claiming_a_cut(monkeypatch, minilm_path):
+    monkeypatch.setenv(MAPS_BUDGET_ENV, "0.0001")  # room for one token; [CLS] and [SEP] are two
+    with pytest.raises(BadInputError, match="maps budget .* holds 1 token\\(s\\) of this model, and the text needs at least"):
+        explore("the cat sat on the mat", source=str(minilm_path))

@@ -84,13 +84,13 @@ def memory_token_limit(loaded: LoadedModel) -> int | None:
     heads = sum(head_count(site.module, loaded.config) for site in loaded.family.sites(loaded.model) if site.kind == kind)
     if not heads:
         return None
-    return math.isqrt(int(maps_budget_mb() * 2**20) // (heads * MAP_CELL_BYTES))
+    return max(1, math.isqrt(int(maps_budget_mb() * 2**20) // (heads * MAP_CELL_BYTES)))  # at least one token
 
 
 def token_limit(loaded: LoadedModel, requested: int | None = None) -> int:
     """The model's own limit, the maps budget's, or a smaller one the caller asks for."""
-    limits = [model_max_length(loaded), memory_token_limit(loaded), requested]
-    return min(limit for limit in limits if limit)
+    limits = [model_max_length(loaded), memory_token_limit(loaded), requested or None]  # 0 or None: no request
+    return min(limit for limit in limits if limit is not None)
 
 
 def truncation_notice(loaded: LoadedModel, kept: int, full_length: int, what: str = "Input") -> str:
@@ -122,7 +122,13 @@ def tokenize_text(
         batch.pop("token_type_ids", None)
     if loaded.is_decoder_only:
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (1, T): 0..T-1, no padding
-    if full_length > limit:
-        notices.append(truncation_notice(loaded, limit, full_length))
+    kept = batch["input_ids"].shape[1]
+    if kept > limit:  # a tokenizer does not cut below its special tokens: only a tiny maps budget gets here
+        raise BadInputError(
+            f"This app's maps budget ({MAPS_BUDGET_ENV}) holds {limit} token(s) of this model, and the {what} needs "
+            f"at least {kept}; the operator can raise it."
+        )
+    if full_length > kept:
+        notices.append(truncation_notice(loaded, kept, full_length))
     tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())
     return batch, Side([tokens], batch["attention_mask"].bool()), notices

@@ -116,15 +116,18 @@ def reduce_attention(
     Returns the verification (errors per kind, (B, L, H)); the reducers hold the views.
     """
 
-    def wanted(site: AttentionSite) -> str | None:
-        forms = {reducer.wants(site) for reducer in reducers} - {None}
+    def form_of(wants: list[str | None]) -> str | None:
+        forms = set(wants) - {None}
         return None if not forms else forms.pop() if len(forms) == 1 else HEADS
 
+    def wanted(site: AttentionSite) -> str | None:
+        return form_of([reducer.wants(site) for reducer in reducers])
+
     def feed(site: AttentionSite, built: torch.Tensor) -> None:
-        form = wanted(site)
-        sharing = sum(reducer.wants(site) == form for reducer in reducers)  # reducers given `built` itself
-        for reducer in reducers:
-            want = reducer.wants(site)
+        wants = [reducer.wants(site) for reducer in reducers]  # asked once per site here
+        form = form_of(wants)
+        sharing = wants.count(form)  # reducers given `built` itself
+        for reducer, want in zip(reducers, wants):
             if want is None:
                 continue
             given = built if want == form else fuse(built, want)  # a fusion of the heads is new: its own

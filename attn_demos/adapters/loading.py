@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,9 @@ class LoadedModel:
         return self.family.decoder_only
 
 
-def load_config(source: str):
+def load_config(source: str | os.PathLike):
     """The config alone (small, fast): enough to refuse an unsupported architecture early."""
+    source = os.fspath(source)  # a pathlib.Path works as its text
     _refuse_pickle_only(source)
     _refuse_unreachable_hub(source)
     try:
@@ -82,7 +84,7 @@ def load_config(source: str):
 
 
 def load_model(
-    source: str,
+    source: str | os.PathLike,
     head: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
@@ -95,6 +97,7 @@ def load_model(
     "eager" (default: the library returns its weights) or "sdpa" (fused kernel, no weights).
     Raises UnsupportedModelError before any weight is read if the family is unknown.
     """
+    source = os.fspath(source)  # a pathlib.Path works as its text
     torch_dtype = dtype_of(dtype)
     if attn_implementation not in ATTN_IMPLEMENTATIONS:
         raise ValueError(f"attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, got {attn_implementation!r}")
@@ -127,7 +130,7 @@ _load_lock = threading.Lock()
 
 
 def load_model_cached(
-    source: str,
+    source: str | os.PathLike,
     head: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
@@ -140,6 +143,7 @@ def load_model_cached(
     fail with meta-device errors, or silently re-initialise tied weights). A model that is
     already loaded is returned without waiting for a load in progress.
     """
+    source = os.fspath(source)  # one cache entry for a folder given as text or as a Path
     device = device if isinstance(device, torch.device) else resolve_device(device)
     key = (source, head, dtype, str(device), attn_implementation)
     if key in _cache:

@@ -1,4 +1,4 @@
-"""`attn-demos`: basics, compare, launch, make-checkpoints. Exit 0 ok, 1 mismatch, 2 usage errors."""
+"""`attn-demos`: basics, compare, view, launch, make-checkpoints. Exit 0 ok, 1 mismatch, 2 usage errors."""
 
 from __future__ import annotations
 
@@ -64,6 +64,39 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.add_argument("--out", help="folder for report.json, report.csv and errors.png")
     compare.set_defaults(run=_run_compare)
+
+    view = sub.add_parser(
+        "view",
+        help="one long input's views (chosen layers, rollout) with one layer's maps in memory at a time, verified",
+    )
+    view.add_argument("--model", default=None, help="Hub id or local folder (default: the embedded all-MiniLM-L6-v2)")
+    given = view.add_mutually_exclusive_group(required=True)
+    given.add_argument("--text", help="the input text")
+    given.add_argument("--text-file", help="read the input text from this UTF-8 file")
+    given.add_argument("--image", help="image file (vision models)")
+    view.add_argument(
+        "--layer", type=int, action="append", default=[], help="keep this layer's maps (0 first, -1 last); repeat"
+    )
+    view.add_argument("--rollout", action="store_true", help="attention rollout over every layer")
+    view.add_argument("--fusion", choices=["mean", "max", "min"], default="mean", help="how the rollout fuses heads")
+    view.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
+    _add_device_argument(view)
+    view.add_argument(
+        "--attn-implementation",
+        choices=["eager", "sdpa"],
+        default="sdpa",
+        help="the model's attention kernel; either way the core's weights are verified by each module's output",
+    )
+    view.add_argument(
+        "--maps-budget-mb",
+        type=float,
+        default=None,
+        help="most MB the kept maps may take (default $ATTN_DEMOS_MAPS_BUDGET_MB, else 1024)",
+    )
+    view.add_argument("--out", help="folder for the heatmaps (PNG), report.json and, with --save-maps, maps.npz")
+    view.add_argument("--save-maps", action="store_true", help="also write the kept maps (float32) to maps.npz")
+    view.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    view.set_defaults(run=_run_view)
 
     launch = sub.add_parser("launch", help="start the Gradio demo suite")
     launch.add_argument("--host", default=None, help="default 127.0.0.1 (Spaces sets GRADIO_SERVER_NAME)")
@@ -174,6 +207,65 @@ def _run_compare(args) -> int:
         paths = write_report_files(report, args.out, display_name(report.model))
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def _run_view(args) -> int:
+    from attn_demos.errors import BadInputError
+    from attn_demos.render.view_files import write_view_files
+    from attn_demos.tasks.long_view import view_long_input
+    from attn_demos.tasks.registry import EMBEDDED_MINILM
+
+    if args.maps_budget_mb is not None and not args.maps_budget_mb > 0:
+        raise BadInputError(f"--maps-budget-mb must be a positive number of megabytes, got {args.maps_budget_mb:g}")
+    text = args.text
+    if args.text_file:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise BadInputError(f"{args.text_file}: cannot read it as UTF-8 text ({type(error).__name__})") from None
+    image = _open_images([args.image])[0] if args.image else None
+    view = view_long_input(
+        args.model or EMBEDDED_MINILM,
+        text=text,
+        image=image,
+        layers=tuple(args.layer),
+        rollout=args.rollout,
+        fusion=args.fusion,
+        dtype=args.dtype,
+        device=args.device,
+        attn_implementation=args.attn_implementation,
+        budget_mb=args.maps_budget_mb,
+        progress=not args.json,
+    )
+    if args.json:
+        from attn_demos.render.export import to_jsonable
+
+        print(json.dumps(to_jsonable(view.report()), allow_nan=False))
+    else:
+        print(_view_summary(view))
+    if args.out:
+        paths = write_view_files(
+            args.out, view.kind, view.tokens, view.layers, view.rollout, view.report(), save_maps=args.save_maps
+        )
+        print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return EXIT_OK if view.ok else EXIT_MISMATCH
+
+
+def _view_summary(view) -> str:
+    run = view.run
+    lines = [f"model: {view.model}", *view.notices]
+    lines.append(
+        f"{run['tokens']:,} tokens, {run['layers']} {view.kind} layers; device {run['device']}, {run['dtype']}, "
+        f"{run['attn_implementation']}; {run['seconds']} s; kept {run['kept_mb']} MB of maps"
+    )
+    kept = ", ".join(f"layer {layer} {tuple(weights.shape)}" for layer, weights in sorted(view.layers.items()))
+    lines.append("kept: " + ", ".join(part for part in (kept, "rollout" if view.rollout is not None else "") if part))
+    for layer, errors in enumerate(view.errors):  # (H,) each
+        mark = "✓" if (errors <= view.tolerance).all() else "✗"
+        lines.append(f"layer {layer:>3}  worst relative output error {errors.max():.2e} {mark}")
+    verdict = "VERIFIED" if view.ok else "MISMATCH"
+    lines.append(f"{verdict}: every head's weights·v reproduces its module's output within {view.tolerance:g}")
+    return "\n".join(lines)
 
 
 def _process_share() -> tuple[int, int]:

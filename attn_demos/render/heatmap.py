@@ -19,6 +19,7 @@ CMAP = "viridis"
 MAX_TICK_LABELS = 60  # per axis; beyond this only every k-th token is labelled
 ANNOTATE_UP_TO = 10  # write the value in each cell when both axes have at most this many tokens
 THUMB_MAX = 64  # head-grid thumbnails larger than this are max-pooled down to it
+POOLED_MAX = 1024  # a long input's heatmap is max-pooled to this many cells per side (14 inches at DPI)
 DPI = 100
 
 
@@ -126,6 +127,20 @@ def heatmap_image(
     return _figure_to_image(heatmap_figure(matrix, query_labels, key_labels, title, vmax))
 
 
+def pooled_heatmap_image(
+    matrix: np.ndarray, query_labels: list[str], key_labels: list[str], title: str = "", limit: int = POOLED_MAX
+) -> Image.Image:
+    """heatmap_image of a long input's (Tq, Tk) map, max-pooled to at most `limit` cells per side
+    (drawn as is, cells thinner than a pixel would be dropped, peaks with them); each block is
+    labelled by its first token and the title says how many tokens a cell holds."""
+    matrix = np.asarray(matrix)  # (Tq, Tk)
+    pooled = _shrink(matrix, limit)  # (≤ limit, ≤ limit)
+    rows, cols = math.ceil(matrix.shape[0] / pooled.shape[0]), math.ceil(matrix.shape[1] / pooled.shape[1])
+    if (rows, cols) != (1, 1):
+        title = f"{title} (max over blocks of {rows}×{cols} tokens)".strip()
+    return heatmap_image(pooled, query_labels[::rows], key_labels[::cols], title)
+
+
 def _shrink(tiles: np.ndarray, limit: int) -> np.ndarray:
     """(..., Tq, Tk) -> at most (..., limit, limit) by max-pooling, so a sharp peak stays visible
     (several tiles at once: a layer's heads)."""
@@ -149,7 +164,9 @@ def head_grid_image(weights: np.ndarray, title: str = "", per_head_scale: bool =
     visible) or all share one scale. Long sequences are max-pooled to THUMB_MAX per side. The
     tiles are laid out with numpy into one mosaic drawn by a single imshow, which keeps it fast.
     """
-    weights = np.asarray(weights, dtype=np.float64)  # (L, H, Tq, Tk)
+    weights = np.asarray(weights)  # (L, H, Tq, Tk); float32 stays float32 (a long input's layer is large)
+    if not np.issubdtype(weights.dtype, np.floating):
+        weights = weights.astype(np.float64)
     if weights.ndim != 4:
         raise ValueError(f"head grid needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
     layers, heads = weights.shape[:2]

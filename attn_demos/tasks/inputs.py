@@ -87,15 +87,20 @@ def memory_token_limit(loaded: LoadedModel) -> int | None:
     return max(1, math.isqrt(int(maps_budget_mb() * 2**20) // (heads * MAP_CELL_BYTES)))  # at least one token
 
 
-def token_limit(loaded: LoadedModel, requested: int | None = None) -> int:
-    """The model's own limit, the maps budget's, or a smaller one the caller asks for."""
-    limits = [model_max_length(loaded), memory_token_limit(loaded), requested or None]  # 0 or None: no request
+def token_limit(loaded: LoadedModel, requested: int | None = None, every_layer: bool = True) -> int:
+    """The model's own limit, the maps budget's (when every layer's maps are kept), or a smaller
+    one the caller asks for."""
+    budget = memory_token_limit(loaded) if every_layer else None
+    limits = [model_max_length(loaded), budget, requested or None]  # 0 or None: no request
     return min(limit for limit in limits if limit is not None)
 
 
-def truncation_notice(loaded: LoadedModel, kept: int, full_length: int, what: str = "Input") -> str:
-    """Why `kept` of `full_length` tokens were read: the model's limit, or the maps budget."""
-    if kept == memory_token_limit(loaded) and kept < model_max_length(loaded):
+def truncation_notice(
+    loaded: LoadedModel, kept: int, full_length: int, what: str = "Input", every_layer: bool = True
+) -> str:
+    """Why `kept` of `full_length` tokens were read: the model's limit, or the maps budget (which
+    applies only where every layer's maps are kept)."""
+    if every_layer and kept == memory_token_limit(loaded) and kept < model_max_length(loaded):
         return (
             f"{what} truncated to {kept:,} of {full_length:,} tokens: every layer's attention maps of a longer "
             f"input would exceed this app's {maps_budget_mb():g} MB for one input's maps ({MAPS_BUDGET_ENV}); "
@@ -105,16 +110,24 @@ def truncation_notice(loaded: LoadedModel, kept: int, full_length: int, what: st
 
 
 def tokenize_text(
-    loaded: LoadedModel, text: str, max_tokens: int | None = None, what: str = "text", special_tokens: bool = True
+    loaded: LoadedModel,
+    text: str,
+    max_tokens: int | None = None,
+    what: str = "text",
+    special_tokens: bool = True,
+    every_layer: bool = True,
 ):
     """One text -> (model inputs (1, T), Side, notices); says how much truncation cut.
 
-    special_tokens=False when the text already holds them (a chat template applied)."""
+    special_tokens=False when the text already holds them (a chat template applied).
+    every_layer=False for a caller that keeps a few layers' maps (and bounds them itself): the
+    maps budget for every layer does not cut the text then."""
     text, notices = clean_text(text, what)
     tokenizer = loaded.preprocessor
-    limit = token_limit(loaded, max_tokens)
+    limit = token_limit(loaded, max_tokens, every_layer)
     with tokenizer_lock(tokenizer):
-        full_length = len(tokenizer(text, truncation=False, add_special_tokens=special_tokens)["input_ids"])
+        counted = tokenizer(text, truncation=False, add_special_tokens=special_tokens, verbose=False)  # no "longer than" warning
+        full_length = len(counted["input_ids"])
         batch = tokenizer(
             [text], return_tensors="pt", truncation=True, max_length=limit, add_special_tokens=special_tokens
         )
@@ -129,6 +142,6 @@ def tokenize_text(
             f"at least {kept}; the operator can raise it."
         )
     if full_length > kept:
-        notices.append(truncation_notice(loaded, kept, full_length))
+        notices.append(truncation_notice(loaded, kept, full_length, every_layer=every_layer))
     tokens = token_labels(tokenizer, batch["input_ids"][0].tolist())
     return batch, Side([tokens], batch["attention_mask"].bool()), notices

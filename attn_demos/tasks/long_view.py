@@ -1,0 +1,196 @@
+"""Views of one long input without every layer's maps: chosen layers and a rollout, verified.
+
+The tabs keep every layer's maps of a run, so they cut long inputs to the maps budget
+(tasks/inputs.py). Here the model runs once with reducers (adapters/reduce.py): each chosen
+layer's heads are kept, a rollout is built layer by layer, and every other layer is checked and
+dropped. The budget then bounds what is kept (a few layers), not every layer, so an input can be
+as long as the model reads.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from attn_demos.adapters.extract import Side, vision_side
+from attn_demos.adapters.families import head_count
+from attn_demos.adapters.loading import LoadedModel, load_config, load_model
+from attn_demos.adapters.precision import resolve_device, tolerance_for
+from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
+from attn_demos.core.aggregate import FUSIONS
+from attn_demos.errors import BadInputError
+from attn_demos.tasks.comparison import pixel_values
+from attn_demos.tasks.inputs import MAP_CELL_BYTES, MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
+from attn_demos.tasks.registry import model_notices, resolve
+
+ROLLOUT_MAPS = 2  # a rollout holds its product so far and the newest layer's fused map
+
+
+@dataclass
+class LongView:
+    """What one verified pass kept: the chosen layers' maps, a rollout, every layer's check."""
+
+    model: str
+    kind: str  # the self-attention shown: "encoder", "decoder" (decoder-only) or "vision"
+    tokens: list[str]
+    layers: dict[int, np.ndarray]  # layer -> (H, T, T), the core's weights
+    rollout: np.ndarray | None  # (T, T)
+    errors: np.ndarray  # (L, H): each head's relative output error
+    tolerance: float
+    notices: list[str] = field(default_factory=list)
+    run: dict = field(default_factory=dict)  # device, dtype, attn_implementation, seconds, kept_mb
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(self.errors <= self.tolerance))  # a NaN error fails
+
+    def report(self) -> dict:
+        """Everything but the maps: the run, the tokens and every head's check."""
+        return {
+            "model": self.model,
+            "kind": self.kind,
+            "ok": self.ok,
+            "tolerance": self.tolerance,
+            "max_relative_output_error": float(np.max(self.errors)),
+            "relative_output_error": self.errors,  # (L, H)
+            "layers_kept": sorted(self.layers),
+            "rollout": self.rollout is not None,
+            "run": self.run,
+            "notices": self.notices,
+            "tokens": self.tokens,
+        }
+
+
+def view_long_input(
+    source: str,
+    text: str | None = None,
+    image=None,
+    layers: tuple[int, ...] = (),
+    rollout: bool = False,
+    fusion: str = "mean",
+    dtype: str = "float32",
+    device: str | None = None,
+    attn_implementation: str = "sdpa",
+    budget_mb: float | None = None,
+    progress: bool = False,
+) -> LongView:
+    """Run `source` once on `text` (or a PIL `image`) and keep `layers` (negative: from the end)
+    and, with `rollout`, the rollout over heads fused by `fusion`; none asked: the last layer and
+    the rollout. What is kept must fit `budget_mb` (default $ATTN_DEMOS_MAPS_BUDGET_MB)."""
+    if (text is None) == (image is None):
+        raise BadInputError("give a text or an image")
+    if fusion not in FUSIONS:
+        raise BadInputError(f"unknown head fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
+    device = resolve_device(device)  # None: $ATTN_DEMOS_DEVICE, else cuda when there is one
+    if getattr(load_config(resolve(source)), "is_encoder_decoder", False):  # refused before any weight is read
+        raise BadInputError(
+            "view shows one stack's self-attention (encoder-only, decoder-only or vision models); for an "
+            "encoder-decoder use `attn-demos compare` or the Translation and Summarization tabs"
+        )
+    loaded = load_model(resolve(source), dtype=dtype, device=device, attn_implementation=attn_implementation)
+    sites = loaded.family.sites(loaded.model)
+    kind = sites[0].kind
+    count = len(sites)
+    if not layers and not rollout:
+        layers, rollout = (-1,), True
+    chosen = _chosen_layers(layers, count)
+    inputs, side, notices = _model_inputs(loaded, text, image)
+    length = len(side.tokens[0])
+    _check_budget(loaded, sites, chosen, rollout, length, budget_mb)
+
+    keep = [KeepLayer(kind, layer) for layer in chosen]
+    rolled = Rollout(kind, fusion) if rollout else None
+    reducers = keep + ([rolled] if rolled else [])
+    started = time.perf_counter()
+    with _progress_bar(sites, progress):
+        result = reduce_attention(loaded, inputs, side, reducers)
+    seconds = time.perf_counter() - started
+    return LongView(
+        model=source,
+        kind=kind,
+        tokens=side.tokens[0],
+        layers={r.layer: r.weights[0].float().cpu().numpy() for r in keep},  # (H, T, T) each
+        rollout=None if rolled is None else rolled.joint[0].float().cpu().numpy(),  # (T, T)
+        errors=result.errors[kind][0].numpy(),  # (L, H)
+        tolerance=tolerance_for(dtype),
+        notices=model_notices(loaded) + notices,
+        run={
+            "device": str(loaded.device),
+            "dtype": dtype,
+            "attn_implementation": attn_implementation,
+            "tokens": length,
+            "layers": count,
+            "seconds": round(seconds, 3),
+            "kept_mb": round(kept_bytes(loaded, sites, chosen, rollout, length) / 2**20, 1),
+        },
+    )
+
+
+def _chosen_layers(layers: tuple[int, ...], count: int) -> list[int]:
+    """Layer numbers from 0, in the order given, each once; -1 is the last."""
+    chosen = []
+    for layer in layers:
+        if not -count <= layer < count:
+            raise BadInputError(
+                f"layer {layer} does not exist: this model has {count} layers (0–{count - 1}, or -1 for the last)"
+            )
+        if layer % count not in chosen:
+            chosen.append(layer % count)
+    return chosen
+
+
+def _model_inputs(loaded: LoadedModel, text: str | None, image) -> tuple[dict, Side, list[str]]:
+    if loaded.family.vision:
+        if image is None:
+            raise BadInputError(f"{loaded.source} is a vision model: give an image, not a text")
+        pixels = pixel_values(loaded, [image]).to(loaded.dtype)  # (1, 3, H, W)
+        return {"pixel_values": pixels}, vision_side(loaded, 1), []
+    if text is None:
+        raise BadInputError(f"{loaded.source} reads text: give a text, not an image")
+    return tokenize_text(loaded, text, every_layer=False)
+
+
+def kept_bytes(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int) -> int:
+    """What the view keeps at its peak, in float32: each chosen layer's heads, and the rollout's maps."""
+    heads = sum(head_count(sites[layer].module, loaded.config) for layer in chosen)
+    return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * MAP_CELL_BYTES
+
+
+def _check_budget(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int, budget_mb) -> None:
+    budget = maps_budget_mb() if budget_mb is None else budget_mb
+    needed = kept_bytes(loaded, sites, chosen, rollout, length)
+    if needed > budget * 2**20:
+        per_token_squared = needed / length**2  # bytes
+        fits = math.isqrt(int(budget * 2**20 / per_token_squared))
+        raise BadInputError(
+            f"the maps this view keeps at {length:,} tokens take {needed / 2**20:,.0f} MB, over the {budget:g} MB "
+            f"budget ({MAPS_BUDGET_ENV} or --maps-budget-mb); fewer layers or about {fits:,} tokens would fit"
+        )
+
+
+@contextmanager
+def _progress_bar(sites: list, shown: bool):
+    """A bar that moves as each attention module runs (stderr), for a long pass in a terminal.
+    Its hooks are added and removed around the one pass: for the CLI, not for a model that
+    other threads run at the same time."""
+    if not shown:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(sites), desc="layers", unit="layer", leave=False)
+
+    def tick(*_) -> None:  # a forward hook that returned a value would replace the module's output
+        bar.update()
+
+    handles = [site.module.register_forward_hook(tick) for site in sites]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        bar.close()

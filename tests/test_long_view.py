@@ -1,0 +1,185 @@
+"""`attn-demos view`: a long input's chosen layers and rollout, one layer's maps in memory at a
+time, checked against the library's own eager maps (a second method) and refused clearly."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from attn_demos.adapters import verify
+from attn_demos.adapters.extract import forward_with_attention, vision_side
+from attn_demos.adapters.loading import load_model
+from attn_demos.cli import main
+from attn_demos.core.aggregate import rollout
+from attn_demos.errors import BadInputError
+from attn_demos.tasks import comparison
+from attn_demos.tasks.inputs import tokenize_text
+from attn_demos.tasks.long_view import view_long_input
+
+WORDS = "attention lets every token look at every other token and weigh what it finds".split()
+MINILM_LAYERS, MINILM_HEADS, MINILM_MAX = 6, 12, 512  # all-MiniLM-L6-v2's config
+
+
+def long_text(words: int) -> str:
+    return " ".join(WORDS[i % len(WORDS)] for i in range(words))
+
+
+def library_maps(folder, text: str) -> np.ndarray:
+    """(L, H, T, T): the library's own weights (eager), on the text as the view tokenizes it."""
+    eager = load_model(str(folder))
+    inputs, side, _ = tokenize_text(eager, text, every_layer=False)
+    return forward_with_attention(eager, inputs, side).maps[side_kind(eager)].weights[0].numpy()
+
+
+def side_kind(loaded) -> str:
+    return loaded.family.sites(loaded.model)[0].kind
+
+
+def test_kept_layers_and_rollout_equal_the_library_eager_maps(minilm_path):
+    text = long_text(300)
+    view = view_long_input(str(minilm_path), text, layers=(0, -1), rollout=True, attn_implementation="sdpa")
+    library = library_maps(minilm_path, text)  # (L, H, T, T)
+    assert sorted(view.layers) == [0, MINILM_LAYERS - 1]
+    for layer, weights in view.layers.items():
+        np.testing.assert_allclose(weights, library[layer], atol=1e-5)
+    np.testing.assert_allclose(view.rollout, rollout(library), atol=1e-5)
+    assert view.errors.shape == (MINILM_LAYERS, MINILM_HEADS) and view.ok
+    assert view.run["tokens"] == library.shape[-1] == len(view.tokens)
+
+
+def test_only_the_chosen_layers_are_built(minilm_path, monkeypatch):
+    """Without a rollout, the layers not asked for are checked without materialising weights."""
+    forms = []
+    original = verify.check_site
+
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
+        forms.append(form)
+        return original(site, terms, context, query_is_real, form)
+
+    monkeypatch.setattr(verify, "check_site", recorded)
+    view_long_input(str(minilm_path), long_text(50), layers=(1,))
+    assert forms == [None, verify.HEADS, None, None, None, None]
+
+
+def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, monkeypatch):
+    """With 40 MB for maps the tabs (every layer kept) read ~381 tokens; the view keeps one layer
+    and a rollout, 14 maps of 512² floats = 14 MB, so it reads the model's full 512."""
+    monkeypatch.setenv("ATTN_DEMOS_MAPS_BUDGET_MB", "40")
+    text = long_text(700)
+    tab_inputs, _, tab_notices = tokenize_text(load_model(str(minilm_path)), text)
+    assert tab_inputs["input_ids"].shape[1] < MINILM_MAX and "ATTN_DEMOS_MAPS_BUDGET_MB" in tab_notices[-1]
+    view = view_long_input(str(minilm_path), text, layers=(-1,), rollout=True)
+    assert view.run["tokens"] == MINILM_MAX
+    assert view.run["kept_mb"] == round((MINILM_HEADS + 2) * MINILM_MAX**2 * 4 / 2**20, 1) <= 40
+    assert any("model's limit" in notice for notice in view.notices)
+
+
+def test_a_view_over_the_budget_is_refused_in_one_line_with_what_fits(minilm_path):
+    with pytest.raises(BadInputError) as refused:
+        view_long_input(str(minilm_path), long_text(700), layers=(-1,), rollout=True, budget_mb=1)
+    message = str(refused.value)
+    assert "\n" not in message and "--maps-budget-mb" in message and "ATTN_DEMOS_MAPS_BUDGET_MB" in message
+    fits = int(re.search(r"about ([\d,]+) tokens would fit", message).group(1).replace(",", ""))
+    per_token_squared = (MINILM_HEADS + 2) * 4  # one layer's heads and the rollout's two maps, float32
+    assert per_token_squared * fits**2 <= 2**20 < per_token_squared * (fits + 1) ** 2
+
+
+def test_cli_writes_the_views_a_report_and_the_maps(minilm_path, tmp_path, capsys):
+    source = tmp_path / "long.txt"
+    source.write_text(long_text(900), encoding="utf-8")
+    out = tmp_path / "views"
+    code = main(
+        ["view", "--model", str(minilm_path), "--text-file", str(source), "--layer", "-1", "--rollout",
+         "--out", str(out), "--save-maps", "--json"]
+    )
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["layers_kept"] == [MINILM_LAYERS - 1] and report["rollout"]
+    assert len(report["tokens"]) == report["run"]["tokens"] == MINILM_MAX
+    assert np.array(report["relative_output_error"]).shape == (MINILM_LAYERS, MINILM_HEADS)
+    maps = np.load(out / "maps.npz")
+    assert maps[f"layer_{MINILM_LAYERS - 1}"].shape == (MINILM_HEADS, MINILM_MAX, MINILM_MAX)
+    np.testing.assert_allclose(maps["rollout"].sum(axis=-1), 1.0, atol=1e-4)  # a product of row-stochastic maps
+    assert list(maps["tokens"]) == report["tokens"]
+    from PIL import Image
+
+    for name in (f"layer_{MINILM_LAYERS - 1}", f"layer_{MINILM_LAYERS - 1}_heads", "rollout"):
+        with Image.open(out / f"{name}.png") as image:
+            assert image.width > 300 and image.height > 100
+
+
+def test_cli_summary_says_verified(minilm_path, capsys):
+    assert main(["view", "--model", str(minilm_path), "--text", "The cat sat on the mat."]) == 0
+    printed = capsys.readouterr().out
+    assert "VERIFIED" in printed and f"layer {MINILM_LAYERS - 1} (12," in printed and "rollout" in printed
+
+
+def test_a_wrong_recomputation_exits_1(minilm_path, monkeypatch, capsys):
+    """The control: heads 0 and 1 exchanged in the core's terms must fail the output check."""
+    original = verify.attention_terms
+
+    def swapped(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        order = [1, 0, *range(2, terms.q.shape[1])]
+        return replace(terms, q=terms.q[:, order], k=terms.k[:, order])
+
+    monkeypatch.setattr(verify, "attention_terms", swapped)
+    assert main(["view", "--model", str(minilm_path), "--text", "The cat sat on the mat.", "--layer", "0"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "fragment"),
+    [
+        (["--text", "a cat", "--layer", "6"], "layer 6 does not exist: this model has 6 layers"),
+        (["--text", "a cat", "--layer", "-7"], "layer -7 does not exist"),
+        (["--text", "   "], "is empty"),
+        (["--text-file", "/no/such/file.txt"], "cannot read it as UTF-8 text"),
+        (["--text", "a cat", "--maps-budget-mb", "0"], "--maps-budget-mb must be a positive number"),
+        (["--image", "/no/such/image.png"], "not a readable image"),
+    ],
+)
+def test_cli_bad_inputs_exit_2_in_one_line(minilm_path, capsys, arguments, fragment):
+    assert main(["view", "--model", str(minilm_path), *arguments]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("attn-demos view: ") and fragment in error
+
+
+def test_cli_wants_exactly_one_input(minilm_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["view", "--model", str(minilm_path), "--text", "a", "--image", "b.png"])
+    assert stopped.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_an_encoder_decoder_and_a_text_for_an_image_model_are_refused(checkpoints):
+    with pytest.raises(BadInputError, match="encoder-decoder"):
+        view_long_input(str(checkpoints["marian"]), "a cat")
+    with pytest.raises(BadInputError, match="vision model: give an image"):
+        view_long_input(str(checkpoints["vit"]), "a cat")
+
+
+def test_decoder_only_view_is_causal_and_equals_the_library(checkpoints):
+    text = long_text(40)
+    view = view_long_input(str(checkpoints["llama"]), text, layers=(-1,))
+    library = library_maps(checkpoints["llama"], text)  # (L, H, T, T)
+    weights = view.layers[library.shape[0] - 1]  # (H, T, T)
+    np.testing.assert_allclose(weights, library[-1], atol=1e-5)
+    assert np.all(np.triu(weights, k=1) == 0.0) and view.ok  # no token attends to a later one
+
+
+def test_vision_rollout_equals_the_library_rollout(checkpoints):
+    eager = load_model(str(checkpoints["vit"]))
+    image = comparison.test_pattern(eager)
+    pixels = comparison.pixel_values(eager, [image])
+    library = forward_with_attention(eager, {"pixel_values": pixels}, vision_side(eager, 1)).maps
+    weights = next(iter(library.values())).weights[0].numpy()  # (L, H, T, T)
+    view = view_long_input(str(checkpoints["vit"]), image=image, rollout=True)
+    patches = 1 + math.prod(d // eager.config.patch_size for d in (eager.config.image_size,) * 2)
+    assert view.rollout.shape == (patches, patches) and view.kind == "vision"
+    np.testing.assert_allclose(view.rollout, rollout(weights), atol=1e-5)
+    assert view.ok

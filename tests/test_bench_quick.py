@@ -26,6 +26,9 @@ EXPECTED = {
     "extract_recompute_ratio/minilm",
     "extract_recompute_ratio/distilbert",
     "extract_recompute_ratio/vit",
+    "sdpa_verify_ratio/minilm",
+    "sdpa_attention_share/minilm",
+    "sdpa_attention_share/vit",
     "core_attention_vs_sdpa",
     "tab_ratio/translate",
     "tab_ratio/answer",
@@ -73,6 +76,8 @@ def test_quick_benchmark_reports_every_metric(tmp_path):
             assert not rows & set(values), f"{family} is skipped but has numbers"
         else:
             assert rows <= set(values), f"{family}: neither rows nor a reason"
+    # A share of the forward is a fraction (time inside the fused kernel over the whole pass).
+    assert all(0 < values[f"sdpa_attention_share/{name}"] < 1 for name in ("minilm", "distilbert", "vit"))
     # The flow comparison agrees with scipy's integer solve to its resolution.
     details = {m["name"]: m["details"] for m in report["metrics"]}
     assert details["flow_speedup_vs_scipy/minilm_real"]["max_abs_difference"] < 1e-6

@@ -3,6 +3,9 @@ extraction with from-scratch recomputation, and the torch core against SDPA."""
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 
 from benchmark.models import decoder_only_models, image_inputs, side_of, text_inputs
@@ -75,7 +78,38 @@ def extraction(models, sizes: Sizes) -> list[Metric]:
         found.append(
             metric(f"sdpa_verify_ratio/{name}", result["ratio"], "×", at_most(FORWARD_GOAL), **size, **result)
         )
+        share = attention_share(loaded, inputs, sizes.repeats)
+        found.append(metric(f"sdpa_attention_share/{name}", share, "of the forward", None, **size))
     return found
+
+
+def attention_share(loaded, inputs, repeats: int) -> float:
+    """Median share of a plain sdpa forward spent inside scaled_dot_product_attention (the CPU
+    runs it synchronously). Recomputing every layer's attention to verify it costs about as much
+    again, so 1 + this share is the sdpa verification's floor."""
+    fused = torch.nn.functional.scaled_dot_product_attention
+    inside = [0.0]  # seconds spent in the fused kernel during the current forward
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fused(*args, **kwargs)
+        finally:
+            inside[0] += time.perf_counter() - start
+
+    plain = as_sdpa(loaded.model, lambda: loaded.model(**inputs))
+    plain()  # warm-up
+    shares = []
+    torch.nn.functional.scaled_dot_product_attention = timed  # transformers looks it up at each call
+    try:
+        for _ in range(repeats):
+            inside[0] = 0.0
+            start = time.perf_counter()
+            plain()
+            shares.append(inside[0] / (time.perf_counter() - start))
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = fused
+    return statistics.median(shares)
 
 
 def verification_pair(loaded, inputs):

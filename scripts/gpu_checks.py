@@ -187,11 +187,37 @@ def check_explorer_tab() -> str:
     )
 
 
+def check_view() -> str:
+    """`attn-demos view` on cuda in bfloat16 (sdpa, fused check for the layers not kept): every layer
+    verified within bfloat16's tolerance, and the kept layer and rollout equal the same view run on
+    the CPU in float32 within that tolerance (weights lie in [0, 1])."""
+    from attn_demos.adapters.precision import tolerance_for
+    from attn_demos.tasks.long_view import view_long_input
+
+    folder = model_folder("bert")
+    text = " ".join([TEXTS[1]] * 20)
+    on_gpu = view_long_input(folder, text, layers=(-1,), rollout=True, dtype="bfloat16", device="cuda")
+    on_cpu = view_long_input(folder, text, layers=(-1,), rollout=True, dtype="float32", device="cpu")
+    assert on_gpu.run["device"].startswith("cuda") and on_gpu.ok, on_gpu.errors.max()
+    tolerance = tolerance_for("bfloat16")
+    (layer, kept), = on_gpu.layers.items()
+    difference = max(float(abs(kept - on_cpu.layers[layer]).max()), float(abs(on_gpu.rollout - on_cpu.rollout).max()))
+    assert difference <= tolerance, f"bfloat16 on cuda vs float32 on cpu: {difference:.1e} > {tolerance:g}"
+    return (
+        f"view on cuda, bfloat16, {on_gpu.run['tokens']} tokens: worst relative output error "
+        f"{on_gpu.errors.max():.1e}; layer {layer} and rollout vs float32 on cpu max |Δ| {difference:.1e}"
+    )
+
+
 def named_checks() -> list[tuple[str, Callable[[], str], str]]:
     """(name, check, model whose absence skips it) for every check, in the order they run."""
     checks = [(f"{m}/{d}/{i}", functools.partial(check_case, m, d, i), m) for m, d, i in cases()]
     checks += [(f"kernel/{d}", functools.partial(check_kernel, d), "bert") for d in GPU_DTYPES]
-    return checks + [("control/swapped-heads", check_control, "bert"), ("tab/explorer-auto-sdpa", check_explorer_tab, "bert")]
+    return checks + [
+        ("control/swapped-heads", check_control, "bert"),
+        ("tab/explorer-auto-sdpa", check_explorer_tab, "bert"),
+        ("view/bfloat16", check_view, "bert"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,3 +44,10 @@ def test_cuda_explorer_tab_runs_on_sdpa_and_passes_its_check():
     if reason:
         pytest.skip(reason)
     gpu_checks.check_explorer_tab()
+
+
+def test_cuda_view_in_bfloat16_matches_the_cpu_view():
+    reason = gpu_checks.skip_reason("bert")
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_view()

@@ -175,6 +175,8 @@ def _run_compare(args) -> int:
         print("attn-demos compare: give --text or --dataset, not both", file=sys.stderr)
         return EXIT_USAGE
     resolve_device(args.device)  # a device torch cannot see is a one-line error before any loading
+    if args.out:
+        _output_folder(args.out)
     texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else args.text
     images = _open_images(args.image) if args.image else None
     rank, processes = _process_share()
@@ -217,6 +219,8 @@ def _run_view(args) -> int:
 
     if args.maps_budget_mb is not None and not args.maps_budget_mb > 0:
         raise BadInputError(f"--maps-budget-mb must be a positive number of megabytes, got {args.maps_budget_mb:g}")
+    if args.out:
+        _output_folder(args.out)
     text = args.text
     if args.text_file:
         try:
@@ -249,6 +253,16 @@ def _run_view(args) -> int:
         )
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if view.ok else EXIT_MISMATCH
+
+
+def _output_folder(folder: str) -> None:
+    """--out made before any model runs: a path that cannot be a folder is a one-line usage error."""
+    from attn_demos.errors import BadInputError
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadInputError(f"--out {folder}: cannot make a folder there ({error.strerror or type(error).__name__})") from None
 
 
 def _view_summary(view) -> str:

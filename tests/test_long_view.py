@@ -183,3 +183,16 @@ def test_vision_rollout_equals_the_library_rollout(checkpoints):
     assert view.rollout.shape == (patches, patches) and view.kind == "vision"
     np.testing.assert_allclose(view.rollout, rollout(weights), atol=1e-5)
     assert view.ok
+
+
+def test_an_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minilm_path, tmp_path, capsys):
+    """--out naming a file (or a path under one) is a usage error said in one line, found before
+    the model runs; it was a traceback after the whole run, with exit 1 (which means a mismatch)."""
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "views"):
+        code = main(["view", "--model", str(minilm_path), "--text", "a cat", "--out", str(out)])
+        printed = capsys.readouterr()
+        assert code == 2 and printed.out == ""  # nothing was run
+        assert printed.err.strip().splitlines()[-1].startswith(f"attn-demos view: --out {out}: ")
+    assert taken.read_text() == "not a folder"

@@ -196,3 +196,23 @@ def test_an_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minil
         assert code == 2 and printed.out == ""  # nothing was run
         assert printed.err.strip().splitlines()[-1].startswith(f"attn-demos view: --out {out}: ")
     assert taken.read_text() == "not a folder"
+
+
+def test_families_view_cannot_check_are_refused_before_loading_with_what_works(checkpoints, monkeypatch):
+    """ALBERT has no known output projection: view cannot check it on any kernel (it said "use
+    --attn-implementation eager" even with eager, after loading and starting the pass). Gemma 2 has
+    no sdpa kernel: view says to use eager (it passed on the library's load error, with a hint to
+    check the model id). Both are refused from the config, before any weight is read."""
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("attn_demos.tasks.long_view.load_model", no_loading)
+        for implementation in ("sdpa", "eager"):
+            with pytest.raises(BadInputError, match="'albert'.*no known output projection.*compare") as refused:
+                view_long_input(str(checkpoints["albert"]), "a cat", attn_implementation=implementation)
+            assert "--attn-implementation eager" not in str(refused.value)
+        with pytest.raises(BadInputError, match="'gemma2'.*no sdpa kernel.*--attn-implementation eager"):
+            view_long_input(str(checkpoints["gemma2"]), "a cat")
+    assert view_long_input(str(checkpoints["gemma2"]), "a cat", layers=(0,), attn_implementation="eager").ok

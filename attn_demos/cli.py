@@ -219,6 +219,8 @@ def _run_view(args) -> int:
 
     if args.maps_budget_mb is not None and not args.maps_budget_mb > 0:
         raise BadInputError(f"--maps-budget-mb must be a positive number of megabytes, got {args.maps_budget_mb:g}")
+    if args.save_maps and not args.out:
+        raise BadInputError("--save-maps writes into --out FOLDER: give one")
     if args.out:
         _output_folder(args.out)
     text = args.text

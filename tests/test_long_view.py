@@ -217,3 +217,19 @@ def test_families_view_cannot_check_are_refused_before_loading_with_what_works(c
         with pytest.raises(BadInputError, match="'gemma2'.*no sdpa kernel.*--attn-implementation eager"):
             view_long_input(str(checkpoints["gemma2"]), "a cat")
     assert view_long_input(str(checkpoints["gemma2"]), "a cat", layers=(0,), attn_implementation="eager").ok
+
+
+def test_the_budget_counts_float64_maps_at_eight_bytes(minilm_path):
+    """With --dtype float64 the kept maps are float64 until the end (the working dtype): 8 bytes a
+    cell, so a budget that holds them in float32 but not in float64 refuses."""
+    text = long_text(100)
+    single = view_long_input(str(minilm_path), text, layers=(0,), rollout=True)
+    length = single.run["tokens"]
+    in_float32, in_float64 = ((MINILM_HEADS + 2) * length**2 * size / 2**20 for size in (4, 8))
+    assert single.run["kept_mb"] == round(in_float32, 1)
+    double = view_long_input(str(minilm_path), text, layers=(0,), rollout=True, dtype="float64")
+    assert double.run["kept_mb"] == round(in_float64, 1)
+    with pytest.raises(BadInputError, match="over the"):
+        view_long_input(
+            str(minilm_path), text, layers=(0,), rollout=True, dtype="float64", budget_mb=(in_float32 + in_float64) / 2
+        )

@@ -21,11 +21,11 @@ from attn_demos.adapters.families import family_for, head_count
 from attn_demos.adapters.loading import LoadedModel, load_config, load_model
 from attn_demos.adapters.precision import resolve_device, tolerance_for
 from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
-from attn_demos.adapters.verify import OUTPUT_PROJECTION
+from attn_demos.adapters.verify import OUTPUT_PROJECTION, working_dtype
 from attn_demos.core.aggregate import FUSIONS
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.comparison import pixel_values
-from attn_demos.tasks.inputs import MAP_CELL_BYTES, MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
+from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
 from attn_demos.tasks.registry import model_notices, resolve, sdpa_checkable
 
 ROLLOUT_MAPS = 2  # a rollout holds its product so far and the newest layer's fused map
@@ -171,9 +171,11 @@ def _model_inputs(loaded: LoadedModel, text: str | None, image) -> tuple[dict, S
 
 
 def kept_bytes(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int) -> int:
-    """What the view keeps at its peak, in float32: each chosen layer's heads, and the rollout's maps."""
+    """What the view keeps at its peak, in the working dtype (float32 for half precision, float64
+    for float64): each chosen layer's heads, and the rollout's maps."""
     heads = sum(head_count(sites[layer].module, loaded.config) for layer in chosen)
-    return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * MAP_CELL_BYTES
+    cell_bytes = working_dtype(loaded.dtype).itemsize
+    return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * cell_bytes
 
 
 def _check_budget(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int, budget_mb) -> None:

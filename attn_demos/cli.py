@@ -279,8 +279,14 @@ def _view_summary(view) -> str:
     for layer, errors in enumerate(view.errors):  # (H,) each
         mark = "✓" if (errors <= view.tolerance).all() else "✗"
         lines.append(f"layer {layer:>3}  worst relative output error {errors.max():.2e} {mark}")
-    verdict = "VERIFIED" if view.ok else "MISMATCH"
-    lines.append(f"{verdict}: every head's weights·v reproduces its module's output within {view.tolerance:g}")
+    if view.ok:
+        lines.append(f"VERIFIED: every head's weights·v reproduces its module's output within {view.tolerance:g}")
+    else:
+        failing = int((~(view.errors <= view.tolerance)).sum())  # a NaN error fails
+        lines.append(
+            f"MISMATCH: {failing} of {view.errors.size} heads' weights·v do not reproduce their module's output "
+            f"within {view.tolerance:g}"
+        )
     return "\n".join(lines)
 
 

@@ -233,3 +233,20 @@ def test_the_budget_counts_float64_maps_at_eight_bytes(minilm_path):
         view_long_input(
             str(minilm_path), text, layers=(0,), rollout=True, dtype="float64", budget_mb=(in_float32 + in_float64) / 2
         )
+
+
+def test_the_mismatch_verdict_says_how_many_heads_failed(minilm_path, monkeypatch, capsys):
+    """Heads 0 and 1 exchanged in every layer's terms: 2 × 6 of the 72 heads fail, and the verdict
+    says so (it read "MISMATCH: every head's weights·v reproduces its module's output")."""
+    original = verify.attention_terms
+
+    def swapped(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        order = [1, 0, *range(2, terms.q.shape[1])]
+        return replace(terms, q=terms.q[:, order], k=terms.k[:, order])
+
+    monkeypatch.setattr(verify, "attention_terms", swapped)
+    assert main(["view", "--model", str(minilm_path), "--text", "The cat sat on the mat.", "--layer", "0"]) == 1
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    failing, total = 2 * MINILM_LAYERS, MINILM_LAYERS * MINILM_HEADS
+    assert verdict.startswith(f"MISMATCH: {failing} of {total} heads") and "every head" not in verdict

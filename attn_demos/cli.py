@@ -175,6 +175,8 @@ def _run_compare(args) -> int:
         print("attn-demos compare: give --text or --dataset, not both", file=sys.stderr)
         return EXIT_USAGE
     resolve_device(args.device)  # a device torch cannot see is a one-line error before any loading
+    if args.out:
+        _output_folder(args.out)
     texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else args.text
     images = _open_images(args.image) if args.image else None
     rank, processes = _process_share()
@@ -217,6 +219,10 @@ def _run_view(args) -> int:
 
     if args.maps_budget_mb is not None and not args.maps_budget_mb > 0:
         raise BadInputError(f"--maps-budget-mb must be a positive number of megabytes, got {args.maps_budget_mb:g}")
+    if args.save_maps and not args.out:
+        raise BadInputError("--save-maps writes into --out FOLDER: give one")
+    if args.out:
+        _output_folder(args.out)
     text = args.text
     if args.text_file:
         try:
@@ -251,6 +257,16 @@ def _run_view(args) -> int:
     return EXIT_OK if view.ok else EXIT_MISMATCH
 
 
+def _output_folder(folder: str) -> None:
+    """--out made before any model runs: a path that cannot be a folder is a one-line usage error."""
+    from attn_demos.errors import BadInputError
+
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BadInputError(f"--out {folder}: cannot make a folder there ({error.strerror or type(error).__name__})") from None
+
+
 def _view_summary(view) -> str:
     run = view.run
     lines = [f"model: {view.model}", *view.notices]
@@ -263,8 +279,14 @@ def _view_summary(view) -> str:
     for layer, errors in enumerate(view.errors):  # (H,) each
         mark = "✓" if (errors <= view.tolerance).all() else "✗"
         lines.append(f"layer {layer:>3}  worst relative output error {errors.max():.2e} {mark}")
-    verdict = "VERIFIED" if view.ok else "MISMATCH"
-    lines.append(f"{verdict}: every head's weights·v reproduces its module's output within {view.tolerance:g}")
+    if view.ok:
+        lines.append(f"VERIFIED: every head's weights·v reproduces its module's output within {view.tolerance:g}")
+    else:
+        failing = int((~(view.errors <= view.tolerance)).sum())  # a NaN error fails
+        lines.append(
+            f"MISMATCH: {failing} of {view.errors.size} heads' weights·v do not reproduce their module's output "
+            f"within {view.tolerance:g}"
+        )
     return "\n".join(lines)
 
 

@@ -415,3 +415,13 @@ def test_compare_json_is_valid_when_the_library_returns_nan(capsys, checkpoints)
     data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert code == 1 and data["ok"] is False
     assert any(r["max_abs_err"] is None for r in data["results"])  # NaN written as null
+
+
+def test_compare_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minilm_path, tmp_path, capsys):
+    """As for view: --out naming a file is a one-line usage error before the model runs (it was a
+    traceback after the run, exit 1)."""
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    code, out, err = run(capsys, "compare", "--model", str(minilm_path), "--text", "a cat", "--out", str(taken))
+    assert code == 2 and out == ""
+    assert err.strip().splitlines()[-1].startswith(f"attn-demos compare: --out {taken}: cannot make a folder there")

@@ -142,6 +142,7 @@ def test_a_wrong_recomputation_exits_1(minilm_path, monkeypatch, capsys):
         (["--text-file", "/no/such/file.txt"], "cannot read it as UTF-8 text"),
         (["--text", "a cat", "--maps-budget-mb", "0"], "--maps-budget-mb must be a positive number"),
         (["--image", "/no/such/image.png"], "not a readable image"),
+        (["--text", "a cat", "--save-maps"], "--save-maps writes into --out FOLDER: give one"),
     ],
 )
 def test_cli_bad_inputs_exit_2_in_one_line(minilm_path, capsys, arguments, fragment):
@@ -183,3 +184,69 @@ def test_vision_rollout_equals_the_library_rollout(checkpoints):
     assert view.rollout.shape == (patches, patches) and view.kind == "vision"
     np.testing.assert_allclose(view.rollout, rollout(weights), atol=1e-5)
     assert view.ok
+
+
+def test_an_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minilm_path, tmp_path, capsys):
+    """--out naming a file (or a path under one) is a usage error said in one line, found before
+    the model runs; it was a traceback after the whole run, with exit 1 (which means a mismatch)."""
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    for out in (taken, taken / "views"):
+        code = main(["view", "--model", str(minilm_path), "--text", "a cat", "--out", str(out)])
+        printed = capsys.readouterr()
+        assert code == 2 and printed.out == ""  # nothing was run
+        assert printed.err.strip().splitlines()[-1].startswith(f"attn-demos view: --out {out}: ")
+    assert taken.read_text() == "not a folder"
+
+
+def test_families_view_cannot_check_are_refused_before_loading_with_what_works(checkpoints, monkeypatch):
+    """ALBERT has no known output projection: view cannot check it on any kernel (it said "use
+    --attn-implementation eager" even with eager, after loading and starting the pass). Gemma 2 has
+    no sdpa kernel: view says to use eager (it passed on the library's load error, with a hint to
+    check the model id). Both are refused from the config, before any weight is read."""
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("attn_demos.tasks.long_view.load_model", no_loading)
+        for implementation in ("sdpa", "eager"):
+            with pytest.raises(BadInputError, match="'albert'.*no known output projection.*compare") as refused:
+                view_long_input(str(checkpoints["albert"]), "a cat", attn_implementation=implementation)
+            assert "--attn-implementation eager" not in str(refused.value)
+        with pytest.raises(BadInputError, match="'gemma2'.*no sdpa kernel.*--attn-implementation eager"):
+            view_long_input(str(checkpoints["gemma2"]), "a cat")
+    assert view_long_input(str(checkpoints["gemma2"]), "a cat", layers=(0,), attn_implementation="eager").ok
+
+
+def test_the_budget_counts_float64_maps_at_eight_bytes(minilm_path):
+    """With --dtype float64 the kept maps are float64 until the end (the working dtype): 8 bytes a
+    cell, so a budget that holds them in float32 but not in float64 refuses."""
+    text = long_text(100)
+    single = view_long_input(str(minilm_path), text, layers=(0,), rollout=True)
+    length = single.run["tokens"]
+    in_float32, in_float64 = ((MINILM_HEADS + 2) * length**2 * size / 2**20 for size in (4, 8))
+    assert single.run["kept_mb"] == round(in_float32, 1)
+    double = view_long_input(str(minilm_path), text, layers=(0,), rollout=True, dtype="float64")
+    assert double.run["kept_mb"] == round(in_float64, 1)
+    with pytest.raises(BadInputError, match="over the"):
+        view_long_input(
+            str(minilm_path), text, layers=(0,), rollout=True, dtype="float64", budget_mb=(in_float32 + in_float64) / 2
+        )
+
+
+def test_the_mismatch_verdict_says_how_many_heads_failed(minilm_path, monkeypatch, capsys):
+    """Heads 0 and 1 exchanged in every layer's terms: 2 × 6 of the 72 heads fail, and the verdict
+    says so (it read "MISMATCH: every head's weights·v reproduces its module's output")."""
+    original = verify.attention_terms
+
+    def swapped(*args, **kwargs):
+        terms = original(*args, **kwargs)
+        order = [1, 0, *range(2, terms.q.shape[1])]
+        return replace(terms, q=terms.q[:, order], k=terms.k[:, order])
+
+    monkeypatch.setattr(verify, "attention_terms", swapped)
+    assert main(["view", "--model", str(minilm_path), "--text", "The cat sat on the mat.", "--layer", "0"]) == 1
+    verdict = capsys.readouterr().out.strip().splitlines()[-1]
+    failing, total = 2 * MINILM_LAYERS, MINILM_LAYERS * MINILM_HEADS
+    assert verdict.startswith(f"MISMATCH: {failing} of {total} heads") and "every head" not in verdict

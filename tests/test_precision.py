@@ -452,3 +452,26 @@ def test_the_torch_check_reports_nan_on_a_real_row_and_ignores_padded_rows(monke
     size[1, 5] = 0.0  # the padded row is not looked at
     np.testing.assert_array_equal(check.magnitude.numpy(), np.nanmax(size, axis=(1, 3)))
     assert float(check.magnitude.max()) < 1e6
+
+
+@pytest.mark.parametrize("heads_at_once", ["all", "one"])
+def test_the_torch_check_attends_mixed_dtypes_in_the_working_dtype(monkeypatch, heads_at_once):
+    """q in float32 (a norm computed in float32) with k, v and the module's output in bfloat16:
+    every path attends in float32 and reproduces the output to bfloat16 rounding, as the
+    chunked path did before one-step sites used their terms as built."""
+    from attn_demos.adapters.recompute import AttentionTerms
+    from attn_demos.core.torch_attention import attention, merge_heads
+
+    if heads_at_once == "one":
+        monkeypatch.setattr(verify, "CHUNK_BYTES", 1)  # fewer bytes than one head: one head per step
+    generator = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 4, 6, 8, generator=generator)  # (B, H, T, d) float32
+    k, v = (torch.randn(1, 4, 6, 8, generator=generator).bfloat16() for _ in range(2))  # (B, H, T, d)
+    expected = attention(q.double(), k.double(), v.double())  # (B, H, T, d_v), (B, H, T, T): a second method
+    context = merge_heads(expected[0]).bfloat16()  # (B, T, H·d)
+
+    weights, check = verify.check_site(None, AttentionTerms(q=q, k=k, v=v, scale=None), context, None)
+
+    assert weights.dtype == torch.float32
+    torch.testing.assert_close(weights.double(), expected[1], atol=1e-5, rtol=0)
+    assert float(check.deviation.max()) <= 2**-8 * float(check.magnitude.max())  # bfloat16 rounding of the output

@@ -233,7 +233,7 @@ def check_site(
     for first in range(0, heads, per_chunk):
         chunk = slice(first, first + per_chunk)
         part = terms  # every head, already in the working dtype
-        if not (one_step and work == terms.q.dtype):
+        if not (one_step and work == terms.q.dtype == terms.k.dtype == terms.v.dtype):  # q's may differ (qk norm)
             part = replace(
                 terms,
                 q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)

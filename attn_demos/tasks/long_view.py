@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from attn_demos.adapters.extract import Side, vision_side
-from attn_demos.adapters.families import head_count
+from attn_demos.adapters.families import family_for, head_count
 from attn_demos.adapters.loading import LoadedModel, load_config, load_model
 from attn_demos.adapters.precision import resolve_device, tolerance_for
 from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
+from attn_demos.adapters.verify import OUTPUT_PROJECTION, working_dtype
 from attn_demos.core.aggregate import FUSIONS
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.comparison import pixel_values
-from attn_demos.tasks.inputs import MAP_CELL_BYTES, MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
-from attn_demos.tasks.registry import model_notices, resolve
+from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
+from attn_demos.tasks.registry import model_notices, resolve, sdpa_checkable
 
 ROLLOUT_MAPS = 2  # a rollout holds its product so far and the newest layer's fused map
 
@@ -86,11 +87,13 @@ def view_long_input(
     if fusion not in FUSIONS:
         raise BadInputError(f"unknown head fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     device = resolve_device(device)  # None: $ATTN_DEMOS_DEVICE, else cuda when there is one
-    if getattr(load_config(resolve(source)), "is_encoder_decoder", False):  # refused before any weight is read
+    config = load_config(resolve(source))  # what cannot be viewed is refused before any weight is read
+    if getattr(config, "is_encoder_decoder", False):
         raise BadInputError(
             "view shows one stack's self-attention (encoder-only, decoder-only or vision models); for an "
             "encoder-decoder use `attn-demos compare` or the Translation and Summarization tabs"
         )
+    _refuse_unverifiable(source, config, attn_implementation)
     loaded = load_model(resolve(source), dtype=dtype, device=device, attn_implementation=attn_implementation)
     sites = loaded.family.sites(loaded.model)
     kind = sites[0].kind
@@ -130,6 +133,19 @@ def view_long_input(
     )
 
 
+def _refuse_unverifiable(source: str, config, attn_implementation: str) -> None:
+    """View checks every layer by its module's output (on either kernel): a family without a known
+    output projection cannot be viewed, one without an sdpa kernel only on eager."""
+    family = family_for(config.model_type, config)
+    if family.name not in OUTPUT_PROJECTION:
+        raise BadInputError(
+            f"family {family.name!r} has no known output projection, so view cannot check its layers on any "
+            "kernel; use `attn-demos compare` or the tabs (eager, every layer's maps)"
+        )
+    if attn_implementation == "sdpa" and not sdpa_checkable(resolve(source)):
+        raise BadInputError(f"family {family.name!r} has no sdpa kernel in transformers; use --attn-implementation eager")
+
+
 def _chosen_layers(layers: tuple[int, ...], count: int) -> list[int]:
     """Layer numbers from 0, in the order given, each once; -1 is the last."""
     chosen = []
@@ -155,9 +171,11 @@ def _model_inputs(loaded: LoadedModel, text: str | None, image) -> tuple[dict, S
 
 
 def kept_bytes(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int) -> int:
-    """What the view keeps at its peak, in float32: each chosen layer's heads, and the rollout's maps."""
+    """What the view keeps at its peak, in the working dtype (float32 for half precision, float64
+    for float64): each chosen layer's heads, and the rollout's maps."""
     heads = sum(head_count(sites[layer].module, loaded.config) for layer in chosen)
-    return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * MAP_CELL_BYTES
+    cell_bytes = working_dtype(loaded.dtype).itemsize
+    return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * cell_bytes
 
 
 def _check_budget(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int, budget_mb) -> None:

@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         "--layer", type=int, action="append", default=[], help="keep this layer's maps (0 first, -1 last); repeat"
     )
     view.add_argument("--rollout", action="store_true", help="attention rollout over every layer")
-    view.add_argument("--fusion", choices=["mean", "max", "min"], default="mean", help="how the rollout fuses heads")
+    view.add_argument(
+        "--fusion", choices=["mean", "max", "min"], default=None, help="how the rollout fuses heads (default mean)"
+    )
     view.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
     _add_device_argument(view)
     view.add_argument(
@@ -221,6 +223,8 @@ def _run_view(args) -> int:
         raise BadInputError(f"--maps-budget-mb must be a positive number of megabytes, got {args.maps_budget_mb:g}")
     if args.save_maps and not args.out:
         raise BadInputError("--save-maps writes into --out FOLDER: give one")
+    if args.fusion and args.layer and not args.rollout:
+        raise BadInputError("--fusion says how --rollout fuses heads: add --rollout, or leave --fusion out")
     if args.out:
         _output_folder(args.out)
     text = args.text
@@ -236,7 +240,7 @@ def _run_view(args) -> int:
         image=image,
         layers=tuple(args.layer),
         rollout=args.rollout,
-        fusion=args.fusion,
+        fusion=args.fusion or "mean",
         dtype=args.dtype,
         device=args.device,
         attn_implementation=args.attn_implementation,

@@ -142,6 +142,7 @@ def test_a_wrong_recomputation_exits_1(minilm_path, monkeypatch, capsys):
         (["--text-file", "/no/such/file.txt"], "cannot read it as UTF-8 text"),
         (["--text", "a cat", "--maps-budget-mb", "0"], "--maps-budget-mb must be a positive number"),
         (["--image", "/no/such/image.png"], "not a readable image"),
+        (["--text", "a cat", "--layer", "0", "--fusion", "max"], "add --rollout, or leave --fusion out"),
         (["--text", "a cat", "--save-maps"], "--save-maps writes into --out FOLDER: give one"),
     ],
 )

@@ -26,7 +26,7 @@ from attn_demos.core.aggregate import FUSIONS
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.comparison import pixel_values
 from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
-from attn_demos.tasks.registry import model_notices, resolve, sdpa_checkable
+from attn_demos.tasks.registry import display_name, model_notices, resolve, sdpa_checkable
 
 ROLLOUT_MAPS = 2  # a rollout holds its product so far and the newest layer's fused map
 
@@ -162,11 +162,11 @@ def _chosen_layers(layers: tuple[int, ...], count: int) -> list[int]:
 def _model_inputs(loaded: LoadedModel, text: str | None, image) -> tuple[dict, Side, list[str]]:
     if loaded.family.vision:
         if image is None:
-            raise BadInputError(f"{loaded.source} is a vision model: give an image, not a text")
+            raise BadInputError(f"{display_name(loaded.source)} is a vision model: give an image, not a text")
         pixels = pixel_values(loaded, [image]).to(loaded.dtype)  # (1, 3, H, W)
         return {"pixel_values": pixels}, vision_side(loaded, 1), []
     if text is None:
-        raise BadInputError(f"{loaded.source} reads text: give a text, not an image")
+        raise BadInputError(f"{display_name(loaded.source)} reads text: give a text, not an image")
     return tokenize_text(loaded, text, every_layer=False)
 
 

@@ -179,7 +179,7 @@ def _run_compare(args) -> int:
     resolve_device(args.device)  # a device torch cannot see is a one-line error before any loading
     if args.out:
         _output_folder(args.out)
-    texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else args.text
+    texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else _decoded(args.text)
     images = _open_images(args.image) if args.image else None
     rank, processes = _process_share()
     options = CompareOptions(
@@ -292,6 +292,14 @@ def _view_summary(view) -> str:
             f"within {view.tolerance:g}"
         )
     return "\n".join(lines)
+
+
+def _decoded(texts: list[str] | None) -> list[str] | None:
+    """Command-line texts with bytes that were not UTF-8 (Python keeps them as lone surrogates,
+    which a tokenizer refuses with a TypeError) shown as U+FFFD."""
+    if texts is None:
+        return None
+    return [text.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for text in texts]
 
 
 def _process_share() -> tuple[int, int]:

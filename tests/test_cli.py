@@ -120,6 +120,16 @@ def test_compare_minilm_json(capsys, minilm_path):
     assert all(len(r["heads"]) == 12 for r in data["results"])
 
 
+def test_compare_text_with_bytes_that_are_not_utf8(capsys, minilm_path):
+    """A shell passes `$'caf\\xe9'` as bytes; Python keeps the stray byte as a lone surrogate, which
+    the tokenizer refused with a TypeError traceback. It is read as U+FFFD (the tokenizer's [UNK])."""
+    code, out, _ = run(capsys, "compare", "--model", str(minilm_path), "--text", "caf\udce9 au lait", "--json")
+    assert code == 0
+    data = json.loads(out)
+    clean = run(capsys, "compare", "--model", str(minilm_path), "--text", "caf\ufffd au lait", "--json")[1]
+    assert data["input_tokens"] == json.loads(clean)["input_tokens"]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_compare_every_tiny_family(capsys, checkpoints, family, dtype):

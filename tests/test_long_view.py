@@ -237,3 +237,20 @@ def test_a_wrong_recomputation_exits_1_and_says_how_many_heads_failed(minilm_pat
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     failing, total = 2 * MINILM_LAYERS, MINILM_LAYERS * MINILM_HEADS
     assert verdict.startswith(f"MISMATCH: {failing} of {total} heads") and "every head" not in verdict
+
+
+def test_the_progress_bar_leaves_no_hook_behind(minilm_path, monkeypatch, capsys):
+    """The bar's hooks live for one pass: on a model used again (as a cache would), each attention
+    module keeps only the hooks it had (the verification's own, installed once), and the same
+    view gives the same maps."""
+    from attn_demos.tasks import long_view
+
+    shared = load_model(str(minilm_path), attn_implementation="sdpa")
+    monkeypatch.setattr(long_view, "load_model", lambda *args, **kwargs: shared)
+    first = view_long_input(str(minilm_path), long_text(30), layers=(0,), progress=True)
+    modules = [site.module for site in shared.family.sites(shared.model)]
+    before = [len(module._forward_hooks) for module in modules]
+    second = view_long_input(str(minilm_path), long_text(30), layers=(0,), progress=True)
+    assert [len(module._forward_hooks) for module in modules] == before
+    np.testing.assert_array_equal(first.layers[0], second.layers[0])
+    assert "layers" in capsys.readouterr().err  # the bar was drawn on stderr

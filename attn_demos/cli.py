@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument(
         "--layer", type=int, action="append", default=[], help="keep this layer's maps (0 first, -1 last); repeat"
     )
+    view.add_argument(
+        "--head", type=int, action="append", default=[], help="also draw this head of each kept layer alone; repeat"
+    )
     view.add_argument("--rollout", action="store_true", help="attention rollout over every layer")
     view.add_argument(
         "--fusion", choices=["mean", "max", "min"], default=None, help="how the rollout fuses heads (default mean)"
@@ -239,6 +242,7 @@ def _run_view(args) -> int:
         text=text,
         image=image,
         layers=tuple(args.layer),
+        heads=tuple(args.head),
         rollout=args.rollout,
         fusion=args.fusion or "mean",
         dtype=args.dtype,
@@ -255,7 +259,7 @@ def _run_view(args) -> int:
         print(_view_summary(view))
     if args.out:
         paths = write_view_files(
-            args.out, view.kind, view.tokens, view.layers, view.rollout, view.report(), save_maps=args.save_maps
+            args.out, view.kind, view.tokens, view.layers, view.rollout, view.report(), args.save_maps, view.heads
         )
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if view.ok else EXIT_MISMATCH

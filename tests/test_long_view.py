@@ -129,6 +129,8 @@ def test_cli_summary_says_verified(minilm_path, capsys):
         (["--text", "a cat", "--maps-budget-mb", "0"], "--maps-budget-mb must be a positive number"),
         (["--image", "/no/such/image.png"], "not a readable image"),
         (["--text", "a cat", "--layer", "0", "--fusion", "max"], "add --rollout, or leave --fusion out"),
+        (["--text", "a cat", "--head", "12"], "head 12 does not exist: this model's layers have 12 heads (0–11"),
+        (["--text", "a cat", "--rollout", "--head", "0"], "heads are shown of the kept layers: keep a layer too"),
         (["--text", "a cat", "--save-maps"], "--save-maps writes into --out FOLDER: give one"),
     ],
 )
@@ -254,3 +256,16 @@ def test_the_progress_bar_leaves_no_hook_behind(minilm_path, monkeypatch, capsys
     assert [len(module._forward_hooks) for module in modules] == before
     np.testing.assert_array_equal(first.layers[0], second.layers[0])
     assert "layers" in capsys.readouterr().err  # the bar was drawn on stderr
+
+
+def test_cli_draws_chosen_heads_of_each_kept_layer(minilm_path, tmp_path, capsys):
+    out = tmp_path / "views"
+    arguments = ["view", "--model", str(minilm_path), "--text", "The cat sat on the mat.", "--layer", "0",
+                 "--layer", "-1", "--head", "3", "--head", "-1", "--head", "3", "--out", str(out), "--json"]
+    assert main(arguments) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["heads_shown"] == [3, MINILM_HEADS - 1]  # -1 is the last head; a repeat is drawn once
+    drawn = sorted(path.name for path in out.glob("layer_*_head_*.png"))
+    assert drawn == sorted(
+        f"layer_{layer}_head_{head}.png" for layer in (0, MINILM_LAYERS - 1) for head in (3, MINILM_HEADS - 1)
+    )

@@ -42,6 +42,7 @@ class LongView:
     rollout: np.ndarray | None  # (T, T)
     errors: np.ndarray  # (L, H): each head's relative output error
     tolerance: float
+    heads: list[int] = field(default_factory=list)  # heads to show one by one, of each kept layer
     notices: list[str] = field(default_factory=list)
     run: dict = field(default_factory=dict)  # device, dtype, attn_implementation, seconds, kept_mb
 
@@ -59,6 +60,7 @@ class LongView:
             "max_relative_output_error": float(np.max(self.errors)),
             "relative_output_error": self.errors,  # (L, H)
             "layers_kept": sorted(self.layers),
+            "heads_shown": self.heads,
             "rollout": self.rollout is not None,
             "run": self.run,
             "notices": self.notices,
@@ -71,6 +73,7 @@ def view_long_input(
     text: str | None = None,
     image=None,
     layers: tuple[int, ...] = (),
+    heads: tuple[int, ...] = (),
     rollout: bool = False,
     fusion: str = "mean",
     dtype: str = "float32",
@@ -81,7 +84,8 @@ def view_long_input(
 ) -> LongView:
     """Run `source` once on `text` (or a PIL `image`) and keep `layers` (negative: from the end)
     and, with `rollout`, the rollout over heads fused by `fusion`; none asked: the last layer and
-    the rollout. What is kept must fit `budget_mb` (default $ATTN_DEMOS_MAPS_BUDGET_MB)."""
+    the rollout. `heads` names heads of the kept layers to show one by one (checked before the
+    pass). What is kept must fit `budget_mb` (default $ATTN_DEMOS_MAPS_BUDGET_MB)."""
     if (text is None) == (image is None):
         raise BadInputError("give a text or an image")
     if fusion not in FUSIONS:
@@ -100,7 +104,11 @@ def view_long_input(
     count = len(sites)
     if not layers and not rollout:
         layers, rollout = (-1,), True
-    chosen = _chosen_layers(layers, count)
+    chosen = _chosen(layers, count, "layer", f"this model has {count} layers")
+    if heads and not chosen:
+        raise BadInputError("heads are shown of the kept layers: keep a layer too")
+    per_layer = head_count(sites[chosen[0]].module, loaded.config) if chosen else 0
+    shown = _chosen(heads, per_layer, "head", f"this model's layers have {per_layer} heads")
     inputs, side, notices = _model_inputs(loaded, text, image)
     length = len(side.tokens[0])
     _check_budget(loaded, sites, chosen, rollout, length, budget_mb)
@@ -118,6 +126,7 @@ def view_long_input(
         tokens=side.tokens[0],
         layers={r.layer: r.weights[0].float().cpu().numpy() for r in keep},  # (H, T, T) each
         rollout=None if rolled is None else rolled.joint[0].float().cpu().numpy(),  # (T, T)
+        heads=shown,
         errors=result.errors[kind][0].numpy(),  # (L, H)
         tolerance=tolerance_for(dtype),
         notices=model_notices(loaded) + notices,
@@ -146,16 +155,14 @@ def _refuse_unverifiable(source: str, config, attn_implementation: str) -> None:
         raise BadInputError(f"family {family.name!r} has no sdpa kernel in transformers; use --attn-implementation eager")
 
 
-def _chosen_layers(layers: tuple[int, ...], count: int) -> list[int]:
-    """Layer numbers from 0, in the order given, each once; -1 is the last."""
+def _chosen(numbers: tuple[int, ...], count: int, noun: str, there: str) -> list[int]:
+    """Layer or head numbers from 0, in the order given, each once; -1 is the last of `count`."""
     chosen = []
-    for layer in layers:
-        if not -count <= layer < count:
-            raise BadInputError(
-                f"layer {layer} does not exist: this model has {count} layers (0–{count - 1}, or -1 for the last)"
-            )
-        if layer % count not in chosen:
-            chosen.append(layer % count)
+    for number in numbers:
+        if not -count <= number < count:
+            raise BadInputError(f"{noun} {number} does not exist: {there} (0–{count - 1}, or -1 for the last)")
+        if number % count not in chosen:
+            chosen.append(number % count)
     return chosen
 
 

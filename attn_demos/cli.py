@@ -52,11 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=None, help="max |Δ| allowed (default from the dtype: float32/float64 1e-5)"
     )
     _add_device_argument(compare)
-    compare.add_argument(
-        "--attn-implementation",
-        choices=["eager", "sdpa"],
-        default="eager",
-        help="eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output",
+    _add_implementation_argument(
+        compare, "eager", "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
     )
     compare.add_argument("--num-beams", type=int, default=4, help="beam width for encoder-decoders (1 = greedy)")
     compare.add_argument("--max-new-tokens", type=int, default=20)
@@ -86,11 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     view.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
     _add_device_argument(view)
-    view.add_argument(
-        "--attn-implementation",
-        choices=["eager", "sdpa"],
-        default="sdpa",
-        help="the model's attention kernel; either way the core's weights are verified by each module's output",
+    _add_implementation_argument(
+        view, "sdpa", "the model's attention kernel; either way the core's weights are verified by each module's output"
     )
     view.add_argument(
         "--maps-budget-mb",
@@ -138,6 +132,10 @@ def _add_device_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="where the model runs (default $ATTN_DEMOS_DEVICE, else auto: cuda when available)",
     )
+
+
+def _add_implementation_argument(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    parser.add_argument("--attn-implementation", choices=["eager", "sdpa"], default=default, help=help)
 
 
 def _run_basics(args) -> int:
@@ -251,15 +249,16 @@ def _run_view(args) -> int:
         budget_mb=args.maps_budget_mb,
         progress=not args.json,
     )
+    report = view.report()
     if args.json:
         from attn_demos.render.export import to_jsonable
 
-        print(json.dumps(to_jsonable(view.report()), allow_nan=False))
+        print(json.dumps(to_jsonable(report), allow_nan=False))
     else:
         print(_view_summary(view))
     if args.out:
         paths = write_view_files(
-            args.out, view.kind, view.tokens, view.layers, view.rollout, view.report(), args.save_maps, view.heads
+            args.out, view.kind, view.tokens, view.layers, view.rollout, report, args.save_maps, view.heads
         )
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if view.ok else EXIT_MISMATCH

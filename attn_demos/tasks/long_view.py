@@ -91,14 +91,15 @@ def view_long_input(
     if fusion not in FUSIONS:
         raise BadInputError(f"unknown head fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
     device = resolve_device(device)  # None: $ATTN_DEMOS_DEVICE, else cuda when there is one
-    config = load_config(resolve(source))  # what cannot be viewed is refused before any weight is read
+    resolved = resolve(source)  # a Hub id or folder; the embedded MiniLM's name -> its folder
+    config = load_config(resolved)  # what cannot be viewed is refused before any weight is read
     if getattr(config, "is_encoder_decoder", False):
         raise BadInputError(
             "view shows one stack's self-attention (encoder-only, decoder-only or vision models); for an "
             "encoder-decoder use `attn-demos compare` or the Translation and Summarization tabs"
         )
-    _refuse_unverifiable(source, config, attn_implementation)
-    loaded = load_model(resolve(source), dtype=dtype, device=device, attn_implementation=attn_implementation)
+    _refuse_unverifiable(resolved, config, attn_implementation)
+    loaded = load_model(resolved, dtype=dtype, device=device, attn_implementation=attn_implementation)
     sites = loaded.family.sites(loaded.model)
     kind = sites[0].kind
     count = len(sites)
@@ -142,7 +143,7 @@ def view_long_input(
     )
 
 
-def _refuse_unverifiable(source: str, config, attn_implementation: str) -> None:
+def _refuse_unverifiable(resolved: str, config, attn_implementation: str) -> None:
     """View checks every layer by its module's output (on either kernel): a family without a known
     output projection cannot be viewed, one without an sdpa kernel only on eager."""
     family = family_for(config.model_type, config)
@@ -151,7 +152,7 @@ def _refuse_unverifiable(source: str, config, attn_implementation: str) -> None:
             f"family {family.name!r} has no known output projection, so view cannot check its layers on any "
             "kernel; use `attn-demos compare` or the tabs (eager, every layer's maps)"
         )
-    if attn_implementation == "sdpa" and not sdpa_checkable(resolve(source)):
+    if attn_implementation == "sdpa" and not sdpa_checkable(resolved):
         raise BadInputError(f"family {family.name!r} has no sdpa kernel in transformers; use --attn-implementation eager")
 
 

@@ -83,3 +83,20 @@ def app_server(checkpoints):
 
     with running_app({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}) as served:
         yield served
+
+
+@pytest.fixture
+def site_forms(monkeypatch) -> list:
+    """(site, form) of every check_site call in the test, in order: which form of each site's
+    weights a verified pass built (verify.HEADS, a fusion, or None for none)."""
+    from attn_demos.adapters import verify
+
+    calls = []
+    original = verify.check_site
+
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
+        calls.append((site, form))
+        return original(site, terms, context, query_is_real, form)
+
+    monkeypatch.setattr(verify, "check_site", recorded)
+    return calls

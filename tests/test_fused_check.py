@@ -185,7 +185,7 @@ def test_swapped_heads_fail_through_the_kernel(checkpoints, through_the_kernel, 
     assert through_the_kernel
 
 
-def test_only_the_layer_a_view_wants_materialises_weights(checkpoints, through_the_kernel, monkeypatch):
+def test_only_the_layer_a_view_wants_materialises_weights(checkpoints, through_the_kernel, site_forms):
     """KeepLayer(encoder, 1): that site's weights are built (torch path), every other site is
     checked by the kernel; the kept layer equals the one from a pass that keeps everything."""
     from test_precision import TEXTS, tokenize
@@ -194,17 +194,10 @@ def test_only_the_layer_a_view_wants_materialises_weights(checkpoints, through_t
 
     loaded = loaded_model(checkpoints, "bert", implementation="sdpa")
     inputs, source = tokenize(loaded, TEXTS)
-    built = []
-    original = verify.check_site
-
-    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
-        built.append((site.layer, form))
-        return original(site, terms, context, query_is_real, form)
-
-    monkeypatch.setattr(verify, "check_site", recorded)
     view = KeepLayer("encoder", 1)
     result = reduce_attention(loaded, inputs, source, [view])
     layers = loaded.config.num_hidden_layers
+    built = [(site.layer, form) for site, form in site_forms]
     assert built == [(layer, verify.HEADS if layer == 1 else None) for layer in range(layers)]
     assert len(through_the_kernel) == layers - 1
     everything = verify.forward_with_verification(loaded, inputs, source)

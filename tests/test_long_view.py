@@ -52,18 +52,10 @@ def test_kept_layers_and_rollout_equal_the_library_eager_maps(minilm_path):
     assert view.run["tokens"] == library.shape[-1] == len(view.tokens)
 
 
-def test_only_the_chosen_layers_are_built(minilm_path, monkeypatch):
+def test_only_the_chosen_layers_are_built(minilm_path, site_forms):
     """Without a rollout, the layers not asked for are checked without materialising weights."""
-    forms = []
-    original = verify.check_site
-
-    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
-        forms.append(form)
-        return original(site, terms, context, query_is_real, form)
-
-    monkeypatch.setattr(verify, "check_site", recorded)
     view_long_input(str(minilm_path), long_text(50), layers=(1,))
-    assert forms == [None, verify.HEADS, None, None, None, None]
+    assert [form for _, form in site_forms] == [None, verify.HEADS, None, None, None, None]
 
 
 def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, monkeypatch):

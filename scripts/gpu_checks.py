@@ -93,38 +93,47 @@ def check_case(model: str, dtype: str, implementation: str) -> str:
     return summary
 
 
-KERNEL_SHAPE = (4, 12, 300, 300, 64)  # B, H, Tq, Tk, d: several blocks of rows and keys, padding inside
+# B, H, Tq, Tk, d of the kernel checks: "padded", partial blocks with key padding and a bias;
+# "full", blocks filled exactly with every key allowed (the kernel's fast path: BERT at 512 tokens)
+KERNEL_SHAPES = {"padded": (4, 12, 300, 300, 64), "full": (2, 12, 512, 512, 64)}
 KERNEL_SLACK = 2e-6  # float32 rounding; half precision adds ≤ half an ulp × max |v| (fused_check.SPLIT_PROBABILITIES)
 
 
-def check_kernel(dtype: str) -> str:
+def check_kernel(dtype: str, shape: str = "padded") -> str:
     """The fused check kernel on cuda (its compiled tensor-core path) against the core's attention
     in float64: it must report the rounding of a correct output and catch one perturbed value."""
     from attn_demos.adapters.precision import DTYPES
-    from attn_demos.core.fused_check import fused_check, fused_check_available
+    from attn_demos.core.fused_check import fused_check, fused_check_available, launch_plan
     from attn_demos.core.torch_attention import attention, merge_heads
 
-    batch, heads, q_len, k_len, d = KERNEL_SHAPE
+    batch, heads, q_len, k_len, d = KERNEL_SHAPES[shape]
     torch_dtype = DTYPES[dtype]
     assert fused_check_available(torch.device("cuda"), torch_dtype), "triton is missing: no fused kernel on this GPU"
+    plan = launch_plan(q_len, k_len, d, d, masked=shape == "padded")
+    assert plan.filtered == (shape == "padded"), f"the {shape} shape misses its kernel path"
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(batch, heads, n, d, generator=generator) for n in (q_len, k_len, k_len))
-    mask = torch.rand(batch, 1, 1, k_len, generator=generator) > 0.2  # (B, 1, 1, Tk)
-    bias = torch.randn(1, heads, q_len, k_len, generator=generator)  # (1, H, Tq, Tk)
+    mask, bias = None, None
+    if shape == "padded":
+        mask = torch.rand(batch, 1, 1, k_len, generator=generator) > 0.2  # (B, 1, 1, Tk)
+        bias = torch.randn(1, heads, q_len, k_len, generator=generator)  # (1, H, Tq, Tk)
     q, k, v = (x.to(torch_dtype) for x in (q, k, v))
-    exact = merge_heads(attention(q.double(), k.double(), v.double(), mask=mask, bias=bias.double(), scale=0.125)[0])
+    exact = merge_heads(attention(
+        q.double(), k.double(), v.double(), mask=mask, bias=None if bias is None else bias.double(), scale=0.125
+    )[0])  # (B, Tq, H·d)
     given = exact.to(torch_dtype)  # (B, Tq, H·d)
-    given[2, 250, 5 * d + 3] += 0.25  # example 2, head 5
+    given[1, 250, 5 * d + 3] += 0.25  # example 1, head 5
     on = {"device": "cuda"}
     deviation, _ = fused_check(
-        q.to(**on), k.to(**on), v.to(**on), given.to(**on), 0.125, bias=bias.to(**on), mask=mask.to(**on)
+        q.to(**on), k.to(**on), v.to(**on), given.to(**on), 0.125,
+        bias=None if bias is None else bias.to(**on), mask=None if mask is None else mask.to(**on),
     )
     expected = (exact - given.double()).abs().view(batch, q_len, heads, d).amax(dim=(1, 3))  # (B, H)
     off = float((deviation.cpu().double() - expected).abs().max())
     allowed = KERNEL_SLACK + (torch.finfo(torch_dtype).eps / 2 * float(v.abs().max()) if torch_dtype != torch.float32 else 0)
     assert off <= allowed, f"kernel deviation differs from float64 by {off:.2e} (allowed {allowed:.1e})"
-    assert float(deviation[2, 5]) > 0.2, "the perturbed value was not caught"
-    return f"deviation = float64's to {off:.1e} (allowed {allowed:.1e}); perturbed head caught ({float(deviation[2, 5]):.3f})"
+    assert float(deviation[1, 5]) > 0.2, "the perturbed value was not caught"
+    return f"{shape}: deviation = float64's to {off:.1e} (allowed {allowed:.1e}); perturbed head caught ({float(deviation[1, 5]):.3f})"
 
 
 def check_control() -> str:
@@ -212,7 +221,7 @@ def check_view() -> str:
 def named_checks() -> list[tuple[str, Callable[[], str], str]]:
     """(name, check, model whose absence skips it) for every check, in the order they run."""
     checks = [(f"{m}/{d}/{i}", functools.partial(check_case, m, d, i), m) for m, d, i in cases()]
-    checks += [(f"kernel/{d}", functools.partial(check_kernel, d), "bert") for d in GPU_DTYPES]
+    checks += [(f"kernel/{d}/{s}", functools.partial(check_kernel, d, s), "bert") for d in GPU_DTYPES for s in KERNEL_SHAPES]
     return checks + [
         ("control/swapped-heads", check_control, "bert"),
         ("tab/explorer-auto-sdpa", check_explorer_tab, "bert"),

@@ -24,7 +24,11 @@ pytestmark = pytest.mark.skipif(
 BATCH, HEADS, Q_LEN, K_LEN, HEAD_DIM = 2, 3, 70, 90, 8  # lengths that are not multiples of a block
 SCALE = 0.3
 PERTURBATION = 0.25  # added to one output value: the kernel must report exactly this deviation there
-CASES = ("plain", "padding", "bias", "softcap", "window", "window_fewer_queries", "row_without_keys", "strided")
+CASES = ("plain", "padding", "bias", "softcap", "window", "window_fewer_queries", "row_without_keys", "strided",
+         "even", "even_padding")
+# (Tq, Tk, d) of the cases whose lengths and head size fill the interpreter's blocks exactly: the kernel
+# then loads without bounds (and, with no mask, filters nothing): its fast path, as BERT at 512 tokens
+EVEN_SHAPE = (128, 128, 16)
 SPLIT_SLACK = 1e-4  # half precision with the probabilities split in two parts: ~16 bits
 FLOAT32_SLACK = 2e-6
 
@@ -41,11 +45,14 @@ def case_inputs(case: str, dtype: torch.dtype):
     """q, k, v (B, H, T, d) in dtype and the keyword arguments of one case."""
     generator = torch.Generator().manual_seed(CASES.index(case))
     k_len = Q_LEN if case == "window" else K_LEN  # window_fewer_queries: the last Tq of Tk positions
-    q, k, v = (torch.randn(BATCH, HEADS, n, HEAD_DIM, generator=generator) for n in (Q_LEN, k_len, k_len))
+    q_len, head_dim = Q_LEN, HEAD_DIM
+    if case.startswith("even"):
+        q_len, k_len, head_dim = EVEN_SHAPE
+    q, k, v = (torch.randn(BATCH, HEADS, n, head_dim, generator=generator) for n in (q_len, k_len, k_len))
     options = {}
-    if case == "padding":  # 1/0 flags as a tokenizer gives them, not bools
+    if case in ("padding", "even_padding"):  # 1/0 flags as a tokenizer gives them, not bools
         options["mask"] = (torch.rand(BATCH, 1, 1, k_len, generator=generator) > 0.3).long()  # (B, 1, 1, Tk)
-        options["query_is_real"] = (torch.rand(BATCH, Q_LEN, generator=generator) > 0.2).long()  # (B, Tq)
+        options["query_is_real"] = (torch.rand(BATCH, q_len, generator=generator) > 0.2).long()  # (B, Tq)
     if case == "bias":
         options["bias"] = torch.randn(1, HEADS, Q_LEN, k_len, generator=generator)  # (1, H, Tq, Tk)
     if case == "softcap":
@@ -84,18 +91,22 @@ PRECISIONS = [(torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, 
 def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype, split, monkeypatch):
     monkeypatch.setattr(fused, "SPLIT_PROBABILITIES", split)
     q, k, v, options = case_inputs(case, dtype)
+    q_len, head_dim = q.shape[2], q.shape[3]
+    plan = fused.launch_plan(q_len, k.shape[2], head_dim, head_dim, masked="mask" in options or "window" in options)
+    assert plan.even == case.startswith("even")  # each case takes the path it is named for
+    assert plan.filtered == (case != "even")
     exact = float64_output(q, k, v, options)  # (B, Tq, H·d)
     given = exact.to(dtype).clone()  # what a model would return: the exact output, rounded
-    given[1, 4, 2 * HEAD_DIM + 1] += PERTURBATION  # example 1, head 2 is off by 0.25 on one value
-    real = options.get("query_is_real", torch.ones(BATCH, Q_LEN, dtype=torch.bool)).bool()
+    given[1, 4, 2 * head_dim + 1] += PERTURBATION  # example 1, head 2 is off by 0.25 on one value
+    real = options.get("query_is_real", torch.ones(BATCH, q_len, dtype=torch.bool)).bool()
     if not real[1, 4]:
         real[1, 4] = True
         options["query_is_real"] = real
 
     deviation, magnitude = fused.fused_check(q, k, v, given, SCALE, **options)
 
-    difference = (exact - given.double()).abs().view(BATCH, Q_LEN, HEADS, HEAD_DIM)  # (B, Tq, H, d)
-    size = given.double().abs().view(BATCH, Q_LEN, HEADS, HEAD_DIM)
+    difference = (exact - given.double()).abs().view(BATCH, q_len, HEADS, head_dim)  # (B, Tq, H, d)
+    size = given.double().abs().view(BATCH, q_len, HEADS, head_dim)
     keep = real[:, :, None, None]
     expected_deviation = difference.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
     expected_magnitude = size.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)

@@ -24,12 +24,13 @@ def test_cuda_matches_within_the_dtype_tolerance(model, dtype, implementation):
     gpu_checks.check_case(model, dtype, implementation)
 
 
+@pytest.mark.parametrize("shape", gpu_checks.KERNEL_SHAPES)
 @pytest.mark.parametrize("dtype", gpu_checks.GPU_DTYPES)
-def test_cuda_fused_kernel_against_float64(dtype):
+def test_cuda_fused_kernel_against_float64(dtype, shape):
     reason = gpu_checks.skip_reason("bert")
     if reason:
         pytest.skip(reason)
-    gpu_checks.check_kernel(dtype)
+    gpu_checks.check_kernel(dtype, shape)
 
 
 def test_cuda_control_swapped_heads_fail():

@@ -19,6 +19,7 @@ under TRITON_INTERPRET=1 (slowly: that is how the tests check it without a GPU).
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import torch
 
@@ -29,10 +30,11 @@ except ImportError:  # CPU machines without triton: callers use the torch path
     triton = None
 
 # Launch configurations, (query rows per program, keys per step, warps, pipeline stages), from
-# scripts/kernel_sweep.py on an H200 (bfloat16, 12 heads of 64): the fastest at 512 and at 197 tokens.
+# scripts/kernel_sweep.py on an H200 (bfloat16, 12 heads of 64): with a key mask, LONG_CONFIG was the
+# fastest at 512 tokens; with every key allowed (no mask: the fast path), SHORT_CONFIG at 512 and 197.
 LONG_CONFIG = (128, 64, 8, 2)
 SHORT_CONFIG = (64, 64, 4, 3)
-LONG_QUERIES = 256  # from this many query rows on, LONG_CONFIG
+LONG_QUERIES = 256  # from this many query rows on, masked attention takes LONG_CONFIG
 LONG_HEAD_DIM = 64  # ... for heads up to this size (larger heads: SHORT_CONFIG's smaller blocks fit on chip)
 CONFIG: tuple[int, int, int, int] | None = None  # set to force one configuration (the sweep does)
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
@@ -104,10 +106,8 @@ def fused_check(
     bias_view = bias if bias is not None else q  # (B, H, Tq, Tk)
     mask_view = mask.view(torch.uint8).expand(full) if mask is not None else q  # (B, H, Tq, Tk), no copy
     rows = query_is_real.view(torch.uint8) if query_is_real is not None else q  # (B, Tq)
-    block_d = max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim))
-    long = q_len >= LONG_QUERIES and block_d <= LONG_HEAD_DIM
-    block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if long else SHORT_CONFIG)
-    blocks = triton.cdiv(q_len, block_m)
+    plan = launch_plan(q_len, k_len, head_dim, v_dim, masked=mask is not None or window is not None)
+    blocks = triton.cdiv(q_len, plan.block_m)
     # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
     maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
     _check_kernel[(blocks, batch * heads)](
@@ -124,18 +124,44 @@ def fused_check(
         HAS_ROWS=query_is_real is not None,
         HAS_SOFTCAP=softcap is not None,
         HAS_WINDOW=window is not None,
+        EVEN=plan.even,
+        FILTER=plan.filtered,
         HALF=q.dtype != torch.float32,
         SPLIT=SPLIT_PROBABILITIES,
         UPCAST=interpreting(),
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
-        BLOCK_D=block_d,
-        BLOCK_DV=max(MIN_DOT_SIZE, triton.next_power_of_2(v_dim)),
-        num_warps=warps,
-        num_stages=stages,
+        BLOCK_M=plan.block_m,
+        BLOCK_N=plan.block_n,
+        BLOCK_D=plan.block_d,
+        BLOCK_DV=plan.block_dv,
+        num_warps=plan.warps,
+        num_stages=plan.stages,
     )
     deviation, magnitude = maxima.view(torch.float32)  # (B, H) each
     return deviation, magnitude
+
+
+class LaunchPlan(NamedTuple):
+    """Block sizes and launch settings of one call; even: every block lies inside the operands."""
+
+    block_m: int  # query rows per program
+    block_n: int  # keys per step
+    block_d: int  # q and k columns, a power of two ≥ MIN_DOT_SIZE
+    block_dv: int  # v columns, likewise
+    warps: int
+    stages: int
+    even: bool  # no bounds to check: the kernel loads without masks
+    filtered: bool  # some score may be masked out (a mask, a window, or keys past the end): the kernel filters
+
+
+def launch_plan(q_len: int, k_len: int, head_dim: int, v_dim: int, masked: bool) -> LaunchPlan:
+    """The configuration for these lengths (CONFIG if set, else LONG_CONFIG or SHORT_CONFIG);
+    masked: a mask or a window is given."""
+    block_d = max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim))
+    block_dv = max(MIN_DOT_SIZE, triton.next_power_of_2(v_dim))
+    long = masked and q_len >= LONG_QUERIES and block_d <= LONG_HEAD_DIM
+    block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if long else SHORT_CONFIG)
+    even = q_len % block_m == 0 and k_len % block_n == 0 and head_dim == block_d and v_dim == block_dv
+    return LaunchPlan(block_m, block_n, block_d, block_dv, warps, stages, even, filtered=masked or not even)
 
 
 def fits_int32(*tensors: torch.Tensor | None) -> bool:
@@ -165,7 +191,8 @@ if triton is not None:
         heads, q_len, k_len, head_dim, v_dim, pairs,
         scale, softcap, window,
         HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, KEYS_ONLY: tl.constexpr, HAS_ROWS: tl.constexpr,
-        HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr, HALF: tl.constexpr, SPLIT: tl.constexpr,
+        HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr, EVEN: tl.constexpr, FILTER: tl.constexpr,
+        HALF: tl.constexpr, SPLIT: tl.constexpr,
         UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
         BLOCK_DV: tl.constexpr,
     ):
@@ -178,20 +205,22 @@ if triton is not None:
         dims = tl.arange(0, BLOCK_D)  # (D,)
         v_dims = tl.arange(0, BLOCK_DV)  # (Dv,)
         row_ok = rows < q_len
-        q = tl.load(
-            q_ptr + example * sqb + head * sqh + rows[:, None] * sqm + dims[None, :] * sqd,
-            mask=row_ok[:, None] & (dims[None, :] < head_dim), other=0.0,
-        )  # (M, D)
+        q_ptrs = q_ptr + example * sqb + head * sqh + rows[:, None] * sqm + dims[None, :] * sqd
+        if EVEN:  # EVEN: every block lies inside the operands, so loads need no bounds
+            q = tl.load(q_ptrs)  # (M, D)
+        else:
+            q = tl.load(q_ptrs, mask=row_ok[:, None] & (dims[None, :] < head_dim), other=0.0)  # (M, D)
         running_max = tl.full([BLOCK_M], float("-inf"), tl.float32)  # (M,), base 2
         running_sum = tl.zeros([BLOCK_M], tl.float32)  # (M,)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)  # (M, Dv): Σ 2^(score − max)·v
         for start in range(0, k_len, BLOCK_N):
             cols = start + tl.arange(0, BLOCK_N)  # (N,)
             col_ok = cols < k_len
-            k_t = tl.load(
-                k_ptr + example * skb + head * skh + cols[None, :] * skn + dims[:, None] * skd,
-                mask=col_ok[None, :] & (dims[:, None] < head_dim), other=0.0,
-            )  # (D, N): kᵀ
+            k_ptrs = k_ptr + example * skb + head * skh + cols[None, :] * skn + dims[:, None] * skd
+            if EVEN:
+                k_t = tl.load(k_ptrs)  # (D, N): kᵀ
+            else:
+                k_t = tl.load(k_ptrs, mask=col_ok[None, :] & (dims[:, None] < head_dim), other=0.0)  # (D, N)
             if HAS_SOFTCAP:  # softcap·tanh(s/softcap), tanh(x) = 1 − 2/(e^{2x} + 1)
                 scores = _dot(q, k_t, HALF, UPCAST) * scale  # (M, N) float32
                 scores = softcap * (1.0 - 2.0 / (tl.exp(2.0 * scores / softcap) + 1.0)) * log2e
@@ -204,29 +233,31 @@ if triton is not None:
                     mask=inside, other=0.0,
                 ).to(tl.float32)  # (M, N)
                 scores += tl.maximum(bias, BIAS_FLOOR) * log2e  # a float32-min bias stays finite in base 2
-            allowed = inside
-            if HAS_MASK:
-                if KEYS_ONLY:  # one flag per key, the same for every row
-                    key_flags = tl.load(mask_ptr + example * smb + head * smh + cols * smn, mask=col_ok, other=0)  # (N,)
-                    allowed = allowed & (key_flags[None, :] != 0)
-                else:
-                    allowed = allowed & (tl.load(
-                        mask_ptr + example * smb + head * smh + rows[:, None] * smm + cols[None, :] * smn,
-                        mask=inside, other=0,
-                    ) != 0)
-            if HAS_WINDOW:  # query row i is position i + Tk − Tq; it sees the `window` latest keys up to itself
-                distance = rows[:, None] + (k_len - q_len) - cols[None, :]  # (M, N)
-                allowed = allowed & (distance >= 0) & (distance < window)
-            scores = tl.where(allowed, scores, float("-inf"))
+            if FILTER:  # FILTER: some key may be out of bounds, masked or outside the window
+                allowed = inside
+                if HAS_MASK:
+                    if KEYS_ONLY:  # one flag per key, the same for every row
+                        key_flags = tl.load(mask_ptr + example * smb + head * smh + cols * smn, mask=col_ok, other=0)  # (N,)
+                        allowed = allowed & (key_flags[None, :] != 0)
+                    else:
+                        allowed = allowed & (tl.load(
+                            mask_ptr + example * smb + head * smh + rows[:, None] * smm + cols[None, :] * smn,
+                            mask=inside, other=0,
+                        ) != 0)
+                if HAS_WINDOW:  # query row i is position i + Tk − Tq; it sees the `window` latest keys up to itself
+                    distance = rows[:, None] + (k_len - q_len) - cols[None, :]  # (M, N)
+                    allowed = allowed & (distance >= 0) & (distance < window)
+                scores = tl.where(allowed, scores, float("-inf"))
             new_max = tl.maximum(running_max, tl.max(scores, 1))  # (M,)
             shift = tl.where(new_max == float("-inf"), 0.0, new_max)  # (M,); rows with no key yet: 2^(−inf) = 0
             probabilities = tl.exp2(scores - shift[:, None])  # (M, N), unnormalised
             rescale = tl.exp2(running_max - shift)  # (M,)
             running_sum = running_sum * rescale + tl.sum(probabilities, 1)
-            v = tl.load(
-                v_ptr + example * svb + head * svh + cols[:, None] * svn + v_dims[None, :] * svd,
-                mask=col_ok[:, None] & (v_dims[None, :] < v_dim), other=0.0,
-            )  # (N, Dv)
+            v_ptrs = v_ptr + example * svb + head * svh + cols[:, None] * svn + v_dims[None, :] * svd
+            if EVEN:
+                v = tl.load(v_ptrs)  # (N, Dv)
+            else:
+                v = tl.load(v_ptrs, mask=col_ok[:, None] & (v_dims[None, :] < v_dim), other=0.0)  # (N, Dv)
             if HALF:
                 high = probabilities.to(v.dtype)  # (M, N)
                 weighted = _dot(high, v, HALF, UPCAST)  # (M, Dv) float32

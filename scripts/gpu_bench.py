@@ -3,7 +3,7 @@
     python3 scripts/gpu_bench.py [--out results.json] [--quick]
 
 Random-weight BERT-base (batch 32 × 512 tokens) and ViT-base (batch 32 × 197 patches), float32
-and bfloat16. For each, the median time of (interleaved rounds, CUDA-synchronised):
+and bfloat16. For each, the median time of (interleaved rounds of CALLS_PER_ROUND calls, CUDA-synchronised):
   plain      sdpa forward, nothing captured: the baseline
   eager      eager forward with output_attentions + capture + from-scratch recomputation
              (forward_with_attention, the library's weights as reference)
@@ -45,6 +45,7 @@ from attn_demos.adapters.verify import forward_with_verification  # noqa: E402
 from attn_demos.core import fused_check  # noqa: E402
 
 ROUNDS, WARMUP = 9, 3
+CALLS_PER_ROUND = 3  # back to back in one timing: a single call's launch jitter is a few % of an 8 ms forward
 BENCH_DTYPES = ("float32", "bfloat16")
 
 
@@ -90,10 +91,11 @@ def timed(run, device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    run()
+    for _ in range(CALLS_PER_ROUND):
+        run()
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return time.perf_counter() - started
+    return (time.perf_counter() - started) / CALLS_PER_ROUND
 
 
 def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
@@ -194,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "--split-probabilities", action="store_true",
         help="half precision: the kernel multiplies v by the probabilities in two parts (more exact, slower)",
     )
+    parser.add_argument("--dtypes", nargs="+", choices=BENCH_DTYPES, default=list(BENCH_DTYPES))
     args = parser.parse_args(argv)
     if args.heads_per_chunk:
         verify.HEADS_PER_CHUNK = args.heads_per_chunk
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     for name, spec in models(args.quick).items():
-        for dtype in BENCH_DTYPES:
+        for dtype in args.dtypes:
             row = bench_one(name, spec, dtype, device, args.rounds)
             row["heads_per_chunk"] = verify.HEADS_PER_CHUNK or f"{verify.CHUNK_BYTES} bytes"
             row["kernel_config"] = fused_check.CONFIG or "by length"

@@ -1,13 +1,14 @@
 """The fused check kernel's configurations on a GPU, and where a verified pass spends its time.
 
-    python3 scripts/kernel_sweep.py [--out sweep.json] [--profile]
+    python3 scripts/kernel_sweep.py [--out sweep.json] [--profile] [--quick]
 
 For one layer of BERT-base (32 × 512) and ViT-base (32 × 197) attention in bfloat16 (12 heads of
-64, every key real), the median time of core.fused_check under each configuration (rows per
+64; with and without a key mask), the median time of core.fused_check under each configuration (rows per
 program, keys per step, warps, pipeline stages, probabilities split or not), next to torch's own
 scaled_dot_product_attention on the same q, k, v (the model's fused kernel: what the check adds to
 every layer). Each time includes the call's launch from Python (one call, synchronised).
---profile: the CUDA kernels and CPU time of one verified BERT-base forward pass.
+--profile: the CUDA kernels and CPU time of one verified BERT-base forward pass, and the CPU time
+of one kernel launch. --quick: only QUICK_CONFIGS, unsplit.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ import torch  # noqa: E402
 from attn_demos.core import fused_check  # noqa: E402
 from attn_demos.core.torch_attention import merge_heads  # noqa: E402
 
-SHAPES = {"bert-base 32x512": (32, 12, 512, 64), "vit-base 32x197": (32, 12, 197, 64)}
+# name -> (B, H, T, d, key mask): every key real passes no mask (the kernel's fast path); a tokenizer's
+# padding passes a key mask (here all ones, so the work is the same)
+SHAPES = {"bert-base 32x512": (32, 12, 512, 64, False), "bert-base 32x512 key mask": (32, 12, 512, 64, True),
+          "vit-base 32x197": (32, 12, 197, 64, False)}
 # (rows per program, keys per step, warps, stages)
 CONFIGS = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (128, 128, 8, 2),
            (128, 64, 8, 2), (64, 128, 4, 3), (128, 128, 8, 3), (64, 32, 4, 4)]
+QUICK_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3)]  # --quick: the leaders, unsplit
 REPEATS, WARMUP = 20, 3
 
 
@@ -46,25 +51,25 @@ def median_ms(run) -> float:
     return statistics.median(times) * 1e3
 
 
-def sweep() -> list[dict]:
+def sweep(quick: bool = False) -> list[dict]:
     saved = fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES
     try:
-        return _sweep()
+        return _sweep(QUICK_CONFIGS if quick else CONFIGS, (False,) if quick else (True, False))
     finally:
         fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES = saved
 
 
-def _sweep() -> list[dict]:
+def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -> list[dict]:
     rows = []
-    for name, (batch, heads, length, d) in SHAPES.items():
+    for name, (batch, heads, length, d, key_mask) in SHAPES.items():
         generator = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(batch, heads, length, d, generator=generator).to("cuda", torch.bfloat16) for _ in range(3))
-        mask = torch.ones(batch, 1, 1, length, dtype=torch.bool, device="cuda")  # (B, 1, 1, T) key padding
+        mask = torch.ones(batch, 1, 1, length, dtype=torch.bool, device="cuda") if key_mask else None  # (B, 1, 1, T)
         output = merge_heads(torch.nn.functional.scaled_dot_product_attention(q, k, v))  # (B, T, H·d)
         sdpa_ms = median_ms(lambda q=q, k=k, v=v: torch.nn.functional.scaled_dot_product_attention(q, k, v))
         flops = 4 * batch * heads * length * length * d  # q·kᵀ and weights·v
-        for block_m, block_n, warps, stages in CONFIGS:
-            for split in (True, False):
+        for block_m, block_n, warps, stages in configs:
+            for split in splits:
                 fused_check.CONFIG = (block_m, block_n, warps, stages)
                 fused_check.SPLIT_PROBABILITIES = split
                 try:
@@ -81,6 +86,20 @@ def _sweep() -> list[dict]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     return rows
+
+
+def launch_ms(calls: int = 200) -> float:
+    """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python."""
+    q = torch.randn(1, 1, 16, 64, device="cuda", dtype=torch.bfloat16)  # (B, H, T, d)
+    output = q[:, 0]  # (B, T, H·d)
+    fused_check.fused_check(q, q, q, output, 0.125)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(calls):
+        fused_check.fused_check(q, q, q, output, 0.125)
+    elapsed = time.perf_counter() - started
+    torch.cuda.synchronize()
+    return elapsed / calls * 1e3
 
 
 def profile() -> None:
@@ -106,7 +125,8 @@ def profile() -> None:
     def verified():
         forward_with_verification(loaded, inputs, side, keep_weights=False)
 
-    print(json.dumps({"plain_ms": round(median_ms(plain), 3), "verified_ms": round(median_ms(verified), 3)}), flush=True)
+    times = {"plain_ms": median_ms(plain), "verified_ms": median_ms(verified), "check_launch_ms": launch_ms()}
+    print(json.dumps({key: round(ms, 3) for key, ms in times.items()}), flush=True)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(3):
             verified()
@@ -119,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the sweep's rows as JSON here")
     parser.add_argument("--profile", action="store_true", help="also profile one verified BERT-base pass")
+    parser.add_argument("--quick", action="store_true", help="only the leading configurations, unsplit")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available() or not fused_check.fused_check_available(torch.device("cuda"), torch.bfloat16):
         print("kernel_sweep: needs a CUDA GPU and triton", file=sys.stderr)
         return 2
-    rows = sweep()
+    rows = sweep(args.quick)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     if args.profile:

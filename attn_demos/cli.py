@@ -257,10 +257,12 @@ def _run_view(args) -> int:
     else:
         print(_view_summary(view))
     if args.out:
-        paths = write_view_files(
+        paths, removed = write_view_files(
             args.out, view.kind, view.tokens, view.layers, view.rollout, report, args.save_maps, view.heads
         )
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+        if removed:
+            print("removed the earlier view's " + ", ".join(p.name for p in removed), file=sys.stderr)
     return EXIT_OK if view.ok else EXIT_MISMATCH
 
 

@@ -261,3 +261,60 @@ def test_cli_draws_chosen_heads_of_each_kept_layer(minilm_path, tmp_path, capsys
     assert drawn == sorted(
         f"layer_{layer}_head_{head}.png" for layer in (0, MINILM_LAYERS - 1) for head in (3, MINILM_HEADS - 1)
     )
+
+
+def small_view(layers: tuple[int, ...], with_rollout: bool) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
+    """Row-stochastic random maps of 2 heads over 4 tokens for `layers`, and a rollout if asked."""
+    generator = np.random.default_rng(0)
+    maps = {layer: generator.dirichlet(np.ones(4), size=(2, 4)).astype(np.float32) for layer in layers}  # (H, T, T)
+    return maps, (maps[layers[0]].mean(axis=0) if with_rollout else None)
+
+
+def test_a_view_written_over_an_earlier_one_removes_only_the_earlier_views_files(tmp_path):
+    from attn_demos.render.view_files import write_view_files
+
+    tokens = ["a", "b", "c", "d"]
+    layers, rolled = small_view((0, 1), with_rollout=True)
+    first, removed = write_view_files(tmp_path, "encoder", tokens, layers, rolled, {"ok": True}, save_maps=True, heads=[1])
+    assert removed == []
+    listed = json.loads((tmp_path / "report.json").read_text())["files"]
+    assert sorted(listed) == sorted(p.name for name, p in first.items() if name != "report")
+    (tmp_path / "notes.txt").write_text("mine")  # the user's own files, one named like a view's
+    (tmp_path / "layer_7.png").write_bytes(b"not from a view")
+
+    layers, _ = small_view((1,), with_rollout=False)
+    second, removed = write_view_files(tmp_path, "encoder", tokens, layers, None, {"ok": True})
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([*(p.name for p in second.values()), "notes.txt", "layer_7.png"])
+    assert sorted(p.name for p in removed) == [
+        "layer_0.png", "layer_0_head_1.png", "layer_0_heads.png", "layer_1_head_1.png", "maps.npz", "rollout.png"
+    ]
+    assert json.loads((tmp_path / "report.json").read_text())["files"] == ["layer_1.png", "layer_1_heads.png"]
+
+
+@pytest.mark.parametrize("earlier", ["not json {", '["a list"]', '{"files": "layer_0.png"}', '{"files": ["../outside.png", "/etc/x", ".hidden"]}'])
+def test_an_unreadable_or_odd_earlier_report_removes_nothing(tmp_path, earlier):
+    from attn_demos.render.view_files import write_view_files
+
+    folder = tmp_path / "views"
+    folder.mkdir()
+    (folder / "report.json").write_text(earlier)
+    for name in ("layer_0.png", ".hidden"):
+        (folder / name).write_text("kept")
+    (tmp_path / "outside.png").write_text("kept")
+    layers, _ = small_view((1,), with_rollout=False)
+    _, removed = write_view_files(folder, "encoder", ["a", "b", "c", "d"], layers, None, {"ok": True})
+    assert removed == []
+    assert (folder / "layer_0.png").exists() and (folder / ".hidden").exists() and (tmp_path / "outside.png").exists()
+
+
+def test_cli_says_which_files_of_an_earlier_view_it_removed(minilm_path, tmp_path, capsys):
+    out = tmp_path / "views"
+    text = ["--model", str(minilm_path), "--text", "The cat sat on the mat.", "--out", str(out)]
+    assert main(["view", *text, "--layer", "0", "--rollout"]) == 0
+    capsys.readouterr()
+    assert main(["view", *text, "--layer", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "removed the earlier view's" in err and "rollout.png" in err and "layer_0.png" in err
+    assert sorted(p.name for p in out.glob("*.png")) == ["layer_1.png", "layer_1_heads.png"]

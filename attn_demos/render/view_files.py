@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from attn_demos.render.export import export_json, export_png
 from attn_demos.render.heatmap import head_grid_image, pooled_heatmap_image
+
+
+REPORT_NAME = "report"  # report.json; it lists the other files of its view ("files")
 
 
 def write_view_files(
@@ -19,11 +23,16 @@ def write_view_files(
     report: dict,
     save_maps: bool = False,
     heads: tuple[int, ...] | list[int] = (),
-) -> dict[str, Path]:
+) -> tuple[dict[str, Path], list[Path]]:
     """Into `folder`: layer_<l>.png (mean over heads), layer_<l>_heads.png and layer_<l>_head_<h>.png
     for each of `heads`, for each of `layers` (layer -> (H, T, T)); rollout.png ((T, T)),
-    report.json and, with `save_maps`, maps.npz (layer_<l>, rollout, tokens) in float32.
-    Returns name -> path."""
+    report.json (the report, plus the names of the files written) and, with `save_maps`, maps.npz
+    (layer_<l>, rollout, tokens) in float32.
+
+    A view written before into the same folder left its own report.json: the files it lists that
+    this view did not write again are removed, so the folder holds one view. Nothing else in the
+    folder is touched. Returns (name -> path written, paths removed)."""
+    folder = Path(folder)
     paths = {}
     for layer, weights in sorted(layers.items()):  # (H, T, T)
         count = weights.shape[0]  # heads of this layer
@@ -39,11 +48,31 @@ def write_view_files(
     if rollout is not None:
         image = pooled_heatmap_image(rollout, tokens, tokens, f"{kind} attention rollout")
         paths["rollout"] = export_png(image, folder, "rollout")
-    paths["report"] = export_json(report, folder, "report")
     if save_maps:
         arrays = {f"layer_{layer}": weights for layer, weights in layers.items()}
         if rollout is not None:
             arrays["rollout"] = rollout
-        paths["maps"] = Path(folder) / "maps.npz"
+        paths["maps"] = folder / "maps.npz"
         np.savez(paths["maps"], tokens=np.array(tokens), **arrays)
-    return paths
+    written = sorted(path.name for path in paths.values())
+    removed = _remove_earlier_view(folder, keep=set(written))
+    paths[REPORT_NAME] = export_json({**report, "files": written}, folder, REPORT_NAME)
+    return paths, removed
+
+
+def _remove_earlier_view(folder: Path, keep: set[str]) -> list[Path]:
+    """Remove the files an earlier view's report.json in `folder` lists, except `keep`; a report
+    that cannot be read removes nothing. Only plain names inside the folder are considered."""
+    try:
+        listed = json.loads((folder / f"{REPORT_NAME}.json").read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):  # no report, not JSON, or not a JSON object
+        return []
+    removed = []
+    for name in listed if isinstance(listed, list) else []:
+        if not isinstance(name, str) or name in keep or Path(name).name != name or name.startswith("."):
+            continue
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed

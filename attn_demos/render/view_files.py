@@ -10,7 +10,6 @@ import numpy as np
 from attn_demos.render.export import export_json, export_png
 from attn_demos.render.heatmap import head_grid_image, pooled_heatmap_image
 
-
 REPORT_NAME = "report"  # report.json; it lists the other files of its view ("files")
 
 

@@ -371,3 +371,30 @@ def test_payload_json_is_valid_and_ascii():
     text = html.unescape(re.search(r'data-attn-payload="([^"]*)"', view).group(1))
     assert text.isascii() and json.loads(text)["k"] == ["日本", "b"]
     view.encode("utf-8")
+
+
+def test_payload_json_fast_path_reads_back_as_the_standard_librarys(monkeypatch):
+    """orjson (where installed) and json give the same values, both ASCII only: non-ASCII, a
+    character beyond U+FFFF, quotes and control characters escaped; a lone surrogate still works."""
+    pytest.importorskip("orjson")
+    from attn_demos.render.interactive import embed
+
+    payload = {"labels": ["é", "日本", "🙂", 'say "hi"', "tab\there", "\x7f", "▁word"], "values": list(range(-3, 500)),
+               "cells": [1, None, 3], "nested": {"scale": 1000, "ratio": 0.25}}
+    fast = embed.payload_json(payload)
+    monkeypatch.setattr(embed, "orjson", None)
+    slow = embed.payload_json(payload)
+    assert fast.isascii() and slow.isascii()
+    assert json.loads(fast) == json.loads(slow) == payload
+    assert "\\ud83d\\ude42" in fast  # 🙂 as a surrogate pair, as json.dumps writes it
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_payload_json_refuses_a_non_finite_float_with_or_without_orjson(monkeypatch, bad):
+    from attn_demos.render.interactive import embed
+
+    with pytest.raises(ValueError):
+        embed.payload_json({"nested": {"max": bad}, "labels": ["a"]})
+    monkeypatch.setattr(embed, "orjson", None)
+    with pytest.raises(ValueError):
+        embed.payload_json({"nested": {"max": bad}, "labels": ["a"]})

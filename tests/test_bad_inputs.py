@@ -1,6 +1,6 @@
 """Bad inputs, at every layer a request passes through. Task functions raise BadInputError or
 ModelLoadError with a one-line message, or work and say what they changed (a notice); panel
-functions never raise: run_safely turns the error into a one-line '⚠️ …' status. A few of the
+functions never raise: the app's wrapper (wiring.handler) turns the error into a one-line '⚠️ …' status. A few of the
 same inputs then go through the running app, which keeps answering.
 
 What a person sees for each input is collected in SEEN; set ATTN_DEMOS_MESSAGES_TABLE=path to
@@ -38,7 +38,7 @@ from attn_demos.ui import qa as qa_panel
 from attn_demos.ui import seq2seq as seq2seq_panel
 from attn_demos.ui import summarization as summarization_panel
 from attn_demos.ui import translation as translation_panel
-from attn_demos.ui.common import run_safely
+from attn_demos.ui.wiring import CONTROL_OUTPUTS, handler
 
 TOL = 1e-5
 SEEN: dict[str, str] = {}  # "layer · case" -> what the person sees
@@ -70,9 +70,13 @@ def configured(monkeypatch, checkpoints):
     monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
 
 
+UNCHANGED = {"__type__": "update"}  # gr.skip(): a control a failed run leaves as it was
+
+
 def panel(function, outputs: tuple[str, ...], *args) -> dict:
-    """Call a panel function the way the app does (through run_safely): never raises."""
-    return dict(zip(outputs, run_safely(function, outputs)(*args)))
+    """Call a panel function the way the app does (through wiring.handler): never raises."""
+    values = handler(function, outputs)(*args)
+    return dict(zip(outputs, values if len(outputs) > 1 else (values,)))
 
 
 def assert_refused(out: dict, fragment: str) -> str:
@@ -81,7 +85,8 @@ def assert_refused(out: dict, fragment: str) -> str:
     assert status.startswith("⚠️ "), status
     assert fragment in status, status
     assert "\n" not in status and "Traceback" not in status and "Something went wrong" not in status, status
-    assert all(value is None for name, value in out.items() if name != "status")
+    assert all(value is None for name, value in out.items() if name != "status" and name not in CONTROL_OUTPUTS)
+    assert all(value == UNCHANGED for name, value in out.items() if name in CONTROL_OUTPUTS)  # kept, not cleared
     return status
 
 

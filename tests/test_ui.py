@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from attn_demos.ui import explorer, images, qa, summarization, translation, wiring
-from attn_demos.ui.common import numbers_preview, run_safely
+from attn_demos.ui.common import numbers_preview
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "attn_demos"
@@ -236,7 +236,7 @@ def test_qa_and_image_exports_say_what_they_hold(configured):
 
 def test_export_before_any_run_says_so():
     assert explorer.export(None, None, 0, "mean", False) == {"status": "Run the model first (Show attention)."}
-    assert run_safely(explorer.export, ("status", "png"))(None, None, 0, "mean", False) == (
+    assert wiring.handler(explorer.export, ("status", "png"))(None, None, 0, "mean", False) == (
         "Run the model first (Show attention).", None)
 
 

@@ -4,7 +4,6 @@ default of a blank control, the short preview of the numbers, and exports writte
 from __future__ import annotations
 
 import atexit
-import functools
 import os
 import re
 import shutil
@@ -46,24 +45,6 @@ def error_text(error: Exception) -> str:
     if isinstance(error, (AttnDemosError, ValueError)):
         return f"⚠️ {error}"
     return f"⚠️ Something went wrong ({type(error).__name__}): {str(error)[:300]}"
-
-
-def run_safely(function, outputs: tuple[str, ...]):
-    """Wrap a handler so that any failure becomes a message in the 'status' output.
-
-    The handler returns a dict keyed by names in `outputs`; the wrapper returns a tuple in that
-    order (missing names are None: the old result is cleared).
-    """
-
-    @functools.wraps(function)
-    def wrapped(*args):
-        try:
-            values = function(*args)
-        except Exception as error:  # the tab shows it; the app stays up
-            values = {"status": error_text(error)}
-        return tuple(values.get(name) for name in outputs)
-
-    return wrapped
 
 
 # ---------------------------------------------------------------- models

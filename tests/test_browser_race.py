@@ -235,3 +235,32 @@ def test_a_visitor_whose_result_was_let_go_is_asked_to_run_again(page, monkeypat
     assert "✓" in page.locator("#explore-badge").inner_text()
     assert _heatmap_title(page) == "self-attention · layer 3, mean of heads"
     other.close()
+
+
+def test_an_export_that_finishes_after_a_newer_run_is_not_shown_and_the_person_is_told(page, monkeypatch, tokens):
+    """Export of the old text held in flight; a newer run lands; the export then finishes: no file
+    of the old text appears under the new one, and a toast says why the click gave nothing."""
+    from attn_demos.ui import explorer, run_order
+
+    gate = Gate()
+    monkeypatch.setattr(explorer, "heatmap_image", gate.wrap(explorer.heatmap_image))  # what Export draws
+    try:
+        _run(page, OLD_TEXT)
+        _wait_for_tokens(page, tokens(OLD_TEXT))
+        if not page.locator("#explore-export").is_visible():
+            page.locator("#explore-export-accordion").get_by_text("Export").first.click()
+        gate.close()
+        page.locator("#explore-export").click()
+        assert gate.entered.wait(GATE_S)
+        _run(page, NEW_TEXT)
+        _wait_for_tokens(page, tokens(NEW_TEXT))
+        gate.opened.set()
+        assert gate.left.wait(GATE_S)
+        told = run_order.STALE_RUN_TEXT.format(what="export")
+        page.get_by_text(told).first.wait_for(timeout=WAIT_MS)
+        assert page.locator("#explore-png a").count() == 0  # no file of the old text
+        assert _shown_tokens(page) == tokens(NEW_TEXT)
+        page.locator("#explore-export").click()  # control: clicked again, the new text's export arrives
+        page.locator("#explore-png a").first.wait_for(timeout=WAIT_MS)
+    finally:
+        gate.opened.set()

@@ -293,9 +293,10 @@ def test_the_second_of_two_identical_drawing_requests_is_not_drawn():
     assert calls == [1, 2, 2]
 
 
-def test_a_neuron_view_made_while_a_redraw_lands_gives_way_to_it():
+def test_a_neuron_view_made_while_a_redraw_lands_gives_way_to_it(capsys):
     """The neuron view of the chosen layer, held in flight while a Layer change redraws the page,
-    would show the old layer under the new control: it is dropped; without a redraw it lands."""
+    would show the old layer under the new control: it is dropped, and the person told why (a
+    toast; printed outside a running app); without a redraw it lands, without a word."""
     hold, entered = threading.Event(), threading.Event()
 
     def redraw(result, layer):
@@ -310,7 +311,7 @@ def test_a_neuron_view_made_while_a_redraw_lands_gives_way_to_it():
         layer, button, shown, terms = gr.Dropdown([0, 1, 3], value=1), gr.Button(), gr.Markdown(), gr.HTML()
         state = wiring.result_state()
         wiring.redraw_on([layer], redraw, [state, layer], [shown, terms])
-        wiring.on_result(button.click, neuron, [state, layer], [terms], follows_controls=True)
+        wiring.on_result(button.click, neuron, [state, layer], [terms], follows_controls=True, what="neuron view")
     redraw_fn, neuron_fn = (next(f for f in demo.fns.values() if f.name == name).fn for name in ("redraw", "neuron"))
     ledger = copy.deepcopy(run_order._LEDGERS[state._id].value)
     result = Result("a")
@@ -325,7 +326,48 @@ def test_a_neuron_view_made_while_a_redraw_lands_gives_way_to_it():
             assert redraw_fn(result, 3, ledger, PAGE) == ("a at layer 3", "")
         hold.set()
         making.join(WAIT_S)
+        told = capsys.readouterr().out
         if layer_changed:
             assert isinstance(finished["view"], SKIP)  # not layer 1's terms under Layer 3
+            assert told.strip() == run_order.STALE_CONTROLS_TEXT.format(what="neuron view")
         else:  # control
             assert finished["view"] == "neuron view of layer 1"
+            assert told == ""
+
+
+def test_a_buttons_view_dropped_after_a_newer_run_says_so_and_a_drawing_view_does_not(capsys):
+    """An export held in flight while a newer run lands is not shown, and the person is told why
+    (gr.Info: a toast in the page, printed outside a running app); a drawing view (a redraw) that
+    gives way to a later one stays silent: the page shows what the person asked last."""
+    hold, entered = threading.Event(), threading.Event()
+
+    def run(text: str):
+        return Result(text), text
+
+    def export(result):
+        entered.set()
+        assert hold.wait(WAIT_S)
+        return f"export of {result.text}"
+
+    def redraw(result, layer):
+        return f"{result.text} at layer {layer}"
+
+    with gr.Blocks() as demo:
+        text, layer, button, export_button = gr.Textbox(), gr.Dropdown([0, 1]), gr.Button(), gr.Button()
+        state, shown, file = wiring.result_state(), gr.Markdown(), gr.Markdown()
+        wiring.run_on_click_and_enter(button, [text], True, run, [text], [state, shown], api_name="run")
+        wiring.on_result(export_button.click, export, [state], [file], what="export")
+        wiring.redraw_on([layer], redraw, [state, layer], [shown])
+    run_fn, export_fn, redraw_fn = (next(f for f in demo.fns.values() if f.name == n).fn for n in ("run", "export", "redraw"))
+    ledger = copy.deepcopy(run_order._LEDGERS[state._id].value)
+    old, _ = run_fn("old", ledger, PAGE)
+    exporting, finished = _in_thread(export_fn, old, ledger, PAGE)
+    assert entered.wait(WAIT_S)
+    new, _ = run_fn("new", ledger, PAGE)
+    hold.set()
+    exporting.join(WAIT_S)
+    assert isinstance(finished["view"], SKIP)
+    assert capsys.readouterr().out.strip() == run_order.STALE_RUN_TEXT.format(what="export")
+    assert export_fn(new, ledger, PAGE) == "export of new"  # control: an export of the newest result lands
+    assert isinstance(redraw_fn(old, 1, ledger, PAGE), SKIP)  # a drawing view of the old result: dropped ...
+    assert capsys.readouterr().out == ""  # ... silently

@@ -247,12 +247,12 @@ def build() -> None:
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     flowing = wiring.on_result(
         flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
-        wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow", api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
     wiring.on_result(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
-        wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="explore_export",
+        wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="explore_export",
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]
     wiring.redraw_on(
@@ -265,5 +265,5 @@ def build() -> None:
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
-        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view", api_visibility="private",
     )

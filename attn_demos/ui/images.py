@@ -158,12 +158,12 @@ def build() -> None:
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     flowing = wiring.on_result(
         flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"]],
-        wiring.outputs_for(out, FLOW_OUTPUTS), api_visibility="private",
+        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow", api_visibility="private",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
     wiring.on_result(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
-        wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="classify_image_export",
+        wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="classify_image_export",
     )
     wiring.redraw_on(
         [layer, head], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],

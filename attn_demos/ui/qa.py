@@ -139,7 +139,7 @@ def build() -> None:
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
     wiring.on_result(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
-        wiring.outputs_for(out, EXPORT_OUTPUTS), api_name="answer_export",
+        wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="answer_export",
     )
     wiring.redraw_on(
         [layer, head, attend_from], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],

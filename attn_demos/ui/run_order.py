@@ -18,10 +18,14 @@ import weakref
 import gradio as gr
 
 RESULT_TTL_SECONDS = 900  # a visitor's last result (kept for re-drawing) is dropped after 15 minutes
+# what a person is told when a view they asked for (a button's: export, flow, neuron view) is not shown
+STALE_RUN_TEXT = "A newer run replaced the result this {what} was made from, so it was not shown: click again for the new one."
+STALE_CONTROLS_TEXT = "The layer or head changed while this {what} was made, so it was not shown: click again."
 
 
 def on_result(
-    listener, function, inputs: list, outputs: list, draws: bool = False, follows_controls: bool = False, **event_args
+    listener, function, inputs: list, outputs: list, draws: bool = False, follows_controls: bool = False,
+    what: str = "request", **event_args
 ):
     """`listener(function, inputs, outputs, **event_args)` (e.g. `export_button.click`) for a view
     of the tab's last result, a result_state() among `inputs`: its outputs land only if that result
@@ -29,11 +33,13 @@ def on_result(
     as it is (see RunLedger). Views that `draws` (the redraw, a pick) also give way to a later one
     that drew first, so the Layer and Head they set match the picture. A view that
     `follows_controls` (the neuron view of the chosen layer and head) gives way to any drawing view
-    that landed while it was made: the controls may show another layer by then."""
+    that landed while it was made: the controls may show another layer by then. A view that does
+    not draw was asked for by a button: when it gives way, a toast (gr.Info) names it by `what`
+    and says why, so the click is not lost without a word."""
     result_at = _result_positions(inputs)
     if len(result_at) != 1:
         raise ValueError(f"a view reads exactly one result_state(), found {len(result_at)}")
-    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs), draws, follows_controls)
+    guarded = _view_in_order(function, result_at[0], len(inputs), len(outputs), draws, follows_controls, what)
     return listener(guarded, [*inputs, _LEDGERS[inputs[result_at[0]]._id]], outputs, **event_args)
 
 
@@ -199,7 +205,8 @@ def _request(function, args: tuple, result_at: int, ledger_at: int) -> tuple:
 
 
 def _view_in_order(
-    function, result_at: int, ledger_at: int, output_count: int, draws: bool = False, follows_controls: bool = False
+    function, result_at: int, ledger_at: int, output_count: int, draws: bool = False, follows_controls: bool = False,
+    what: str = "request",
 ):
     def begin(args):
         """None for an API call, REPEATED for a drawing view the page already has, else
@@ -219,7 +226,11 @@ def _view_in_order(
         ledger, landed_before, draw, drawings_before = begun
         changed = values if output_count > 1 else (values,)
         drew = not all(isinstance(value, type(gr.skip())) for value in changed)
-        return ledger.shows(result, landed_before, draw, drew, drawings_before)
+        shown = ledger.shows(result, landed_before, draw, drew, drawings_before)
+        if not shown and draw is None:  # a button's view: say why nothing came
+            newer_run = ledger.landed() != landed_before or not ledger.shows(result, ledger.landed())
+            gr.Info((STALE_RUN_TEXT if newer_run else STALE_CONTROLS_TEXT).format(what=what))
+        return shown
 
     if inspect.iscoroutinefunction(function):  # the attention flow
 

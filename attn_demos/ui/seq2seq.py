@@ -204,7 +204,7 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
 
     wiring.on_result(
         export_button.click, wiring.handler(export_tab, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, target],
-        wiring.outputs_for(out, EXPORT_OUTPUTS), api_name=f"{task}_export",
+        wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name=f"{task}_export",
     )
     def redraw_tab(result, layer, head, words, target):
         return redraw(result, layer, head, words, target, task)
@@ -223,5 +223,5 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     )
     wiring.on_result(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
-        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view", api_visibility="private",
     )

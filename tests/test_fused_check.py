@@ -25,10 +25,13 @@ BATCH, HEADS, Q_LEN, K_LEN, HEAD_DIM = 2, 3, 70, 90, 8  # lengths that are not m
 SCALE = 0.3
 PERTURBATION = 0.25  # added to one output value: the kernel must report exactly this deviation there
 CASES = ("plain", "padding", "bias", "softcap", "window", "window_fewer_queries", "row_without_keys", "strided",
-         "even", "even_padding")
+         "even", "even_padding", "even_bias_softcap", "even_wide_v")
 # (Tq, Tk, d) of the cases whose lengths and head size fill the interpreter's blocks exactly: the kernel
 # then loads without bounds (and, with no mask, filters nothing): its fast path, as BERT at 512 tokens
 EVEN_SHAPE = (128, 128, 16)
+# even_bias_softcap: the fast path with terms that are not masks, fewer queries than keys and q strided
+EVEN_FEWER_QUERIES = (64, 128, 16)
+WIDE_V_DIM = 32  # even_wide_v: v wider than q and k (d_v ≠ d), both powers of two
 SPLIT_SLACK = 1e-4  # half precision with the probabilities split in two parts: ~16 bits
 FLOAT32_SLACK = 2e-6
 
@@ -47,8 +50,10 @@ def case_inputs(case: str, dtype: torch.dtype):
     k_len = Q_LEN if case == "window" else K_LEN  # window_fewer_queries: the last Tq of Tk positions
     q_len, head_dim = Q_LEN, HEAD_DIM
     if case.startswith("even"):
-        q_len, k_len, head_dim = EVEN_SHAPE
+        q_len, k_len, head_dim = EVEN_FEWER_QUERIES if case == "even_bias_softcap" else EVEN_SHAPE
     q, k, v = (torch.randn(BATCH, HEADS, n, head_dim, generator=generator) for n in (q_len, k_len, k_len))
+    if case == "even_wide_v":
+        v = torch.randn(BATCH, HEADS, k_len, WIDE_V_DIM, generator=generator)  # (B, H, Tk, d_v)
     options = {}
     if case in ("padding", "even_padding"):  # 1/0 flags as a tokenizer gives them, not bools
         options["mask"] = (torch.rand(BATCH, 1, 1, k_len, generator=generator) > 0.3).long()  # (B, 1, 1, Tk)
@@ -63,7 +68,12 @@ def case_inputs(case: str, dtype: torch.dtype):
         mask = torch.ones(BATCH, 1, Q_LEN, k_len, dtype=torch.bool)  # (B, 1, Tq, Tk)
         mask[:, :, 3] = False
         options["mask"] = mask
-    if case == "strided":  # heads split from (B, T, H·d) as models do: not contiguous
+    if case == "even_bias_softcap":  # an additive key-padding mask as a bias, with no boolean mask
+        bias = torch.randn(BATCH, 1, 1, k_len, generator=generator)  # (B, 1, 1, Tk)
+        bias[0, ..., -40:] = torch.finfo(torch.float32).min
+        options["bias"] = bias
+        options["softcap"] = 2.0
+    if case in ("strided", "even_bias_softcap"):  # heads split from (B, T, H·d) as models do: not contiguous
         q = q.transpose(1, 2).contiguous().transpose(1, 2)
     return q.to(dtype), k.to(dtype), v.to(dtype), options
 
@@ -91,13 +101,13 @@ PRECISIONS = [(torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, 
 def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype, split, monkeypatch):
     monkeypatch.setattr(fused, "SPLIT_PROBABILITIES", split)
     q, k, v, options = case_inputs(case, dtype)
-    q_len, head_dim = q.shape[2], q.shape[3]
-    plan = fused.launch_plan(q_len, k.shape[2], head_dim, head_dim, masked="mask" in options or "window" in options)
+    q_len, head_dim, v_dim = q.shape[2], q.shape[3], v.shape[3]
+    plan = fused.launch_plan(q_len, k.shape[2], head_dim, v_dim, masked="mask" in options or "window" in options)
     assert plan.even == case.startswith("even")  # each case takes the path it is named for
-    assert plan.filtered == (case != "even")
-    exact = float64_output(q, k, v, options)  # (B, Tq, H·d)
+    assert plan.filtered == (case not in ("even", "even_bias_softcap", "even_wide_v"))
+    exact = float64_output(q, k, v, options)  # (B, Tq, H·d_v)
     given = exact.to(dtype).clone()  # what a model would return: the exact output, rounded
-    given[1, 4, 2 * head_dim + 1] += PERTURBATION  # example 1, head 2 is off by 0.25 on one value
+    given[1, 4, 2 * v_dim + 1] += PERTURBATION  # example 1, head 2 is off by 0.25 on one value
     real = options.get("query_is_real", torch.ones(BATCH, q_len, dtype=torch.bool)).bool()
     if not real[1, 4]:
         real[1, 4] = True
@@ -105,8 +115,8 @@ def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype, sp
 
     deviation, magnitude = fused.fused_check(q, k, v, given, SCALE, **options)
 
-    difference = (exact - given.double()).abs().view(BATCH, q_len, HEADS, head_dim)  # (B, Tq, H, d)
-    size = given.double().abs().view(BATCH, q_len, HEADS, head_dim)
+    difference = (exact - given.double()).abs().view(BATCH, q_len, HEADS, v_dim)  # (B, Tq, H, d_v)
+    size = given.double().abs().view(BATCH, q_len, HEADS, v_dim)
     keep = real[:, :, None, None]
     expected_deviation = difference.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
     expected_magnitude = size.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)

@@ -318,3 +318,29 @@ def test_cli_says_which_files_of_an_earlier_view_it_removed(minilm_path, tmp_pat
     err = capsys.readouterr().err
     assert "removed the earlier view's" in err and "rollout.png" in err and "layer_0.png" in err
     assert sorted(p.name for p in out.glob("*.png")) == ["layer_1.png", "layer_1_heads.png"]
+
+
+def test_another_tools_report_json_removes_only_names_a_view_writes(tmp_path):
+    """report.json is a common name: a listing that is not a view's (another tool's data, a name
+    differing only in case) must not make a view delete those files."""
+    from attn_demos.render.view_files import write_view_files
+
+    others = ("data.csv", "Rollout.png", "layer_0.PNG", "layer_x.png", "maps.npz.bak")
+    for name in (*others, "layer_0.png"):
+        (tmp_path / name).write_text("kept")
+    (tmp_path / "report.json").write_text(json.dumps({"files": [*others, "layer_0.png"]}))
+    layers, _ = small_view((1,), with_rollout=False)
+    _, removed = write_view_files(tmp_path, "encoder", ["a", "b", "c", "d"], layers, None, {"ok": True})
+    assert [p.name for p in removed] == ["layer_0.png"]  # the control: a view's name is still removed
+    assert all((tmp_path / name).read_text() == "kept" for name in others)
+
+
+def test_a_report_nested_too_deep_to_read_removes_nothing(tmp_path):
+    from attn_demos.render.view_files import write_view_files
+
+    depth = 100_000  # beyond the json module's recursion limit
+    (tmp_path / "report.json").write_text('{"files": ' + "[" * depth + "]" * depth + "}")
+    (tmp_path / "layer_0.png").write_text("kept")
+    layers, _ = small_view((1,), with_rollout=False)
+    _, removed = write_view_files(tmp_path, "encoder", ["a", "b", "c", "d"], layers, None, {"ok": True})
+    assert removed == [] and (tmp_path / "layer_0.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from attn_demos.render.export import export_json, export_png
 from attn_demos.render.heatmap import head_grid_image, pooled_heatmap_image
 
 REPORT_NAME = "report"  # report.json; it lists the other files of its view ("files")
+# the names write_view_files gives its files: only these are removed when an earlier report lists them
+VIEW_FILE_NAME = re.compile(r"layer_-?[0-9]+(_heads|_head_-?[0-9]+)?\.png|rollout\.png|maps\.npz")
 
 
 def write_view_files(
@@ -30,7 +33,8 @@ def write_view_files(
 
     A view written before into the same folder left its own report.json: the files it lists that
     this view did not write again are removed, so the folder holds one view. Nothing else in the
-    folder is touched. Returns (name -> path written, paths removed)."""
+    folder is touched: only names of the form this function writes (VIEW_FILE_NAME) are removed.
+    Returns (name -> path written, paths removed)."""
     folder = Path(folder)
     paths = {}
     for layer, weights in sorted(layers.items()):  # (H, T, T)
@@ -61,14 +65,15 @@ def write_view_files(
 
 def _remove_earlier_view(folder: Path, keep: set[str]) -> list[Path]:
     """Remove the files an earlier view's report.json in `folder` lists, except `keep`; a report
-    that cannot be read removes nothing. Only plain names inside the folder are considered."""
+    that cannot be read removes nothing. Only names a view writes (VIEW_FILE_NAME: no path parts)
+    are considered, so another tool's report.json listing its own files removes none of them."""
     try:
         listed = json.loads((folder / f"{REPORT_NAME}.json").read_text(encoding="utf-8")).get("files", [])
-    except (OSError, ValueError, AttributeError):  # no report, not JSON, or not a JSON object
+    except (OSError, ValueError, AttributeError, RecursionError):  # no report, not JSON, not an object, too deep
         return []
     removed = []
     for name in listed if isinstance(listed, list) else []:
-        if not isinstance(name, str) or name in keep or Path(name).name != name or name.startswith("."):
+        if not isinstance(name, str) or name in keep or not VIEW_FILE_NAME.fullmatch(name):
             continue
         path = folder / name
         if path.is_file() and not path.is_symlink():

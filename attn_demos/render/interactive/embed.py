@@ -80,7 +80,10 @@ def payload_json(payload: dict) -> str:
     orjson where it is installed (it comes with gradio): about 12× faster than the standard
     library on a 512-token map's integers. What it cannot encode as asked (a lone surrogate, a
     non-finite float, which it would write as null, a key that is not a string) goes to the
-    standard library, which escapes the first and refuses the second as before."""
+    standard library, which escapes the first and refuses the second as before. Lists that start
+    and end with an int are taken for fixed_point lists and not searched for non-finite floats
+    (see _has_non_finite_float). orjson also writes a few types json refuses (dataclasses, dates,
+    enums): the payloads are built here from plain types only."""
     if orjson is not None and not _has_non_finite_float(payload):
         try:
             text = orjson.dumps(payload).decode("utf-8")  # compact; non-ASCII as UTF-8
@@ -103,8 +106,8 @@ def _json_escape(match: re.Match) -> str:
 def _has_non_finite_float(value) -> bool:
     """Whether a float NaN or ±inf hides in the payload. Its numbers are fixed-point integers, so
     floats are few: this walks dicts and lists, but not a list that starts and ends with an int (a
-    fixed_point list: ints, and None for what is not finite; a stray NaN inside one would be
-    written as null, which is what fixed_point writes for it anyway)."""
+    fixed_point list: ints, and None for what is not finite; a stray NaN anywhere inside one,
+    nested too, would be written as null, which is what fixed_point writes for it anyway)."""
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, dict):

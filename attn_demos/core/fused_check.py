@@ -107,7 +107,7 @@ def fused_check(
     mask_view = mask.view(torch.uint8).expand(full) if mask is not None else q  # (B, H, Tq, Tk), no copy
     rows = query_is_real.view(torch.uint8) if query_is_real is not None else q  # (B, Tq)
     plan = launch_plan(q_len, k_len, head_dim, v_dim, masked=mask is not None or window is not None)
-    blocks = triton.cdiv(q_len, plan.block_m)
+    blocks = -(-q_len // plan.block_m)  # ceil: plain ints, as each layer's launch costs host time
     # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
     maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
     _check_kernel[(blocks, batch * heads)](
@@ -136,7 +136,8 @@ def fused_check(
         num_warps=plan.warps,
         num_stages=plan.stages,
     )
-    deviation, magnitude = maxima.view(torch.float32)  # (B, H) each
+    as_floats = maxima.view(torch.float32)  # (2, B, H)
+    deviation, magnitude = as_floats[0], as_floats[1]  # (B, H) each
     return deviation, magnitude
 
 
@@ -156,12 +157,17 @@ class LaunchPlan(NamedTuple):
 def launch_plan(q_len: int, k_len: int, head_dim: int, v_dim: int, masked: bool) -> LaunchPlan:
     """The configuration for these lengths (CONFIG if set, else LONG_CONFIG or SHORT_CONFIG);
     masked: a mask or a window is given."""
-    block_d = max(MIN_DOT_SIZE, triton.next_power_of_2(head_dim))
-    block_dv = max(MIN_DOT_SIZE, triton.next_power_of_2(v_dim))
+    block_d = max(MIN_DOT_SIZE, power_of_two_at_least(head_dim))
+    block_dv = max(MIN_DOT_SIZE, power_of_two_at_least(v_dim))
     long = masked and q_len >= LONG_QUERIES and block_d <= LONG_HEAD_DIM
     block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if long else SHORT_CONFIG)
     even = q_len % block_m == 0 and k_len % block_n == 0 and head_dim == block_d and v_dim == block_dv
     return LaunchPlan(block_m, block_n, block_d, block_dv, warps, stages, even, filtered=masked or not even)
+
+
+def power_of_two_at_least(n: int) -> int:
+    """The smallest power of two ≥ n (n ≥ 1), in plain Python: triton.next_power_of_2 costs microseconds a call."""
+    return 1 << (n - 1).bit_length()
 
 
 def fits_int32(*tensors: torch.Tensor | None) -> bool:

@@ -13,6 +13,7 @@ and bfloat16. For each, the median time of (interleaved rounds of CALLS_PER_ROUN
   view       the same, plus one layer's maps for a view (reduce_attention with KeepLayer: that
              layer's weights built in torch, the others checked by the kernel)
 each the median over rounds of that round's time ÷ the same round's plain forward (with the range),
+the host's time to queue the plain forward (plain_host_ms: near plain_ms, the pass is host-bound),
 and the peak extra GPU memory of the sdpa verification and of the view over the plain forward,
 next to the size of one layer's maps (B·H·T·T float32). --quick: tiny sizes (a smoke run, also on CPU).
 """
@@ -136,6 +137,7 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
     median = {key: statistics.median(values) for key, values in times.items()}
     # each round's variant ÷ that round's plain forward: the clock and the GPU's state drift between rounds
     pairs = {key: sorted(t / p for t, p in zip(times[key], times["plain"])) for key in runs if key != "plain"}
+    host = statistics.median(host_time(plain, device) for _ in range(rounds))
     memory = peak_extra_memory(plain, sdpa_verify, device)
     view_memory = peak_extra_memory(plain, sdpa_view, device)
     heads = sdpa.config.num_attention_heads
@@ -148,6 +150,9 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         "batch": batch,
         "tokens": tokens,
         "plain_ms": round(median["plain"] * 1e3, 2),
+        # the host's time to queue the plain forward: close to plain_ms, the pass is bound by the host
+        # (then every µs of Python a verification adds per layer shows in its ratio)
+        "plain_host_ms": round(host * 1e3, 2),
         "eager_capture_ratio": round(statistics.median(pairs["eager"]), 3),
         "sdpa_verify_ratio": round(statistics.median(pairs["sdpa"]), 3),
         "sdpa_view_ratio": round(statistics.median(pairs["view"]), 3),
@@ -163,6 +168,19 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         row["view_peak_extra_mb"] = round(view_memory / 2**20, 1)
         row["view_peak_extra_over_one_layer"] = round(view_memory / one_layer, 3)
     return row
+
+
+def host_time(run, device) -> float:
+    """Seconds until `run` returns, the device idle before it and not waited for after (on CUDA: the
+    time to queue its kernels)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return elapsed
 
 
 def peak_extra_memory(plain, verified, device) -> int | None:

@@ -30,6 +30,7 @@ _active = threading.local()  # .captured: the dict of the capture running in thi
 _install_lock = threading.Lock()
 MODULE_PATH_ATTRIBUTE = "_attn_demos_module_path"
 PROJECTION_ATTRIBUTE = "_attn_demos_projection_of"  # on a q/k/v projection: (attention module path, index)
+PROJECTIONS_HOOKED_ATTRIBUTE = "_attn_demos_projections_hooked"  # on an attention module: (its path, projection names)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ def _install_hooks(sites: list[AttentionSite]) -> None:
 def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str, ...]) -> None:
     with _install_lock:
         for site in sites:
+            done = (site.module_path, projections)
+            if site.module.__dict__.get(PROJECTIONS_HOOKED_ATTRIBUTE) == done:  # every pass asks: answer fast
+                continue
             for index, name in enumerate(projections):
                 projection = getattr(site.module, name)
                 owner = getattr(projection, PROJECTION_ATTRIBUTE, None)
@@ -116,6 +120,7 @@ def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str
                     projection.register_forward_hook(_record_projection)
                 if owner != (site.module_path, index):
                     setattr(projection, PROJECTION_ATTRIBUTE, (site.module_path, index))
+            setattr(site.module, PROJECTIONS_HOOKED_ATTRIBUTE, done)
 
 
 def _record_projection(projection, args, output) -> None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One short GPU check (a few minutes on an H100/H200): the GPU tests, then the GPU benchmark.
+# One short GPU check (a few minutes on an H100/H200): the GPU tests, the GPU benchmark, the kernel's profile.
 #   bash scripts/gpu_check.sh          # results in $OUT if set, else artifacts/gpu_check/
 # Needs python3 with torch and transformers only: no gradio, datasets, network or pip install.
 # The GPU tests run under pytest when it is installed, else as the plain script they wrap.
@@ -33,9 +33,11 @@ fi
 
 timeout 150 python3 scripts/gpu_bench.py --out "$RESULTS/gpu_bench.json" 2>&1 | tee "$RESULTS/gpu_bench.txt"
 bench_status=${PIPESTATUS[0]}
-# The same with the probabilities split in two parts (half precision): what the more exact kernel costs.
-timeout 150 python3 scripts/gpu_bench.py --split-probabilities --rounds 3 --out "$RESULTS/gpu_bench_split.json" 2>&1 | tee "$RESULTS/gpu_bench_split.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || bench_status=1
+# Where a verified pass spends its time: the kernel per layer (profiler) and one launch's host time.
+timeout 120 python3 scripts/kernel_sweep.py --quick --profile --out "$RESULTS/kernel_sweep.json" > "$RESULTS/kernel_sweep.txt" 2>&1
+[ "$?" -eq 0 ] || bench_status=1
+grep '^{' "$RESULTS/kernel_sweep.txt"
+grep -E '_check_kernel|cudnn_generated|Self CUDA time total' "$RESULTS/kernel_sweep.txt" | head -4
 
 echo "gpu tests exit $tests_status, gpu benchmark exit $bench_status; results in $RESULTS"
 [ "$tests_status" -eq 0 ] && [ "$bench_status" -eq 0 ]

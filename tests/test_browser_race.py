@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, WAIT_MS  # one Chromium set-up for every browser file
+from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser file
 
 pytestmark = pytest.mark.browser
 
@@ -18,6 +18,7 @@ NEW_TEXT = "The cat sat on the mat."
 GATE_S = 30  # the longest a held drawing waits for the test (a failing test, not a hang)
 SETTLE_MS = 1500  # after a held drawing is let go: time for its outputs to reach the page, if they do
 EXAMPLE = 2  # "Attention is all you need." in the Explorer's examples
+TOAST_IN_MS = 500  # a Gradio toast's entrance animation
 
 
 class Gate:
@@ -258,6 +259,9 @@ def test_an_export_that_finishes_after_a_newer_run_is_not_shown_and_the_person_i
         assert gate.left.wait(GATE_S)
         told = run_order.STALE_RUN_TEXT.format(what="export")
         page.get_by_text(told).first.wait_for(timeout=WAIT_MS)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(TOAST_IN_MS)  # the toast slides in: the screenshot shows it once it is there
+        page.screenshot(path=str(SCREENSHOTS / "app-explorer-stale-export-toast.png"))
         assert page.locator("#explore-png a").count() == 0  # no file of the old text
         assert _shown_tokens(page) == tokens(NEW_TEXT)
         page.locator("#explore-export").click()  # control: clicked again, the new text's export arrives

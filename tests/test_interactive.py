@@ -245,6 +245,25 @@ def test_head_view_raises_its_threshold_until_it_fits_and_says_so():
         head_view_html(weights, [f"t{i}" for i in range(128)], max_bytes=1000)
 
 
+@pytest.mark.parametrize("concentration", [0.02, 1.0, 50.0])  # peaky, plain and near-uniform rows
+def test_head_view_size_bound_is_below_the_exact_count_and_the_exact_count_is_what_is_sent(concentration):
+    """The one-pass lower bound that lets long inputs skip low floors never exceeds the exact count
+    of the weights' digits and commas, which in turn is what the payload's "w" lists take, to the byte."""
+    from attn_demos.render.interactive import head_view as module
+
+    rng = np.random.default_rng(5)
+    weights = rng.dirichlet(np.full(40, concentration), size=(2, 3, 40))  # (L, H, Tq, Tk)
+    thousandths = np.stack([module._thousandths(weights[i]) for i in range(2)])
+    for floor in (0, 5, 10, 20, 50, 100, 500):
+        exact = module._weights_json_bytes(thousandths, floor)
+        assert module._weights_json_bytes_at_least(thousandths, floor) <= exact
+        sent = [module._sparse_layer(thousandths[i], floor) for i in range(2)]
+        # each number with the comma after it: a list's JSON less its brackets, plus the last comma
+        numbers = sum(len(json.dumps(layer["n"], separators=(",", ":"))) - 2 + 1 for layer in sent)
+        numbers += sum(len(json.dumps(layer["kw"], separators=(",", ":"))) - 2 + (1 if layer["kw"] else 0) for layer in sent)
+        assert numbers == exact
+
+
 def test_head_view_rejects_bad_input():
     with pytest.raises(ValueError, match="layers, heads, Tq, Tk"):
         head_view_html(np.zeros((3, 3)), ["a", "b", "c"])

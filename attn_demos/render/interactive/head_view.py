@@ -65,6 +65,22 @@ def _weights_json_bytes(thousandths: np.ndarray, floor: int) -> int:
     return key_digits + weight_digits + 2 * entries + count_digits + counts.shape[0]
 
 
+def _weights_json_bytes_at_least(thousandths: np.ndarray, floor: int) -> int:
+    """A lower bound of _weights_json_bytes in one pass: each kept entry has at least one digit of key
+    and of weight and two commas; each row's count at least one digit and a comma."""
+    entries = int(np.count_nonzero(thousandths >= max(floor, 1)))  # thousandths: (L, H, Tq, Tk)
+    rows = thousandths.size // thousandths.shape[-1]
+    return 4 * entries + 2 * rows
+
+
+def _numbers_exceed(thousandths: np.ndarray, floor: int, max_bytes: int) -> bool:
+    """Whether the "w" lists' numbers alone exceed max_bytes: by the one-pass bound where it says so
+    (long inputs' low floors), else counted exactly."""
+    if _weights_json_bytes_at_least(thousandths, floor) > max_bytes:
+        return True
+    return _weights_json_bytes(thousandths, floor) > max_bytes
+
+
 def head_view_html(
     weights,
     query_labels: list[str],
@@ -98,7 +114,7 @@ def head_view_html(
     floors = [0.0] if weights.size <= DENSE_UP_TO else list(MIN_WEIGHTS)
     for min_weight in floors:
         floor = round(min_weight * 10**DECIMALS)
-        if min_weight != floors[-1] and _weights_json_bytes(thousandths, floor) > max_bytes:
+        if min_weight != floors[-1] and _numbers_exceed(thousandths, floor, max_bytes):
             continue  # the numbers alone are too many: no need to build this one
         payload = {
             "q": queries,

@@ -94,8 +94,9 @@ def check_case(model: str, dtype: str, implementation: str) -> str:
 
 
 # B, H, Tq, Tk, d of the kernel checks: "padded", partial blocks with key padding and a bias;
-# "full", blocks filled exactly with every key allowed (the kernel's fast path: BERT at 512 tokens)
-KERNEL_SHAPES = {"padded": (4, 12, 300, 300, 64), "full": (2, 12, 512, 512, 64)}
+# "full", blocks filled exactly with every key allowed (the kernel's fast path: BERT at 512 tokens);
+# "full_bias", the same with an additive bias and no mask (the fast path as T5's position bias takes it)
+KERNEL_SHAPES = {"padded": (4, 12, 300, 300, 64), "full": (2, 12, 512, 512, 64), "full_bias": (2, 12, 512, 512, 64)}
 KERNEL_SLACK = 2e-6  # float32 rounding; half precision adds ≤ half an ulp × max |v| (fused_check.SPLIT_PROBABILITIES)
 
 
@@ -110,12 +111,13 @@ def check_kernel(dtype: str, shape: str = "padded") -> str:
     torch_dtype = DTYPES[dtype]
     assert fused_check_available(torch.device("cuda"), torch_dtype), "triton is missing: no fused kernel on this GPU"
     plan = launch_plan(q_len, k_len, d, d, masked=shape == "padded")
-    assert plan.filtered == (shape == "padded"), f"the {shape} shape misses its kernel path"
+    assert plan.filtered == (shape == "padded") and plan.even == (shape != "padded"), f"the {shape} shape misses its kernel path"
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(batch, heads, n, d, generator=generator) for n in (q_len, k_len, k_len))
     mask, bias = None, None
     if shape == "padded":
         mask = torch.rand(batch, 1, 1, k_len, generator=generator) > 0.2  # (B, 1, 1, Tk)
+    if shape in ("padded", "full_bias"):
         bias = torch.randn(1, heads, q_len, k_len, generator=generator)  # (1, H, Tq, Tk)
     q, k, v = (x.to(torch_dtype) for x in (q, k, v))
     exact = merge_heads(attention(

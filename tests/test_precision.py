@@ -467,3 +467,39 @@ def test_the_torch_check_attends_mixed_dtypes_in_the_working_dtype(monkeypatch, 
     assert weights.dtype == torch.float32
     torch.testing.assert_close(weights.double(), expected[1], atol=1e-5, rtol=0)
     assert float(check.deviation.max()) <= 2**-8 * float(check.magnitude.max())  # bfloat16 rounding of the output
+
+
+class Shifted(torch.nn.Module):
+    """A projection plus a constant: the wrapped projection's own output is not what the module uses."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.inner(states) + 0.5  # (B, T, H·d)
+
+
+def test_projections_moved_between_passes_are_recorded_under_their_new_place(checkpoints):
+    """A projection wrapped or replaced after a pass (an adapter around layer 0's query, then its key in
+    the query's place) is recorded as what it now is, so the recomputation still matches the library's
+    weights; a fresh projection (no hook yet) makes the recomputation run the projections again."""
+    loaded = load_model(str(checkpoints["bert"]), dtype="float32", attn_implementation="eager")  # changed below
+    inputs, source = tokenize(loaded, TEXTS)
+    attention = loaded.family.sites(loaded.model)[0].module  # layer 0's self-attention
+
+    def deviation():
+        result = forward_with_attention(loaded, inputs, source)
+        reference = result.maps["encoder"].weights  # (B, L, H, T, T)
+        return float((result.recomputed["encoder"] - reference).abs().max())
+
+    assert deviation() < 1e-5  # first pass: hooks installed
+    attention.query = Shifted(attention.query)  # a wrapper around the hooked query, as an adapter (LoRA) adds
+    assert deviation() < 1e-5
+    attention.query = attention.query.inner
+    attention.query, attention.key = attention.key, attention.query  # both hooked, each tagged as the other
+    assert deviation() < 1e-5
+    fresh = torch.nn.Linear(attention.query.in_features, attention.query.out_features)
+    fresh.load_state_dict(attention.query.state_dict())
+    attention.query = fresh
+    assert deviation() < 1e-5

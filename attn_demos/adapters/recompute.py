@@ -30,7 +30,7 @@ _active = threading.local()  # .captured: the dict of the capture running in thi
 _install_lock = threading.Lock()
 MODULE_PATH_ATTRIBUTE = "_attn_demos_module_path"
 PROJECTION_ATTRIBUTE = "_attn_demos_projection_of"  # on a q/k/v projection: (attention module path, index)
-PROJECTIONS_HOOKED_ATTRIBUTE = "_attn_demos_projections_hooked"  # on an attention module: (its path, projection names)
+PROJECTIONS_HOOKED_ATTRIBUTE = "_attn_demos_projections_hooked"  # on an attention module: (its path, names, projections)
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ def _install_hooks(sites: list[AttentionSite]) -> None:
 def _install_projection_hooks(sites: list[AttentionSite], projections: tuple[str, ...]) -> None:
     with _install_lock:
         for site in sites:
-            done = (site.module_path, projections)
+            # the projections themselves too: one replaced or wrapped since (an adapter) needs its own hook and tag
+            done = (site.module_path, projections, tuple(map(site.module._modules.get, projections)))
             if site.module.__dict__.get(PROJECTIONS_HOOKED_ATTRIBUTE) == done:  # every pass asks: answer fast
                 continue
             for index, name in enumerate(projections):

@@ -151,7 +151,8 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         "tokens": tokens,
         "plain_ms": round(median["plain"] * 1e3, 2),
         # the host's time to queue the plain forward: close to plain_ms, the pass is bound by the host
-        # (then every µs of Python a verification adds per layer shows in its ratio)
+        # (then every µs of Python a verification adds per layer shows in its ratio). It includes any
+        # wait the model makes itself: transformers checks an all-ones mask on the host (.all()), after the embeddings
         "plain_host_ms": round(host * 1e3, 2),
         "eager_capture_ratio": round(statistics.median(pairs["eager"]), 3),
         "sdpa_verify_ratio": round(statistics.median(pairs["sdpa"]), 3),

@@ -255,8 +255,9 @@ def test_head_view_size_bound_is_below_the_exact_count_and_the_exact_count_is_wh
     weights = rng.dirichlet(np.full(40, concentration), size=(2, 3, 40))  # (L, H, Tq, Tk)
     thousandths = np.stack([module._thousandths(weights[i]) for i in range(2)])
     for floor in (0, 5, 10, 20, 50, 100, 500):
-        exact = module._weights_json_bytes(thousandths, floor)
-        assert module._weights_json_bytes_at_least(thousandths, floor) <= exact
+        keep = module._kept(thousandths, floor)
+        exact = module._weights_json_bytes(thousandths, keep)
+        assert module._weights_json_bytes_at_least(keep) <= exact
         sent = [module._sparse_layer(thousandths[i], floor) for i in range(2)]
         # each number with the comma after it: a list's JSON less its brackets, plus the last comma
         numbers = sum(len(json.dumps(layer["n"], separators=(",", ":"))) - 2 + 1 for layer in sent)

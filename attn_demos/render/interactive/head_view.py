@@ -32,10 +32,15 @@ def head_colours(heads: int) -> list[str]:
     return colours
 
 
+def _kept(thousandths: np.ndarray, floor: int) -> np.ndarray:
+    """Which weights (in thousandths, any shape) are sent at this floor: ≥ floor, and > 0."""
+    return thousandths >= max(floor, 1)
+
+
 def _sparse_layer(thousandths: np.ndarray, floor: int) -> dict:
     """(H, Tq, Tk) ints -> {"n": entries per (head, query) (H·Tq,), "kw": [key, weight, ...]} in
     head-major, query-minor order, keeping weights ≥ floor (and > 0)."""
-    keep = thousandths >= max(floor, 1)  # (H, Tq, Tk)
+    keep = _kept(thousandths, floor)  # (H, Tq, Tk)
     kept = np.flatnonzero(keep)  # (N,) flat indices, head-major then query then key
     pairs = np.stack([kept % keep.shape[-1], thousandths.reshape(-1)[kept]], axis=1)  # (N, 2): key, weight
     return {"n": keep.sum(axis=-1).reshape(-1).tolist(), "kw": pairs.reshape(-1).tolist()}
@@ -51,9 +56,9 @@ def _digits(count_at_least: callable, limit: int) -> int:
     return total
 
 
-def _weights_json_bytes(thousandths: np.ndarray, floor: int) -> int:
-    """The exact length of the "w" lists' numbers and commas for this floor, without building them."""
-    keep = thousandths >= max(floor, 1)  # (L, H, Tq, Tk)
+def _weights_json_bytes(thousandths: np.ndarray, keep: np.ndarray) -> int:
+    """The exact length of the "w" lists' numbers and commas for the weights `keep` sends (_kept,
+    (L, H, Tq, Tk)), without building them."""
     entries = int(np.count_nonzero(keep))
     per_key = keep.sum(axis=(0, 1, 2))  # (Tk,) how many entries point at each key index
     key_index = np.arange(per_key.shape[0])  # (Tk,)
@@ -65,20 +70,19 @@ def _weights_json_bytes(thousandths: np.ndarray, floor: int) -> int:
     return key_digits + weight_digits + 2 * entries + count_digits + counts.shape[0]
 
 
-def _weights_json_bytes_at_least(thousandths: np.ndarray, floor: int) -> int:
-    """A lower bound of _weights_json_bytes in one pass: each kept entry has at least one digit of key
-    and of weight and two commas; each row's count at least one digit and a comma."""
-    entries = int(np.count_nonzero(thousandths >= max(floor, 1)))  # thousandths: (L, H, Tq, Tk)
-    rows = thousandths.size // thousandths.shape[-1]
+def _weights_json_bytes_at_least(keep: np.ndarray) -> int:
+    """A lower bound of _weights_json_bytes from the count alone: each kept entry has at least one
+    digit of key and of weight and two commas; each row's count at least one digit and a comma."""
+    entries = int(np.count_nonzero(keep))  # keep: (L, H, Tq, Tk)
+    rows = keep.size // keep.shape[-1]
     return 4 * entries + 2 * rows
 
 
 def _numbers_exceed(thousandths: np.ndarray, floor: int, max_bytes: int) -> bool:
-    """Whether the "w" lists' numbers alone exceed max_bytes: by the one-pass bound where it says so
-    (long inputs' low floors), else counted exactly."""
-    if _weights_json_bytes_at_least(thousandths, floor) > max_bytes:
-        return True
-    return _weights_json_bytes(thousandths, floor) > max_bytes
+    """Whether the "w" lists' numbers alone exceed max_bytes: by the bound where it says so (long
+    inputs' low floors), else counted exactly."""
+    keep = _kept(thousandths, floor)  # (L, H, Tq, Tk)
+    return _weights_json_bytes_at_least(keep) > max_bytes or _weights_json_bytes(thousandths, keep) > max_bytes
 
 
 def head_view_html(

@@ -49,14 +49,16 @@ def handler(function, outputs: tuple[str, ...], keep_missing: bool = False):
 def call_safely(function, *args) -> dict:
     """The handler's dict, or {"status": "⚠️ …"} if it raised or was given a result the app let go
     of (kept.py)."""
-    if any(kept.is_released(arg) for arg in args):
-        return {"status": error_text(kept.ResultReleasedError(kept.released_text()))}
-    try:
-        return function(*args)
-    except Exception as error:  # the tab shows it; the app stays up
-        if any(kept.is_released(arg) for arg in args):  # let go of while this view was drawing it
-            return {"status": error_text(kept.ResultReleasedError(kept.released_text()))}
-        return {"status": error_text(error)}
+    def released() -> bool:
+        return any(kept.is_released(arg) for arg in args)
+
+    if not released():
+        try:
+            return function(*args)
+        except Exception as error:  # the tab shows it; the app stays up
+            if not released():  # else it was let go of while this view was drawing it
+                return {"status": error_text(error)}
+    return {"status": error_text(kept.ResultReleasedError(kept.released_text()))}
 
 
 def _in_order(values: dict, outputs: tuple[str, ...], keep_missing: bool = False):

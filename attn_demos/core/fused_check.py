@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import torch
 
+from attn_demos.core.kernel_launch import DirectLauncher
+
 try:
     import triton
     import triton.language as tl
@@ -44,6 +46,12 @@ MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
 # tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, the kernel ~1.3× slower.
 SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+DIRECT_LAUNCH = True  # False: every launch through triton's binding (the benchmark compares both)
+POINTER_ARGUMENTS = 8  # the kernel's tensor arguments, q … maxima (written, last)
+CONSTEXPR_NAMES = (
+    "HAS_BIAS", "HAS_MASK", "KEYS_ONLY", "HAS_ROWS", "HAS_SOFTCAP", "HAS_WINDOW", "EVEN", "FILTER", "HALF", "SPLIT",
+    "UPCAST", "BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV",
+)
 
 
 class KernelLimitError(ValueError):
@@ -110,7 +118,7 @@ def fused_check(
     blocks = -(-q_len // plan.block_m)  # ceil: plain ints, as each layer's launch costs host time
     # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
     maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
-    _check_kernel[(blocks, batch * heads)](
+    arguments = (
         q, k, v, output, bias_view, mask_view, rows, maxima,
         *q.stride(), *k.stride(), *v.stride(), *output.stride(),
         *(bias_view.stride() if bias is not None else (0, 0, 0, 0)),
@@ -118,24 +126,15 @@ def fused_check(
         *(rows.stride() if query_is_real is not None else (0, 0)),
         heads, q_len, k_len, head_dim, v_dim, batch * heads,
         float(scale), float(softcap or 1.0), int(window or 0),
-        HAS_BIAS=bias is not None,
-        HAS_MASK=mask is not None,
-        KEYS_ONLY=keys_only,
-        HAS_ROWS=query_is_real is not None,
-        HAS_SOFTCAP=softcap is not None,
-        HAS_WINDOW=window is not None,
-        EVEN=plan.even,
-        FILTER=plan.filtered,
-        HALF=q.dtype != torch.float32,
-        SPLIT=SPLIT_PROBABILITIES,
-        UPCAST=interpreting(),
-        BLOCK_M=plan.block_m,
-        BLOCK_N=plan.block_n,
-        BLOCK_D=plan.block_d,
-        BLOCK_DV=plan.block_dv,
-        num_warps=plan.warps,
-        num_stages=plan.stages,
     )
+    settings = (  # the kernel's constexprs, in its signature's order (CONSTEXPR_NAMES)
+        bias is not None, mask is not None, keys_only, query_is_real is not None, softcap is not None,
+        window is not None, plan.even, plan.filtered, q.dtype != torch.float32, SPLIT_PROBABILITIES,
+        interpreting(), plan.block_m, plan.block_n, plan.block_d, plan.block_dv,
+    )
+    # direct launches skip triton's per-call binding (core/kernel_launch.py); the interpreter has no compiled kernel
+    _launch((blocks, batch * heads), arguments, settings, plan.warps, plan.stages,
+            tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not interpreting())
     as_floats = maxima.view(torch.float32)  # (2, B, H)
     deviation, magnitude = as_floats[0], as_floats[1]  # (B, H) each
     return deviation, magnitude
@@ -292,3 +291,5 @@ if triton is not None:
         pair = example * heads + head
         tl.atomic_max(maxima_ptr + pair, deviation.to(tl.int32, bitcast=True))
         tl.atomic_max(maxima_ptr + pairs + pair, magnitude.to(tl.int32, bitcast=True))
+
+    _launch = DirectLauncher(_check_kernel, CONSTEXPR_NAMES)

@@ -10,6 +10,8 @@ and bfloat16. For each, the median time of (interleaved rounds of CALLS_PER_ROUN
   sdpa       sdpa forward verified by the output, no weights materialised (forward_with_verification,
              keep_weights=False): q, k, v recorded from the projections as they ran, and every
              layer checked by the fused Triton kernel (core/fused_check.py) where triton exists
+  sdpa_triton_launch  the same with every kernel launched through triton's binding (fused_check.DIRECT_LAUNCH
+             off): what launching the compiled kernel directly saves (kernel_launches: the timed rounds' launches by path)
   view       the same, plus one layer's maps for a view (reduce_attention with KeepLayer: that
              layer's weights built in torch, the others checked by the kernel)
 each the median over rounds of that round's time ÷ the same round's plain forward (with the range),
@@ -27,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,10 +129,19 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         worst["view"] = max(float(e.max()) for e in result.errors.values())
         assert view.weights is not None
 
-    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view}
+    def sdpa_verify_through_triton():  # the same, every kernel launched through triton's binding
+        fused_check.DIRECT_LAUNCH = False
+        try:
+            sdpa_verify()
+        finally:
+            fused_check.DIRECT_LAUNCH = True
+
+    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view,
+            "sdpa_triton_launch": sdpa_verify_through_triton}
     for run in runs.values():
         for _ in range(WARMUP):
             run()
+    launches = kernel_launches()
     times = {key: [] for key in runs}
     for _ in range(rounds):  # interleaved, so drift hits every variant alike
         for key, run in runs.items():
@@ -157,10 +169,12 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         "eager_capture_ratio": round(statistics.median(pairs["eager"]), 3),
         "sdpa_verify_ratio": round(statistics.median(pairs["sdpa"]), 3),
         "sdpa_view_ratio": round(statistics.median(pairs["view"]), 3),
+        "sdpa_verify_ratio_triton_launch": round(statistics.median(pairs["sdpa_triton_launch"]), 3),
         "pair_ratio_range": {key: [round(values[0], 3), round(values[-1], 3)] for key, values in pairs.items()},
         "sdpa_worst_relative_output_error": worst.get("sdpa"),
         "view_worst_relative_output_error": worst.get("view"),
         "fused_kernel": fused_check.fused_check_available(device, DTYPES[dtype]),
+        "kernel_launches": dict(kernel_launches() - launches),
         "one_layer_maps_mb": round(one_layer / 2**20, 1),
     }
     if memory is not None:
@@ -169,6 +183,12 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         row["view_peak_extra_mb"] = round(view_memory / 2**20, 1)
         row["view_peak_extra_over_one_layer"] = round(view_memory / one_layer, 3)
     return row
+
+
+def kernel_launches() -> Counter:
+    """The fused check's launches so far, by path ("direct", "triton"); none without triton."""
+    launcher = getattr(fused_check, "_launch", None)
+    return Counter(launcher.counts) if launcher is not None else Counter()
 
 
 def host_time(run, device) -> float:

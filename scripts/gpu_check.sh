@@ -31,7 +31,7 @@ else
   tests_status=${PIPESTATUS[0]}
 fi
 
-timeout 150 python3 scripts/gpu_bench.py --out "$RESULTS/gpu_bench.json" 2>&1 | tee "$RESULTS/gpu_bench.txt"
+timeout 200 python3 scripts/gpu_bench.py --out "$RESULTS/gpu_bench.json" 2>&1 | tee "$RESULTS/gpu_bench.txt"
 bench_status=${PIPESTATUS[0]}
 # Where a verified pass spends its time: the kernel per layer (profiler) and one launch's host time.
 timeout 120 python3 scripts/kernel_sweep.py --quick --profile --out "$RESULTS/kernel_sweep.json" > "$RESULTS/kernel_sweep.txt" 2>&1

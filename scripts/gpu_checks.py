@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -104,13 +105,13 @@ def check_kernel(dtype: str, shape: str = "padded") -> str:
     """The fused check kernel on cuda (its compiled tensor-core path) against the core's attention
     in float64: it must report the rounding of a correct output and catch one perturbed value."""
     from attn_demos.adapters.precision import DTYPES
-    from attn_demos.core.fused_check import fused_check, fused_check_available, launch_plan
+    from attn_demos.core import fused_check
     from attn_demos.core.torch_attention import attention, merge_heads
 
     batch, heads, q_len, k_len, d = KERNEL_SHAPES[shape]
     torch_dtype = DTYPES[dtype]
-    assert fused_check_available(torch.device("cuda"), torch_dtype), "triton is missing: no fused kernel on this GPU"
-    plan = launch_plan(q_len, k_len, d, d, masked=shape == "padded")
+    assert fused_check.fused_check_available(torch.device("cuda"), torch_dtype), "triton is missing: no fused kernel on this GPU"
+    plan = fused_check.launch_plan(q_len, k_len, d, d, masked=shape == "padded")
     assert plan.filtered == (shape == "padded") and plan.even == (shape != "padded"), f"the {shape} shape misses its kernel path"
     generator = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(batch, heads, n, d, generator=generator) for n in (q_len, k_len, k_len))
@@ -123,19 +124,26 @@ def check_kernel(dtype: str, shape: str = "padded") -> str:
     exact = merge_heads(attention(
         q.double(), k.double(), v.double(), mask=mask, bias=None if bias is None else bias.double(), scale=0.125
     )[0])  # (B, Tq, H·d)
-    given = exact.to(torch_dtype)  # (B, Tq, H·d)
-    given[1, 250, 5 * d + 3] += 0.25  # example 1, head 5
     on = {"device": "cuda"}
-    deviation, _ = fused_check(
-        q.to(**on), k.to(**on), v.to(**on), given.to(**on), 0.125,
-        bias=None if bias is None else bias.to(**on), mask=None if mask is None else mask.to(**on),
-    )
-    expected = (exact - given.double()).abs().view(batch, q_len, heads, d).amax(dim=(1, 3))  # (B, H)
-    off = float((deviation.cpu().double() - expected).abs().max())
+    q, k, v = q.to(**on), k.to(**on), v.to(**on)
+    bias = None if bias is None else bias.to(**on)
+    mask = None if mask is None else mask.to(**on)
     allowed = KERNEL_SLACK + (torch.finfo(torch_dtype).eps / 2 * float(v.abs().max()) if torch_dtype != torch.float32 else 0)
-    assert off <= allowed, f"kernel deviation differs from float64 by {off:.2e} (allowed {allowed:.1e})"
-    assert float(deviation[1, 5]) > 0.2, "the perturbed value was not caught"
-    return f"{shape}: deviation = float64's to {off:.1e} (allowed {allowed:.1e}); perturbed head caught ({float(deviation[1, 5]):.3f})"
+    found = []
+    # the second call has the first's launch key: it launches the compiled kernel directly (core/kernel_launch.py)
+    for example, row, head, column in ((1, 250, 5, 3), (0, 100, 2, 7)):
+        given = exact.to(torch_dtype)  # (B, Tq, H·d)
+        given[example, row, head * d + column] += 0.25
+        launches = Counter(fused_check._launch.counts)
+        deviation, _ = fused_check.fused_check(q, k, v, given.to(**on), 0.125, bias=bias, mask=mask)
+        expected = (exact - given.double()).abs().view(batch, q_len, heads, d).amax(dim=(1, 3))  # (B, H)
+        off = float((deviation.cpu().double() - expected).abs().max())
+        path = next(iter(Counter(fused_check._launch.counts) - launches))
+        assert off <= allowed, f"{path} launch: deviation differs from float64 by {off:.2e} (allowed {allowed:.1e})"
+        assert float(deviation[example, head]) > 0.2, f"{path} launch: the perturbed value was not caught"
+        found.append(f"{path} launch {off:.1e}, perturbed head caught ({float(deviation[example, head]):.3f})")
+    assert path == "direct", "the second launch with the same key did not launch the compiled kernel directly"
+    return f"{shape}: deviation = float64's (allowed {allowed:.1e}): " + "; ".join(found)
 
 
 def check_control() -> str:

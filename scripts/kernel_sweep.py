@@ -14,7 +14,9 @@ of one kernel launch. --quick: only QUICK_CONFIGS, unsplit.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import statistics
 import sys
 import time
@@ -88,8 +90,10 @@ def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -
     return rows
 
 
-def launch_ms(calls: int = 200) -> float:
-    """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python."""
+def launch_ms(calls: int = 200, direct: bool = True) -> float:
+    """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python;
+    direct=False: launched through triton's binding (fused_check.DIRECT_LAUNCH off)."""
+    fused_check.DIRECT_LAUNCH = direct
     q = torch.randn(1, 1, 16, 64, device="cuda", dtype=torch.bfloat16)  # (B, H, T, d)
     output = q[:, 0]  # (B, T, H·d)
     fused_check.fused_check(q, q, q, output, 0.125)
@@ -99,6 +103,7 @@ def launch_ms(calls: int = 200) -> float:
         fused_check.fused_check(q, q, q, output, 0.125)
     elapsed = time.perf_counter() - started
     torch.cuda.synchronize()
+    fused_check.DIRECT_LAUNCH = True
     return elapsed / calls * 1e3
 
 
@@ -125,7 +130,8 @@ def profile() -> None:
     def verified():
         forward_with_verification(loaded, inputs, side, keep_weights=False)
 
-    times = {"plain_ms": median_ms(plain), "verified_ms": median_ms(verified), "check_launch_ms": launch_ms()}
+    times = {"plain_ms": median_ms(plain), "verified_ms": median_ms(verified), "check_launch_ms": launch_ms(),
+             "check_launch_ms_through_triton": launch_ms(direct=False)}
     print(json.dumps({key: round(ms, 3) for key, ms in times.items()}), flush=True)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(3):
@@ -133,6 +139,14 @@ def profile() -> None:
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=14, max_name_column_width=60))
     print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=10, max_name_column_width=60))
+    # the host's Python per verified pass (the bfloat16 pass is near host-bound): where its time goes
+    host = cProfile.Profile()
+    host.enable()
+    for _ in range(10):
+        verified()
+    host.disable()
+    torch.cuda.synchronize()
+    pstats.Stats(host).sort_stats("tottime").print_stats(25)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,9 +94,9 @@ def site_forms(monkeypatch) -> list:
     calls = []
     original = verify.check_site
 
-    def recorded(site, terms, context, query_is_real, form=verify.HEADS):
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS, zeroed=None):
         calls.append((site, form))
-        return original(site, terms, context, query_is_real, form)
+        return original(site, terms, context, query_is_real, form, zeroed)
 
     monkeypatch.setattr(verify, "check_site", recorded)
     return calls

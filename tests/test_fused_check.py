@@ -157,6 +157,32 @@ def test_fused_check_refuses_shapes_that_do_not_fit():
         fused.fused_check(q, k[:, :2], v, torch.zeros(BATCH, Q_LEN, HEADS * HEAD_DIM), SCALE)
 
 
+def test_results_go_into_a_given_zeroed_buffer():
+    q, k, v, _ = case_inputs("plain", torch.float32)
+    given = float64_output(q, k, v, {}).float()  # (B, Tq, H·d)
+    given[1, 5, 2 * HEAD_DIM] += PERTURBATION  # example 1, head 2
+    alone = fused.fused_check(q, k, v, given, SCALE)
+    buffer = torch.zeros(2, BATCH, HEADS, dtype=torch.int32)  # (2, B, H)
+    into = fused.fused_check(q, k, v, given, SCALE, maxima=buffer)
+    assert all(torch.equal(a, b) for a, b in zip(alone, into))
+    assert into[0].data_ptr() == buffer.data_ptr(), "the results were not written into the given buffer"
+    assert float(into[0][1, 2]) == pytest.approx(PERTURBATION, abs=1e-5)
+    for wrong in (torch.zeros(2, BATCH, HEADS + 1, dtype=torch.int32), torch.zeros(2, BATCH, HEADS)):
+        with pytest.raises(ValueError, match="maxima must be int32"):
+            fused.fused_check(q, k, v, given, SCALE, maxima=wrong)
+
+
+def test_zeroed_maxima_hands_out_each_buffer_once():
+    zeroed = verify.ZeroedMaxima(2)
+    first, second = (zeroed.take(3, 4, torch.device("cpu")) for _ in range(2))
+    assert first.shape == second.shape == (2, 3, 4) and first.dtype == torch.int32
+    assert not first.any() and not second.any() and first.data_ptr() != second.data_ptr()
+    assert zeroed.take(3, 4, torch.device("cpu")) is None, "a third site got a buffer already handed out"
+    other = verify.ZeroedMaxima(2)
+    other.take(3, 4, torch.device("cpu"))
+    assert other.take(3, 5, torch.device("cpu")) is None, "a site with other heads got a buffer of the wrong shape"
+
+
 def test_the_fast_path_is_a_cuda_gpu_only():
     assert not fused.fused_check_available(torch.device("cpu"), torch.float32)
     assert not fused.fused_check_available(torch.device("cuda"), torch.float64)
@@ -174,7 +200,7 @@ def through_the_kernel(monkeypatch):
     original = fused.fused_check
 
     def counted(*args, **kwargs):
-        calls.append(1)
+        calls.append(kwargs.get("maxima"))  # the zeroed result buffer the verification handed over
         return original(*args, **kwargs)
 
     monkeypatch.setattr(verify, "fused_check_available", lambda device, dtype: True)
@@ -190,6 +216,9 @@ def test_sdpa_verification_through_the_kernel_equals_the_torch_path(checkpoints,
     kernel_path = verified(loaded, keep_weights=False).errors
     sites = len(loaded.family.sites(loaded.model))
     assert len(through_the_kernel) == sites
+    # every site wrote into its own buffer of one block zeroed once for the pass
+    assert len({buffer.untyped_storage().data_ptr() for buffer in through_the_kernel}) == 1
+    assert len({buffer.data_ptr() for buffer in through_the_kernel}) == sites
     assert torch_path.keys() == kernel_path.keys()
     for kind in torch_path:
         assert torch.allclose(kernel_path[kind], torch_path[kind], rtol=0, atol=1e-6), kind

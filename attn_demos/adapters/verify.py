@@ -147,6 +147,7 @@ def verify_attention(
     verification = Verification()
     site_of_call = {(s.module_path, s.call): s for s in sites}
     calls_seen: dict[str, int] = {}
+    zeroed = ZeroedMaxima(len(sites))
 
     with capture_attention_inputs(sites, recorded_projections(family)) as captured:
 
@@ -161,7 +162,7 @@ def verify_attention(
             captured[path][call] = None  # this call's inputs are no longer needed
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
             form = wanted_form(wants_weights(site))
-            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), form)
+            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), form, zeroed)
             verification.checks.append(check)
             if form is not None and on_weights is not None:
                 on_weights(site, weights)
@@ -199,13 +200,15 @@ def check_site(
     context: torch.Tensor,
     query_is_real: torch.Tensor | None,
     form: str | bool | None = HEADS,
+    zeroed: ZeroedMaxima | None = None,
 ) -> tuple[torch.Tensor | None, SiteCheck]:
     """The core's weights for one site in the wanted form (HEADS: (B, H, Tq, Tk); a fusion:
     (B, Tq, Tk); None: nothing), and weights·v compared with `context` (B, Tq, H·d), what the
     module itself computed.
 
     With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
-    nothing of size Tq×Tk. Otherwise heads are attended as many at a time as CHUNK_BYTES of scores
+    nothing of size Tq×Tk (its results go into a buffer of `zeroed` where one is left). Otherwise
+    heads are attended as many at a time as CHUNK_BYTES of scores
     hold (at least one; half precision in float32); whole heads go into one preallocated layer, a
     fusion into one running map, so the peak extra memory is that layer (or map) plus a few heads'
     temporaries. Every head's weights·v is then compared with `context` in one step (a few
@@ -215,7 +218,9 @@ def check_site(
     if query_is_real is not None:
         query_is_real = query_is_real.to(terms.q.device)  # (B, Tq)
     if form is None and fused_check_available(terms.q.device, terms.q.dtype):
-        checked = _fused(terms, context, query_is_real)
+        batch, heads = terms.q.shape[:2]
+        maxima = zeroed.take(batch, heads, terms.q.device) if zeroed is not None else None  # (2, B, H) or None
+        checked = _fused(terms, context, query_is_real, maxima)
         if checked is not None:
             return None, SiteCheck(site, *checked)
     work = working_dtype(terms.q.dtype)
@@ -271,7 +276,7 @@ def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str) -> 
     return torch.maximum(fused, part, out=fused) if how == "max" else torch.minimum(fused, part, out=fused)
 
 
-def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None):
+def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None, maxima: torch.Tensor | None):
     """(deviation, magnitude), each (B, H), from the fused kernel; None where it cannot run
     (operands beyond 32-bit offsets, or blocks the GPU cannot hold): the torch path then checks."""
     mask = terms.mask  # bool, broadcastable to (B, H, Tq, Tk), or None
@@ -285,10 +290,31 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
         return fused_check(
             q, k, v, context, scale,
             bias=terms.bias, mask=mask, softcap=terms.softcap, window=terms.window, query_is_real=query_is_real,
+            maxima=maxima,
         )
     except (KernelLimitError, *OUT_OF_RESOURCES) as error:
         log.warning("fused check kernel refused (%s); checking in torch", error)
         return None
+
+
+class ZeroedMaxima:
+    """Zeroed (2, B, H) int32 result buffers of the fused check for one verification's sites,
+    filled with zeros at once on first use: one fill kernel for every layer instead of one each
+    (each launch costs the host µs, and a bfloat16 pass on a GPU can be bound by the host)."""
+
+    def __init__(self, sites: int):
+        self.sites = sites
+        self.block: torch.Tensor | None = None  # (sites, 2, B, H)
+        self.taken = 0
+
+    def take(self, batch: int, heads: int, device: torch.device) -> torch.Tensor | None:
+        """The next unused buffer, (2, B, H); None once all are taken or for another shape or device."""
+        if self.block is None:
+            self.block = torch.zeros(self.sites, 2, batch, heads, dtype=torch.int32, device=device)
+        if self.taken == self.sites or self.block.shape[2:] != (batch, heads) or self.block.device != device:
+            return None
+        self.taken += 1
+        return self.block[self.taken - 1]
 
 
 def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:

@@ -54,6 +54,11 @@ CONSTEXPR_NAMES = (
 )
 
 
+# triton picks interpreter or compiler when a kernel is defined (at this module's import), so the
+# setting is read once then too: os.environ costs µs a call, and the checks run once per layer
+INTERPRETING = os.environ.get("TRITON_INTERPRET") == "1"
+
+
 class KernelLimitError(ValueError):
     """Inputs the kernel cannot index (beyond 32-bit offsets): check them another way."""
 
@@ -66,7 +71,7 @@ def fused_check_available(device: torch.device, dtype: torch.dtype) -> bool:
 
 def interpreting() -> bool:
     """Triton's CPU interpreter is on (its half-precision tl.dot is wrong, so dots run in float32 there)."""
-    return os.environ.get("TRITON_INTERPRET") == "1"
+    return INTERPRETING
 
 
 def fused_check(
@@ -80,14 +85,17 @@ def fused_check(
     softcap: float | None = None,
     window: int | None = None,
     query_is_real: torch.Tensor | None = None,
+    maxima: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(deviation, magnitude), each (B, H) float32 on q's device, without a sync:
     max |softmax(…)·v − output| and max |output| per example and head over real query rows.
 
     q: (B, H, Tq, d), k: (B, H, Tk, d), v: (B, H, Tk, d_v), one dtype; output: (B, Tq, H·d_v), the
     heads merged as the model merges them; bias: additive, broadcastable to (B, H, Tq, Tk); mask:
-    bool, broadcastable likewise; query_is_real: (B, Tq) bool or None (all real). A NaN in the
-    comparison makes that (example, head)'s deviation NaN.
+    bool, broadcastable likewise; query_is_real: (B, Tq) bool or None (all real); maxima: a zeroed
+    (2, B, H) int32 tensor on q's device that the results are written into (callers checking many
+    layers zero them all at once: each allocation here costs the host a fill kernel's launch), None:
+    allocated here. A NaN in the comparison makes that (example, head)'s deviation NaN.
     """
     batch, heads, q_len, head_dim = q.shape
     k_len, v_dim = k.shape[2], v.shape[3]
@@ -95,7 +103,7 @@ def fused_check(
         raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not fit together")
     if output.shape != (batch, q_len, heads * v_dim):
         raise ValueError(f"output {tuple(output.shape)} is not (B, Tq, H·d_v) = {(batch, q_len, heads * v_dim)}")
-    runnable = fused_check_available(q.device, q.dtype) or (triton is not None and interpreting())
+    runnable = fused_check_available(q.device, q.dtype) or (triton is not None and INTERPRETING)
     if not runnable or q.dtype not in FUSED_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"fused_check cannot run on {q.device} in {q.dtype} (needs triton, and CUDA or TRITON_INTERPRET=1)")
     if window is not None and window < 1:
@@ -117,7 +125,11 @@ def fused_check(
     plan = launch_plan(q_len, k_len, head_dim, v_dim, masked=mask is not None or window is not None)
     blocks = -(-q_len // plan.block_m)  # ceil: plain ints, as each layer's launch costs host time
     # max over blocks by atomic max on the bit patterns: for floats ≥ 0 (and NaN) their order as int32
-    maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
+    if maxima is None:
+        maxima = torch.zeros(2, batch, heads, dtype=torch.int32, device=q.device)  # (2, B, H): deviation, magnitude
+    elif maxima.shape != (2, batch, heads) or maxima.dtype != torch.int32 or maxima.device != q.device:
+        raise ValueError(f"maxima must be int32 (2, B, H) = {(2, batch, heads)} on {q.device}, got {maxima.dtype} "
+                         f"{tuple(maxima.shape)} on {maxima.device}")
     arguments = (
         q, k, v, output, bias_view, mask_view, rows, maxima,
         *q.stride(), *k.stride(), *v.stride(), *output.stride(),
@@ -130,11 +142,11 @@ def fused_check(
     settings = (  # the kernel's constexprs, in its signature's order (CONSTEXPR_NAMES)
         bias is not None, mask is not None, keys_only, query_is_real is not None, softcap is not None,
         window is not None, plan.even, plan.filtered, q.dtype != torch.float32, SPLIT_PROBABILITIES,
-        interpreting(), plan.block_m, plan.block_n, plan.block_d, plan.block_dv,
+        INTERPRETING, plan.block_m, plan.block_n, plan.block_d, plan.block_dv,
     )
     # direct launches skip triton's per-call binding (core/kernel_launch.py); the interpreter has no compiled kernel
     _launch((blocks, batch * heads), arguments, settings, plan.warps, plan.stages,
-            tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not interpreting())
+            tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not INTERPRETING)
     as_floats = maxima.view(torch.float32)  # (2, B, H)
     deviation, magnitude = as_floats[0], as_floats[1]  # (B, H) each
     return deviation, magnitude

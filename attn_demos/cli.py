@@ -18,8 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    from attn_demos.allocator import reuse_freed_memory
     from attn_demos.errors import AttnDemosError
 
+    reuse_freed_memory()  # this process is ours: keep freed blocks of the layers' maps for reuse
     try:
         return args.run(args)
     except AttnDemosError as error:

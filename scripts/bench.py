@@ -34,6 +34,8 @@ from benchmark import capture, flow, payloads, report, tabs  # noqa: E402
 from benchmark.models import build_checkpoints, build_only, load_models, touch_every_weight  # noqa: E402
 from benchmark.sizes import FULL, QUICK  # noqa: E402
 
+from attn_demos.allocator import reuse_freed_memory  # noqa: E402
+
 THREADS = 2
 SECTIONS = {
     "forward_capture": capture.forward_capture,
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     torch.set_num_threads(args.threads)
+    reused = reuse_freed_memory()  # as attn-demos and the app run (ATTN_DEMOS_REUSE_FREED_MEMORY=0: glibc's defaults)
     torch.manual_seed(0)
     sizes = QUICK if args.quick else FULL
     report.set_quick(args.quick)
@@ -104,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "quick": args.quick,
         "threads": args.threads,
+        "freed_memory_reused": reused,
         "torch": torch.__version__,
         "seconds": round(time.time() - started, 1),
         "load_average_start": load_at_start,

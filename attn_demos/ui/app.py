@@ -41,8 +41,13 @@ def build() -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
-    """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
+    """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0). The
+    server's process keeps freed memory for reuse (attn_demos.allocator): every click allocates
+    and frees each layer's maps."""
+    from attn_demos.allocator import reuse_freed_memory
     from attn_demos.render import interactive  # here, not at the top: the tab list above stays one edit
+
+    reuse_freed_memory()
 
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))

@@ -146,8 +146,11 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
             run()
     launches = kernel_launches()
     times = {key: [] for key in runs}
-    for _ in range(rounds):  # interleaved, so drift hits every variant alike
-        for key, run in runs.items():
+    for index in range(rounds):  # interleaved, so drift hits every variant alike
+        order = list(runs.items())
+        if index % 2:  # every other round backwards: no variant always follows the same one (eager's churn)
+            order.reverse()
+        for key, run in order:
             times[key].append(timed(run, device))
     median = {key: statistics.median(values) for key, values in times.items()}
     # each round's variant ÷ that round's plain forward: the clock and the GPU's state drift between rounds

@@ -1,13 +1,16 @@
 """The process's CPU memory allocator: keep freed blocks for reuse instead of returning them at once.
 
 Attention on a CPU allocates and frees blocks of megabytes per layer (scores, weights: B·H·T·T
-floats). glibc's malloc serves blocks above its mmap threshold (dynamic, from 128 KiB) with fresh
-pages from the kernel and hands them back on free, so every layer pays a page fault per 4 KiB
-touched: at 384 tokens, one layer's check took 9–11 ms instead of 5 ms in a loop (2-core CPU).
-Raising the mmap and trim thresholds lets freed blocks be reused. This changes the whole process,
-so the entry points that own their process call it (`attn-demos` commands, the app, the benchmark);
-a program that imports attn_demos may call it too. Set ATTN_DEMOS_REUSE_FREED_MEMORY=0 to keep
-the C library's defaults. Elsewhere than glibc (macOS, Windows, musl) it does nothing.
+floats). glibc's malloc serves blocks above its mmap threshold (from 128 KiB, raised to the largest
+block freed, at most 32 MiB) with fresh pages from the kernel and hands them back on free, and
+returns free memory at its heap's top beyond its trim threshold (twice the mmap threshold): the next
+block is faulted in again a page (4 KiB) at a time. At 384 tokens, one layer's check took 9–11 ms
+instead of 5 ms in a loop (2-core CPU). Raising both thresholds lets freed blocks be reused; in a
+whole pass the trim threshold does most of it (the heap's free top passes the 64 MiB that glibc's
+own trim threshold reaches). This changes the whole process, so the entry points that own their
+process call it (`attn-demos` commands, the app, the benchmark); a program that imports attn_demos
+may call it too. Set ATTN_DEMOS_REUSE_FREED_MEMORY=0 to keep the C library's defaults. Elsewhere
+than glibc (macOS, Windows, musl) it does nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import os
 import platform
 
-MMAP_THRESHOLD = 32 * 2**20  # bytes: blocks up to this come from the heap (glibc's largest allowed on 64-bit)
+MMAP_THRESHOLD = 32 * 2**20  # bytes: blocks up to this come from the heap (64-bit glibc's cap before 2.35; any since)
 TRIM_THRESHOLD = 256 * 2**20  # bytes: free memory at the heap's top kept for reuse before it goes back to the OS
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
 SWITCH = "ATTN_DEMOS_REUSE_FREED_MEMORY"  # "0": leave the allocator as it is

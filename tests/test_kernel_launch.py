@@ -27,12 +27,14 @@ class Compiled:
     """What triton's launch returns; `convention`: "same" (as triton ≥ 3.3), "wrong" (writes
     other values, as a launcher that reads its arguments differently would), "fails" (raises)."""
 
-    def __init__(self, convention: str = "same"):
+    def __init__(self, convention: str = "same", on_launch=None):
         self.convention = convention
+        self.on_launch = on_launch or (lambda: None)  # called at each launch
         self.grids: list[tuple] = []
 
     def __getitem__(self, grid):
         def runner(x, out, scale, flag):
+            self.on_launch()
             self.grids.append(grid)
             if self.convention == "fails":
                 raise TypeError("launcher takes 3 arguments")
@@ -44,12 +46,14 @@ class Compiled:
 class Kernel:
     """A JIT function stand-in: `kernel[grid](x, out, scale, FLAG=…, num_warps=…, num_stages=…)`."""
 
-    def __init__(self, convention: str = "same"):
-        self.compiled = Compiled(convention)
+    def __init__(self, convention: str = "same", on_launch=None):
+        self.compiled = Compiled(convention, on_launch)
+        self.on_launch = self.compiled.on_launch
         self.launches = 0
 
     def __getitem__(self, grid):
         def run(x, out, scale, *, FLAG, num_warps, num_stages):  # noqa: N803 (a constexpr's name)
+            self.on_launch()
             self.launches += 1
             toy(x, out, scale, FLAG)
             return self.compiled
@@ -144,3 +148,33 @@ def test_the_interpreter_launches_through_triton_only():
     assert fused._launch.counts["triton"] == before.get("triton", 0) + 2
     assert fused._launch.counts["direct"] == before.get("direct", 0) and fused._launch.enabled
     assert float(deviation.min()) > 0, "a zero output should deviate from attention's"
+
+
+def test_launches_run_with_the_tensors_gpu_current(monkeypatch):
+    """Triton launches on the current CUDA device: with the tensors on another GPU, both paths
+    (triton's and the direct one) run inside torch.cuda.device(that GPU)."""
+    inside: list[bool] = []
+    entered: list[object] = []
+
+    class Current:  # stands in for torch.cuda.device (no GPU here)
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            entered.append(self.device)
+            inside.append(True)
+
+        def __exit__(self, *exc):
+            inside.pop()
+
+    monkeypatch.setattr(kernel_launch, "on_other_gpu", lambda device: True)
+    monkeypatch.setattr(kernel_launch.torch.cuda, "device", Current)
+    seen: list[bool] = []  # per launch: whether it ran inside Current
+    kernel = Kernel(on_launch=lambda: seen.append(bool(inside)))
+    launcher = DirectLauncher(kernel, ["FLAG"])
+    x = torch.arange(6.0)
+    launch(launcher, x)
+    launch(launcher, x)
+    assert launcher.counts == {"triton": 1, "direct": 1}
+    assert seen == [True, True, True], "a launch ran with another GPU current"  # triton's, the check's, a direct one
+    assert entered == [x.device, x.device]

@@ -19,7 +19,6 @@ under TRITON_INTERPRET=1 (slowly: that is how the tests check it without a GPU).
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
@@ -145,12 +144,9 @@ def fused_check(
         window is not None, plan.even, plan.filtered, q.dtype != torch.float32, SPLIT_PROBABILITIES,
         INTERPRETING, plan.block_m, plan.block_n, plan.block_d, plan.block_dv,
     )
-    # triton launches on the current CUDA device: make it q's (a model on cuda:1, as a second process's)
-    on_q_device = torch.cuda.device(q.device) if on_other_gpu(q.device) else nullcontext()
-    with on_q_device:
-        # direct launches skip triton's per-call binding (core/kernel_launch.py); the interpreter has no compiled kernel
-        _launch((blocks, batch * heads), arguments, settings, plan.warps, plan.stages,
-                tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not INTERPRETING)
+    # direct launches skip triton's per-call binding (core/kernel_launch.py); the interpreter has no compiled kernel
+    _launch((blocks, batch * heads), arguments, settings, plan.warps, plan.stages,
+            tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not INTERPRETING)
     as_floats = maxima.view(torch.float32)  # (2, B, H)
     deviation, magnitude = as_floats[0], as_floats[1]  # (B, H) each
     return deviation, magnitude
@@ -178,11 +174,6 @@ def launch_plan(q_len: int, k_len: int, head_dim: int, v_dim: int, masked: bool)
     block_m, block_n, warps, stages = CONFIG or (LONG_CONFIG if long else SHORT_CONFIG)
     even = q_len % block_m == 0 and k_len % block_n == 0 and head_dim == block_d and v_dim == block_dv
     return LaunchPlan(block_m, block_n, block_d, block_dv, warps, stages, even, filtered=masked or not even)
-
-
-def on_other_gpu(device: torch.device) -> bool:
-    """Whether `device` is a CUDA GPU other than the current one."""
-    return device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device()
 
 
 def power_of_two_at_least(n: int) -> int:

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 
@@ -55,8 +56,14 @@ class DirectLauncher:
         direct: bool = True,
     ) -> None:
         """Launch on `grid` with `arguments` (the first `tensors` of them tensors) and constexpr
-        values `settings`; arguments[written] is the tensor the kernel writes. direct=False: always
-        through triton (e.g. its CPU interpreter)."""
+        values `settings`, on the GPU that holds arguments[0]; arguments[written] is the tensor the
+        kernel writes. direct=False: always through triton (e.g. its CPU interpreter)."""
+        device = arguments[0].device
+        # triton launches (and loads its compiled kernel) on the current CUDA device: make it the tensors'
+        with torch.cuda.device(device) if on_other_gpu(device) else nullcontext():
+            self._launch(grid, arguments, settings, warps, stages, tensors, written, direct)
+
+    def _launch(self, grid, arguments, settings, warps, stages, tensors, written, direct) -> None:
         key = None
         if direct and self.enabled:
             key = launch_key(arguments, tensors, settings, warps, stages)
@@ -93,6 +100,11 @@ class DirectLauncher:
             if len(self.compiled) >= CACHE_SIZE:
                 self.compiled.pop(next(iter(self.compiled)))
             self.compiled[key] = compiled
+
+
+def on_other_gpu(device: torch.device) -> bool:
+    """Whether `device` is a CUDA GPU other than the current one."""
+    return device.type == "cuda" and device.index is not None and device.index != torch.cuda.current_device()
 
 
 def launch_key(arguments: tuple, tensors: int, settings: tuple, warps: int, stages: int) -> tuple:

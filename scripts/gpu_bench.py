@@ -10,8 +10,8 @@ on one text of APP_TOKENS tokens (an app's click, bound by the host), float32 an
   sdpa       sdpa forward verified by the output, no weights materialised (forward_with_verification,
              keep_weights=False): q, k, v recorded from the projections as they ran, and every
              layer checked by the fused Triton kernel (core/fused_check.py) where triton exists
-  sdpa_triton_launch  the same with every kernel launched through triton's binding (fused_check.DIRECT_LAUNCH
-             off): what launching the compiled kernel directly saves (kernel_launches: the timed rounds' launches by path)
+  sdpa_triton_launch  the same with every kernel launched through triton's binding (fused_check.through_triton):
+             what launching the compiled kernel directly saves (kernel_launches: the timed rounds' launches by path)
   view       the same, plus one layer's maps for a view (reduce_attention with KeepLayer: that
              layer's weights built in torch, the others checked by the kernel)
 each the median over rounds of that round's time ÷ the same round's plain forward (with the range),
@@ -133,11 +133,8 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         assert view.weights is not None
 
     def sdpa_verify_through_triton():  # the same, every kernel launched through triton's binding
-        fused_check.DIRECT_LAUNCH = False
-        try:
+        with fused_check.through_triton():
             sdpa_verify()
-        finally:
-            fused_check.DIRECT_LAUNCH = True
 
     runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view,
             "sdpa_triton_launch": sdpa_verify_through_triton}

@@ -20,6 +20,7 @@ import pstats
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -92,11 +93,10 @@ def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -
 
 def launch_ms(calls: int = 200, direct: bool = True) -> float:
     """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python;
-    direct=False: launched through triton's binding (fused_check.DIRECT_LAUNCH off)."""
+    direct=False: launched through triton's binding (fused_check.through_triton)."""
     q = torch.randn(1, 1, 16, 64, device="cuda", dtype=torch.bfloat16)  # (B, H, T, d)
     output = q[:, 0]  # (B, T, H·d)
-    fused_check.DIRECT_LAUNCH = direct
-    try:
+    with nullcontext() if direct else fused_check.through_triton():
         fused_check.fused_check(q, q, q, output, 0.125)
         torch.cuda.synchronize()
         started = time.perf_counter()
@@ -104,8 +104,6 @@ def launch_ms(calls: int = 200, direct: bool = True) -> float:
             fused_check.fused_check(q, q, q, output, 0.125)
         elapsed = time.perf_counter() - started
         torch.cuda.synchronize()
-    finally:
-        fused_check.DIRECT_LAUNCH = True
     return elapsed / calls * 1e3
 
 

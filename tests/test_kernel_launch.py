@@ -178,3 +178,12 @@ def test_launches_run_with_the_tensors_gpu_current(monkeypatch):
     assert launcher.counts == {"triton": 1, "direct": 1}
     assert seen == [True, True, True], "a launch ran with another GPU current"  # triton's, the check's, a direct one
     assert entered == [x.device, x.device]
+
+
+@pytest.mark.skipif(fused.triton is None, reason="needs triton")
+def test_through_triton_turns_direct_launches_off_and_back():
+    assert fused.DIRECT_LAUNCH
+    with pytest.raises(RuntimeError), fused.through_triton():
+        assert not fused.DIRECT_LAUNCH
+        raise RuntimeError("a failed benchmark call")
+    assert fused.DIRECT_LAUNCH, "direct launches stayed off after the block"

@@ -19,6 +19,8 @@ under TRITON_INTERPRET=1 (slowly: that is how the tests check it without a GPU).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -163,6 +165,18 @@ class LaunchPlan(NamedTuple):
     stages: int
     even: bool  # no bounds to check: the kernel loads without masks
     filtered: bool  # some score may be masked out (a mask, a window, or keys past the end): the kernel filters
+
+
+@contextmanager
+def through_triton() -> Iterator[None]:
+    """Within it, every launch goes through triton's own binding (DIRECT_LAUNCH off): the benchmarks
+    time both ways."""
+    global DIRECT_LAUNCH
+    before, DIRECT_LAUNCH = DIRECT_LAUNCH, False
+    try:
+        yield
+    finally:
+        DIRECT_LAUNCH = before
 
 
 def launch_plan(q_len: int, k_len: int, head_dim: int, v_dim: int, masked: bool) -> LaunchPlan:

@@ -34,16 +34,17 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: the benchmark package
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from benchmark.real_size_configs import vit_base_patch16_224  # noqa: E402
 
 from attn_demos.adapters import verify  # noqa: E402
 from attn_demos.adapters.extract import Side, forward_with_attention, vision_side  # noqa: E402
 from attn_demos.adapters.families import family_for  # noqa: E402
 from attn_demos.adapters.loading import LoadedModel  # noqa: E402
 from attn_demos.adapters.precision import DTYPES  # noqa: E402
-from attn_demos.adapters.real_size_configs import vit_base_patch16_224  # noqa: E402
 from attn_demos.adapters.reduce import KeepLayer, reduce_attention  # noqa: E402
 from attn_demos.adapters.verify import forward_with_verification  # noqa: E402
 from attn_demos.core import fused_check  # noqa: E402

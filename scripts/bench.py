@@ -3,7 +3,7 @@
 
 Every ratio compares two things timed in the same process, interleaved (A B, B A, …), as the
 median of several repeats, on 2 torch threads. The full run builds random-weight checkpoints
-with the real models' sizes, limits and generation settings (attn_demos.adapters.real_size_configs)
+with the real models' sizes, limits and generation settings (scripts/benchmark/real_size_configs.py)
 in a child process, plus the embedded all-MiniLM-L6-v2; --quick uses tiny checkpoints so that it
 ends within a minute or two. The pieces live in scripts/benchmark/ (timing, models, capture, tabs
 and clicks, flow, payloads, report).

@@ -10,8 +10,6 @@ on one text of APP_TOKENS tokens (an app's click, bound by the host), float32 an
   sdpa       sdpa forward verified by the output, no weights materialised (forward_with_verification,
              keep_weights=False): q, k, v recorded from the projections as they ran, and every
              layer checked by the fused Triton kernel (core/fused_check.py) where triton exists
-  sdpa_triton_launch  the same with every kernel launched through triton's binding (fused_check.through_triton):
-             what launching the compiled kernel directly saves (kernel_launches: the timed rounds' launches by path)
   view       the same, plus one layer's maps for a view (reduce_attention with KeepLayer: that
              layer's weights built in torch, the others checked by the kernel)
 each the median over rounds of that round's time ÷ the same round's plain forward (with the range),
@@ -29,21 +27,21 @@ import os
 import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: the benchmark package
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from benchmark.real_size_configs import vit_base_patch16_224  # noqa: E402
 
 from attn_demos.adapters import verify  # noqa: E402
 from attn_demos.adapters.extract import Side, forward_with_attention, vision_side  # noqa: E402
 from attn_demos.adapters.families import family_for  # noqa: E402
 from attn_demos.adapters.loading import LoadedModel  # noqa: E402
 from attn_demos.adapters.precision import DTYPES  # noqa: E402
-from attn_demos.adapters.real_size_configs import vit_base_patch16_224  # noqa: E402
 from attn_demos.adapters.reduce import KeepLayer, reduce_attention  # noqa: E402
 from attn_demos.adapters.verify import forward_with_verification  # noqa: E402
 from attn_demos.core import fused_check  # noqa: E402
@@ -132,16 +130,10 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         worst["view"] = max(float(e.max()) for e in result.errors.values())
         assert view.weights is not None
 
-    def sdpa_verify_through_triton():  # the same, every kernel launched through triton's binding
-        with fused_check.through_triton():
-            sdpa_verify()
-
-    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view,
-            "sdpa_triton_launch": sdpa_verify_through_triton}
+    runs = {"plain": plain, "eager": eager_capture, "sdpa": sdpa_verify, "view": sdpa_view}
     for run in runs.values():
         for _ in range(WARMUP):
             run()
-    launches = kernel_launches()
     times = {key: [] for key in runs}
     for index in range(rounds):  # interleaved, so drift hits every variant alike
         order = list(runs.items())
@@ -172,12 +164,10 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         "eager_capture_ratio": round(statistics.median(pairs["eager"]), 3),
         "sdpa_verify_ratio": round(statistics.median(pairs["sdpa"]), 3),
         "sdpa_view_ratio": round(statistics.median(pairs["view"]), 3),
-        "sdpa_verify_ratio_triton_launch": round(statistics.median(pairs["sdpa_triton_launch"]), 3),
         "pair_ratio_range": {key: [round(values[0], 3), round(values[-1], 3)] for key, values in pairs.items()},
         "sdpa_worst_relative_output_error": worst.get("sdpa"),
         "view_worst_relative_output_error": worst.get("view"),
         "fused_kernel": fused_check.fused_check_available(device, DTYPES[dtype]),
-        "kernel_launches": dict(kernel_launches() - launches),
         "one_layer_maps_mb": round(one_layer / 2**20, 1),
     }
     if memory is not None:
@@ -186,12 +176,6 @@ def bench_one(name: str, spec, dtype: str, device, rounds: int) -> dict:
         row["view_peak_extra_mb"] = round(view_memory / 2**20, 1)
         row["view_peak_extra_over_one_layer"] = round(view_memory / one_layer, 3)
     return row
-
-
-def kernel_launches() -> Counter:
-    """The fused check's launches so far, by path ("direct", "triton"); none without triton."""
-    launcher = getattr(fused_check, "_launch", None)
-    return Counter(launcher.counts) if launcher is not None else Counter()
 
 
 def host_time(run, device) -> float:
@@ -234,16 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         "--kernel-config", type=int, nargs=4, metavar=("ROWS", "KEYS", "WARPS", "STAGES"),
         help="one fused kernel configuration for every length (default: fused_check.LONG_CONFIG / SHORT_CONFIG)",
     )
-    parser.add_argument(
-        "--split-probabilities", action="store_true",
-        help="half precision: the kernel multiplies v by the probabilities in two parts (more exact, slower)",
-    )
     parser.add_argument("--dtypes", nargs="+", choices=BENCH_DTYPES, default=list(BENCH_DTYPES))
     args = parser.parse_args(argv)
     if args.heads_per_chunk:
         verify.HEADS_PER_CHUNK = args.heads_per_chunk
     fused_check.CONFIG = tuple(args.kernel_config) if args.kernel_config else None
-    fused_check.SPLIT_PROBABILITIES = args.split_probabilities or fused_check.SPLIT_PROBABILITIES
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type != "cuda" and not args.quick:
         print("gpu_bench: torch sees no CUDA GPU; run with --quick for a CPU smoke run", file=sys.stderr)
@@ -254,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
             row = bench_one(name, spec, dtype, device, args.rounds)
             row["heads_per_chunk"] = verify.HEADS_PER_CHUNK or f"{verify.CHUNK_BYTES} bytes"
             row["kernel_config"] = fused_check.CONFIG or "by length"
-            row["split_probabilities"] = fused_check.SPLIT_PROBABILITIES
             print(json.dumps(row), flush=True)
             rows.append(row)
             if device.type == "cuda":

@@ -4,11 +4,11 @@
 
 For one layer of BERT-base (32 × 512) and ViT-base (32 × 197) attention in bfloat16 (12 heads of
 64; with and without a key mask), the median time of core.fused_check under each configuration (rows per
-program, keys per step, warps, pipeline stages, probabilities split or not), next to torch's own
+program, keys per step, warps, pipeline stages), next to torch's own
 scaled_dot_product_attention on the same q, k, v (the model's fused kernel: what the check adds to
 every layer). Each time includes the call's launch from Python (one call, synchronised).
 --profile: the CUDA kernels and CPU time of one verified BERT-base forward pass, and the CPU time
-of one kernel launch. --quick: only QUICK_CONFIGS, unsplit.
+of one kernel launch. --quick: only QUICK_CONFIGS.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import pstats
 import statistics
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,7 +36,7 @@ SHAPES = {"bert-base 32x512": (32, 12, 512, 64, False), "bert-base 32x512 key ma
 # (rows per program, keys per step, warps, stages)
 CONFIGS = [(64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (128, 128, 8, 2),
            (128, 64, 8, 2), (64, 128, 4, 3), (128, 128, 8, 3), (64, 32, 4, 4)]
-QUICK_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3)]  # --quick: the leaders, unsplit
+QUICK_CONFIGS = [(64, 64, 4, 3), (128, 64, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3)]  # --quick: the leaders
 REPEATS, WARMUP = 20, 3
 
 
@@ -55,14 +54,14 @@ def median_ms(run) -> float:
 
 
 def sweep(quick: bool = False) -> list[dict]:
-    saved = fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES
+    saved = fused_check.CONFIG
     try:
-        return _sweep(QUICK_CONFIGS if quick else CONFIGS, (False,) if quick else (True, False))
+        return _sweep(QUICK_CONFIGS if quick else CONFIGS)
     finally:
-        fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES = saved
+        fused_check.CONFIG = saved
 
 
-def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -> list[dict]:
+def _sweep(configs: list[tuple[int, int, int, int]]) -> list[dict]:
     rows = []
     for name, (batch, heads, length, d, key_mask) in SHAPES.items():
         generator = torch.Generator().manual_seed(0)
@@ -72,38 +71,34 @@ def _sweep(configs: list[tuple[int, int, int, int]], splits: tuple[bool, ...]) -
         sdpa_ms = median_ms(lambda q=q, k=k, v=v: torch.nn.functional.scaled_dot_product_attention(q, k, v))
         flops = 4 * batch * heads * length * length * d  # q·kᵀ and weights·v
         for block_m, block_n, warps, stages in configs:
-            for split in splits:
-                fused_check.CONFIG = (block_m, block_n, warps, stages)
-                fused_check.SPLIT_PROBABILITIES = split
-                try:
-                    ms = median_ms(lambda q=q, k=k, v=v, o=output, d=d, m=mask: fused_check.fused_check(q, k, v, o, d**-0.5, mask=m))
-                    deviation, magnitude = fused_check.fused_check(q, k, v, output, d ** -0.5, mask=mask)
-                    error = float(deviation.max() / magnitude.max())
-                except Exception as failure:  # a configuration the compiler or the GPU refuses
-                    ms, error = None, f"{type(failure).__name__}: {str(failure)[:120]}"
-                row = {"shape": name, "config": [block_m, block_n, warps, stages], "split": split,
-                       "kernel_ms": None if ms is None else round(ms, 4), "sdpa_ms": round(sdpa_ms, 4),
-                       "over_sdpa": None if ms is None else round(ms / sdpa_ms, 3),
-                       "tflops_equivalent": None if ms is None else round(flops / ms / 1e9, 1),
-                       "relative_error": error}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+            fused_check.CONFIG = (block_m, block_n, warps, stages)
+            try:
+                ms = median_ms(lambda q=q, k=k, v=v, o=output, d=d, m=mask: fused_check.fused_check(q, k, v, o, d**-0.5, mask=m))
+                deviation, magnitude = fused_check.fused_check(q, k, v, output, d ** -0.5, mask=mask)
+                error = float(deviation.max() / magnitude.max())
+            except Exception as failure:  # a configuration the compiler or the GPU refuses
+                ms, error = None, f"{type(failure).__name__}: {str(failure)[:120]}"
+            row = {"shape": name, "config": [block_m, block_n, warps, stages],
+                   "kernel_ms": None if ms is None else round(ms, 4), "sdpa_ms": round(sdpa_ms, 4),
+                   "over_sdpa": None if ms is None else round(ms / sdpa_ms, 3),
+                   "tflops_equivalent": None if ms is None else round(flops / ms / 1e9, 1),
+                   "relative_error": error}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
-def launch_ms(calls: int = 200, direct: bool = True) -> float:
-    """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python;
-    direct=False: launched through triton's binding (fused_check.through_triton)."""
+def launch_ms(calls: int = 200) -> float:
+    """CPU time of one fused_check call on a tiny input (nothing to compute): its launch cost from Python."""
     q = torch.randn(1, 1, 16, 64, device="cuda", dtype=torch.bfloat16)  # (B, H, T, d)
     output = q[:, 0]  # (B, T, H·d)
-    with nullcontext() if direct else fused_check.through_triton():
+    fused_check.fused_check(q, q, q, output, 0.125)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(calls):
         fused_check.fused_check(q, q, q, output, 0.125)
-        torch.cuda.synchronize()
-        started = time.perf_counter()
-        for _ in range(calls):
-            fused_check.fused_check(q, q, q, output, 0.125)
-        elapsed = time.perf_counter() - started
-        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - started
+    torch.cuda.synchronize()
     return elapsed / calls * 1e3
 
 
@@ -130,8 +125,7 @@ def profile() -> None:
     def verified():
         forward_with_verification(loaded, inputs, side, keep_weights=False)
 
-    times = {"plain_ms": median_ms(plain), "verified_ms": median_ms(verified), "check_launch_ms": launch_ms(),
-             "check_launch_ms_through_triton": launch_ms(direct=False)}
+    times = {"plain_ms": median_ms(plain), "verified_ms": median_ms(verified), "check_launch_ms": launch_ms()}
     print(json.dumps({key: round(ms, 3) for key, ms in times.items()}), flush=True)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(3):
@@ -153,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", help="write the sweep's rows as JSON here")
     parser.add_argument("--profile", action="store_true", help="also profile one verified BERT-base pass")
-    parser.add_argument("--quick", action="store_true", help="only the leading configurations, unsplit")
+    parser.add_argument("--quick", action="store_true", help="only the leading configurations")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available() or not fused_check.fused_check_available(torch.device("cuda"), torch.bfloat16):
         print("kernel_sweep: needs a CUDA GPU and triton", file=sys.stderr)
@@ -162,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))
     if args.profile:
-        fused_check.CONFIG, fused_check.SPLIT_PROBABILITIES = None, False
+        fused_check.CONFIG = None
         profile()
     return 0
 

@@ -216,6 +216,42 @@ def test_multi_head_attention_equals_per_head_attention():
             torch.testing.assert_close(output[..., cols], expected @ v, rtol=0, atol=1e-13)
 
 
+# --- the tutorial function and the fast path ----------------------------------------------------
+
+# fast_attention scales q before the product, attention scales q·kᵀ after it: in float64 each score
+# then rounds differently by a few ulps (scores here are below 10: ~1e-15), and the softmax and ·v pass
+# that on without growing it by more than a small factor; 1e-12 leaves a thousandfold margin.
+REORDERED_SCALE_TOLERANCE = 1e-12
+FAST_CASES = ("plain", "scale", "mask", "bias and softcap", "row without keys", "mask with more axes")
+
+
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_fast_attention_gives_the_tutorial_numbers(case):
+    q, k, v = (torch.from_numpy(x) for x in _rng_qkv(9))  # (B, H, Tq, d_k), (B, H, Tk, d_k), (B, H, Tk, d_v)
+    rng = np.random.default_rng(10)
+    options = {}
+    if case == "scale":
+        options["scale"] = 0.3
+    if case in ("mask", "row without keys"):
+        mask = torch.from_numpy(rng.random((2, 1, 5, 7)) > 0.3)  # (B, 1, Tq, Tk)
+        if case == "row without keys":
+            mask[0, :, 2] = False
+        options["mask"] = mask
+    if case == "bias and softcap":
+        options["bias"] = torch.from_numpy(rng.normal(size=(1, 3, 5, 7)))  # (1, H, Tq, Tk)
+        options["softcap"] = 2.0
+    if case == "mask with more axes":
+        options["mask"] = torch.from_numpy(rng.random((4, 2, 1, 5, 7)) > 0.3)  # (N, B, 1, Tq, Tk)
+    output, weights = tha.attention(q, k, v, **options)
+    fast_output, fast_weights = tha.fast_attention(q, k, v, **options)
+    assert fast_weights.shape == weights.shape and fast_output.shape == output.shape
+    torch.testing.assert_close(fast_weights, weights, rtol=0, atol=REORDERED_SCALE_TOLERANCE)
+    torch.testing.assert_close(fast_output, output, rtol=0, atol=REORDERED_SCALE_TOLERANCE)
+    assert not weights.isnan().any()
+    _, weights_only = tha.fast_attention(q, k, None, **options)  # v None: the weights alone
+    assert torch.equal(weights_only, fast_weights)
+
+
 # --- shape errors --------------------------------------------------------------------------------
 
 

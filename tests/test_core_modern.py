@@ -60,7 +60,8 @@ def test_soft_cap_squashes_logits_into_the_cap():
 
 def test_soft_cap_enters_attention_before_the_softmax():
     q, k = torch.tensor([[[2.0]]]), torch.tensor([[[1.0], [0.0]]])  # scores 2·1 and 0 with scale 1
-    _, weights = attention(q, k, None, scale=1.0, softcap=1.0)
+    v = torch.zeros(1, 2, 1)  # (B, Tk, d_v): only the weights are looked at
+    _, weights = attention(q, k, v, scale=1.0, softcap=1.0)
     expected = torch.softmax(torch.tensor([math.tanh(2.0), 0.0]), dim=0)
     torch.testing.assert_close(weights.view(2), expected)
 

@@ -12,7 +12,6 @@ from test_precision import _swap_heads_0_1, _wrong_terms, loaded_model, verified
 from attn_demos.adapters import verify
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core import fused_check as fused
-from attn_demos.core import kernel_launch
 from attn_demos.core.masks import sliding_window_mask
 from attn_demos.core.torch_attention import attention, merge_heads
 
@@ -33,16 +32,15 @@ EVEN_SHAPE = (128, 128, 16)
 # even_bias_softcap: the fast path with terms that are not masks, fewer queries than keys and q strided
 EVEN_FEWER_QUERIES = (64, 128, 16)
 WIDE_V_DIM = 32  # even_wide_v: v wider than q and k (d_v ≠ d), both powers of two
-SPLIT_SLACK = 1e-4  # half precision with the probabilities split in two parts: ~16 bits
 FLOAT32_SLACK = 2e-6
 
 
-def slack(dtype: torch.dtype, split: bool, v: torch.Tensor) -> float:
+def slack(dtype: torch.dtype, v: torch.Tensor) -> float:
     """How far the kernel's reproduced output may be from float64's: float32 rounding; in half
-    precision unsplit, probabilities rounded to dtype move it by ≤ half an ulp × max |v|."""
+    precision, probabilities rounded to dtype move it by ≤ half an ulp × max |v|."""
     if dtype == torch.float32:
         return FLOAT32_SLACK
-    return SPLIT_SLACK if split else torch.finfo(dtype).eps / 2 * float(v.abs().max()) + FLOAT32_SLACK
+    return torch.finfo(dtype).eps / 2 * float(v.abs().max()) + FLOAT32_SLACK
 
 
 def case_inputs(case: str, dtype: torch.dtype):
@@ -93,14 +91,9 @@ def float64_output(q, k, v, options) -> torch.Tensor:
     return merge_heads(output)
 
 
-PRECISIONS = [(torch.float32, False), (torch.bfloat16, False), (torch.bfloat16, True), (torch.float16, False),
-              (torch.float16, True)]  # (dtype, probabilities split): float32's are never split
-
-
-@pytest.mark.parametrize(("dtype", "split"), PRECISIONS, ids=lambda x: str(x))
+@pytest.mark.parametrize("dtype", fused.FUSED_DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES)
-def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype, split, monkeypatch):
-    monkeypatch.setattr(fused, "SPLIT_PROBABILITIES", split)
+def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype):
     q, k, v, options = case_inputs(case, dtype)
     q_len, head_dim, v_dim = q.shape[2], q.shape[3], v.shape[3]
     plan = fused.launch_plan(q_len, k.shape[2], head_dim, v_dim, masked="mask" in options or "window" in options)
@@ -122,7 +115,7 @@ def test_fused_check_reports_the_deviation_from_the_float64_core(case, dtype, sp
     expected_deviation = difference.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
     expected_magnitude = size.where(keep, 0.0).amax(dim=(1, 3))  # (B, H)
     assert deviation.shape == magnitude.shape == (BATCH, HEADS)
-    allowed = slack(dtype, split, v)
+    allowed = slack(dtype, v)
     assert torch.allclose(deviation.double(), expected_deviation, rtol=0, atol=allowed), (deviation, expected_deviation)
     assert torch.equal(magnitude.double(), expected_magnitude)
     assert deviation[1, 2] > PERTURBATION / 2  # the control: the perturbed head is caught
@@ -186,10 +179,10 @@ def test_zeroed_maxima_hands_out_each_buffer_once():
 
 def test_zeroed_maxima_start_every_buffer_on_a_16_byte_boundary():
     # triton specialises a pointer on 16-byte alignment: a misaligned buffer would compile the kernel a
-    # second time (and give the direct launcher a second key); 2·B·H int32 = 24 bytes for B = 1, H = 3
+    # second time; 2·B·H int32 = 24 bytes for B = 1, H = 3
     zeroed = verify.ZeroedMaxima(3)
     buffers = [zeroed.take(1, 3, torch.device("cpu")) for _ in range(3)]
-    assert [b.data_ptr() % kernel_launch.ALIGNMENT for b in buffers] == [0, 0, 0]
+    assert [b.data_ptr() % verify.ALIGNMENT for b in buffers] == [0, 0, 0]
     assert all(b.shape == (2, 1, 3) and b.is_contiguous() and not b.any() for b in buffers)
     ends = sorted((b.data_ptr(), b.data_ptr() + b.numel() * b.element_size()) for b in buffers)
     assert all(end <= start for (_, end), (start, _) in zip(ends, ends[1:])), "two buffers overlap"

@@ -197,7 +197,7 @@ def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts
         config = tiny_config(family, vocab_size=len(tokenizer) if tokenizer is not None else 0)
         if tokenizer is not None:
             align_special_ids(config, tokenizer)
-    else:  # a given (real-size) config carries the WordLevel tokenizer's ids (real_size_configs.with_word_level_ids)
+    else:  # a given (real-size) config carries the WordLevel tokenizer's ids (scripts/benchmark/real_size_configs.py)
         seq2seq = family in ("bart", "marian", "t5")
         words = vocabulary(list(extra_texts))
         causal = family in CAUSAL_FAMILIES

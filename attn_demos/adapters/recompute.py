@@ -23,7 +23,7 @@ from attn_demos.adapters.maps import stack_layers
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
-from attn_demos.core.torch_attention import attention, split_heads
+from attn_demos.core.torch_attention import fast_attention, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
 # .projections: whether that capture records the q, k, v projections' outputs
@@ -246,7 +246,7 @@ def terms_weights(terms: AttentionTerms) -> torch.Tensor:
     if terms.window is not None:
         window = sliding_window_mask(terms.q.shape[2], terms.k.shape[2], terms.window, terms.q.device)  # (1, 1, Tq, Tk)
         mask = window if mask is None else mask & window
-    _, weights = attention(
+    _, weights = fast_attention(
         terms.q,
         terms.k,
         None,

@@ -41,7 +41,6 @@ from attn_demos.adapters.recompute import (
 )
 from attn_demos.core.aggregate import FUSIONS  # a fusion gives (B, Tq, Tk)
 from attn_demos.core.fused_check import KernelLimitError, fused_check, fused_check_available
-from attn_demos.core.kernel_launch import ALIGNMENT
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
 # family name -> attribute of the attention module's output projection (the nn.Linear that
@@ -296,6 +295,9 @@ def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Te
     except (KernelLimitError, *OUT_OF_RESOURCES) as error:
         log.warning("fused check kernel refused (%s); checking in torch", error)
         return None
+
+
+ALIGNMENT = 16  # bytes: triton specialises a pointer argument on whether its address is a multiple of this
 
 
 class ZeroedMaxima:

@@ -9,23 +9,24 @@ row with no key allowed gives zeros; window: query i, the last Tq of Tk position
 sees the `window` latest keys up to itself, as masks.sliding_window_mask).
 
 Precision: in half precision q·kᵀ multiplies q's own values exactly and accumulates in float32
-(tensor cores); in float32 it takes three TF32 products, about float32's accuracy. The softmax is float32;
-half-precision v gets the probabilities rounded to its dtype (see SPLIT_PROBABILITIES).
+(tensor cores); in float32 it takes three TF32 products, about float32's accuracy. The softmax is
+float32. In half precision ·v gets the probabilities rounded to v's dtype (as flash attention does),
+which moves the reproduced output by at most half an ulp of that dtype relative to max |v| (plus, in
+float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 8 times less than the
+tolerance (precision.tolerance_for).
 
-Written in Triton: it runs on CUDA GPUs when the `triton` package is importable, and on the CPU
-under TRITON_INTERPRET=1 (slowly: that is how the tests check it without a GPU).
+Written in Triton and launched through its public API (`kernel[grid](...)`): it runs on CUDA GPUs
+when the `triton` package is importable, and on the CPU under TRITON_INTERPRET=1 (slowly: that is
+how the tests check it without a GPU).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import NamedTuple
 
 import torch
-
-from attn_demos.core.kernel_launch import DirectLauncher
 
 try:
     import triton
@@ -42,18 +43,7 @@ LONG_QUERIES = 256  # from this many query rows on, masked attention takes LONG_
 LONG_HEAD_DIM = 64  # ... for heads up to this size (larger heads: SHORT_CONFIG's smaller blocks fit on chip)
 CONFIG: tuple[int, int, int, int] | None = None  # set to force one configuration (the sweep does)
 MIN_DOT_SIZE = 16  # tl.dot needs every side of a block to be at least 16
-# Half precision: ·v gets the probabilities rounded to q's dtype (as flash attention does), which
-# moves the reproduced output by at most half an ulp of that dtype relative to max |v| (plus, in
-# float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 8 times less than the
-# tolerance (precision.tolerance_for). True: high + low parts, ~16 bits, the kernel ~1.3× slower.
-SPLIT_PROBABILITIES = False
 FUSED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-DIRECT_LAUNCH = True  # False: every launch through triton's binding (the benchmark compares both)
-POINTER_ARGUMENTS = 8  # the kernel's tensor arguments, q … maxima (written, last)
-CONSTEXPR_NAMES = (
-    "HAS_BIAS", "HAS_MASK", "KEYS_ONLY", "HAS_ROWS", "HAS_SOFTCAP", "HAS_WINDOW", "EVEN", "FILTER", "HALF", "SPLIT",
-    "UPCAST", "BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV",
-)
 
 
 # triton picks interpreter or compiler when a kernel is defined (at this module's import), so the
@@ -132,23 +122,22 @@ def fused_check(
     elif maxima.shape != (2, batch, heads) or maxima.dtype != torch.int32 or maxima.device != q.device:
         raise ValueError(f"maxima must be int32 (2, B, H) = {(2, batch, heads)} on {q.device}, got {maxima.dtype} "
                          f"{tuple(maxima.shape)} on {maxima.device}")
-    arguments = (
-        q, k, v, output, bias_view, mask_view, rows, maxima,
-        *q.stride(), *k.stride(), *v.stride(), *output.stride(),
-        *(bias_view.stride() if bias is not None else (0, 0, 0, 0)),
-        *(mask_view.stride() if mask is not None else (0, 0, 0, 0)),
-        *(rows.stride() if query_is_real is not None else (0, 0)),
-        heads, q_len, k_len, head_dim, v_dim, batch * heads,
-        float(scale), float(softcap or 1.0), int(window or 0),
-    )
-    settings = (  # the kernel's constexprs, in its signature's order (CONSTEXPR_NAMES)
-        bias is not None, mask is not None, keys_only, query_is_real is not None, softcap is not None,
-        window is not None, plan.even, plan.filtered, q.dtype != torch.float32, SPLIT_PROBABILITIES,
-        INTERPRETING, plan.block_m, plan.block_n, plan.block_d, plan.block_dv,
-    )
-    # direct launches skip triton's per-call binding (core/kernel_launch.py); the interpreter has no compiled kernel
-    _launch((blocks, batch * heads), arguments, settings, plan.warps, plan.stages,
-            tensors=POINTER_ARGUMENTS, written=POINTER_ARGUMENTS - 1, direct=DIRECT_LAUNCH and not INTERPRETING)
+    # triton launches on the current CUDA device: make it the tensors' own
+    with torch.cuda.device(q.device) if q.device.type == "cuda" else nullcontext():
+        _check_kernel[(blocks, batch * heads)](
+            q, k, v, output, bias_view, mask_view, rows, maxima,
+            *q.stride(), *k.stride(), *v.stride(), *output.stride(),
+            *(bias_view.stride() if bias is not None else (0, 0, 0, 0)),
+            *(mask_view.stride() if mask is not None else (0, 0, 0, 0)),
+            *(rows.stride() if query_is_real is not None else (0, 0)),
+            heads, q_len, k_len, head_dim, v_dim, batch * heads,
+            float(scale), float(softcap or 1.0), int(window or 0),
+            HAS_BIAS=bias is not None, HAS_MASK=mask is not None, KEYS_ONLY=keys_only,
+            HAS_ROWS=query_is_real is not None, HAS_SOFTCAP=softcap is not None, HAS_WINDOW=window is not None,
+            EVEN=plan.even, FILTER=plan.filtered, HALF=q.dtype != torch.float32, UPCAST=INTERPRETING,
+            BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_D=plan.block_d, BLOCK_DV=plan.block_dv,
+            num_warps=plan.warps, num_stages=plan.stages,
+        )
     as_floats = maxima.view(torch.float32)  # (2, B, H)
     deviation, magnitude = as_floats[0], as_floats[1]  # (B, H) each
     return deviation, magnitude
@@ -165,18 +154,6 @@ class LaunchPlan(NamedTuple):
     stages: int
     even: bool  # no bounds to check: the kernel loads without masks
     filtered: bool  # some score may be masked out (a mask, a window, or keys past the end): the kernel filters
-
-
-@contextmanager
-def through_triton() -> Iterator[None]:
-    """Within it, every launch goes through triton's own binding (DIRECT_LAUNCH off): the benchmarks
-    time both ways."""
-    global DIRECT_LAUNCH
-    before, DIRECT_LAUNCH = DIRECT_LAUNCH, False
-    try:
-        yield
-    finally:
-        DIRECT_LAUNCH = before
 
 
 def launch_plan(q_len: int, k_len: int, head_dim: int, v_dim: int, masked: bool) -> LaunchPlan:
@@ -223,8 +200,7 @@ if triton is not None:
         scale, softcap, window,
         HAS_BIAS: tl.constexpr, HAS_MASK: tl.constexpr, KEYS_ONLY: tl.constexpr, HAS_ROWS: tl.constexpr,
         HAS_SOFTCAP: tl.constexpr, HAS_WINDOW: tl.constexpr, EVEN: tl.constexpr, FILTER: tl.constexpr,
-        HALF: tl.constexpr, SPLIT: tl.constexpr,
-        UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+        HALF: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
         BLOCK_DV: tl.constexpr,
     ):
         log2e: tl.constexpr = 1.4426950408889634  # exp(x) = 2^(x·log2 e): scores are kept in base 2
@@ -289,12 +265,8 @@ if triton is not None:
                 v = tl.load(v_ptrs)  # (N, Dv)
             else:
                 v = tl.load(v_ptrs, mask=col_ok[:, None] & (v_dims[None, :] < v_dim), other=0.0)  # (N, Dv)
-            if HALF:
-                high = probabilities.to(v.dtype)  # (M, N)
-                weighted = _dot(high, v, HALF, UPCAST)  # (M, Dv) float32
-                if SPLIT:  # the rounding of the probabilities to half precision, multiplied too
-                    low = (probabilities - high.to(tl.float32)).to(v.dtype)  # (M, N)
-                    weighted += _dot(low, v, HALF, UPCAST)
+            if HALF:  # the probabilities rounded to v's dtype (see the module's docstring)
+                weighted = _dot(probabilities.to(v.dtype), v, HALF, UPCAST)  # (M, Dv) float32
             else:
                 weighted = _dot(probabilities, v, HALF, UPCAST)  # (M, Dv)
             acc = acc * rescale[:, None] + weighted
@@ -317,5 +289,3 @@ if triton is not None:
         pair = example * heads + head
         tl.atomic_max(maxima_ptr + pair, deviation.to(tl.int32, bitcast=True))
         tl.atomic_max(maxima_ptr + pairs + pair, magnitude.to(tl.int32, bitcast=True))
-
-    _launch = DirectLauncher(_check_kernel, CONSTEXPR_NAMES)

@@ -8,12 +8,13 @@ from attn_demos.core.validation import check_qkv
 
 
 def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax; a row whose every entry is -inf becomes all zeros."""
-    peak = np.max(scores, axis=axis, keepdims=True)
-    peak = np.where(np.isfinite(peak), peak, 0.0)
-    exps = np.exp(scores - peak)
-    total = np.sum(exps, axis=axis, keepdims=True)
-    return np.divide(exps, total, out=np.zeros_like(exps), where=total > 0)
+    """Numerically stable softmax over `axis` (n entries; shapes below for axis=-1); a row whose
+    every entry is -inf becomes all zeros."""
+    peak = np.max(scores, axis=axis, keepdims=True)  # (..., 1)
+    peak = np.where(np.isfinite(peak), peak, 0.0)  # (..., 1); a row of -inf: no shift
+    exps = np.exp(scores - peak)  # (..., n)
+    total = np.sum(exps, axis=axis, keepdims=True)  # (..., 1)
+    return np.divide(exps, total, out=np.zeros_like(exps), where=total > 0)  # (..., n)
 
 
 def attention(
@@ -34,7 +35,7 @@ def attention(
     check_qkv(q.shape, k.shape, v.shape)
     d_k = q.shape[-1]
     scale = 1.0 / np.sqrt(d_k) if scale is None else scale
-    scores = (q * scale) @ np.swapaxes(k, -1, -2)  # (..., Tq, Tk), the same scaling order as the torch core
+    scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., Tq, Tk)
     if bias is not None:
         scores = scores + bias  # (..., Tq, Tk)
     if mask is not None:
@@ -48,7 +49,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: float | None = None) -
     """The raw scores q·kᵀ·scale before softmax: (..., Tq, Tk). Used to show the steps."""
     check_qkv(q.shape, k.shape, None)
     scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
-    return (q @ np.swapaxes(k, -1, -2)) * scale
+    return q @ np.swapaxes(k, -1, -2) * scale  # (..., Tq, Tk)
 
 
 def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:

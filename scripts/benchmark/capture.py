@@ -171,15 +171,16 @@ def generate_pair(model, inputs, beams: int, new_tokens: int):
 
 
 def core_attention(sizes: Sizes) -> list[Metric]:
-    """attn_demos.core.torch_attention.attention (returns weights) ÷ torch SDPA (does not)."""
-    from attn_demos.core.torch_attention import attention
+    """attn_demos.core.torch_attention.fast_attention (returns weights; what the verification runs)
+    ÷ torch SDPA (does not)."""
+    from attn_demos.core.torch_attention import fast_attention
 
     generator = torch.Generator().manual_seed(0)
     shape = (1, sizes.core_heads, sizes.core_length, sizes.core_dim)
     q, k, v = (torch.randn(shape, generator=generator) for _ in range(3))  # (1, H, N, d)
     with torch.no_grad():
         result = interleaved(
-            lambda: attention(q, k, v),
+            lambda: fast_attention(q, k, v),
             lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
             max(sizes.repeats, 15),
             warmup=3,

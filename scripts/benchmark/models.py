@@ -55,7 +55,7 @@ def build_checkpoints(folder: Path, quick: bool, script: Path) -> dict[str, Path
 
 def build_only(folder: Path, quick: bool) -> None:
     from attn_demos.adapters.random_checkpoints import build_checkpoint
-    from attn_demos.adapters.real_size_configs import REAL_SIZE_CONFIGS, build_real_size_checkpoint
+    from benchmark.real_size_configs import REAL_SIZE_CONFIGS, build_real_size_checkpoint
 
     if not (folder / "bert" / "config.json").exists():
         build_checkpoint("bert", folder / "bert")  # the --quick stand-in for MiniLM
@@ -78,7 +78,7 @@ def build_only(folder: Path, quick: bool) -> None:
 
 def build_tiny_decoder_only(real, folder: Path) -> None:
     """The real-size config of a decoder-only family, shrunk (same family, rotary, GQA ratio)."""
-    from attn_demos.adapters.real_size_configs import build_decoder_only, with_word_level_ids
+    from benchmark.real_size_configs import build_decoder_only, with_word_level_ids
 
     config = real.make_config()
     settings = {**config.to_dict(), **TINY_DECODER, "vocab_size": 1000}

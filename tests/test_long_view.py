@@ -58,10 +58,10 @@ def test_only_the_chosen_layers_are_built(minilm_path, site_forms):
     assert [form for _, form in site_forms] == [None, verify.HEADS, None, None, None, None]
 
 
-def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, monkeypatch):
+def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, use_settings):
     """With 40 MB for maps the tabs (every layer kept) read ~381 tokens; the view keeps one layer
     and a rollout, 14 maps of 512² floats = 14 MB, so it reads the model's full 512."""
-    monkeypatch.setenv("ATTN_DEMOS_MAPS_BUDGET_MB", "40")
+    use_settings(maps_budget_mb=40)
     text = long_text(700)
     tab_inputs, _, tab_notices = tokenize_text(load_model(str(minilm_path)), text)
     assert tab_inputs["input_ids"].shape[1] < MINILM_MAX and "ATTN_DEMOS_MAPS_BUDGET_MB" in tab_notices[-1]

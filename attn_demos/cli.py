@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def command_settings(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
-    """The settings a command runs with: the environment's (settings.Settings.from_env), with the
-    flags it was given on top (FLAG_SETTINGS)."""
+def command_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings a command runs with: `environ`'s (None: the process's; Settings.from_env), with
+    the flags it was given on top (FLAG_SETTINGS)."""
     given = {name: getattr(args, name) for name in FLAG_SETTINGS if getattr(args, name, None) not in (None, False)}
     return dataclasses.replace(Settings.from_env(environ), **given)
 
@@ -222,7 +222,7 @@ def _run_compare(args) -> int:
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
-        device=_process_device() if processes > 1 and chosen.device in ("auto", "cuda") else chosen.device,
+        device=_process_device() if processes > 1 and chosen.device in (settings.AUTO, "cuda") else chosen.device,
         attn_implementation=chosen.attn_implementation,
     )
     progress = bool(args.dataset) and not args.json and rank == 0

@@ -65,8 +65,9 @@ class Settings:
         return getattr(self, f"{task}_model")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Every setting from `environ`; an unset or empty variable keeps the default."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every setting from `environ` (None: os.environ); an unset or empty variable keeps the default."""
+        environ = os.environ if environ is None else environ
 
         def value(name: str) -> str | None:
             return environ.get(name, "").strip() or None

@@ -4,6 +4,7 @@ without the CLI writing os.environ."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -99,6 +100,13 @@ def served(monkeypatch):
     for name in READ:
         monkeypatch.delenv(name, raising=False)
     return seen
+
+
+def test_the_cli_puts_its_flags_on_top_of_the_environment():
+    flags = argparse.Namespace(command="view", device="cpu", attn_implementation=None, maps_budget_mb=None)
+    environ = {"ATTN_DEMOS_DEVICE": "cuda", "ATTN_DEMOS_ATTN_IMPLEMENTATION": "eager", "ATTN_DEMOS_KEPT_MB": "64"}
+    chosen = cli.command_settings(flags, environ)
+    assert chosen == Settings(device="cpu", attn_implementation="eager", kept_mb=64)
 
 
 def test_launch_flags_reach_the_app_without_touching_the_environment(served):

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from attn_demos import settings
+from attn_demos.settings import ATTN_IMPLEMENTATION_CHOICES, DEVICES, MODEL_TASKS, Settings
+
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
-LAUNCH_TASKS = ("explore", "translate", "answer", "summarize", "classify_image", "generate")  # a --<task>-model each
+# The flags that set the setting of the same name (where a command has them): --device sets device.
+FLAG_SETTINGS = ("device", "attn_implementation", "maps_budget_mb", "allow_user_models", "host", "port") + tuple(
+    f"{task}_model" for task in MODEL_TASKS
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,17 +26,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from attn_demos.allocator import reuse_freed_memory
     from attn_demos.errors import AttnDemosError
 
-    reuse_freed_memory()  # this process is ours: keep freed blocks of the layers' maps for reuse
     try:
-        return args.run(args)
+        with settings.using(command_settings(args)):
+            return args.run(args)
     except AttnDemosError as error:
         print(f"attn-demos {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def command_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings a command runs with: `environ`'s (None: the process's; Settings.from_env), with
+    the flags it was given on top (FLAG_SETTINGS)."""
+    given = {name: getattr(args, name) for name in FLAG_SETTINGS if getattr(args, name, None) not in (None, False)}
+    return dataclasses.replace(Settings.from_env(environ), **given)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_device_argument(compare)
     _add_implementation_argument(
-        compare, "eager", "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
+        compare, "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
     )
     compare.add_argument("--num-beams", type=int, default=4, help="beam width for encoder-decoders (1 = greedy)")
     compare.add_argument("--max-new-tokens", type=int, default=20)
@@ -86,13 +100,16 @@ def _parser() -> argparse.ArgumentParser:
     view.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
     _add_device_argument(view)
     _add_implementation_argument(
-        view, "sdpa", "the model's attention kernel; either way the core's weights are verified by each module's output"
+        view,
+        "the model's attention kernel; either way each module's output verifies the recomputed weights",
+        auto="sdpa on any device (eager would make the library hold every layer's maps of the long input)",
     )
     view.add_argument(
         "--maps-budget-mb",
         type=float,
         default=None,
-        help="most MB the kept maps may take (default $ATTN_DEMOS_MAPS_BUDGET_MB, else 1024)",
+        help=f"most MB the kept maps may take (default ${settings.variable('maps_budget_mb')}, "
+        f"else {settings.DEFAULT_MAPS_BUDGET_MB:g})",
     )
     view.add_argument("--out", help="folder for the heatmaps (PNG), report.json and, with --save-maps, maps.npz")
     view.add_argument("--save-maps", action="store_true", help="also write the kept maps (float32) to maps.npz")
@@ -100,20 +117,26 @@ def _parser() -> argparse.ArgumentParser:
     view.set_defaults(run=_run_view)
 
     launch = sub.add_parser("launch", help="start the Gradio demo suite")
-    launch.add_argument("--host", default=None, help="default 127.0.0.1 (Spaces sets GRADIO_SERVER_NAME)")
-    launch.add_argument("--port", type=int, default=None, help="default 7860 (or GRADIO_SERVER_PORT)")
-    launch.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
-    for task in LAUNCH_TASKS:
-        launch.add_argument(f"--{task.replace('_', '-')}-model", dest=f"{task}_model", help=f"model for {task}")
-    launch.add_argument("--allow-user-models", action="store_true", help="let visitors type a model id")
-    _add_device_argument(launch)
     launch.add_argument(
-        "--attn-implementation",
-        choices=["auto", "eager", "sdpa"],
-        default=None,
-        help="the tabs' attention (default $ATTN_DEMOS_ATTN_IMPLEMENTATION, else auto: sdpa on cuda, eager "
-        "elsewhere; text generation always eager)",
+        "--host", default=None, help=f"default ${settings.HOST_ENV}, else {settings.DEFAULT_HOST} (Spaces sets 0.0.0.0)"
     )
+    launch.add_argument(
+        "--port", type=int, default=None, help=f"default ${settings.PORT_ENV}, else {settings.DEFAULT_PORT}"
+    )
+    launch.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    for task in MODEL_TASKS:
+        launch.add_argument(
+            f"--{task.replace('_', '-')}-model",
+            dest=f"{task}_model",
+            help=f"model for {task} (default ${settings.variable(f'{task}_model')}, else the tab's own)",
+        )
+    launch.add_argument(
+        "--allow-user-models",
+        action="store_true",
+        help=f"let visitors type a model id (default ${settings.variable('allow_user_models')}=1, else no)",
+    )
+    _add_device_argument(launch)
+    _add_implementation_argument(launch, "the tabs' attention (text generation always runs eager)")
     launch.set_defaults(run=_run_launch)
 
     checkpoints = sub.add_parser(
@@ -130,14 +153,22 @@ DTYPE_NAMES = ["float32", "float64", "bfloat16", "float16"]  # attn_demos.adapte
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
-        choices=["auto", "cpu", "cuda", "mps"],
+        choices=DEVICES,
         default=None,
-        help="where the model runs (default $ATTN_DEMOS_DEVICE, else auto: cuda when available)",
+        help=f"where the model runs (default ${settings.variable('device')}, else auto: cuda when available)",
     )
 
 
-def _add_implementation_argument(parser: argparse.ArgumentParser, default: str, help: str) -> None:
-    parser.add_argument("--attn-implementation", choices=["eager", "sdpa"], default=default, help=help)
+def _add_implementation_argument(parser: argparse.ArgumentParser, what: str, auto: str = "") -> None:
+    """--attn-implementation, the same default for every command: auto, by tasks/hardware.py's rule
+    (`auto` says what it picks for this command where that differs, and why)."""
+    parser.add_argument(
+        "--attn-implementation",
+        choices=ATTN_IMPLEMENTATION_CHOICES,
+        default=None,
+        help=f"{what}. Default ${settings.variable('attn_implementation')}, else auto: "
+        f"{auto or 'sdpa on cuda, eager elsewhere'}; auto is eager for a model whose sdpa output cannot be checked",
+    )
 
 
 def _run_basics(args) -> int:
@@ -179,7 +210,8 @@ def _run_compare(args) -> int:
     if args.dataset and args.text:
         print("attn-demos compare: give --text or --dataset, not both", file=sys.stderr)
         return EXIT_USAGE
-    resolve_device(args.device)  # a device torch cannot see is a one-line error before any loading
+    chosen = settings.current()  # the environment's, with this command's flags
+    resolve_device(chosen.device)  # a device torch cannot see is a one-line error before any loading
     if args.out:
         _output_folder(args.out)
     texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else _decoded(args.text)
@@ -190,8 +222,8 @@ def _run_compare(args) -> int:
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size,
-        device=args.device if args.device or processes == 1 else _process_device(),
-        attn_implementation=args.attn_implementation,
+        device=_process_device() if processes > 1 and chosen.device in (settings.AUTO, "cuda") else chosen.device,
+        attn_implementation=chosen.attn_implementation,
     )
     progress = bool(args.dataset) and not args.json and rank == 0
     report = compare_model(
@@ -237,6 +269,7 @@ def _run_view(args) -> int:
         except (OSError, UnicodeDecodeError) as error:
             raise BadInputError(f"{args.text_file}: cannot read it as UTF-8 text ({type(error).__name__})") from None
     image = _open_images([args.image])[0] if args.image else None
+    chosen = settings.current()  # the environment's, with this command's flags
     view = view_long_input(
         args.model or EMBEDDED_MINILM,
         text=text,
@@ -246,9 +279,9 @@ def _run_view(args) -> int:
         rollout=args.rollout,
         fusion=args.fusion or "mean",
         dtype=args.dtype,
-        device=args.device,
-        attn_implementation=args.attn_implementation,
-        budget_mb=args.maps_budget_mb,
+        device=chosen.device,
+        attn_implementation=chosen.attn_implementation,
+        budget_mb=chosen.maps_budget_mb,
         progress=not args.json,
     )
     report = view.report()
@@ -380,26 +413,14 @@ def _table(report) -> str:
 
 
 def _run_launch(args) -> int:
-    from attn_demos.adapters.precision import DEVICE_ENV, resolve_device
-    from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV, attn_implementation_choice
-    from attn_demos.tasks.inputs import maps_budget_mb
-    from attn_demos.tasks.registry import set_model_overrides
-    from attn_demos.ui.kept import kept_mb
+    """Serve the app under the command's settings (main put them in force: the tabs read them on
+    each request)."""
+    from attn_demos.adapters.precision import resolve_device
 
-    if args.device:
-        resolve_device(args.device)  # one line and exit 2 if torch cannot see it
-        os.environ[DEVICE_ENV] = args.device
-    if args.attn_implementation:
-        os.environ[ATTN_IMPLEMENTATION_ENV] = args.attn_implementation
-    attn_implementation_choice()  # a bad $ATTN_DEMOS_ATTN_IMPLEMENTATION: one line and exit 2, before the app starts
-    maps_budget_mb()  # and so does a bad $ATTN_DEMOS_MAPS_BUDGET_MB ...
-    kept_mb()  # ... or $ATTN_DEMOS_KEPT_MB
-    set_model_overrides({k: getattr(args, f"{k}_model") for k in LAUNCH_TASKS})
-    if args.allow_user_models:
-        os.environ["ATTN_DEMOS_ALLOW_USER_MODELS"] = "1"
+    resolve_device()  # a device torch cannot see: one line and exit 2, before the app starts
     from attn_demos.ui.app import build, launch
 
-    launch(build(), host=args.host, port=args.port, share=args.share)
+    launch(build(), share=args.share)
     return EXIT_OK
 
 

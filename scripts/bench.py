@@ -34,8 +34,6 @@ from benchmark import capture, flow, payloads, report, tabs  # noqa: E402
 from benchmark.models import build_checkpoints, build_only, load_models, touch_every_weight  # noqa: E402
 from benchmark.sizes import FULL, QUICK  # noqa: E402
 
-from attn_demos.allocator import reuse_freed_memory  # noqa: E402
-
 THREADS = 2
 SECTIONS = {
     "forward_capture": capture.forward_capture,
@@ -82,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     torch.set_num_threads(args.threads)
-    reused = reuse_freed_memory()  # as attn-demos and the app run (ATTN_DEMOS_REUSE_FREED_MEMORY=0: glibc's defaults)
     torch.manual_seed(0)
     sizes = QUICK if args.quick else FULL
     report.set_quick(args.quick)
@@ -107,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "quick": args.quick,
         "threads": args.threads,
-        "freed_memory_reused": reused,
+        "malloc_environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},  # glibc reads these
         "torch": torch.__version__,
         "seconds": round(time.time() - started, 1),
         "load_average_start": load_at_start,

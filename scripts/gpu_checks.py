@@ -239,21 +239,18 @@ def check_explorer_tab() -> str:
     """The Explorer's task function (gradio-free) on the tiny BERT with the tabs' defaults (device
     auto, implementation auto): it must run on cuda with sdpa, pass the check through the model's
     own output, and show the weights an eager run on cuda returns (the library's), within tolerance."""
+    from attn_demos import settings
     from attn_demos.adapters.extract import forward_with_attention
     from attn_demos.adapters.loading import load_model
     from attn_demos.tasks.explorer import explore
-    from attn_demos.tasks.hardware import ATTN_IMPLEMENTATION_ENV
     from attn_demos.tasks.inputs import tokenize_text
     from attn_demos.tasks.registry import get_model
     from attn_demos.tasks.views import CHECK_TOLERANCE, OUTPUT
 
     folder = model_folder("bert")
-    saved = {name: os.environ.pop(name, None) for name in (ATTN_IMPLEMENTATION_ENV, "ATTN_DEMOS_DEVICE")}  # both auto
-    try:
+    with settings.using(settings.Settings()):  # device and implementation both auto, whatever the environment says
         result = explore(TEXTS[1], source=folder)
         loaded = get_model("explore", folder)
-    finally:
-        os.environ.update({name: value for name, value in saved.items() if value is not None})
     assert (loaded.device.type, loaded.attn_implementation) == ("cuda", "sdpa"), (loaded.device, loaded.attn_implementation)
     assert result.library is None and result.measure == OUTPUT
     view = result.view("mean", "mean")

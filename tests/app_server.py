@@ -3,7 +3,7 @@ load, security, bad-input and browser tests (conftest's `app_server` fixture use
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import socket
 from contextlib import contextmanager
 
@@ -14,43 +14,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def model_environment(checkpoints: dict) -> dict[str, str]:
-    """Explorer keeps its embedded MiniLM default; the other tabs use tiny random checkpoints."""
+def model_settings(checkpoints: dict, **changes) -> dict:
+    """Settings (as replace() arguments): Explorer keeps its embedded MiniLM default; the other tabs
+    use tiny random checkpoints; visitors may not name models; `changes` on top."""
     return {
-        "ATTN_DEMOS_TRANSLATE_MODEL": str(checkpoints["marian"]),
-        "ATTN_DEMOS_ANSWER_MODEL": str(checkpoints["distilbert"]),
-        "ATTN_DEMOS_SUMMARIZE_MODEL": str(checkpoints["bart"]),
-        "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL": str(checkpoints["vit"]),
-        "ATTN_DEMOS_GENERATE_MODEL": str(checkpoints["llama"]),
+        "translate_model": str(checkpoints["marian"]),
+        "answer_model": str(checkpoints["distilbert"]),
+        "summarize_model": str(checkpoints["bart"]),
+        "classify_image_model": str(checkpoints["vit"]),
+        "generate_model": str(checkpoints["llama"]),
+        "allow_user_models": False,
+        **changes,
     }
 
 
 @contextmanager
-def environment(values: dict[str, str | None]):
-    """Set (or, for None, remove) environment variables; restore them afterwards."""
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextmanager
-def running_app(values: dict[str, str | None]):
-    """Yield (blocks, base URL) of the combined app, built and listening under `values` (the tabs
-    read their models when built and on each request)."""
+def running_app(changes: dict):
+    """Yield (blocks, base URL) of the combined app, built and listening under the settings in
+    force with `changes` (the tabs read their models when built and on each request)."""
+    from attn_demos import settings
     from attn_demos.ui.app import build, launch
 
-    with environment(values):
+    with settings.using(dataclasses.replace(settings.current(), **changes)):
         demo = build()
         port = free_port()
         launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)

@@ -1,8 +1,10 @@
 """Shared fixtures: tiny random checkpoints of every family (built once per session), the embedded
-MiniLM, and an offline, analytics-free environment for every test."""
+MiniLM, an offline, analytics-free environment for every test, and the default settings (whatever
+ATTN_DEMOS_* the shell has), which a test changes with `use_settings`."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 # Set before anything imports huggingface_hub or gradio (both read these at import time).
@@ -28,10 +30,30 @@ ALL_FAMILIES = FAMILIES + DECODER_FAMILIES + MORE_ENCODER_FAMILIES + ("deit",)
 
 @pytest.fixture(scope="session", autouse=True)
 def offline_environment():
-    """Every test runs offline and without Gradio analytics (also set at import above)."""
+    """Every test runs offline and without Gradio analytics (also set at import above), under the
+    default settings: the shell's ATTN_DEMOS_* variables steer no test."""
+    from attn_demos import settings
+
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
+    with settings.using(settings.Settings()):
+        yield
+
+
+@pytest.fixture
+def use_settings():
+    """use_settings(**changes): the settings in force with `changes` for the rest of this test, put
+    back after it, e.g. use_settings(translate_model=str(folder), allow_user_models=True)."""
+    from attn_demos import settings
+
+    before = settings.current()
+
+    def use(**changes) -> settings.Settings:
+        settings.use(dataclasses.replace(settings.current(), **changes))
+        return settings.current()
+
+    yield use
+    settings.use(before)
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +101,9 @@ def tiny_model(checkpoints):
 def app_server(checkpoints):
     """(blocks, base URL) of the combined app on 127.0.0.1, one per test module: the Explorer on the
     embedded MiniLM, the other tabs on tiny random checkpoints, visitors not allowed to name models."""
-    from app_server import model_environment, running_app
+    from app_server import model_settings, running_app
 
-    with running_app({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}) as served:
+    with running_app(model_settings(checkpoints)) as served:
         yield served
 
 

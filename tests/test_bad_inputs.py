@@ -59,15 +59,12 @@ def seen(case: str, message: str) -> str:
 
 
 @pytest.fixture
-def configured(monkeypatch, checkpoints):
+def configured(use_settings, checkpoints):
     """The tabs' models as the test app has them: MiniLM for the Explorer, tiny checkpoints elsewhere;
     visitors may not name models."""
-    monkeypatch.delenv("ATTN_DEMOS_EXPLORE_MODEL", raising=False)
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
-    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", str(checkpoints["distilbert"]))
-    monkeypatch.setenv("ATTN_DEMOS_SUMMARIZE_MODEL", str(checkpoints["bart"]))
-    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+    from app_server import model_settings
+
+    use_settings(**model_settings(checkpoints, explore_model=None))
 
 
 UNCHANGED = {"__type__": "update"}  # gr.skip(): a control a failed run leaves as it was
@@ -542,10 +539,10 @@ def test_model_override_is_refused_without_the_flag(configured, bad_checkpoints,
 
 
 @pytest.mark.parametrize("case", OVERRIDES)
-def test_model_override_bad_sources_fail_fast_and_clearly(configured, bad_checkpoints, monkeypatch, case):
+def test_model_override_bad_sources_fail_fast_and_clearly(configured, bad_checkpoints, monkeypatch, use_settings, case):
     source_name, error_type, fragment = OVERRIDES[case]
     source = _source(bad_checkpoints, source_name)
-    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    use_settings(allow_user_models=True)
 
     def no_network(*args, **kwargs):
         raise AssertionError("a refused model must not touch the network")
@@ -560,22 +557,22 @@ def test_model_override_bad_sources_fail_fast_and_clearly(configured, bad_checkp
     assert not bad_checkpoints["pickle marker"].exists(), "a pickle was loaded"
 
 
-def test_offline_hub_id_is_refused_before_any_hub_call(configured, monkeypatch):
+def test_offline_hub_id_is_refused_before_any_hub_call(configured, monkeypatch, use_settings):
     """Fast by construction: no config download is even attempted (so no 30 s of retries)."""
     import transformers
 
     def no_download(*args, **kwargs):
         raise AssertionError("from_pretrained must not be called for an unreachable Hub id")
 
-    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    use_settings(allow_user_models=True)
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_download)
     with pytest.raises(ModelLoadError) as error:
         explore("hello", source="no-such-org/no-such-model")
     assert "python scripts/download_models.py" in str(error.value) and "pass the local folder" in str(error.value)
 
 
-def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured, checkpoints, monkeypatch):
-    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured, checkpoints, use_settings):
+    use_settings(allow_user_models=True)
     out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "the cat sat", 0, "mean", False, str(checkpoints["bert"]))
     assert_verified(out)
     assert out["numbers"]["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
@@ -644,9 +641,9 @@ def test_bad_input_through_the_app_then_a_good_request(client, case):
     assert good["numbers"]["weights"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
 
 
-def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, monkeypatch):
-    """The flag is read per request, so setting it here (the server runs in this process) enables it."""
-    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, use_settings):
+    """The setting is read per request, so setting it here (the server runs in this process) enables it."""
+    use_settings(allow_user_models=True)
     out = call(client, "/explore", explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False,
                str(bad_checkpoints["pickle only"]))
     assert out["status"].startswith("⚠️ ") and "only pickle weights" in out["status"]

@@ -310,11 +310,9 @@ def test_flow_accordion_gives_an_estimate_before_running(page):
 
 def test_a_tab_whose_model_cannot_load_says_one_sentence_and_disables_its_button(checkpoints, page):
     """A second app whose QA model is missing: visitors see one sentence, no hint for the operator."""
-    from app_server import model_environment, running_app
+    from app_server import model_settings, running_app
 
-    broken = {**model_environment(checkpoints), "ATTN_DEMOS_ANSWER_MODEL": "/no/such/folder",
-              "ATTN_DEMOS_ALLOW_USER_MODELS": None}
-    with running_app(broken) as (_, url):
+    with running_app(model_settings(checkpoints, answer_model="/no/such/folder")) as (_, url):
         other = page.context.browser.new_page(viewport={"width": 1280, "height": 1600})
         other.goto(url, wait_until="load")
         other.get_by_role("tab", name="Question answering").click()

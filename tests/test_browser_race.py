@@ -213,13 +213,13 @@ def test_one_layer_choice_draws_once(page, monkeypatch, tokens):
     assert len(drawn) == 1, drawn
 
 
-def test_a_visitor_whose_result_was_let_go_is_asked_to_run_again(page, monkeypatch, tokens, app_server):
+def test_a_visitor_whose_result_was_let_go_is_asked_to_run_again(page, monkeypatch, use_settings, tokens, app_server):
     """Two visitors, room for one result ($ATTN_DEMOS_KEPT_MB): the first visitor's next view says
     that its result was let go of and asks for a new run, which then works."""
     from attn_demos.ui import kept
 
     monkeypatch.setattr(kept, "KEPT", kept.KeptResults())
-    monkeypatch.setenv(kept.KEPT_ENV, "0.001")  # smaller than any result: only the newest stays
+    use_settings(kept_mb=0.001)  # smaller than any result: only the newest stays
     _run(page, NEW_TEXT)
     _wait_for_tokens(page, tokens(NEW_TEXT))
     _choose(page, "explore-head", "mean")

@@ -19,12 +19,7 @@ from attn_demos import cli
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.tasks import registry
 from attn_demos.tasks.explorer import explore
-from attn_demos.tasks.hardware import (
-    ATTN_IMPLEMENTATION_ENV,
-    AttnImplementationError,
-    attn_implementation_choice,
-    tab_attn_implementation,
-)
+from attn_demos.tasks.hardware import attn_implementation_for
 from attn_demos.tasks.images import classify_image
 from attn_demos.tasks.qa import answer
 from attn_demos.tasks.seq2seq import translate
@@ -38,12 +33,12 @@ QUESTION, CONTEXT = "Where did the cat sleep?", "The cat slept on the warm windo
 
 
 @pytest.fixture
-def implementation(monkeypatch):
-    """implementation(name): the tabs load their models with `name` from now on (this test only)."""
-    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+def implementation(use_settings):
+    """implementation(name): the tabs load their models with `name` on the CPU from now on (this test only)."""
+    use_settings(device="cpu")
 
     def use(name: str) -> None:
-        monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, name)
+        use_settings(attn_implementation=name)
 
     return use
 
@@ -76,32 +71,36 @@ TABS = ("explore", "answer", "classify_image", "translate:marian", "translate:ba
 
 
 def test_auto_is_sdpa_on_cuda_and_eager_elsewhere():
-    assert tab_attn_implementation("cuda", "explore", "auto") == "sdpa"
-    assert tab_attn_implementation("cpu", "explore", "auto") == "eager"
-    assert tab_attn_implementation("mps", "translate", "auto") == "eager"
-    assert tab_attn_implementation("cuda", "explore", "auto", sdpa_checkable=False) == "eager"
-    assert tab_attn_implementation("cpu", "answer", "sdpa") == "sdpa"  # an explicit choice holds on any device
-    assert tab_attn_implementation("cuda", "answer", "eager") == "eager"
+    assert attn_implementation_for("cuda", "explore", "auto") == "sdpa"
+    assert attn_implementation_for("cpu", "explore", "auto") == "eager"
+    assert attn_implementation_for("mps", "translate", "auto") == "eager"
+    assert attn_implementation_for("cuda", "explore", "auto", sdpa_checkable=False) == "eager"
+    assert attn_implementation_for("cpu", "answer", "sdpa") == "sdpa"  # an explicit choice holds on any device
+    assert attn_implementation_for("cuda", "answer", "eager") == "eager"
+    assert attn_implementation_for("cpu", "compare", "auto") == "eager"  # compare's CPU reports stay eager
+
+
+def test_auto_is_sdpa_for_view_on_any_device_unless_its_output_cannot_be_checked():
+    assert attn_implementation_for("cpu", "view", "auto") == "sdpa"
+    assert attn_implementation_for("cuda", "view", "auto") == "sdpa"
+    assert attn_implementation_for("cpu", "view", "auto", sdpa_checkable=False) == "eager"
+    assert attn_implementation_for("cpu", "view", "eager") == "eager"
 
 
 @pytest.mark.parametrize("choice", ["auto", "eager", "sdpa"])
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_text_generation_is_eager_whatever_the_setting(choice, device):
-    assert tab_attn_implementation(device, "generate", choice) == "eager"
+    assert attn_implementation_for(device, "generate", choice) == "eager"
 
 
-def test_the_setting_comes_from_the_environment_and_refuses_unknown_names(monkeypatch):
-    monkeypatch.delenv(ATTN_IMPLEMENTATION_ENV, raising=False)
-    assert attn_implementation_choice() == "auto"
-    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "sdpa")
-    assert attn_implementation_choice() == "sdpa"
-    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "flash")
-    with pytest.raises(AttnImplementationError, match="auto, eager, sdpa.*'flash'"):
-        attn_implementation_choice()
+def test_no_choice_is_the_settings_choice(use_settings):
+    assert attn_implementation_for("cpu", "explore") == "eager"  # the default: auto
+    use_settings(attn_implementation="sdpa")
+    assert attn_implementation_for("cpu", "explore") == "sdpa"
 
 
-def test_auto_on_cuda_stays_eager_where_the_sdpa_output_cannot_be_checked(monkeypatch, checkpoints):
-    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "auto")
+def test_auto_on_cuda_stays_eager_where_the_sdpa_output_cannot_be_checked(use_settings, checkpoints):
+    use_settings(attn_implementation="auto")
     cuda = torch.device("cuda")  # a device object only: nothing runs on it
     assert registry.sdpa_checkable(str(checkpoints["bert"])) is True
     assert registry.sdpa_checkable(str(checkpoints["albert"])) is False  # no known output projection
@@ -113,25 +112,30 @@ def test_auto_on_cuda_stays_eager_where_the_sdpa_output_cannot_be_checked(monkey
 
 
 def test_the_launch_flag_reaches_the_tabs(monkeypatch, checkpoints):
+    """What the tabs load while the app serves (app.launch, stubbed here, runs inside the command)."""
     import attn_demos.ui.app as app
 
-    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "auto")  # restored after the test, whatever launch sets
-    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+    folder = str(checkpoints["bert"])
+    served = []
+
+    def serve(*args, **kwargs):
+        served.append((registry.get_model("explore", folder).attn_implementation, explore(TEXT, source=folder)))
+
     monkeypatch.setattr(app, "build", lambda: None)
-    monkeypatch.setattr(app, "launch", lambda *args, **kwargs: None)
-    assert cli.main(["launch", "--attn-implementation", "sdpa"]) == cli.EXIT_OK
-    model = registry.get_model("explore", str(checkpoints["bert"]))
-    assert model.attn_implementation == "sdpa"
-    assert OUTPUT_BADGE in explore(TEXT, source=str(checkpoints["bert"])).view(0, 0).check_badge
-    assert cli.main(["launch", "--attn-implementation", "eager"]) == cli.EXIT_OK
-    assert registry.get_model("explore", str(checkpoints["bert"])).attn_implementation == "eager"
-    assert "max |Δ|" in explore(TEXT, source=str(checkpoints["bert"])).view(0, 0).check_badge
+    monkeypatch.setattr(app, "launch", serve)
+    assert cli.main(["launch", "--device", "cpu", "--attn-implementation", "sdpa"]) == cli.EXIT_OK
+    assert cli.main(["launch", "--device", "cpu", "--attn-implementation", "eager"]) == cli.EXIT_OK
+    (sdpa, sdpa_result), (eager, eager_result) = served
+    assert sdpa == "sdpa" and OUTPUT_BADGE in sdpa_result.view(0, 0).check_badge
+    assert eager == "eager" and "max |Δ|" in eager_result.view(0, 0).check_badge
 
 
 def test_a_bad_implementation_in_the_environment_stops_launch_in_one_line(monkeypatch, capsys):
-    monkeypatch.setenv(ATTN_IMPLEMENTATION_ENV, "flash")
+    monkeypatch.setenv("ATTN_DEMOS_ATTN_IMPLEMENTATION", "flash")
     assert cli.main(["launch"]) == cli.EXIT_USAGE
-    assert "attention implementation must be one of auto, eager, sdpa" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "ATTN_DEMOS_ATTN_IMPLEMENTATION must be one of auto, eager, sdpa, got 'flash'" in error
+    assert error.count("\n") == 1
 
 
 # ---------------------------------------------------------------- the tabs under sdpa -------------
@@ -219,14 +223,12 @@ def test_the_seq2seq_neuron_view_under_sdpa(checkpoints, implementation):
     assert terms["reference_label"] == "verified weight (sdpa)" and terms["max_abs_err"] <= SAME
 
 
-def test_the_tabs_handlers_under_sdpa_say_how_they_checked(monkeypatch, checkpoints, implementation):
+def test_the_tabs_handlers_under_sdpa_say_how_they_checked(use_settings, checkpoints, implementation):
     from attn_demos.ui import explorer as explorer_tab
     from attn_demos.ui import images as images_tab
 
     implementation("sdpa")
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
-    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
+    use_settings(allow_user_models=False, explore_model=str(checkpoints["bert"]), classify_image_model=str(checkpoints["vit"]))
     out = explorer_tab.explore(TEXT, 0, 1, False, "")
     assert OUTPUT_BADGE in out["badge"] and "output_max_relative_error" in out["numbers"]
     flow = explorer_tab.flow(out["state"], 0)

@@ -23,10 +23,9 @@ SPAN_SCORE = re.compile(r'class="attn-token[^"]*"[^>]*data-score="([^"]+)"')
 
 
 @pytest.fixture
-def configured(monkeypatch, checkpoints):
+def configured(use_settings, checkpoints):
     """The tab on the tiny random Llama; visitors may not name models."""
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_GENERATE_MODEL", str(checkpoints["llama"]))
+    use_settings(allow_user_models=False, generate_model=str(checkpoints["llama"]))
     return checkpoints["llama"]
 
 
@@ -101,7 +100,7 @@ def test_beam_search_is_selectable_and_checked(configured):
     assert _badge_error(out["badge"]) <= 1e-5
 
 
-def test_the_chat_template_is_applied_when_the_tokenizer_has_one(monkeypatch, checkpoints, tmp_path):
+def test_the_chat_template_is_applied_when_the_tokenizer_has_one(use_settings, checkpoints, tmp_path):
     folder = tmp_path / "llama-chat"
     shutil.copytree(checkpoints["llama"], folder)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
@@ -110,8 +109,7 @@ def test_the_chat_template_is_applied_when_the_tokenizer_has_one(monkeypatch, ch
         "{% if add_generation_prompt %}bot says:{% endif %}"
     )
     tokenizer.save_pretrained(folder)
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_GENERATE_MODEL", str(folder))
+    use_settings(allow_user_models=False, generate_model=str(folder))
     out = _run(prompt="the cat sat")
     assert "Chat template applied." in out["status"]
     templated = "user says: the cat sat\nbot says:"  # the template above, filled in by hand
@@ -159,11 +157,11 @@ def test_a_too_long_prompt_is_refused_with_its_length_and_room_left(configured):
     assert f"at most {limit - 64} before 64 new tokens" in refused and "\n" not in refused
 
 
-def test_a_named_model_needs_the_operators_consent_and_must_be_decoder_only(configured, monkeypatch, checkpoints):
+def test_a_named_model_needs_the_operators_consent_and_must_be_decoder_only(configured, use_settings, checkpoints):
     handler = wiring.handler(generation.generate, generation.RUN_OUTPUTS)
     refused = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["gpt2"]))))
     assert refused["status"].startswith("⚠️") and "configured models only" in refused["status"]
-    monkeypatch.setenv("ATTN_DEMOS_ALLOW_USER_MODELS", "1")
+    use_settings(allow_user_models=True)
     encoder = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["bert"]))))
     assert encoder["status"].startswith("⚠️") and "not a decoder-only language model" in encoder["status"]
     gpt2 = dict(zip(generation.RUN_OUTPUTS, handler(PROMPT, "mean", "mean", 1, 2, str(checkpoints["gpt2"]))))

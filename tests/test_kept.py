@@ -9,8 +9,10 @@ import gc
 import pytest
 
 from attn_demos import cli
-from attn_demos.tasks.inputs import MegabytesError
+from attn_demos.settings import Settings, SettingsError, variable
 from attn_demos.ui import explorer, kept, wiring
+
+KEPT_ENV = variable("kept_mb")
 
 TEXTS = ("The cat sat on the mat.", "Attention is all you need.", "A third text, read last.")
 
@@ -34,11 +36,11 @@ def redraw(result) -> dict:
     return dict(zip(explorer.REDRAW_OUTPUTS, wiring.handler(explorer.redraw, explorer.REDRAW_OUTPUTS)(result, 1, 2, False)))
 
 
-def test_the_oldest_results_are_let_go_of_beyond_the_budget(monkeypatch, account):
+def test_the_oldest_results_are_let_go_of_beyond_the_budget(use_settings, account):
     first = run(TEXTS[0])
     size = kept.array_bytes(first)
     assert size == first.library.nbytes + first.recomputed.nbytes > 0  # the two stacks an eager result keeps
-    monkeypatch.setenv(kept.KEPT_ENV, f"{2.5 * size / 2**20}")  # room for two results of this size, not three
+    use_settings(kept_mb=2.5 * size / 2**20)  # room for two results of this size, not three
     second = run(TEXTS[1])
     assert not kept.is_released(first) and not kept.is_released(second)
     third = run(TEXTS[2])
@@ -51,8 +53,8 @@ def test_the_oldest_results_are_let_go_of_beyond_the_budget(monkeypatch, account
     assert "max |Δ|" in redraw(third)["badge"]  # control: a kept result still draws
 
 
-def test_the_newest_result_is_kept_even_alone_over_the_budget(monkeypatch, account):
-    monkeypatch.setenv(kept.KEPT_ENV, "0.001")
+def test_the_newest_result_is_kept_even_alone_over_the_budget(use_settings, account):
+    use_settings(kept_mb=0.001)
     only = run(TEXTS[0])
     assert not kept.is_released(only) and "max |Δ|" in redraw(only)["badge"]
     newer = run(TEXTS[1])
@@ -69,12 +71,12 @@ def test_a_result_gone_with_its_session_no_longer_counts(account):
 
 @pytest.mark.parametrize("value", ["0", "-1", "many", "nan"])
 def test_a_bad_kept_budget_is_one_line_and_stops_launch(monkeypatch, capsys, value):
-    monkeypatch.setenv(kept.KEPT_ENV, value)
-    with pytest.raises(MegabytesError, match=f"{kept.KEPT_ENV} must be a positive number of megabytes"):
-        kept.kept_mb()
+    with pytest.raises(SettingsError, match=f"{KEPT_ENV} must be a positive number of megabytes"):
+        Settings.from_env({KEPT_ENV: value})
+    monkeypatch.setenv(KEPT_ENV, value)
     assert cli.main(["launch"]) == cli.EXIT_USAGE
     error = capsys.readouterr().err.strip()
-    assert kept.KEPT_ENV in error and "\n" not in error
+    assert KEPT_ENV in error and "\n" not in error
 
 
 def test_only_results_with_arrays_are_counted(account):

@@ -58,10 +58,10 @@ def test_only_the_chosen_layers_are_built(minilm_path, site_forms):
     assert [form for _, form in site_forms] == [None, verify.HEADS, None, None, None, None]
 
 
-def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, monkeypatch):
+def test_a_text_longer_than_the_tabs_budget_is_viewed_whole(minilm_path, use_settings):
     """With 40 MB for maps the tabs (every layer kept) read ~381 tokens; the view keeps one layer
     and a rollout, 14 maps of 512² floats = 14 MB, so it reads the model's full 512."""
-    monkeypatch.setenv("ATTN_DEMOS_MAPS_BUDGET_MB", "40")
+    use_settings(maps_budget_mb=40)
     text = long_text(700)
     tab_inputs, _, tab_notices = tokenize_text(load_model(str(minilm_path)), text)
     assert tab_inputs["input_ids"].shape[1] < MINILM_MAX and "ATTN_DEMOS_MAPS_BUDGET_MB" in tab_notices[-1]
@@ -183,8 +183,9 @@ def test_an_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minil
 def test_families_view_cannot_check_are_refused_before_loading_with_what_works(checkpoints, monkeypatch):
     """ALBERT has no known output projection: view cannot check it on any kernel (it said "use
     --attn-implementation eager" even with eager, after loading and starting the pass). Gemma 2 has
-    no sdpa kernel: view says to use eager (it passed on the library's load error, with a hint to
-    check the model id). Both are refused from the config, before any weight is read."""
+    no sdpa kernel: asked for sdpa, view says to use eager (it passed on the library's load error,
+    with a hint to check the model id); both refusals come from the config, before any weight is
+    read. Left to auto, Gemma 2 runs on eager."""
 
     def no_loading(*args, **kwargs):
         raise AssertionError("the model was loaded")
@@ -196,8 +197,9 @@ def test_families_view_cannot_check_are_refused_before_loading_with_what_works(c
                 view_long_input(str(checkpoints["albert"]), "a cat", attn_implementation=implementation)
             assert "--attn-implementation eager" not in str(refused.value)
         with pytest.raises(BadInputError, match="'gemma2'.*no sdpa kernel.*--attn-implementation eager"):
-            view_long_input(str(checkpoints["gemma2"]), "a cat")
-    assert view_long_input(str(checkpoints["gemma2"]), "a cat", layers=(0,), attn_implementation="eager").ok
+            view_long_input(str(checkpoints["gemma2"]), "a cat", attn_implementation="sdpa")
+    viewed = view_long_input(str(checkpoints["gemma2"]), "a cat", layers=(0,))  # auto: eager, which it can check
+    assert viewed.ok and viewed.run["attn_implementation"] == "eager"
 
 
 def test_the_budget_counts_float64_maps_at_eight_bytes(minilm_path):

@@ -9,10 +9,11 @@ import transformers
 
 from attn_demos import cli
 from attn_demos.errors import BadInputError
+from attn_demos.settings import DEFAULT_MAPS_BUDGET_MB, Settings, SettingsError
 from attn_demos.tasks import registry
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.generation import run_generation
-from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, MegabytesError, maps_budget_mb, memory_token_limit
+from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, memory_token_limit
 from attn_demos.tasks.seq2seq import translate
 
 LONG_TEXT = "the " * 2_000
@@ -28,10 +29,10 @@ def longest_within(budget_mb: float, layers: int, heads: int) -> int:
     return tokens
 
 
-def test_the_explorer_cuts_a_long_input_to_the_budget_and_says_why(monkeypatch, minilm_path):
+def test_the_explorer_cuts_a_long_input_to_the_budget_and_says_why(use_settings, minilm_path):
     config = transformers.AutoConfig.from_pretrained(minilm_path)
     layers, heads = config.num_hidden_layers, config.num_attention_heads  # 6, 12
-    monkeypatch.setenv(MAPS_BUDGET_ENV, "1")
+    use_settings(maps_budget_mb=1)
     expected = longest_within(1, layers, heads)  # 60 tokens: 6·12·60²·4 B = 0.99 MiB
     result = explore(LONG_TEXT, source=str(minilm_path))
     assert len(result.tokens) == expected < config.max_position_embeddings
@@ -41,33 +42,33 @@ def test_the_explorer_cuts_a_long_input_to_the_budget_and_says_why(monkeypatch, 
     assert f"truncated to {expected} of 2,002 tokens" in notice and "1 MB" in notice and MAPS_BUDGET_ENV in notice
     assert "the model itself reads up to 512" in notice
 
-    monkeypatch.delenv(MAPS_BUDGET_ENV)  # the default budget leaves MiniLM its own limit
+    use_settings(maps_budget_mb=DEFAULT_MAPS_BUDGET_MB)  # the default budget leaves MiniLM its own limit
     assert len(explore(LONG_TEXT, source=str(minilm_path)).tokens) == 512
 
 
-def test_a_decoder_only_model_counts_its_causal_layers(monkeypatch, checkpoints):
+def test_a_decoder_only_model_counts_its_causal_layers(use_settings, checkpoints):
     config = transformers.AutoConfig.from_pretrained(checkpoints["llama"])
-    monkeypatch.setenv(MAPS_BUDGET_ENV, "0.01")
+    use_settings(maps_budget_mb=0.01)
     expected = longest_within(0.01, config.num_hidden_layers, config.num_attention_heads)
     result = explore(LONG_TEXT, source=str(checkpoints["llama"]))
     assert len(result.tokens) == expected
     assert result.recomputed.nbytes <= 0.01 * 2**20
 
 
-def test_translation_counts_the_encoder_layers(monkeypatch, checkpoints):
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
+def test_translation_counts_the_encoder_layers(use_settings, checkpoints):
+    use_settings(translate_model=str(checkpoints["marian"]))
     config = transformers.AutoConfig.from_pretrained(checkpoints["marian"])
-    monkeypatch.setenv(MAPS_BUDGET_ENV, "0.01")
+    use_settings(maps_budget_mb=0.01)
     expected = longest_within(0.01, config.encoder_layers, config.encoder_attention_heads)
     result = translate(LONG_TEXT, num_beams=1, max_new_tokens=3)
     assert len(result.source_tokens) == expected
     assert any(f"truncated to {expected} of" in notice for notice in result.notices)
 
 
-def test_text_generation_refuses_a_prompt_beyond_the_budget(monkeypatch, checkpoints):
+def test_text_generation_refuses_a_prompt_beyond_the_budget(use_settings, checkpoints):
     config = transformers.AutoConfig.from_pretrained(checkpoints["llama"])
     loaded = registry.get_model("generate", str(checkpoints["llama"]))
-    monkeypatch.setenv(MAPS_BUDGET_ENV, "0.01")
+    use_settings(maps_budget_mb=0.01)
     room = longest_within(0.01, config.num_hidden_layers, config.num_attention_heads) - 4
     with pytest.raises(BadInputError, match=f"reads at most {room} before 4 new tokens"):
         run_generation(loaded, "the " * (room + 1), max_new_tokens=4, chat=False)
@@ -76,9 +77,9 @@ def test_text_generation_refuses_a_prompt_beyond_the_budget(monkeypatch, checkpo
 
 @pytest.mark.parametrize("value", ["0", "-5", "lots", "nan", "inf"])
 def test_a_bad_budget_is_one_line_and_stops_launch(monkeypatch, capsys, value):
+    with pytest.raises(SettingsError, match=f"{MAPS_BUDGET_ENV} must be a positive number of megabytes"):
+        Settings.from_env({MAPS_BUDGET_ENV: value})
     monkeypatch.setenv(MAPS_BUDGET_ENV, value)
-    with pytest.raises(MegabytesError, match="positive number of megabytes"):
-        maps_budget_mb()
     assert cli.main(["launch"]) == cli.EXIT_USAGE
     error = capsys.readouterr().err.strip()
     assert MAPS_BUDGET_ENV in error and "\n" not in error
@@ -89,7 +90,7 @@ def test_a_model_without_text_self_attention_has_no_token_limit_from_the_budget(
     assert memory_token_limit(loaded) is None  # ViT attends over patches: the image tab sizes those itself
 
 
-def test_a_budget_below_the_special_tokens_refuses_in_one_line_instead_of_claiming_a_cut(monkeypatch, minilm_path):
-    monkeypatch.setenv(MAPS_BUDGET_ENV, "0.0001")  # room for one token; [CLS] and [SEP] are two
+def test_a_budget_below_the_special_tokens_refuses_in_one_line_instead_of_claiming_a_cut(use_settings, minilm_path):
+    use_settings(maps_budget_mb=0.0001)  # room for one token; [CLS] and [SEP] are two
     with pytest.raises(BadInputError, match="maps budget .* holds 1 token\\(s\\) of this model, and the text needs at least"):
         explore("the cat sat on the mat", source=str(minilm_path))

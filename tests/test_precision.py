@@ -71,11 +71,10 @@ def test_tolerance_follows_the_dtype():
     assert tolerance_for(torch.float16) == 4 * 2**-10
 
 
-def test_devices(monkeypatch):
-    monkeypatch.delenv("ATTN_DEMOS_DEVICE", raising=False)
+def test_devices(use_settings):
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    monkeypatch.setenv("ATTN_DEMOS_DEVICE", "cpu")
+    use_settings(device="cpu")
     assert resolve_device(None) == torch.device("cpu")
     with pytest.raises(DeviceError, match="one of"):
         resolve_device("tpu")

@@ -169,11 +169,12 @@ def test_a_view_must_read_exactly_one_result_state():
 def test_every_event_of_the_app_that_reads_or_writes_a_result_is_in_order(checkpoints):
     """Every tab: each event with a result_state() among its inputs or outputs has that state's
     ledger as an input, so none can overwrite a newer run (the glue, not each tab, does it)."""
-    from app_server import environment, model_environment
+    from app_server import model_settings
 
+    from attn_demos import settings
     from attn_demos.ui import app
 
-    with environment({**model_environment(checkpoints), "ATTN_DEMOS_ALLOW_USER_MODELS": None}):
+    with settings.using(settings.Settings(**model_settings(checkpoints))):
         demo = app.build()
     results = {i for i in demo.blocks if i in run_order._LEDGERS}
     ledgers = {run_order._LEDGERS[i]._id for i in results}

@@ -56,8 +56,10 @@ def test_launch_listens_on_localhost_without_a_share_link_by_default(app_module,
     assert "allowed_paths" not in launch_calls[-1]
 
 
-def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, launch_calls, monkeypatch):
-    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what Hugging Face Spaces sets
+def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, launch_calls, use_settings):
+    from attn_demos.settings import Settings
+
+    use_settings(host=Settings.from_env({"GRADIO_SERVER_NAME": "0.0.0.0"}).host)  # what Hugging Face Spaces sets
     app_module.launch()
     assert launch_calls[-1]["server_name"] == "0.0.0.0" and launch_calls[-1]["share"] is False
     app_module.launch(host="127.0.0.2")
@@ -66,20 +68,24 @@ def test_launch_honours_gradio_server_name_and_explicit_choices(app_module, laun
     assert launch_calls[-1]["share"] is True
 
 
-def test_cli_launch_passes_no_host_or_share_unless_asked(monkeypatch):
-    """`attn-demos launch` leaves the host to app.launch (127.0.0.1 / $GRADIO_SERVER_NAME)."""
-    from attn_demos import cli
+def test_cli_launch_listens_on_localhost_without_a_share_link_unless_asked(monkeypatch):
+    """`attn-demos launch` serves on the settings' host (127.0.0.1 / $GRADIO_SERVER_NAME, or --host)."""
+    from attn_demos import cli, settings
     from attn_demos.ui import app
 
     calls = []
     monkeypatch.setattr(app, "build", lambda: "the app")
-    monkeypatch.setattr(app, "launch", lambda demo, **kwargs: calls.append(kwargs))
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
+    monkeypatch.setattr(app, "launch", lambda demo, **kwargs: calls.append((settings.current(), kwargs)))
+    for name in ("GRADIO_SERVER_NAME", "ATTN_DEMOS_ALLOW_USER_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    environment = dict(os.environ)
     assert cli.main(["launch"]) == 0
-    assert calls[-1]["host"] is None and calls[-1]["share"] is False
-    assert "ATTN_DEMOS_ALLOW_USER_MODELS" not in os.environ
+    chosen, kwargs = calls[-1]
+    assert chosen.host == "127.0.0.1" and kwargs["share"] is False and chosen.allow_user_models is False
     assert cli.main(["launch", "--share", "--host", "0.0.0.0"]) == 0
-    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["share"] is True
+    chosen, kwargs = calls[-1]
+    assert chosen.host == "0.0.0.0" and kwargs["share"] is True
+    assert dict(os.environ) == environment
 
 
 def test_model_box_is_hidden_without_the_flag(app_module):
@@ -170,11 +176,11 @@ def test_model_id_in_a_request_is_refused_without_the_flag(served):
 # ---------------------------------------------------------------- exports -----------------------
 
 
-def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
+def test_exports_go_to_a_private_per_process_folder(use_settings, checkpoints):
     from attn_demos.ui import explorer
     from attn_demos.ui.common import export_folder
 
-    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    use_settings(explore_model=str(checkpoints["bert"]))
     run = explorer.explore("the cat sat", 0, "mean", False, "")
     out = explorer.export(run["state"], run["inputs"], 0, "mean", False)
     folder = export_folder()
@@ -184,11 +190,11 @@ def test_exports_go_to_a_private_per_process_folder(monkeypatch, checkpoints):
     assert json.loads(Path(out["json"]).read_text())["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
 
-def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
+def test_exports_older_than_an_hour_are_removed(use_settings, checkpoints):
     from attn_demos.ui import explorer
     from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder
 
-    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
+    use_settings(explore_model=str(checkpoints["bert"]))
     folder = export_folder()
     old, recent = folder / "attention-old.png", folder / "attention-recent.png"
     for path, age in ((old, EXPORT_MAX_AGE + 60), (recent, EXPORT_MAX_AGE - 60)):
@@ -203,7 +209,8 @@ def test_exports_older_than_an_hour_are_removed(monkeypatch, checkpoints):
 
 EXPORT_AND_EXIT = r"""
 import os, sys
-os.environ["ATTN_DEMOS_EXPLORE_MODEL"] = sys.argv[1]
+from attn_demos import settings
+settings.use(settings.Settings(explore_model=sys.argv[1]))
 from attn_demos.ui import explorer
 from attn_demos.ui.common import export_folder
 run = explorer.explore("the cat sat", 0, "mean", False, "")

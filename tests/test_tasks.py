@@ -183,11 +183,11 @@ def test_image_flow_map_is_the_cls_flow_on_the_patch_grid(checkpoints):
     np.testing.assert_allclose(result.flow_map(), expected, atol=1e-9)
 
 
-def test_a_tab_whose_model_cannot_load_tells_the_log_how_to_point_it_elsewhere(monkeypatch, caplog):
+def test_a_tab_whose_model_cannot_load_tells_the_log_how_to_point_it_elsewhere(use_settings, caplog):
     """Visitors get one sentence without server paths; the operator's hint goes to the log."""
     from attn_demos.tasks.registry import UNAVAILABLE
 
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", "/no/such/folder")
+    use_settings(translate_model="/no/such/folder")
     with caplog.at_level("WARNING", logger="attn_demos.tasks.registry"), pytest.raises(ModelLoadError) as caught:
         translate("hello")
     assert str(caught.value) == UNAVAILABLE

@@ -21,15 +21,11 @@ PACKAGE = ROOT / "attn_demos"
 
 
 @pytest.fixture
-def configured(monkeypatch, checkpoints):
+def configured(use_settings, checkpoints):
     """Every tab on a tiny random checkpoint (the Explorer on BERT); visitors may not name models."""
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_EXPLORE_MODEL", str(checkpoints["bert"]))
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
-    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", str(checkpoints["distilbert"]))
-    monkeypatch.setenv("ATTN_DEMOS_SUMMARIZE_MODEL", str(checkpoints["bart"]))
-    monkeypatch.setenv("ATTN_DEMOS_CLASSIFY_IMAGE_MODEL", str(checkpoints["vit"]))
-    monkeypatch.setenv("ATTN_DEMOS_GENERATE_MODEL", str(checkpoints["llama"]))
+    from app_server import model_settings
+
+    use_settings(**model_settings(checkpoints, explore_model=str(checkpoints["bert"])))
 
 
 def _imports(path: Path) -> set[str]:
@@ -134,10 +130,10 @@ def test_display_name_never_shows_a_path(minilm_path, checkpoints):
     assert display_name("Helsinki-NLP/opus-mt-en-de") == "Helsinki-NLP/opus-mt-en-de"
 
 
-def test_the_explorer_names_its_model_once_and_by_name(monkeypatch, minilm_path):
+def test_the_explorer_names_its_model_once_and_by_name(use_settings, minilm_path):
     from attn_demos.tasks.registry import model_status
 
-    monkeypatch.delenv("ATTN_DEMOS_EXPLORE_MODEL", raising=False)
+    use_settings(explore_model=None)
     ok, line = model_status("explore")
     assert ok and line == "Model: `all-MiniLM-L6-v2 (embedded)`"
     out = explorer.explore("the cat sat", 0, "mean", False, "")
@@ -147,12 +143,12 @@ def test_the_explorer_names_its_model_once_and_by_name(monkeypatch, minilm_path)
     assert str(minilm_path) not in json.dumps(exported) and "site-packages" not in json.dumps(exported)
 
 
-def test_a_tab_whose_model_cannot_load_gives_one_sentence_and_logs_the_hint(monkeypatch, caplog):
+def test_a_tab_whose_model_cannot_load_gives_one_sentence_and_logs_the_hint(use_settings, caplog):
     from attn_demos.errors import ModelLoadError
     from attn_demos.tasks.registry import UNAVAILABLE, model_status
     from attn_demos.tasks.seq2seq import translate
 
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", "/no/such/folder")
+    use_settings(translate_model="/no/such/folder")
     with caplog.at_level(logging.WARNING, logger="attn_demos.tasks.registry"):
         ok, line = model_status("translate")
         with pytest.raises(ModelLoadError) as caught:
@@ -163,12 +159,10 @@ def test_a_tab_whose_model_cannot_load_gives_one_sentence_and_logs_the_hint(monk
     assert "no such folder" in logged and "ATTN_DEMOS_TRANSLATE_MODEL=" in logged and "--translate-model" in logged
 
 
-def test_a_tab_whose_model_cannot_load_has_its_button_disabled(monkeypatch, checkpoints):
+def test_a_tab_whose_model_cannot_load_has_its_button_disabled(use_settings, checkpoints):
     import gradio as gr
 
-    monkeypatch.delenv("ATTN_DEMOS_ALLOW_USER_MODELS", raising=False)
-    monkeypatch.setenv("ATTN_DEMOS_ANSWER_MODEL", "/no/such/folder")
-    monkeypatch.setenv("ATTN_DEMOS_TRANSLATE_MODEL", str(checkpoints["marian"]))
+    use_settings(allow_user_models=False, answer_model="/no/such/folder", translate_model=str(checkpoints["marian"]))
     with gr.Blocks() as blocks:
         qa.build()
         translation.build()

@@ -12,11 +12,11 @@ largest |output| of the layer (see verify.py).
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from attn_demos import settings
 from attn_demos.errors import AttnDemosError
+from attn_demos.settings import DEVICES
 
 DTYPES = {
     "float32": torch.float32,
@@ -26,8 +26,6 @@ DTYPES = {
 }
 TOLERANCE_EPSILONS = 4  # units of the dtype's epsilon at 1
 TOLERANCE_FLOOR = 1e-5
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DEVICE_ENV = "ATTN_DEMOS_DEVICE"
 EAGER, SDPA = "eager", "sdpa"  # the library returns its weights / runs its fused kernel
 ATTN_IMPLEMENTATIONS = (EAGER, SDPA)
 
@@ -49,11 +47,11 @@ def tolerance_for(dtype: str | torch.dtype) -> float:
 
 
 def resolve_device(name: str | None = None) -> torch.device:
-    """'auto' (or None: $ATTN_DEMOS_DEVICE, else auto) -> cuda when torch sees a GPU, else cpu.
+    """'auto' (or None: the settings' device) -> cuda when torch sees a GPU, else cpu.
 
     An explicit device torch cannot see raises DeviceError with one line.
     """
-    name = name or os.environ.get(DEVICE_ENV) or "auto"
+    name = name or settings.current().device
     kind = name.split(":")[0]  # "cuda:1" names one GPU
     if kind not in DEVICES:
         raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {name!r}")

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
 from attn_demos.adapters.loading import LoadedModel, load_model
-from attn_demos.adapters.precision import EAGER, resolve_device, tolerance_for
+from attn_demos.adapters.precision import resolve_device, tolerance_for
 from attn_demos.errors import BadInputError
 
 TEXT_DTYPES = ("string", "large_string")  # datasets reads CSV text as large_string, JSON as string
@@ -28,8 +28,10 @@ class CompareOptions:
     num_beams: int = 4
     max_new_tokens: int = 20
     batch_size: int = 8
-    device: str | None = None  # None: $ATTN_DEMOS_DEVICE, else auto (cuda when available)
-    attn_implementation: str = EAGER  # "sdpa": the fused kernel, verified by the output
+    device: str | None = None  # None: the settings' device (auto: cuda when available)
+    # eager: compared with the library's weights; sdpa: the fused kernel, verified by the output;
+    # auto: sdpa on cuda, else eager (tasks/hardware.py); None: the settings' choice
+    attn_implementation: str | None = None
 
 
 def compare_model(
@@ -47,10 +49,12 @@ def compare_model(
     shard (index, count): compare only that contiguous share of the inputs (one process of
     several); merge_reports in shard order gives the report of the whole set.
     """
-    from attn_demos.tasks.registry import resolve
+    from attn_demos.tasks.registry import attn_implementation, resolve
 
     device = resolve_device(options.device)
-    loaded = load_model(resolve(source), dtype=dtype, device=device, attn_implementation=options.attn_implementation)
+    resolved = resolve(source)
+    implementation = attn_implementation("compare", resolved, device, options.attn_implementation)
+    loaded = load_model(resolved, dtype=dtype, device=device, attn_implementation=implementation)
     tolerance = tolerance_for(dtype) if options.tolerance is None else options.tolerance
     items = (images or [test_pattern(loaded)]) if loaded.family.vision else (texts or DEFAULT_TEXTS)
     items = shard_of(items, *shard)
@@ -64,7 +68,7 @@ def compare_model(
     report.run = run_facts(
         device=str(device),
         dtype=dtype,
-        attn_implementation=options.attn_implementation,
+        attn_implementation=implementation,
         batch_size=options.batch_size,
         num_beams=options.num_beams if loaded.is_encoder_decoder else None,
         runtime_s=round(time.perf_counter() - started, 3),

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
 import unicodedata
 
+from attn_demos import settings
 from attn_demos.adapters.extract import Side, model_max_length, token_labels
 from attn_demos.adapters.families import DECODER, ENCODER, head_count
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.masks import positions_from_padding
-from attn_demos.errors import AttnDemosError, BadInputError
+from attn_demos.errors import BadInputError
 
 MAX_CHARACTERS = 100_000  # longer input is cut before tokenization, with a notice
 # The tabs keep every layer's maps of a run (views switch without running the model again), in
 # float32, twice under eager (the library's and the core's). One copy must fit this budget, so a
-# long-context model typed into a tab cuts the input instead of exhausting the server's memory.
-MAPS_BUDGET_ENV = "ATTN_DEMOS_MAPS_BUDGET_MB"
-DEFAULT_MAPS_BUDGET_MB = 1024
+# long-context model typed into a tab cuts the input instead of exhausting the server's memory
+# (the settings' maps_budget_mb).
+MAPS_BUDGET_ENV = settings.variable("maps_budget_mb")  # named in the notices
 MAP_CELL_BYTES = 4  # float32
 
-
-class MegabytesError(AttnDemosError):
-    """A size setting ($ATTN_DEMOS_MAPS_BUDGET_MB, $ATTN_DEMOS_KEPT_MB) is not a positive number of megabytes (CLI exit 2)."""
 
 _tokenizer_locks: dict[int, threading.Lock] = {}
 
@@ -61,20 +58,9 @@ def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
     return text.strip(), notices
 
 
-def megabytes(env: str, default: float) -> float:
-    """$`env`, else `default`; anything but a positive number is a one-line error."""
-    value = os.environ.get(env) or str(default)
-    try:
-        size = float(value)
-    except ValueError:
-        size = math.nan
-    if not math.isfinite(size) or size <= 0:
-        raise MegabytesError(f"{env} must be a positive number of megabytes, got {value!r}")
-    return size
-
-
 def maps_budget_mb() -> float:
-    return megabytes(MAPS_BUDGET_ENV, DEFAULT_MAPS_BUDGET_MB)
+    """The settings' maps budget (--maps-budget-mb, $ATTN_DEMOS_MAPS_BUDGET_MB, else 1024)."""
+    return settings.current().maps_budget_mb
 
 
 def memory_token_limit(loaded: LoadedModel) -> int | None:

@@ -24,6 +24,7 @@ from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
 from attn_demos.adapters.verify import OUTPUT_PROJECTION, working_dtype
 from attn_demos.core.aggregate import FUSIONS
 from attn_demos.errors import BadInputError
+from attn_demos.tasks import registry
 from attn_demos.tasks.comparison import pixel_values
 from attn_demos.tasks.inputs import MAPS_BUDGET_ENV, maps_budget_mb, tokenize_text
 from attn_demos.tasks.registry import display_name, model_notices, resolve, sdpa_checkable
@@ -78,19 +79,21 @@ def view_long_input(
     fusion: str = "mean",
     dtype: str = "float32",
     device: str | None = None,
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     budget_mb: float | None = None,
     progress: bool = False,
 ) -> LongView:
     """Run `source` once on `text` (or a PIL `image`) and keep `layers` (negative: from the end)
     and, with `rollout`, the rollout over heads fused by `fusion`; none asked: the last layer and
     the rollout. `heads` names heads of the kept layers to show one by one (checked before the
-    pass). What is kept must fit `budget_mb` (default $ATTN_DEMOS_MAPS_BUDGET_MB)."""
+    pass). What is kept must fit `budget_mb` (None: the settings' maps budget). attn_implementation:
+    auto (sdpa, or eager for a model whose sdpa output cannot be checked; hardware's rule), eager
+    or sdpa (None: the settings')."""
     if (text is None) == (image is None):
         raise BadInputError("give a text or an image")
     if fusion not in FUSIONS:
         raise BadInputError(f"unknown head fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
-    device = resolve_device(device)  # None: $ATTN_DEMOS_DEVICE, else cuda when there is one
+    device = resolve_device(device)  # None: the settings' device (auto: cuda when there is one)
     resolved = resolve(source)  # a Hub id or folder; the embedded MiniLM's name -> its folder
     config = load_config(resolved)  # what cannot be viewed is refused before any weight is read
     if getattr(config, "is_encoder_decoder", False):
@@ -98,6 +101,7 @@ def view_long_input(
             "view shows one stack's self-attention (encoder-only, decoder-only or vision models); for an "
             "encoder-decoder use `attn-demos compare` or the Translation and Summarization tabs"
         )
+    attn_implementation = registry.attn_implementation("view", resolved, device, attn_implementation)
     _refuse_unverifiable(resolved, config, attn_implementation)
     loaded = load_model(resolved, dtype=dtype, device=device, attn_implementation=attn_implementation)
     sites = loaded.family.sites(loaded.model)

@@ -1,19 +1,20 @@
-"""Which model each demo uses: the default Hub id, overridden by an environment variable or a CLI
-flag (a Hub id or a local folder), loaded once per process and shared."""
+"""Which model each demo uses: the default Hub id, overridden by the settings (a CLI flag or an
+environment variable: a Hub id or a local folder), loaded once per process and shared."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
 
 import torch
 
+from attn_demos import settings
 from attn_demos.adapters.loading import LoadedModel, load_model_cached
 from attn_demos.adapters.precision import resolve_device
 from attn_demos.errors import AttnDemosError, ModelLoadError
-from attn_demos.tasks.hardware import AUTO, attn_implementation_choice, tab_attn_implementation
+from attn_demos.settings import AUTO
+from attn_demos.tasks.hardware import attn_implementation_for
 
 TASK_HEADS = {
     "explore": "base",
@@ -31,26 +32,20 @@ DEFAULT_MODELS = {
     "classify_image": "google/vit-base-patch16-224",
     "generate": "HuggingFaceTB/SmolLM2-135M-Instruct",
 }
-ENV_VARS = {task: f"ATTN_DEMOS_{task.upper()}_MODEL" for task in TASK_HEADS}
+ENV_VARS = {task: settings.variable(f"{task}_model") for task in TASK_HEADS}  # named in the operator's hints
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 
 EMBEDDED_NAME = "all-MiniLM-L6-v2 (embedded)"
 UNAVAILABLE = "This tab's model is not available on this server."
 
 log = logging.getLogger(__name__)
-_overrides: dict[str, str] = {}
-
-
-def set_model_overrides(models: dict[str, str | None]) -> None:
-    """CLI flags: task -> model id or folder (None leaves the task as it is)."""
-    _overrides.update({task: source for task, source in models.items() if source})
 
 
 def model_source(task: str) -> str:
-    """The model a task uses: CLI flag, else $ATTN_DEMOS_<TASK>_MODEL, else the default."""
+    """The model a task uses: the settings' (--<task>-model, else $ATTN_DEMOS_<TASK>_MODEL), else the default."""
     if task not in TASK_HEADS:
         raise KeyError(f"unknown task {task!r}")
-    return _overrides.get(task) or os.environ.get(ENV_VARS[task]) or DEFAULT_MODELS[task]
+    return settings.current().model(task) or DEFAULT_MODELS[task]
 
 
 def resolve(source: str) -> str:
@@ -65,9 +60,9 @@ def resolve(source: str) -> str:
 def get_model(task: str, source: str | None = None) -> LoadedModel:
     """The loaded model of a task (or of `source` with the task's head), shared across requests.
 
-    On the device $ATTN_DEMOS_DEVICE names (`launch --device`; default auto: cuda when available),
-    float32, with the attention implementation of `attn_implementation` (auto: sdpa on cuda, eager
-    elsewhere; hardware.tab_attn_implementation). A configured model that cannot load gives
+    On the settings' device (`launch --device`; default auto: cuda when available), float32, with
+    the attention implementation of `attn_implementation` (auto: sdpa on cuda, eager elsewhere;
+    hardware.attn_implementation_for). A configured model that cannot load gives
     visitors one short sentence; the reason and how to fix it go to the log, for the operator
     (they may name server paths)."""
     device = resolve_device()
@@ -83,12 +78,12 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
         raise ModelLoadError(UNAVAILABLE) from None
 
 
-def attn_implementation(task: str, source: str, device: torch.device) -> str:
-    """"eager" or "sdpa" for `task`'s model `source` (a resolved id or folder) on `device`:
-    $ATTN_DEMOS_ATTN_IMPLEMENTATION (`launch --attn-implementation`) by hardware.tab_attn_implementation."""
-    choice = attn_implementation_choice()
-    checkable = sdpa_checkable(source) if choice == AUTO and device.type == "cuda" else True
-    return tab_attn_implementation(device.type, task, choice, checkable)
+def attn_implementation(task: str, source: str, device: torch.device, choice: str | None = None) -> str:
+    """"eager" or "sdpa" for `task`'s model `source` (a resolved id or folder) on `device`: `choice`
+    (None: the settings' --attn-implementation) by hardware.attn_implementation_for."""
+    choice = choice or settings.current().attn_implementation
+    checkable = sdpa_checkable(source) if choice == AUTO else True
+    return attn_implementation_for(device.type, task, choice, checkable)
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import gradio as gr
 
+from attn_demos import settings
 from attn_demos.ui import basics, explorer, generation, images, qa, summarization, translation
 
 TABS = [
@@ -41,16 +40,12 @@ def build() -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
-    """Listen on 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0). The
-    server's process keeps freed memory for reuse (attn_demos.allocator): every click allocates
-    and frees each layer's maps."""
-    from attn_demos.allocator import reuse_freed_memory
+    """Listen where the settings say unless told here (default 127.0.0.1:7860; Spaces sets
+    GRADIO_SERVER_NAME=0.0.0.0)."""
     from attn_demos.render import interactive  # here, not at the top: the tab list above stays one edit
 
-    reuse_freed_memory()
-
-    host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    port = port or int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    host = host or settings.current().host
+    port = port or settings.current().port
     kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
     kwargs.setdefault("head", interactive.INTERACTIVE_HEAD)  # the views' script and style (Gradio 6: launch's)
     return demo.launch(server_name=host, server_port=port, share=share, **kwargs)

@@ -4,7 +4,6 @@ default of a blank control, the short preview of the numbers, and exports writte
 from __future__ import annotations
 
 import atexit
-import os
 import re
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attn_demos import settings
 from attn_demos.errors import AttnDemosError, BadInputError
 from attn_demos.render.export import export_json, export_png
 from attn_demos.tasks.registry import display_name
@@ -51,8 +51,9 @@ def error_text(error: Exception) -> str:
 
 
 def user_models_allowed() -> bool:
-    """Visitors may name a model only when the app was started with --allow-user-models."""
-    return os.environ.get("ATTN_DEMOS_ALLOW_USER_MODELS", "0") == "1"
+    """Visitors may name a model only when the app was started with --allow-user-models
+    (or $ATTN_DEMOS_ALLOW_USER_MODELS=1)."""
+    return settings.current().allow_user_models
 
 
 def user_model(value: str | None) -> str | None:

@@ -16,11 +16,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from attn_demos import settings
 from attn_demos.errors import BadInputError
-from attn_demos.tasks.inputs import megabytes
 
-KEPT_ENV = "ATTN_DEMOS_KEPT_MB"
-DEFAULT_KEPT_MB = 4096  # at least two results of the maps budget's largest (two copies of 1024 MB)
 RELEASED = "released"  # the attribute a let-go result carries
 
 
@@ -29,8 +27,8 @@ class ResultReleasedError(BadInputError):
 
 
 def kept_mb() -> float:
-    """$ATTN_DEMOS_KEPT_MB, else DEFAULT_KEPT_MB (a bad value is one line: tasks.inputs.megabytes)."""
-    return megabytes(KEPT_ENV, DEFAULT_KEPT_MB)
+    """The settings' kept_mb ($ATTN_DEMOS_KEPT_MB, else settings.DEFAULT_KEPT_MB)."""
+    return settings.current().kept_mb
 
 
 def released_text() -> str:

@@ -7,6 +7,7 @@ the length the row names."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -22,13 +23,6 @@ from benchmark.timing import as_sdpa, interleaved, torch_threads
 
 TAB_RATIO_GOAL = 1.3
 BEAMS = 4
-ENV = {
-    "translate": "ATTN_DEMOS_TRANSLATE_MODEL",
-    "answer": "ATTN_DEMOS_ANSWER_MODEL",
-    "summarize": "ATTN_DEMOS_SUMMARIZE_MODEL",
-    "classify_image": "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL",
-    "explore": "ATTN_DEMOS_EXPLORE_MODEL",
-}
 FAMILY_OF_TAB = {
     "translate": "marian",
     "answer": "distilbert",
@@ -39,9 +33,11 @@ FAMILY_OF_TAB = {
 
 
 def point_tabs_at(models: dict) -> None:
-    """Each tab's task loads the benchmark's checkpoint (through its environment variable)."""
-    for tab, family in FAMILY_OF_TAB.items():
-        os.environ[ENV[tab]] = models[family].source
+    """Each tab's task loads the benchmark's checkpoint (the settings' <task>_model, for the rest of the run)."""
+    from attn_demos import settings
+
+    chosen = {f"{tab}_model": models[family].source for tab, family in FAMILY_OF_TAB.items()}
+    settings.use(dataclasses.replace(settings.current(), **chosen))
 
 
 def tab_ratios(models: dict, sizes: Sizes) -> list[Metric]:

@@ -155,7 +155,7 @@ def test_classify_image_endpoint(client, tmp_path):
 
 
 def test_calls_side_by_side_on_one_client_each_get_their_own_answer(client, monkeypatch):
-    """The page drops an older run that finishes after a newer one (run_order.RunLedger); a client
+    """The page drops an older run that finishes after a newer one (run_order.Results); a client
     that sends calls side by side in one session still gets every answer."""
     import threading
 

@@ -36,8 +36,6 @@ from attn_demos.ui import explorer as explorer_panel
 from attn_demos.ui import images as images_panel
 from attn_demos.ui import qa as qa_panel
 from attn_demos.ui import seq2seq as seq2seq_panel
-from attn_demos.ui import summarization as summarization_panel
-from attn_demos.ui import translation as translation_panel
 from attn_demos.ui.wiring import CONTROL_OUTPUTS, handler
 
 TOL = 1e-5
@@ -132,8 +130,8 @@ def test_seq2seq_and_qa_refuse_empty_text(configured, case):
     with pytest.raises(BadInputError, match=f"context {fragment.split(':')[0]}"):
         answer("Where did the cat sleep?", text)
     calls = {
-        "translation": (translation_panel.translate, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
-        "summarization": (summarization_panel.summarize, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "translation": (seq2seq_panel.translate, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
+        "summarization": (seq2seq_panel.summarize, seq2seq_panel.RUN_OUTPUTS, text, "mean", "mean", False, 1, ""),
         "QA question": (qa_panel.answer, qa_panel.RUN_OUTPUTS, text, "The cat slept.", "mean", "mean", "answer", ""),
         "QA context": (qa_panel.answer, qa_panel.RUN_OUTPUTS, "Where did the cat sleep?", text, "mean", "mean", "answer", ""),
     }
@@ -581,7 +579,7 @@ def test_model_override_with_the_flag_works_and_wrong_kinds_are_named(configured
             explorer_panel.explore, explorer_panel.RUN_OUTPUTS, "hello", 0, "mean", False, str(checkpoints["bart"]),
             "is not a text encoder"),
         "translation given BERT": (
-            translation_panel.translate, seq2seq_panel.RUN_OUTPUTS, "hello", "mean", "mean", False, 1,
+            seq2seq_panel.translate, seq2seq_panel.RUN_OUTPUTS, "hello", "mean", "mean", False, 1,
             str(checkpoints["bert"]), "bert model, not an encoder-decoder"),
         "image tab given BERT": (
             images_panel.classify_image, images_panel.RUN_OUTPUTS, Image.new("RGB", (8, 8)), "mean", "mean",

@@ -32,6 +32,7 @@ from attn_demos.render.interactive import (
 )
 from attn_demos.render.interactive.embed import display_label, fixed_point, from_fixed_point
 from attn_demos.render.interactive.head_view import MAX_BYTES
+from attn_demos.render.interactive.page import VIEW_SCRIPTS
 
 HALF_THOUSANDTH = 5e-4 + 1e-7  # the head view's rounding to 3 places, done in float32
 PACKAGE = Path(__file__).resolve().parents[1] / "attn_demos" / "render" / "interactive"
@@ -83,12 +84,14 @@ def test_parse_selection():
 def test_the_head_carries_script_and_style_and_the_script_parses():
     assert INTERACTIVE_HEAD.count("<script>") == 1 and INTERACTIVE_HEAD.count("<style>") == 1
     assert "window.attnViews" in INTERACTIVE_JS
+    assert sorted(VIEW_SCRIPTS) == sorted(path.name for path in PACKAGE.glob("*.js"))  # every script is loaded
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed: the script's syntax is checked by the browser tests only")
-    checked = subprocess.run([node, "--check", str(PACKAGE / "view.js")], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    broken = subprocess.run([node, "--check", "-"], input=INTERACTIVE_JS[:-20], capture_output=True, text=True)
+    for name in VIEW_SCRIPTS:  # each view's script parses alone
+        checked = subprocess.run([node, "--check", str(PACKAGE / name)], capture_output=True, text=True)
+        assert checked.returncode == 0, (name, checked.stderr)
+    broken = subprocess.run([node, "--check", "-"], input=INTERACTIVE_JS[: len(INTERACTIVE_JS) // 2], capture_output=True, text=True)
     assert broken.returncode != 0  # control: a truncated script fails the same check
 
 

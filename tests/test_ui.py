@@ -4,7 +4,6 @@ model's name on screen, exports on request, and the flow estimate."""
 from __future__ import annotations
 
 import ast
-import inspect
 import json
 import logging
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from attn_demos.ui import explorer, images, qa, summarization, translation, wiring
+from attn_demos.ui import explorer, images, qa, seq2seq, wiring
 from attn_demos.ui.common import numbers_preview
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +77,8 @@ def test_the_spaces_entry_point_only_builds_and_launches():
 
 RUNS = {
     "explore": lambda layer, head: explorer.explore("the cat sat", layer, head, False, ""),
-    "translate": lambda layer, head: translation.translate("the cat sat", layer, head, False, 1, ""),
-    "summarize": lambda layer, head: summarization.summarize("the cat sat", layer, head, False, 1, ""),
+    "translate": lambda layer, head: seq2seq.translate("the cat sat", layer, head, False, 1, ""),
+    "summarize": lambda layer, head: seq2seq.summarize("the cat sat", layer, head, False, 1, ""),
     "answer": lambda layer, head: qa.answer("Where did the cat sleep?", "The cat slept.", layer, head, "answer", ""),
     "classify_image": lambda layer, head: images.classify_image(Image.new("RGB", (32, 32), "red"), layer, head, ""),
 }
@@ -100,8 +99,8 @@ def test_a_blank_layer_or_head_is_the_tabs_default(configured, tab, blank):
 def test_redraws_treat_blank_controls_as_defaults(configured):
     result = explorer.explore("the cat sat", 0, "mean", False, "")["state"]
     assert explorer.redraw(result, None, None, False)["numbers"]["title"] == result.view(0, "mean").title
-    translated = translation.translate("the cat sat", "mean", "mean", False, 1, "")["state"]
-    assert translation.redraw(translated, "", None, False, None)["badge"].endswith("✓")
+    translated = seq2seq.translate("the cat sat", "mean", "mean", False, 1, "")["state"]
+    assert seq2seq.redraw(translated, "", None, False, None)["badge"].endswith("✓")
 
 
 def test_a_failed_run_keeps_the_controls_and_clears_the_result():
@@ -165,7 +164,7 @@ def test_a_tab_whose_model_cannot_load_has_its_button_disabled(use_settings, che
     use_settings(allow_user_models=False, answer_model="/no/such/folder", translate_model=str(checkpoints["marian"]))
     with gr.Blocks() as blocks:
         qa.build()
-        translation.build()
+        seq2seq.build("translate")
     by_id = {getattr(b, "elem_id", None): b for b in blocks.blocks.values()}
     assert by_id["answer-run"].interactive is False
     assert by_id["translate-run"].interactive is not False  # control: a loadable model keeps its button
@@ -202,10 +201,8 @@ def test_preview_corner_is_the_views_own_numbers():
 
 @pytest.mark.parametrize("tab", ["translate", "summarize"])
 def test_seq2seq_export_carries_the_chosen_token_and_the_input(configured, tab):
-    module = translation if tab == "translate" else summarization
-    run = module.translate if tab == "translate" else module.summarize
-    out = run("the cat sat", 1, 0, False, 1, "")
-    files = module.export(out["state"], out["inputs"], 1, 0, False, 1)
+    out = seq2seq.TABS[tab].run("the cat sat", 1, 0, False, 1, "")
+    files = seq2seq.export(tab, out["state"], out["inputs"], 1, 0, False, 1)
     assert Path(files["json"]).name == f"{tab}-layer1-head0.json"
     exported = json.loads(Path(files["json"]).read_text())
     result = out["state"]
@@ -252,7 +249,7 @@ def test_flow_handler_returns_the_flow_and_reports_progress(configured):
     result = explorer.explore("the cat sat on the mat", 0, "mean", False, "")["state"]
     calls = []
     function = wiring.flow_handler(explorer.flow, explorer.FLOW_OUTPUTS, lambda *args: 0.01)
-    status, flow_html = asyncio.run(function(result, 2, lambda fraction, desc: calls.append((fraction, desc))))
+    status, flow_html = asyncio.run(function(lambda fraction, desc: calls.append((fraction, desc)), result, 2))
     assert status == "" and flow_html.count('class="attn-token ') + flow_html.count('class="attn-token"') == len(result.tokens)
     expected = result.flow_scores(2)
     shown = [float(s) for s in __import__("re").findall(r'data-score="([^"]+)"', flow_html)]
@@ -289,9 +286,8 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
         return {"status": "", "flow": value}
 
     function = wiring.flow_handler(slow, ("status", "flow"), lambda value: 1.0)
-    assert list(inspect.signature(function).parameters) == ["value", "progress"]  # controls are not inputs
     calls = []
-    assert asyncio.run(function("done", lambda fraction, desc: calls.append((fraction, desc)))) == ("", "done")
+    assert asyncio.run(function(lambda fraction, desc: calls.append((fraction, desc)), "done")) == ("", "done")
     fractions = [fraction for fraction, _ in calls]
     assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
     assert any(" of 40 max-flows" in desc for _, desc in calls)  # real progress, not only the estimate
@@ -299,7 +295,7 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
     finished.clear()
 
     async def stopped_early():
-        task = asyncio.create_task(function("never shown", lambda *args, **kwargs: None))
+        task = asyncio.create_task(function(lambda *args, **kwargs: None, "never shown"))
         await asyncio.sleep(0.3)
         task.cancel()  # what Gradio does for cancels=[...] when Stop is pressed
         with pytest.raises(asyncio.CancelledError):
@@ -332,11 +328,10 @@ def test_running_the_entry_point_builds_each_tab_once(monkeypatch):
     from attn_demos.ui import app
 
     calls = []
-    for _, _, module in app.TABS:
-        monkeypatch.setattr(module, "build", lambda name=module.__name__: calls.append(name))
+    monkeypatch.setattr(app, "TABS", [(title, name, lambda name=name: calls.append(name)) for title, name, _ in app.TABS])
     namespace = runpy.run_path(str(ROOT / "apps" / "app.py"), run_name="spaces_app")
-    assert sorted(calls) == sorted(module.__name__ for _, _, module in app.TABS)
-    assert len(calls) == len(set(calls)) == 7 and namespace["demo"] is not None
+    assert calls == [name for _, name, _ in app.TABS]  # each once, in order
+    assert len(set(calls)) == 7 and namespace["demo"] is not None
 
 
 # ---------------------------------------------------------------- interactive views (issue 9) ----
@@ -397,17 +392,14 @@ def test_clicks_and_redraws_draw_no_png(configured, monkeypatch):
 
     for name in ("heatmap_figure", "heatmap_image", "head_grid_image"):
         monkeypatch.setattr(png_heatmaps, name, refuse)
-    for module in (explorer, qa, translation):
-        monkeypatch.setattr(module, "heatmap_image", refuse, raising=False)
-    from attn_demos.ui import seq2seq
-
-    monkeypatch.setattr(seq2seq, "heatmap_image", refuse)
+    for module in (explorer, qa, seq2seq):
+        monkeypatch.setattr(module, "heatmap_image", refuse)
     run = explorer.explore("the cat sat", 0, 0, False, "")
     assert "⚠️" not in (run["status"] or "")
     result = run["state"]
     for out in (explorer.redraw(result, 1, 1, False, 2), explorer.pick(_selection(view="grid", layer=0, head=1), result, 0, 0, False)):
         assert "data-attn-view" in out["heatmap"]
-    translated = translation.translate("the cat sat", "mean", "mean", False, 1, "")
+    translated = seq2seq.translate("the cat sat", "mean", "mean", False, 1, "")
     assert "data-attn-view" in translated["heatmap"] and "data-attn-view" in translated["head_view"]
     answered = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", "mean", "mean", "answer", "")
     assert "data-attn-view" in answered["heatmap"]
@@ -424,13 +416,13 @@ def test_clicks_and_redraws_draw_no_png(configured, monkeypatch):
 def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configured):
     from attn_demos.render.interactive import read_payload
 
-    result = translation.translate("the cat sat on the mat", 1, 1, False, 2, "")["state"]
-    out = translation.seq2seq.pick("translate", _selection(view="heatmap", query=2, token="x"), result, 1, 1, False, 0)
+    result = seq2seq.translate("the cat sat on the mat", 1, 1, False, 2, "")["state"]
+    out = seq2seq.pick("translate", _selection(view="heatmap", query=2, token="x"), result, 1, 1, False, 0)
     assert out["targets"].selected == 2 and read_payload(out["heatmap"])["chosen"] == 2
     terms = read_payload(out["neuron"])
     np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
     assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
-    assert "one layer and one head" in translation.seq2seq.neuron(result, "mean", "mean", 2)["neuron"]
+    assert "one layer and one head" in seq2seq.neuron(result, "mean", "mean", 2)["neuron"]
 
 
 def test_a_click_that_selects_nothing_leaves_the_views_as_they_are():

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 
 from attn_demos import settings
-from attn_demos.ui import basics, explorer, generation, images, qa, summarization, translation
+from attn_demos.ui import basics, explorer, generation, images, qa, seq2seq
 
-TABS = [
-    ("Basics", "basics", basics),
-    ("Explorer", "explore", explorer),
-    ("Translation", "translate", translation),
-    ("Question answering", "answer", qa),
-    ("Summarization", "summarize", summarization),
-    ("Image patches", "image", images),
-    ("Text generation", "generate", generation),
+TABS = [  # (title, name, what builds it)
+    ("Basics", "basics", basics.build),
+    ("Explorer", "explore", explorer.build),
+    ("Translation", "translate", functools.partial(seq2seq.build, "translate")),
+    ("Question answering", "answer", qa.build),
+    ("Summarization", "summarize", functools.partial(seq2seq.build, "summarize")),
+    ("Image patches", "image", images.build),
+    ("Text generation", "generate", generation.build),
 ]
 CONCURRENCY_PER_MODEL = 2  # 2 CPU cores: more parallel forwards only queue inside torch
 QUEUE_SIZE = 64
@@ -32,9 +34,9 @@ INTRO = (
 def build() -> gr.Blocks:
     with gr.Blocks(title="attn-demos", delete_cache=(EXPORTS_KEPT_S, EXPORTS_KEPT_S)) as blocks:
         gr.Markdown(INTRO)
-        for title, name, module in TABS:
+        for title, name, build_tab in TABS:
             with gr.Tab(title, elem_id=f"tab-{name}"):
-                module.build()
+                build_tab()
     blocks.queue(default_concurrency_limit=CONCURRENCY_PER_MODEL, max_size=QUEUE_SIZE)
     return blocks
 

@@ -214,8 +214,9 @@ def build() -> None:
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
     button = gr.Button("Show attention", variant="primary", elem_id="explore-run", interactive=usable)
     picked = wiring.pick_box(PICK_ID)
+    results = wiring.Results(TAB)
     out = {
-        "state": wiring.result_state(),
+        "state": results.state,
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("explore"),
         "badge": wiring.badge_line("explore"),
@@ -243,27 +244,27 @@ def build() -> None:
 
     run_inputs = [text, layer, head, words, model]
     run_handler, run_outputs = wiring.handler(explore, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name="explore")
-    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    flowing = wiring.on_result(
+    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, "explore", results)
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
+    flowing = results.view_on(
         flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
-        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow", api_visibility="private",
+        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
-    wiring.on_result(
+    results.view_on(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="explore_export",
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]
-    wiring.redraw_on(
+    results.redraw_on(
         [layer, head, words], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
         wiring.outputs_for(out, REDRAW_OUTPUTS),
     )
-    wiring.on_result(
+    results.view_on(
         picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True,
     )
-    wiring.on_result(
+    results.view_on(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
-        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view", api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view",
     )

@@ -139,8 +139,9 @@ def build() -> None:
             elem_id="generate-max-new-tokens",
         )
     button = gr.Button("Generate", variant="primary", elem_id="generate-run", interactive=usable)
+    results = wiring.Results(TAB)
     out = {
-        "state": wiring.result_state(),
+        "state": results.state,
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line(TAB),
         "output": gr.Textbox(label="output", interactive=False, elem_id="generate-output"),
@@ -155,13 +156,13 @@ def build() -> None:
 
     run_inputs = [prompt, layer, head, beams, new_tokens, model]
     run_handler, run_outputs = wiring.handler(generate, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [prompt], usable, run_handler, run_inputs, run_outputs, api_name=TAB)
-    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    wiring.on_result(
+    wiring.run_on_click_and_enter(button, [prompt], usable, run_handler, run_inputs, run_outputs, TAB, results)
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
+    results.view_on(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name=f"{TAB}_export",
     )
-    wiring.redraw_on(
+    results.redraw_on(
         [layer, head, out["targets"]], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
         wiring.outputs_for(out, REDRAW_OUTPUTS),
     )

@@ -126,8 +126,9 @@ def build() -> None:
     with gr.Row():
         layer, head = wiring.layer_head_controls(TAB, "image")
     button = gr.Button("Classify", variant="primary", elem_id="image-run", interactive=usable)
+    results = wiring.Results(TAB)
     out = {
-        "state": wiring.result_state(),
+        "state": results.state,
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("image"),
         "labels": gr.Label(num_top_classes=5, label="top-5", elem_id="image-labels"),
@@ -154,18 +155,18 @@ def build() -> None:
 
     run_inputs = [image, layer, head, model]
     run_handler, run_outputs = wiring.handler(classify_image, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [], usable, run_handler, run_inputs, run_outputs, api_name="classify_image")
-    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    flowing = wiring.on_result(
+    wiring.run_on_click_and_enter(button, [], usable, run_handler, run_inputs, run_outputs, "classify_image", results)
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
+    flowing = results.view_on(
         flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"]],
-        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow", api_visibility="private",
+        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
-    wiring.on_result(
+    results.view_on(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="classify_image_export",
     )
-    wiring.redraw_on(
+    results.redraw_on(
         [layer, head], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head],
         wiring.outputs_for(out, REDRAW_OUTPUTS),
     )

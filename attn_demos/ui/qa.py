@@ -120,8 +120,9 @@ def build() -> None:
         layer, head = wiring.layer_head_controls(TAB, "answer", with_rollout=True)
         attend_from = gr.Radio(["answer", "question"], value="answer", label="Attention from")
     button = gr.Button("Answer", variant="primary", elem_id="answer-run", interactive=usable)
+    results = wiring.Results(TAB)
     out = {
-        "state": wiring.result_state(),
+        "state": results.state,
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line("answer"),
         "answer": gr.Markdown(label="answer", show_label=False, elem_id="answer-answer"),
@@ -135,13 +136,13 @@ def build() -> None:
 
     run_inputs = [question, context, layer, head, attend_from, model]
     run_handler, run_outputs = wiring.handler(answer, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [question, context], usable, run_handler, run_inputs, run_outputs, api_name="answer")
-    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs)
-    wiring.on_result(
+    wiring.run_on_click_and_enter(button, [question, context], usable, run_handler, run_inputs, run_outputs, "answer", results)
+    wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
+    results.view_on(
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="answer_export",
     )
-    wiring.redraw_on(
+    results.redraw_on(
         [layer, head, attend_from], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, attend_from],
         wiring.outputs_for(out, REDRAW_OUTPUTS),
     )

@@ -1,7 +1,11 @@
-"""What the Translation and Summarization tabs share: the output, the alignment heatmap (output
-tokens × source tokens), the source highlighted for one chosen output token, and coverage."""
+"""The Translation and Summarization tabs (one layout, TABS says what differs): the output, the
+alignment heatmap (output tokens × source tokens), the source highlighted for one chosen output
+token, and coverage."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -15,7 +19,10 @@ from attn_demos.render.interactive import (
     parse_selection,
 )
 from attn_demos.render.tokens import highlight_html
+from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.seq2seq import Seq2SeqResult
+from attn_demos.tasks.seq2seq import summarize as summarize_text
+from attn_demos.tasks.seq2seq import translate as translate_text
 from attn_demos.ui import wiring
 from attn_demos.ui.common import (
     Choices,
@@ -28,6 +35,7 @@ from attn_demos.ui.common import (
     parse_head_or_default,
     parse_layer,
     status_text,
+    user_model,
 )
 
 DEFAULT_LAYER = "mean"
@@ -38,6 +46,45 @@ NEURON_OUTPUTS = ("status", "neuron")
 HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page to 1e-6
 NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or an output token and Show neuron view)."
 EXPORT_OUTPUTS = ("status", "png", "json")
+
+
+@dataclass(frozen=True)
+class Seq2SeqTab:
+    """What a seq2seq tab has of its own; `key` is its API name and elem_id prefix."""
+
+    key: str
+    task: Callable[..., Seq2SeqResult]  # (text, source=, num_beams=) -> the result
+    run: Callable[..., dict]  # its run handler: the API endpoint's parameters are its parameters
+    input_label: str
+    example_field: str  # the field of its examples file that holds the input
+    button_text: str
+    one_line: bool  # Enter runs a one-line box, Shift+Enter a longer one
+
+
+def translate(text: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
+    """Translate `text`, then draw the first output token's cross-attention."""
+    return run("translate", text, layer, head, words, num_beams, model)
+
+
+def summarize(article: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
+    """Summarize `article`, then draw the first summary token's cross-attention."""
+    return run("summarize", article, layer, head, words, num_beams, model)
+
+
+TABS = {
+    tab.key: tab
+    for tab in (
+        Seq2SeqTab("translate", translate_text, translate, "English text", "text", "Translate", one_line=True),
+        Seq2SeqTab("summarize", summarize_text, summarize, "Article", "article", "Summarize", one_line=False),
+    )
+}
+
+
+def run(task: str, text: str, layer, head, words: bool, num_beams: int = 4, model: str | None = None) -> dict:
+    """Run tab `task`'s model on `text` along the winning beam, then draw the first output token."""
+    named = user_model(model)
+    result = TABS[task].task(text, source=named, num_beams=int(num_beams))
+    return run_result(result, {"text": text, "model": named}, layer, head, words, task)
 
 
 def pick_id(task: str) -> str:
@@ -158,21 +205,23 @@ def _target(target) -> int:
     return 0 if target in (None, "") else int(target)
 
 
-def build(task: str, run, input_label: str, default_text: str, examples: list[str], button_text: str) -> None:
-    """The layout of a seq2seq tab; `run` is the tab's run handler, `task` its API name and prefix."""
+def build(task: str) -> None:
+    """The layout of seq2seq tab `task` (a key of TABS)."""
+    tab = TABS[task]
+    examples = [row[tab.example_field] for row in load_examples(task)]
     usable, model = wiring.model_box(task)
-    one_line = task != "summarize"  # Enter runs a one-line box, Shift+Enter a longer one
-    label = input_label if one_line else f"{input_label} (Shift+Enter runs)"
-    text = gr.Textbox(label=label, lines=1 if one_line else 4, max_lines=8 if one_line else 20, value=default_text,
-                      elem_id=f"{task}-text")
+    label = tab.input_label if tab.one_line else f"{tab.input_label} (Shift+Enter runs)"
+    text = gr.Textbox(label=label, lines=1 if tab.one_line else 4, max_lines=8 if tab.one_line else 20,
+                      value=examples[0], elem_id=f"{task}-text")
     example_rows = gr.Examples([[e] for e in examples], [text], cache_examples=False)
     with gr.Row():
         layer, head = wiring.layer_head_controls(task, task)
         beams = gr.Slider(1, 6, value=4, step=1, label="Beams")
         words = gr.Checkbox(label="Merge word pieces into words", value=False)
-    button = gr.Button(button_text, variant="primary", elem_id=f"{task}-run", interactive=usable)
+    button = gr.Button(tab.button_text, variant="primary", elem_id=f"{task}-run", interactive=usable)
+    results = wiring.Results(task)
     out = {
-        "state": wiring.result_state(),
+        "state": results.state,
         "inputs": gr.State(time_to_live=wiring.RESULT_TTL_SECONDS),
         "status": wiring.status_line(task),
         "output": gr.Textbox(label="output", interactive=False, elem_id=f"{task}-output"),
@@ -195,17 +244,18 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
     export_button = wiring.export_accordion(task, out)
 
     run_inputs = [text, layer, head, words, beams, model]
-    run_handler, run_outputs = wiring.handler(run, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
-    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, api_name=task)
-    wiring.run_example_on_click(example_rows, usable, run_handler, run_inputs, run_outputs)
+    run_handler, run_outputs = wiring.handler(tab.run, RUN_OUTPUTS), wiring.outputs_for(out, RUN_OUTPUTS)
+    wiring.run_on_click_and_enter(button, [text], usable, run_handler, run_inputs, run_outputs, task, results)
+    wiring.run_example_on_click(example_rows, usable, run_handler, run_inputs, run_outputs, results)
 
     def export_tab(result, inputs, layer, head, words, target):
         return export(task, result, inputs, layer, head, words, target)
 
-    wiring.on_result(
+    results.view_on(
         export_button.click, wiring.handler(export_tab, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, target],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name=f"{task}_export",
     )
+
     def redraw_tab(result, layer, head, words, target):
         return redraw(result, layer, head, words, target, task)
 
@@ -213,15 +263,15 @@ def build(task: str, run, input_label: str, default_text: str, examples: list[st
         return pick(task, selection, result, layer, head, words, target)
 
     view_inputs = [out["state"], layer, head, words, target]
-    wiring.redraw_on(
+    results.redraw_on(
         [layer, head, words, target], wiring.handler(redraw_tab, REDRAW_OUTPUTS), view_inputs,
         wiring.outputs_for(out, REDRAW_OUTPUTS),
     )
-    wiring.on_result(
+    results.view_on(
         picked.change, wiring.handler(pick_tab, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
-        wiring.outputs_for(out, PICK_OUTPUTS), draws=True, api_visibility="private",
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True,
     )
-    wiring.on_result(
+    results.view_on(
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, target],
-        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view", api_visibility="private",
+        wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view",
     )

@@ -1,13 +1,12 @@
 """The Gradio glue every tab shares: handlers into event functions, the model line, the Layer and
 Head controls, the status and badge lines, the Export accordion, and attention flow with progress;
-runs and views keep their order through run_order (a view that finishes after a newer run leaves
-the page alone)."""
+runs and views keep their order through run_order.Results (a view that finishes after a newer run
+leaves the page alone)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +16,9 @@ import gradio as gr
 from attn_demos.tasks.registry import attention_shape, model_status
 from attn_demos.ui import kept
 from attn_demos.ui.common import Choices, error_text, user_models_allowed
-from attn_demos.ui.run_order import RESULT_TTL_SECONDS, in_run_order, on_result, redraw_on, result_state
+from attn_demos.ui.run_order import RESULT_TTL_SECONDS, Results
 
-__all__ = ["RESULT_TTL_SECONDS", "on_result", "redraw_on", "result_state"]  # what the tabs use of run_order
+__all__ = ["RESULT_TTL_SECONDS", "Results"]  # what the tabs use of run_order
 
 CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens", "query")  # left as they are when a run fails
 PROGRESS_TICK_S = 0.25
@@ -143,36 +142,36 @@ def export_accordion(prefix: str, out: dict):
     return button
 
 
-def run_on_click_and_enter(button, enter_boxes: list, usable: bool, function, inputs: list, outputs: list, api_name: str):
-    """One event (one API endpoint) for the button and for Enter in the one-line boxes; while the
-    tab's model cannot load, Enter does nothing, like the disabled button. A run from the page that
-    writes a result_state() lands only if no newer run of the visitor landed first (see RunLedger)."""
+def run_on_click_and_enter(
+    button, enter_boxes: list, usable: bool, function, inputs: list, outputs: list, api_name: str,
+    results: Results | None = None,
+):
+    """One event for the button and for Enter in the one-line boxes; while the tab's model cannot
+    load, Enter does nothing, like the disabled button. A tab with `results` runs in order (see
+    run_order.Results.run_on), and API clients get the `api_name` endpoint."""
     triggers = [button.click] + ([box.submit for box in enter_boxes] if usable else [])
-    function, inputs = in_run_order(function, inputs, outputs)
-    return gr.on(triggers, function, inputs, outputs, api_name=api_name)
+    if results is None:
+        return gr.on(triggers, function, inputs, outputs, api_name=api_name)
+    return results.run_on(functools.partial(gr.on, triggers), function, inputs, outputs, api_name=api_name)
 
 
-def run_example_on_click(examples: gr.Examples | None, usable: bool, function, inputs: list, outputs: list):
+def run_example_on_click(examples: gr.Examples | None, usable: bool, function, inputs: list, outputs: list, results: Results):
     """Clicking an example fills the inputs, then runs them with the controls as they are."""
     if examples is not None and usable:
-        function, inputs = in_run_order(function, inputs, outputs)
-        examples.load_input_event.then(function, inputs, outputs, api_visibility="private")
+        results.run_on(examples.load_input_event.then, function, inputs, outputs)
 
 
 # ---------------------------------------------------------------- attention flow
-
-
-FLOW_CONTROLS = ("on_progress", "cancelled")  # keyword arguments a flow function takes, not inputs
 
 
 def flow_handler(function, outputs: tuple[str, ...], estimate):
     """An async Gradio function: `function` runs in the flow worker with `on_progress(done, total)`
     and `cancelled()`; a progress bar shows max-flows done (against `estimate(*args)` seconds until
     the first is done). Stop (cancels=) ends the wait at once and makes `cancelled()` true, so the
-    computation stops between two max-flows and frees the worker."""
+    computation stops between two max-flows and frees the worker. Gradio's tracker comes first:
+    the inputs follow it."""
 
-    async def wrapped(*args):
-        *args, progress = args  # Gradio passes its tracker where the signature below puts it
+    async def flow(progress=gr.Progress(), *args):
         seconds = max(estimate(*args) or 1.0, 0.1)
         started = time.monotonic()
         stop = threading.Event()
@@ -186,12 +185,11 @@ def flow_handler(function, outputs: tuple[str, ...], estimate):
         try:
             while not future.done():
                 count, total = done
+                elapsed = time.monotonic() - started
                 if total:
-                    elapsed = time.monotonic() - started
                     left = elapsed * (total - count) / max(count, 1)
                     progress(count / total, desc=f"attention flow: {count} of {total} max-flows, about {left:.0f} s left")
                 else:
-                    elapsed = time.monotonic() - started
                     left = max(seconds - elapsed, 0)
                     progress(min(elapsed / seconds, 0.99), desc=f"attention flow: about {left:.0f} s left (estimate)")
                 await asyncio.wait([future], timeout=PROGRESS_TICK_S)
@@ -200,8 +198,5 @@ def flow_handler(function, outputs: tuple[str, ...], estimate):
             raise
         return _in_order(future.result(), outputs)
 
-    parameters = [p for p in inspect.signature(function).parameters.values() if p.name not in FLOW_CONTROLS]
-    tracker = inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress())
-    wrapped.__signature__ = inspect.Signature([*parameters, tracker])
-    wrapped.__name__ = function.__name__
-    return wrapped
+    flow.__name__ = function.__name__
+    return flow

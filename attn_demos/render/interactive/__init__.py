@@ -20,9 +20,10 @@ Views (each returns a str for a gr.HTML value):
 Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
  1. Put the shared script and style on the page once:
         demo.launch(head=INTERACTIVE_HEAD)       # Gradio 6: `head` belongs to launch(), not Blocks()
-    Scripts inside a gr.HTML value are not run (innerHTML); this one script finds every view
-    (a MutationObserver: views set later, in any tab, are drawn too) and redraws a view whose
-    value changed. Without it a view shows only its title, legend and a one-line note.
+    Scripts inside a gr.HTML value are not run (innerHTML); this script (page.view_scripts():
+    one file per view after a shared one) finds every view (a MutationObserver: views set later,
+    in any tab, are drawn too) and redraws a view whose value changed. Without it a view shows
+    only its title, legend and a one-line note.
  2. Show a view: gr.HTML(value=heatmap_html(...), elem_id="explore-heatmap"); a handler returns
     a new fragment to update it.
  3. Receive clicks (grid cell, heatmap row, head-view query token): give the view

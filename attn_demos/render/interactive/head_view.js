@@ -1,0 +1,181 @@
+/* attn-demos head view (head_view.py): every head's lines between the tokens; hover or click a token. */
+(function (views) {
+  "use strict";
+  var el = views.el, emit = views.emit, checkbox = views.checkbox;
+
+  views.builders.head = function (root, live, p) {
+    var nq = p.q.length, nk = p.k.length, H = p.heads, ROW = 20;
+    var scale = Math.pow(10, p.decimals);
+    var cache = {};
+    var state = { layer: p.layer, active: p.colours.map(function () { return true; }), focus: null, locked: false, hide: false };
+
+    function layerData(l) {
+      // {start: (H*nq+1,), keys, weights} for layer l, decoded once
+      if (cache[l]) return cache[l];
+      var n = p.w[l].n, kw = p.w[l].kw, start = new Int32Array(n.length + 1);
+      for (var r = 0; r < n.length; r++) start[r + 1] = start[r] + n[r];
+      var keys = new Int32Array(kw.length / 2), weights = new Float32Array(kw.length / 2);
+      for (var e = 0; e < keys.length; e++) { keys[e] = kw[2 * e]; weights[e] = kw[2 * e + 1] / scale; }
+      cache[l] = { start: start, keys: keys, weights: weights };
+      return cache[l];
+    }
+
+    var controls = el("div", "attn-controls");
+    var layerLabel = el("label", null, "layer ");
+    var select = el("select", "attn-layer");
+    p.layers.forEach(function (name, l) {
+      var option = el("option", null, name);
+      option.value = l;
+      if (l === p.layer) option.selected = true;
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () { state.layer = +select.value; draw(); });
+    layerLabel.appendChild(select);
+    controls.appendChild(layerLabel);
+    var chips = el("span", "attn-chips");
+    chips.appendChild(el("span", "attn-note", "heads "));
+    p.colours.forEach(function (colour, h) {
+      var chip = el("button", "attn-chip", String(h));
+      chip.type = "button";
+      chip.style.background = colour;
+      chip.title = "head " + h + ": click to hide or show";
+      chip.setAttribute("data-head", h);
+      chip.addEventListener("click", function () {
+        state.active[h] = !state.active[h];
+        chip.classList.toggle("attn-off", !state.active[h]);
+        draw();
+      });
+      chips.appendChild(chip);
+    });
+    [["all", true], ["none", false]].forEach(function (pair) {
+      var button = el("button", "attn-link", pair[0]);
+      button.type = "button";
+      button.addEventListener("click", function () {
+        state.active = state.active.map(function () { return pair[1]; });
+        chips.querySelectorAll(".attn-chip").forEach(function (chip) { chip.classList.toggle("attn-off", !pair[1]); });
+        draw();
+      });
+      chips.appendChild(button);
+    });
+    controls.appendChild(chips);
+    if (p.qs.some(Boolean) || p.ks.some(Boolean)) {
+      controls.appendChild(checkbox("hide special tokens", function (on) {
+        state.hide = on;
+        root.querySelectorAll(".attn-hv-tok.attn-special").forEach(function (t) { t.classList.toggle("attn-dim", on); });
+        draw();
+      }));
+    }
+    live.appendChild(controls);
+    var count = el("div", "attn-note attn-hv-count");
+    live.appendChild(count);
+
+    var scroller = el("div", "attn-scroll attn-hv-scroll");
+    var body = el("div", "attn-hv-body");
+    var left = el("div", "attn-hv-col attn-hv-left"), right = el("div", "attn-hv-col attn-hv-right");
+    left.appendChild(el("div", "attn-hv-head", p.cross ? "decoder (queries)" : "query"));
+    right.appendChild(el("div", "attn-hv-head", p.cross ? "encoder (keys)" : "key"));
+    function addTokens(column, labels, flags, side) {
+      labels.forEach(function (label, i) {
+        var token = el("div", "attn-hv-tok" + (flags[i] ? " attn-special" : ""), label);
+        token.setAttribute("data-side", side);
+        token.setAttribute("data-i", i);
+        token.title = label;
+        column.appendChild(token);
+      });
+    }
+    addTokens(left, p.q, p.qs, "q");
+    addTokens(right, p.k, p.ks, "k");
+    var canvas = el("canvas", "attn-hv-canvas");
+    var WIDTH = Math.max(90, Math.min(240, (root.clientWidth || 600) - 220));
+    canvas.width = WIDTH;
+    canvas.height = Math.max(nq, nk) * ROW;
+    canvas.style.width = WIDTH + "px";
+    canvas.style.height = canvas.height + "px";
+    var canvasBox = el("div", "attn-hv-lines");
+    canvasBox.appendChild(el("div", "attn-hv-head", "\u00a0"));
+    canvasBox.appendChild(canvas);
+    body.appendChild(left);
+    body.appendChild(canvasBox);
+    body.appendChild(right);
+    scroller.appendChild(body);
+    live.appendChild(scroller);
+    var ctx = canvas.getContext("2d");
+
+    function draw() {
+      var data = layerData(state.layer), focus = state.focus, lines = 0;
+      ctx.clearRect(0, 0, canvas.width, canvas.height);
+      ctx.lineWidth = focus ? 2.5 : 1.5;
+      var queries = [];
+      if (focus && focus.side === "q") queries.push(focus.i);
+      else for (var q = 0; q < nq; q++) queries.push(q);
+      for (var h = 0; h < H; h++) {
+        if (!state.active[h]) continue;
+        var paths = [];
+        for (var b = 0; b < 10; b++) paths.push(new Path2D());
+        for (var n = 0; n < queries.length; n++) {
+          var qi = queries[n];
+          if (state.hide && p.qs[qi]) continue;
+          var row = h * nq + qi;
+          for (var e = data.start[row]; e < data.start[row + 1]; e++) {
+            var kj = data.keys[e];
+            if (focus && focus.side === "k" && kj !== focus.i) continue;
+            if (state.hide && p.ks[kj]) continue;
+            var bucket = Math.min(9, Math.floor(Math.sqrt(data.weights[e]) * 10)); // opacity ~ √weight
+            paths[bucket].moveTo(0, qi * ROW + ROW / 2);
+            paths[bucket].lineTo(canvas.width, kj * ROW + ROW / 2);
+            lines++;
+          }
+        }
+        ctx.strokeStyle = p.colours[h];
+        for (var b2 = 0; b2 < 10; b2++) {
+          ctx.globalAlpha = (b2 + 1) / 10;
+          ctx.stroke(paths[b2]);
+        }
+      }
+      ctx.globalAlpha = 1;
+      root.setAttribute("data-visible-lines", lines);
+      var dropped = p.min_weight > 0 ? "; weights below " + p.min_weight + " are not drawn" : "";
+      count.textContent = lines + " lines (layer " + p.layers[state.layer] + ")" + dropped +
+        (focus ? "; showing " + (focus.side === "q" ? "query " + p.q[focus.i] : "key " + p.k[focus.i]) + (state.locked ? " (click again to release)" : "") : "; hover a token to show only its lines");
+      root.querySelectorAll(".attn-hv-tok.attn-focus").forEach(function (t) { t.classList.remove("attn-focus"); });
+      if (focus) {
+        var token = (focus.side === "q" ? left : right).querySelector('.attn-hv-tok[data-i="' + focus.i + '"]');
+        if (token) token.classList.add("attn-focus");
+      }
+    }
+
+    function tokenOf(event) {
+      var target = event.target;
+      return target && target.closest ? target.closest(".attn-hv-tok") : null;
+    }
+    [left, right].forEach(function (column) {
+      column.addEventListener("mouseover", function (event) {
+        var token = tokenOf(event);
+        if (!token || state.locked) return;
+        state.focus = { side: token.getAttribute("data-side"), i: +token.getAttribute("data-i") };
+        draw();
+      });
+      column.addEventListener("mouseleave", function () {
+        if (state.locked || !state.focus) return;
+        state.focus = null;
+        draw();
+      });
+      column.addEventListener("click", function (event) {
+        var token = tokenOf(event);
+        if (!token) return;
+        var focus = { side: token.getAttribute("data-side"), i: +token.getAttribute("data-i") };
+        if (state.locked && state.focus && state.focus.side === focus.side && state.focus.i === focus.i) {
+          state.locked = false;
+        } else {
+          state.locked = true;
+          state.focus = focus;
+          if (focus.side === "q") emit(root, { view: "head", query: focus.i, token: p.q[focus.i] });
+        }
+        draw();
+      });
+    });
+    draw();
+  };
+
+  views.schedule(); // draw the views of this kind already on the page
+})(window.attnViews);

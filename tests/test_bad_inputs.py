@@ -29,7 +29,7 @@ from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError, Uns
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.images import MAX_SIDE, classify_image
-from attn_demos.tasks.qa import LOW_CONFIDENCE, MAX_WINDOWS, answer
+from attn_demos.tasks.qa import LOW_CONFIDENCE, QA_MAX_WINDOWS, answer
 from attn_demos.tasks.seq2seq import summarize, translate
 from attn_demos.ui import basics as basics_panel
 from attn_demos.ui import explorer as explorer_panel
@@ -188,18 +188,23 @@ def test_translation_20000_tokens_are_truncated_with_a_notice(configured):
 
 def test_qa_long_context_is_read_in_overlapping_windows(configured):
     # [CLS] where is the cat ? [SEP] … [SEP]: 120 context tokens per window, 60 shared with the next;
-    # 1,000 context words fill 16 windows (the last starts at word 900), 2,000 would need 33.
+    # 1,000 context words fill 16 windows (the last starts at word 900), 1,800 fill 29, 4,000 would need 66.
     result = answer("where is the cat ?", "the " * 1000)
     assert result.windows == 16 and len(result.tokens) <= 128
     assert result.question_index == [1, 2, 3, 4, 5]  # the question is kept whole in every window
-    notice = f"Context split into 16 overlapping windows; answer from window {result.window + 1}."
+    notice = f"Context split into 16 overlapping windows, all 16 searched; answer from window {result.window + 1}."
     assert notice in result.notices
     seen("QA · 1,000-word context", f"ℹ️ {notice}")
-    longer = answer("where is the cat ?", "the " * 2000)
-    assert longer.windows == MAX_WINDOWS == 16
-    cut = "The context is long: searched its first 16 of 33 windows (4,079 of 7,999 characters)."
-    assert cut in longer.notices
-    seen("QA · 2,000-word context", f"ℹ️ {cut}")
+    longer = answer("where is the cat ?", "the " * 1800)
+    assert longer.windows == longer.windows_in_context == 29  # every window, past the old limit of 16
+    longest = answer("where is the cat ?", "the " * 4000)
+    assert longest.windows == QA_MAX_WINDOWS == 32 and longest.windows_in_context == 66
+    cut = (
+        "The context is long: searched its first 32 of 66 windows (7,919 of 15,999 characters); "
+        "one question searches at most 32 windows."
+    )
+    assert cut in longest.notices
+    seen("QA · 4,000-word context", f"ℹ️ {cut}")
 
 
 def test_qa_question_longer_than_the_model_limit(configured):

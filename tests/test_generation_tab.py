@@ -14,6 +14,7 @@ import torch
 import transformers
 
 from attn_demos.cli import _parser
+from attn_demos.core.pooling import display_tokens
 from attn_demos.ui import generation, wiring
 
 PROMPT = "the cat sat on the mat"
@@ -61,7 +62,8 @@ def test_a_run_shows_the_continuation_and_what_each_generated_token_attended_to(
     assert _badge_error(out["badge"]) <= 1e-5
     assert "random weights" in out["status"] and "Chat template" not in out["status"]
     assert out["output"] == result.output_text
-    assert [label for label, _ in out["targets"].choices] == [f"{i}: {t}" for i, t in enumerate(result.generated_tokens)]
+    labels = display_tokens(result.generated_tokens)  # byte pieces such as <0x77> read "w"
+    assert [label for label, _ in out["targets"].choices] == [f"{i}: {t}" for i, t in enumerate(labels)]
     assert out["numbers"]["shape"] == [steps, prompt_length + steps - 1]
     assert out["png"] is None and out["json"] is None  # files only on Export
     # Token 0 saw the prompt only; its shading is the recomputed (teacher-forced) attention of that
@@ -177,7 +179,8 @@ def test_export_carries_the_prompt_the_output_and_the_chosen_token(configured):
     payload = json.loads(Path(files["json"]).read_text())
     assert payload["tab"] == "generate" and payload["input_text"] == PROMPT
     assert payload["output_text"] == result.output_text and payload["num_beams"] == 1
-    assert payload["chosen_token"] == {"index": 1, "token": result.generated_tokens[1]}
+    assert payload["chosen_token"] == {"index": 1, "token": display_tokens(result.generated_tokens)[1]}
+    assert payload["query_pieces"] == result.generated_tokens  # the raw pieces, in their own field
     np.testing.assert_allclose(payload["matrix"], result.recomputed[0, 1], atol=1e-5)  # every number, second method
 
 

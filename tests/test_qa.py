@@ -18,10 +18,12 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from attn_demos.tasks import qa
 from attn_demos.tasks.qa import (
     DOC_STRIDE,
     LOW_CONFIDENCE,
     MAX_ANSWER_TOKENS,
+    QA_MAX_WINDOWS,
     answer,
     best_span,
     encode_truncated,
@@ -165,9 +167,8 @@ def test_answer_past_the_model_limit_is_found_in_its_window(checkpoints, tmp_pat
     result = answer("Who slept?", context, source=str(folder))
     assert result.answer == target
     assert result.windows > 2 and result.window == result.windows - 1  # only the last windows hold it
-    assert f"Context split into {result.windows} overlapping windows; answer from window {result.windows}." in (
-        result.notices
-    )
+    notice = f"Context split into {result.windows} overlapping windows, all {result.windows} searched; answer from window {result.windows}."
+    assert notice in result.notices
     assert len(result.tokens) <= 128
     assert result.tokens[result.span[0] : result.span[1] + 1] == tokenizer.tokenize(target)
     assert [result.tokens[i] for i in result.question_index] == tokenizer.tokenize("Who slept?")
@@ -187,6 +188,42 @@ def test_answer_past_the_model_limit_is_found_in_its_window(checkpoints, tmp_pat
     # Control: the first window does not hold the answer, so a truncating reader could not find it.
     assert target not in tokenizer.decode(tokenizer("Who slept?", context, truncation="only_second", max_length=128)[
         "input_ids"])
+
+
+def _last_window_context(checkpoints, tmp_path):
+    """A context of more than 16 windows (the old search's end) whose answer only the last holds,
+    and a checkpoint that points at it."""
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["distilbert"])
+    target = "katze"
+    context = "the cat sat on the mat . " * 200 + f"the {target} slept ."  # ~1,600 tokens: 26 windows of 128
+    begin = context.index(target)
+    start_id, end_id = ids_at(tokenizer, context, begin, begin + len(target))
+    return context, target, pointing_checkpoint(checkpoints["distilbert"], tmp_path / "pointing", start_id, end_id)
+
+
+def test_every_window_of_a_long_context_is_searched(checkpoints, tmp_path):
+    context, target, folder = _last_window_context(checkpoints, tmp_path)
+    result = answer("Who slept?", context, source=str(folder))
+    assert 16 < result.windows == result.windows_in_context <= QA_MAX_WINDOWS
+    assert result.answer == target and result.window == result.windows - 1  # found in the last window
+    count = result.windows
+    assert f"Context split into {count} overlapping windows, all {count} searched; answer from window {count}." in (
+        result.notices
+    )
+    assert not any("The context is long" in notice for notice in result.notices)
+    assert result.view().verified
+
+
+def test_a_context_past_the_window_limit_says_how_much_was_searched(checkpoints, tmp_path, monkeypatch):
+    context, target, folder = _last_window_context(checkpoints, tmp_path)
+    monkeypatch.setattr(qa, "QA_MAX_WINDOWS", 3)
+    result = answer("Who slept?", context, source=str(folder))
+    assert result.windows == 3 < result.windows_in_context and result.window < 3
+    assert result.answer != target  # the windows that hold it were not searched
+    cut = next(notice for notice in result.notices if notice.startswith("The context is long"))
+    assert f"searched its first 3 of {result.windows_in_context} windows" in cut
+    assert "one question searches at most 3 windows" in cut
+    assert f"Answer from window {result.window + 1} of the 3 searched." in result.notices
 
 
 def test_windows_overlap_by_the_stride_and_keep_the_question(checkpoints):

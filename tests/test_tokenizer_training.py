@@ -13,9 +13,9 @@ from attn_demos.adapters.random_checkpoints import BASE_WORDS
 from attn_demos.adapters.tokenizer_training import FAMILY_TOKENIZER, build_tokenizer
 from attn_demos.core.pooling import (
     BYTE_OF_CHARACTER,
+    display_tokens,
     piece_bytes,
     piece_texts,
-    readable_tokens,
     word_groups,
     word_labels,
 )
@@ -138,7 +138,36 @@ def test_pieces_merge_into_the_words_a_person_reads(trained, family):
     shown = "".join(display_pieces(tokens)).strip()
     readable = " ".join(w for w in EXPECTED_WORDS[family])
     assert shown == readable  # the highlighted pieces read as the words, one space apart
-    assert "Ã" not in "".join(readable_tokens(tokens))  # no byte-alphabet mojibake in labels
+    assert "Ã" not in "".join(display_tokens(tokens))  # no byte-alphabet mojibake in labels
+
+
+MARKERS = ("Ġ", "▁", "<0x")  # byte-level BPE's space, SentencePiece's word start, byte fallback
+
+
+def written_as_text(label: str) -> bool:
+    """A label a person reads: no tokenizer marker in it, no WordPiece "##" before it, not empty."""
+    return bool(label) and not any(marker in label for marker in MARKERS) and not label.startswith("##")
+
+
+@pytest.mark.parametrize("family", SCHEMES)
+def test_every_schemes_pieces_become_labels_a_person_reads(trained, family):
+    tokenizer = trained[family]
+    text = SENTENCE + " It’s  ok?"
+    pieces = token_labels(tokenizer, tokenizer(text)["input_ids"])
+    labels = display_tokens(pieces)
+    assert len(labels) == len(pieces) and all(written_as_text(label) for label in labels), labels
+    marker = {"bert": "##", "roberta": "Ġ", "gpt2": "Ġ", "llama": "<0x"}.get(family, "▁")
+    assert any(marker in piece for piece in pieces)  # control: the tokenizer's own pieces carry the marker
+    if family in ("roberta", "gpt2", "llama"):  # 日本 and ’ spelled in bytes: the last piece of each shows it
+        assert {"日", "本", "’"} <= {label[0] for label in labels} and "日 1/3" in labels
+
+
+def test_byte_fallback_pieces_merge_into_the_character_they_complete():
+    """Llama-style: ’ is <0xE2><0x80><0x99>; the last piece shows it, the ones before say which part."""
+    pieces = ["<s>", "▁It", "<0xE2>", "<0x80>", "<0x99>", "s", "▁", "<0x3F>", "▁caf", "<0xC3>", "<0xA9>", "▁x", "<0xE2>"]
+    assert display_tokens(pieces) == ["<s>", "It", "’ 1/3", "’ 2/3", "’", "s", "␣", "?", "caf", "é 1/2", "é", "x", "�"]
+    assert display_tokens(["Ġtown", "Ġcouncil", "ĠĠ"]) == ["town", "council", "␣␣"]
+    assert display_tokens(["[CLS]", "token", "##ization", "[SEP]"]) == ["[CLS]", "token", "ization", "[SEP]"]
 
 
 def test_byte_alphabet_matches_the_byte_level_pre_tokenizer():
@@ -152,14 +181,14 @@ def test_byte_alphabet_matches_the_byte_level_pre_tokenizer():
     assert BYTE_OF_CHARACTER["Ġ"] == 0x20 and BYTE_OF_CHARACTER["Ċ"] == 0x0A
 
 
-def test_byte_level_labels_are_text_and_split_characters_show_their_bytes():
+def test_byte_level_labels_are_text_and_split_characters_name_their_part():
     tokens = ["<s>", "The", "ĠcafÃ©", "Ġcaf", "Ã", "©", "Ċ", "</s>"]
-    assert readable_tokens(tokens) == ["<s>", "The", "Ġcafé", "Ġcaf", "<0xC3>", "<0xA9>", "↵", "</s>"]
+    assert display_tokens(tokens) == ["<s>", "The", "café", "caf", "é 1/2", "é", "↵", "</s>"]
     assert piece_texts(tokens) == ["<s>", "The", "café", "caf", "", "é", "↵", "</s>"]
     assert word_labels(tokens, word_groups(tokens)) == ["<s>", "The", "café", "café", "↵", "</s>"]
-    # Controls: WordPiece and SentencePiece labels are already text and stay as they are.
-    assert readable_tokens(["[CLS]", "Ã©", "##s"]) == ["[CLS]", "Ã©", "##s"]
-    assert readable_tokens(["▁caf", "é"]) == ["▁caf", "é"]
+    # Controls: WordPiece and SentencePiece pieces lose their markers, and nothing else.
+    assert display_tokens(["[CLS]", "Ã©", "##s"]) == ["[CLS]", "Ã©", "s"]
+    assert display_tokens(["▁caf", "é"]) == ["caf", "é"]
     assert piece_bytes("<0xC3>", "sentencepiece") == b"\xc3" and piece_bytes("<0xC3>", "bpe") == b"<0xC3>"
 
 
@@ -171,7 +200,8 @@ def test_explorer_heatmap_labels_are_readable_on_a_byte_level_checkpoint(checkpo
     raw = tokenizer.convert_ids_to_tokens(tokenizer("The café, über alles")["input_ids"])
     assert result.tokens == raw and any("Ã" in t for t in raw)  # the library's labels are byte characters
     view = result.view(0, "mean")
-    assert view.query_labels == readable_tokens(raw) and not any("Ã" in t for t in view.query_labels)
+    assert view.query_labels == display_tokens(raw) and not any("Ã" in t for t in view.query_labels)
+    assert view.query_pieces == raw
     words = result.view(0, "mean", words=True)
     assert words.query_labels == ["<s>", "The", "café,", "über", "alles", "</s>"]
     assert view.verified and words.verified

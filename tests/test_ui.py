@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attn_demos.core.pooling import display_tokens
+from attn_demos.render.interactive import read_payload
 from attn_demos.ui import explorer, images, qa, seq2seq, wiring
 from attn_demos.ui.common import numbers_preview
 
@@ -56,11 +58,13 @@ def test_the_import_scan_sees_a_violation(tmp_path):
 
 
 def test_tasks_never_import_ui_and_nothing_edits_sys_path():
+    """Nothing but apps/app.py: Spaces runs that file by its path with the project not installed,
+    so it puts the repository root on sys.path (its docstring; test_spaces_app_starts_from_a_clone)."""
     for path in (PACKAGE / "tasks").rglob("*.py"):
         assert not {n for n in _imports(path) if n.startswith("attn_demos.ui")}, path
     sources = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
     for path in sources:
-        if path.name != "test_ui.py":  # this file names what it looks for
+        if path.name != "test_ui.py" and path != ROOT / "apps" / "app.py":  # this file names what it looks for
             text = path.read_text()
             assert "sys.path.insert" not in text and "sys.path.append" not in text, path
 
@@ -68,7 +72,7 @@ def test_tasks_never_import_ui_and_nothing_edits_sys_path():
 def test_the_spaces_entry_point_only_builds_and_launches():
     source = (ROOT / "apps" / "app.py").read_text()
     assert len(source.splitlines()) <= 40
-    assert _imports(ROOT / "apps" / "app.py") == {"attn_demos.ui.app"}
+    assert _imports(ROOT / "apps" / "app.py") == {"attn_demos.ui.app", "sys", "pathlib"}
     assert [p.name for p in (ROOT / "apps").glob("*.py")] == ["app.py"]
 
 
@@ -207,7 +211,7 @@ def test_seq2seq_export_carries_the_chosen_token_and_the_input(configured, tab):
     exported = json.loads(Path(files["json"]).read_text())
     result = out["state"]
     assert exported["input_text"] == "the cat sat" and exported["layer"] == 1 and exported["head"] == 0
-    assert exported["chosen_token"] == {"index": 1, "token": result.target_tokens[1]}
+    assert exported["chosen_token"] == {"index": 1, "token": display_tokens(result.target_tokens)[1]}
     assert exported["aggregation"] == "one layer, one head"
     assert exported["model"] == ("marian" if tab == "translate" else "bart")  # the folder's name, not its path
     np.testing.assert_allclose(exported["matrix"], result.cross_view(1, 0).matrix, atol=5.1e-7)  # 6 decimals
@@ -223,6 +227,79 @@ def test_qa_and_image_exports_say_what_they_hold(configured):
     files = images.export(out["state"], out["inputs"], 0, "max")
     assert Path(files["png"]).name == "classify_image-layer0-max-heads.png"
     assert json.loads(Path(files["json"]).read_text())["aggregation"] == "one layer, max over heads"
+
+
+# ---------------------------------------------------------------- tokens as a person writes them
+
+
+MARKERS = ("Ġ", "▁", "<0x")  # byte-level BPE's space, SentencePiece's word start, byte fallback
+
+
+def _written(labels) -> bool:
+    """Every label reads as text: no tokenizer marker, no WordPiece "##" before it, none empty."""
+    labels = list(labels)
+    return bool(labels) and all(
+        label and not any(marker in label for marker in MARKERS) and not label.startswith("##") for label in labels
+    )
+
+
+def _options(choices) -> list[str]:
+    """A token dropdown's labels without their "index: " prefix (the index keeps equal labels apart)."""
+    assert [value for _, value in choices.options] == list(range(len(choices.options)))
+    return [text.split(": ", 1)[1] for text, _ in choices.options]
+
+
+@pytest.mark.parametrize("tab", ["translate", "summarize"])
+def test_seq2seq_labels_are_text_and_only_the_export_keeps_the_pieces(configured, tab):
+    """Marian (SentencePiece "▁") and BART (byte-level "Ġ"): heatmap, head view, output-token
+    dropdown, neuron view and numbers preview show text; the export adds the raw pieces apart."""
+    run = seq2seq.translate if tab == "translate" else seq2seq.summarize
+    out = run("The town council met on Tuesday.", 1, 0, False, 1, "")
+    result = out["state"]
+    assert any(marker in piece for piece in result.source_tokens for marker in MARKERS)  # control: raw pieces
+    heatmap, head_view = read_payload(out["heatmap"]), read_payload(out["head_view"])
+    neuron = read_payload(seq2seq.neuron(result, 1, 0, 0)["neuron"])
+    shown = [heatmap["q"], heatmap["k"], head_view["q"], head_view["k"], _options(out["targets"]), neuron["keys"],
+             [neuron["query"]], out["numbers"]["query_tokens"], out["numbers"]["key_tokens"]]
+    assert all(_written(labels) for labels in shown), shown
+    assert heatmap["k"] == display_tokens(result.source_tokens)
+    exported = json.loads(Path(seq2seq.export(tab, result, out["inputs"], 1, 0, False, 0)["json"]).read_text())
+    assert _written(exported["key_tokens"]) and _written(exported["query_tokens"])
+    assert _written([exported["chosen_token"]["token"]])
+    assert exported["key_pieces"] == result.source_tokens and exported["query_pieces"] == result.target_tokens
+
+
+def test_explorer_and_qa_labels_are_text_and_the_pieces_are_exported_apart(configured):
+    """WordPiece ("##"): the Explorer's dropdowns, heatmap, head view and neuron view; QA's context."""
+    out = explorer.explore("Tokenization splits unbelievable words", 0, 0, False, "")
+    result = out["state"]
+    assert any(piece.startswith("##") for piece in result.tokens)  # control: the pieces have markers
+    neuron = read_payload(explorer.neuron(result, 0, 0, 2)["neuron"])
+    shown = [read_payload(out["heatmap"])["q"], read_payload(out["head_view"])["k"], _options(out["query"]),
+             _options(out["flow_tokens"]), neuron["keys"], [neuron["query"]], out["numbers"]["key_tokens"]]
+    assert all(_written(labels) for labels in shown), shown
+    exported = json.loads(Path(explorer.export(result, out["inputs"], 0, 0, False)["json"]).read_text())
+    assert exported["key_tokens"] == display_tokens(result.tokens) and exported["key_pieces"] == result.tokens
+    answered = qa.answer("Where did the cat sleep?", "Tokenization splits unbelievable words.", 0, 0, "answer", "")
+    exported = json.loads(Path(qa.export(answered["state"], answered["inputs"], 0, 0, "answer")["json"]).read_text())
+    assert any(piece.startswith("##") for piece in exported["context_pieces"])
+    assert _written(exported["context_tokens"]) and _written(exported["key_tokens"])
+    assert exported["context_tokens"] == display_tokens(exported["context_pieces"])
+
+
+def test_generation_labels_spell_byte_fallback_characters(configured):
+    """Llama-style byte fallback: 日 is three <0x..> pieces; every label and the dropdown read text."""
+    from attn_demos.ui import generation
+
+    out = generation.generate("The café sells 日本 tea.", 0, 0, 1, 3, "")
+    result = out["state"]
+    assert any(piece.startswith("<0x") for piece in result.key_tokens)  # control: byte pieces
+    heatmap = read_payload(out["heatmap"])
+    shown = [heatmap["q"], heatmap["k"], _options(out["targets"]), out["numbers"]["key_tokens"],
+             [out["numbers"]["chosen_token"]["token"]]]
+    assert all(_written(labels) for labels in shown), shown
+    assert "日" in heatmap["k"] and "日 1/3" in heatmap["k"]
+    assert "<0x" not in out["highlight"] and "▁" not in out["highlight"]  # the strip's tooltips too
 
 
 def test_export_before_any_run_says_so():

@@ -9,6 +9,8 @@ Special tokens ([CLS], </s>, <pad>, ...) are always a word of their own.
 Pieces are also turned back into the text they stand for: byte-level BPE pieces are strings over
 GPT-2's byte alphabet ("ĠcafÃ©" is the bytes of " café"), and SentencePiece byte-fallback pieces
 ("<0xC3>") are single bytes; both are decoded as UTF-8, a whole word at a time for word labels.
+display_tokens is the one place pieces become the labels a person reads (every view, dropdown,
+preview and export); exports keep the raw pieces only in fields of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 WORDPIECE, SENTENCEPIECE, BYTE_BPE = "wordpiece", "sentencepiece", "bpe"
 SP_MARK, BPE_SPACE, BPE_NEWLINE, WP_CONTINUE = "▁", "Ġ", "Ċ", "##"
 
+SPACE_SHOWN = "␣"  # a piece that is only spaces, in a label
+REPLACEMENT = "\N{REPLACEMENT CHARACTER}"  # bytes that never complete a character
 SP_UNKNOWN = frozenset({"<unk>"})  # SentencePiece's unknown piece
 SPECIAL_TOKENS = frozenset({
     "[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>",
@@ -64,24 +68,42 @@ def _readable(text: str) -> str:
     return text.replace("\n", "↵")
 
 
-def readable_tokens(tokens: list[str]) -> list[str]:
-    """Token labels as text, markers kept: byte-level "ĠcafÃ©" -> "Ġcafé". A piece holding only part
-    of a character (byte-level "Ã") is shown as its bytes, "<0xC3>", the way SentencePiece's byte
-    fallback writes them; everything else is returned unchanged."""
+def display_tokens(tokens: list[str]) -> list[str]:
+    """Each piece as a person writes it, for every label (heatmaps, head and neuron views, dropdowns,
+    previews, exports): markers removed ("Ġtown", "▁The", "##ing" -> "town", "The", "ing"),
+    byte-level characters and byte-fallback pieces decoded ("ĠcafÃ©" -> "café", "<0x3F>" -> "?"),
+    special tokens as they are ("[CLS]", "</s>").
+
+    A character split over several pieces ("’" as <0xE2><0x80><0x99>) is written on the piece that
+    completes it; each piece before holds only part of it and reads "’ 1/3", "’ 2/3" (the character
+    and which part), so no label is empty and none shows bytes. Bytes that never complete a
+    character read "�". A piece that is only spaces (a bare "▁" or "ĠĠ") reads "␣" per space."""
     scheme = piece_scheme(tokens)
-    if scheme != BYTE_BPE:
-        return list(tokens)
+    texts = piece_texts(tokens)
     labels = []
-    for token in tokens:
-        data = piece_bytes(token, scheme)
-        if is_special(token) or not all(ch in BYTE_OF_CHARACTER for ch in token):
+    partial: list[int] = []  # pieces so far that hold part of a character the next piece completes
+
+    def close(character: str | None) -> None:  # None: the bytes never made a character
+        for part, index in enumerate(partial, start=1):
+            labels[index] = REPLACEMENT if character is None else f"{character} {part}/{len(partial) + 1}"
+        partial.clear()
+
+    for index, (token, text, new_word) in enumerate(zip(tokens, texts, starts_word(tokens))):
+        if new_word:
+            close(None)  # a word's unfinished bytes are dropped by piece_texts' decoder
+        if is_special(token):
             labels.append(token)
             continue
-        marker = BPE_SPACE if data.startswith(b" ") else ""
-        try:
-            labels.append(marker + _readable(data[len(marker):].decode("utf-8")))
-        except UnicodeDecodeError:
-            labels.append(marker + "".join(f"<0x{byte:02X}>" for byte in data[len(marker):]))
+        data = piece_bytes(token, scheme)
+        if not text and data and not data.strip(b" "):
+            labels.append(SPACE_SHOWN * len(data))
+        elif not text:
+            labels.append("")
+            partial.append(index)
+        else:
+            close(text[0])
+            labels.append(text)
+    close(None)
     return labels
 
 
@@ -109,9 +131,10 @@ def is_special(token: str) -> bool:
 
 
 def piece_scheme(tokens: list[str]) -> str:
-    """Which marker convention the pieces use: SENTENCEPIECE if any starts with "▁", BYTE_BPE if any
-    starts with "Ġ" or "Ċ", else WORDPIECE (which also covers whole-word vocabularies)."""
-    if any(t.startswith(SP_MARK) for t in tokens if not is_special(t)):
+    """Which marker convention the pieces use: SENTENCEPIECE if any starts with "▁" or is a byte
+    fallback piece ("<0x98>": a generated continuation may hold no "▁"), BYTE_BPE if any starts
+    with "Ġ" or "Ċ", else WORDPIECE (which also covers whole-word vocabularies)."""
+    if any(t.startswith(SP_MARK) or _BYTE_PIECE.match(t) for t in tokens if not is_special(t)):
         return SENTENCEPIECE
     if any(t.startswith((BPE_SPACE, BPE_NEWLINE)) for t in tokens if not is_special(t)):
         return BYTE_BPE

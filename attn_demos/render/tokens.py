@@ -12,7 +12,7 @@ import html
 
 import numpy as np
 
-from attn_demos.core.pooling import is_special, piece_texts, starts_word
+from attn_demos.core.pooling import display_tokens, is_special, piece_texts, starts_word
 
 POSITIVE_RGB = (239, 68, 60)  # gradio.HighlightedText's score colours
 NEGATIVE_RGB = (128, 90, 213)
@@ -61,7 +61,7 @@ def highlight_html(tokens: list[str], scores, title: str | None = None) -> str:
     if title:
         title_style = "font-weight: 600; margin-bottom: 0.25em;"
         parts.append(f'<div class="attn-title" style="{title_style}">{html.escape(title)}</div>')
-    for index, (token, piece) in enumerate(zip(tokens, display_pieces(tokens))):
+    for index, (token, piece, label) in enumerate(zip(tokens, display_pieces(tokens), display_tokens(tokens))):
         text = piece.lstrip(" ") or piece  # a piece that is only a space keeps it inside its span
         if len(text) < len(piece):
             parts.append(" ")  # the space between words stays outside the highlight
@@ -69,7 +69,7 @@ def highlight_html(tokens: list[str], scores, title: str | None = None) -> str:
         classes = "attn-token attn-special" if is_special(token) else "attn-token"
         parts.append(
             f'<span class="{classes}" dir="auto" data-index="{index}" data-score="{exact}"'
-            f' title="{html.escape(token, quote=True)}: {exact}"'
+            f' title="{html.escape(label, quote=True)}: {exact}"'
             f' style="background-color: {_background(weights[index])}; border-radius: 3px; padding: 0 1px;">'
             f"{html.escape(text)}</span>"
         )

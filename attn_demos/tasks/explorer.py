@@ -9,6 +9,7 @@ import numpy as np
 from attn_demos.adapters.families import DECODER, ENCODER
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.core.flow import attention_flow
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
@@ -58,7 +59,8 @@ class ExploreResult(SelfAttentionStack):
         inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
         shown_row = self.recomputed[int(layer), int(head), int(query_index)]  # (T,) used under sdpa only
         terms = neuron_terms(loaded, inputs, self.kind, int(layer), int(head), int(query_index), verified_row=shown_row)
-        return neuron_view_terms(terms, self.tokens, self.tokens[query_index], layer, head)
+        labels = display_tokens(self.tokens)
+        return neuron_view_terms(terms, labels, labels[query_index], layer, head)
 
     @property
     def max_abs_err(self) -> float | None:

@@ -23,6 +23,7 @@ from attn_demos.adapters.precision import resolve_device, tolerance_for
 from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
 from attn_demos.adapters.verify import OUTPUT_PROJECTION, working_dtype
 from attn_demos.core.aggregate import FUSIONS
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks import registry
 from attn_demos.tasks.comparison import pixel_values
@@ -65,7 +66,8 @@ class LongView:
             "rollout": self.rollout is not None,
             "run": self.run,
             "notices": self.notices,
-            "tokens": self.tokens,
+            "tokens": display_tokens(self.tokens),  # as a person writes them; the tokenizer's pieces below
+            "pieces": self.tokens,
         }
 
 

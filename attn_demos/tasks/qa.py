@@ -3,8 +3,10 @@ question) attends to it.
 
 Answers the way the transformers question-answering pipeline did (it left transformers 5):
 - a context longer than the model's limit is read in overlapping windows (the question whole in
-  each, DOC_STRIDE context tokens shared by neighbours); the best span of all windows wins and the
-  attention shown is that of its window;
+  each, DOC_STRIDE context tokens shared by neighbours), every one of them up to QA_MAX_WINDOWS;
+  the best span of all windows searched wins and the attention shown is that of its window.
+  Cheapest first: the windows are scored in batches of plain forward passes, and only the winning
+  window runs again with its attention recomputed and checked;
 - start and end probabilities are a softmax over the context tokens plus [CLS] only; a span's score
   is P(start)·P(end), end ≥ start, at most MAX_ANSWER_TOKENS tokens, inside the context;
 - the answer is the context's own characters between the span's character offsets, never the
@@ -32,7 +34,7 @@ from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view,
 MAX_ANSWER_TOKENS = 30  # longest answer span, in tokens
 LOW_CONFIDENCE = 0.1  # below this score the answer gets a notice
 DOC_STRIDE = 128  # context tokens shared by neighbouring windows (the pipeline's default), at most half a window
-MAX_WINDOWS = 16  # a longer context is searched in its first MAX_WINDOWS windows, with a notice
+QA_MAX_WINDOWS = 32  # windows one question searches (~7,900 context tokens in 384-token windows); more: a notice
 WINDOW_BATCH = 8  # windows scored per forward pass
 QUESTION, CONTEXT = 0, 1  # sequence ids of the pair
 
@@ -50,7 +52,8 @@ class QAResult(SelfAttentionStack):
     recomputed: np.ndarray  # (L, H, T, T)
     notices: list[str] = field(default_factory=list)
     window: int = 0  # which window (0-based) the answer and the attention come from
-    windows: int = 1  # how many windows the context was read in
+    windows: int = 1  # how many windows were searched
+    windows_in_context: int = 1  # how many windows the whole context makes (more than `windows` past QA_MAX_WINDOWS)
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
     @property
@@ -92,9 +95,10 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
     limit = token_limit(loaded, max_tokens)
     with tokenizer_lock(tokenizer):
         if getattr(tokenizer, "is_fast", False):
-            windows, sequence_ids, window_notices = encode_windows(tokenizer, question, context, limit)
+            windows, sequence_ids, window_notices, total = encode_windows(tokenizer, question, context, limit)
         else:
             windows, sequence_ids, window_notices = encode_truncated(tokenizer, question, context, limit)
+            total = 1
     notices += window_notices
     offsets = windows.pop("offset_mapping", None)  # (N, T, 2) character offsets, fast tokenizers only
     windows.pop("overflow_to_sample_mapping", None)
@@ -121,8 +125,12 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
     best = max(spans, key=lambda span: span.score)  # the first window wins a tie
     if captured is None:
         captured = _capture(loaded, windows, best.window)
-    if count > 1:
-        notices.append(f"Context split into {count} overlapping windows; answer from window {best.window + 1}.")
+    if count == total > 1:
+        notices.append(
+            f"Context split into {count} overlapping windows, all {count} searched; answer from window {best.window + 1}."
+        )
+    elif count < total:
+        notices.append(f"Answer from window {best.window + 1} of the {count} searched.")
 
     if offsets is not None:
         answer_text = context[int(offsets[best.window, best.start, 0]) : int(offsets[best.window, best.end, 1])]
@@ -150,14 +158,16 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         notices=model_notices(loaded) + notices,
         window=best.window,
         windows=count,
+        windows_in_context=total,
         output_errors=captured.output_errors,
     )
 
 
 def encode_windows(tokenizer, question: str, context: str, limit: int):
     """(windows (N, T) padded, with offset_mapping; per window the sequence id of each token
-    (0 question, 1 context, None special); notices): the question whole in each window, the
-    context cut into overlapping windows of at most `limit` tokens in all."""
+    (0 question, 1 context, None special); notices; how many windows the whole context makes):
+    the question whole in each window, the context cut into overlapping windows of at most `limit`
+    tokens in all, the first QA_MAX_WINDOWS of them kept."""
     room = _context_room(tokenizer, question, limit)
     stride = min(DOC_STRIDE, room // 2)  # the tokenizer needs the overlap smaller than a window's context
     windows = tokenizer(
@@ -166,16 +176,16 @@ def encode_windows(tokenizer, question: str, context: str, limit: int):
     )
     notices = []
     total = windows["input_ids"].shape[0]
-    sequence_ids = [windows.sequence_ids(w) for w in range(min(total, MAX_WINDOWS))]
-    if total > MAX_WINDOWS:
-        last = windows["offset_mapping"][MAX_WINDOWS - 1]  # (T, 2)
+    sequence_ids = [windows.sequence_ids(w) for w in range(min(total, QA_MAX_WINDOWS))]
+    if total > QA_MAX_WINDOWS:
+        last = windows["offset_mapping"][QA_MAX_WINDOWS - 1]  # (T, 2)
         read = max(end for (_, end), s in zip(last.tolist(), sequence_ids[-1]) if s == CONTEXT)
         notices.append(
-            f"The context is long: searched its first {MAX_WINDOWS} of {total} windows "
-            f"({read:,} of {len(context):,} characters)."
+            f"The context is long: searched its first {QA_MAX_WINDOWS} of {total} windows "
+            f"({read:,} of {len(context):,} characters); one question searches at most {QA_MAX_WINDOWS} windows."
         )
-        windows = {key: value[:MAX_WINDOWS] for key, value in windows.items()}
-    return dict(windows), sequence_ids, notices
+        windows = {key: value[:QA_MAX_WINDOWS] for key, value in windows.items()}
+    return dict(windows), sequence_ids, notices, total
 
 
 def encode_truncated(tokenizer, question: str, context: str, limit: int):

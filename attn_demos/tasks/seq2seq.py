@@ -17,6 +17,7 @@ from attn_demos.adapters.generation import generate_plain, generate_with_attenti
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.adapters.precision import EAGER, to_device
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
@@ -110,7 +111,8 @@ class Seq2SeqResult:
         inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
         shown_row = self.cross_recomputed[int(layer), int(head), target_index]  # (S,) used under sdpa only
         terms = neuron_terms(loaded, inputs, CROSS, int(layer), int(head), self.steps[target_index], verified_row=shown_row)
-        return neuron_view_terms(terms, self.source_tokens, self.target_tokens[target_index], layer, head)
+        query_label = display_tokens(self.target_tokens)[target_index]
+        return neuron_view_terms(terms, display_tokens(self.source_tokens), query_label, layer, head)
 
     def coverage(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(S,) total cross-attention each source token received over all output tokens."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core.aggregate import FUSIONS, fuse_heads, rollout
-from attn_demos.core.pooling import pool_matrix, readable_tokens, word_groups, word_labels
+from attn_demos.core.pooling import display_tokens, pool_matrix, word_groups, word_labels
 
 CHECK_TOLERANCE = tolerance_for("float32")  # the tabs load their models in float32: one rule, precision.py
 LAYER_MEAN = "mean"
@@ -67,11 +67,13 @@ class AttentionView:
 
     title: str
     matrix: np.ndarray  # (Tq, Tk) what is drawn
-    query_labels: list[str]
-    key_labels: list[str]
+    query_labels: list[str]  # (Tq,) as a person writes them (core.pooling.display_tokens), or merged words
+    key_labels: list[str]  # (Tk,)
     error: float  # LIBRARY: library vs recomputed of exactly this matrix; OUTPUT: worst relative output error of its heads
     notices: list[str] = field(default_factory=list)
     measure: str = LIBRARY
+    query_pieces: list[str] = field(default_factory=list)  # the tokenizer's pieces the rows come from, markers and all
+    key_pieces: list[str] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -85,11 +87,14 @@ class AttentionView:
         return check_fields(self.error, self.measure)
 
     def to_payload(self) -> dict:
-        """Exactly the numbers on screen (for the JSON export)."""
+        """Exactly the numbers on screen (for the JSON export); the tokenizer's raw pieces only in
+        their own fields (as many as the matrix's rows and columns unless pieces were merged into words)."""
         return {
             "title": self.title,
             "query_tokens": self.query_labels,
             "key_tokens": self.key_labels,
+            "query_pieces": self.query_pieces,
+            "key_pieces": self.key_pieces,
             "matrix": np.round(self.matrix.astype(np.float64), 6).tolist(),
             **self.check_fields(),
             "notices": self.notices,
@@ -127,12 +132,13 @@ def make_view(
         error, measure = heads_error(output_errors, layer, head), OUTPUT
     else:
         error, measure = float(np.abs(shown.astype(np.float64) - check.astype(np.float64)).max()), LIBRARY
+    pieces = list(query_labels), list(key_labels)
     if words:
         shown, query_labels, key_labels = pool_words(shown, query_labels, key_labels)
         title = f"{title} · pieces merged into words"
     else:
-        query_labels, key_labels = readable_tokens(query_labels), readable_tokens(key_labels)  # "ĠcafÃ©" -> "Ġcafé"
-    return AttentionView(title, shown, list(query_labels), list(key_labels), error, list(notices or []), measure)
+        query_labels, key_labels = display_tokens(query_labels), display_tokens(key_labels)  # "ĠcafÃ©" -> "café"
+    return AttentionView(title, shown, query_labels, key_labels, error, list(notices or []), measure, *pieces)
 
 
 def max_abs_difference(first: np.ndarray, second: np.ndarray) -> float:

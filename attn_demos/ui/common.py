@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from attn_demos import settings
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError
 from attn_demos.render.export import export_json, export_png
 from attn_demos.tasks.registry import display_name
@@ -75,6 +76,12 @@ class Choices:
 
     options: list
     selected: object
+
+
+def token_choices(tokens: list[str], selected: int = 0) -> Choices:
+    """A dropdown of tokens: "index: token as a person writes it" -> the index, which keeps two
+    equal labels ("the", "the") apart."""
+    return Choices([(f"{i}: {label}", i) for i, label in enumerate(display_tokens(tokens))], selected)
 
 
 def layer_choices(num_layers: int, selected=LAYER_DEFAULT) -> Choices:

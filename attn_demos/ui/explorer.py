@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.render.heatmap import heatmap_image
 from attn_demos.render.interactive import (
     head_grid_html,
@@ -19,7 +20,6 @@ from attn_demos.tasks.explorer import ExploreResult
 from attn_demos.tasks.explorer import explore as explore_text
 from attn_demos.ui import wiring
 from attn_demos.ui.common import (
-    Choices,
     export_files,
     export_name,
     export_payload,
@@ -29,6 +29,7 @@ from attn_demos.ui.common import (
     parse_head_or_default,
     parse_layer,
     status_text,
+    token_choices,
     user_model,
 )
 from attn_demos.ui.flow_estimate import flow_estimate_text, flow_seconds
@@ -60,7 +61,7 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
     result = explore_text(text, source=named)
     drawn = redraw(result, layer, head, words)
     shown_layer, _ = _layer_head(layer, head)
-    token_choices = Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], 0)
+    tokens = token_choices(result.tokens)
     return {
         **drawn,
         "status": status_text(result.notices, result.model if named else None),
@@ -68,8 +69,8 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "inputs": {"text": text, "model": named},
         "layers": layer_choices(result.num_layers, parse_layer(layer, DEFAULT_LAYER)),
         "heads": head_choices_for(result.head_options(), parse_head_or_default(head)),
-        "flow_tokens": token_choices,
-        "query": token_choices,
+        "flow_tokens": tokens,
+        "query": tokens,
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
         "head_view": head_view_html(
             result.shown, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
@@ -135,7 +136,7 @@ def pick(selection: str, result: ExploreResult | None, layer, head, words: bool,
     drawn = {**redraw(result, layer, head, words, query)}
     if words:  # rows are words then, not the tokens the model saw
         return {**drawn, "neuron": '<div class="attn-note">Turn off “Merge word pieces” for the neuron view.</div>'}
-    token = Choices([(f"{i}: {t}", i) for i, t in enumerate(result.tokens)], query)
+    token = token_choices(result.tokens, query)
     return {**drawn, **neuron(result, layer, head, query, words), "query": token, "flow_tokens": token}
 
 
@@ -152,7 +153,7 @@ def neuron(result: ExploreResult | None, layer, head, query, words: bool = False
         return {"status": "⚠️ choose a query token for the neuron view"}
     terms = result.neuron(layer, head, index)
     title = (
-        f"neuron view: layer {layer}, head {head}, query {index} “{result.tokens[index]}” "
+        f"neuron view: layer {layer}, head {head}, query {index} “{display_tokens(result.tokens)[index]}” "
         f"({terms['check_text']})"
     )
     return {"status": "", "neuron": neuron_view_html(terms, title=title)}
@@ -178,7 +179,7 @@ def flow(result: ExploreResult | None, token_index, on_progress=None, cancelled=
     index = 0 if token_index in (None, "") else int(token_index)
     scores = result.flow_scores(index, on_progress, cancelled)  # (T,)
     title = (
-        f"attention flow into token {index} “{result.tokens[index]}” through all {result.num_layers} layers "
+        f"attention flow into token {index} “{display_tokens(result.tokens)[index]}” through all {result.num_layers} layers "
         f"(from {result.check_summary})"
     )
     return {"status": "", "flow": highlight_html(result.tokens, scores, title=title)}

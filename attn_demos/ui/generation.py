@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.render.heatmap import heatmap_image
 from attn_demos.render.interactive import heatmap_html
@@ -23,6 +24,7 @@ from attn_demos.ui.common import (
     parse_head_or_default,
     parse_layer,
     status_text,
+    token_choices,
     user_model,
 )
 
@@ -73,7 +75,7 @@ def whole_number(value, what: str, default: int) -> int:
 
 def target_choices(result: GenerationResult) -> Choices:
     """(label, index) for each generated token, for a dropdown; the first is selected."""
-    return Choices([(f"{i}: {token}", i) for i, token in enumerate(result.generated_tokens)], 0)
+    return token_choices(result.generated_tokens)
 
 
 def redraw(result: GenerationResult | None, layer, head, target=None) -> dict:
@@ -97,13 +99,13 @@ def attended_html(result: GenerationResult, index: int, layer, head) -> str:
     that produced it (the only tokens that step could see)."""
     visible = len(result.prompt_tokens) + index  # the prompt and generated tokens 0 … index−1
     scores = result.token_scores(index, layer, head)[:visible]  # (P+index,)
-    token = result.generated_tokens[index]
+    token = display_tokens(result.generated_tokens)[index]
     title = f"what generated token {index} “{token}” attended to (prompt and earlier tokens)"
     return highlight_html(result.key_tokens[:visible], scores, title=title)
 
 
 def chosen_token(result: GenerationResult, index: int) -> dict:
-    return {"index": index, "token": result.generated_tokens[index]}
+    return {"index": index, "token": display_tokens(result.generated_tokens)[index]}
 
 
 def export(result: GenerationResult | None, inputs: dict | None, layer, head, target=None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.render.heatmap import heatmap_image
 from attn_demos.render.interactive import answer_span_html, heatmap_html
 from attn_demos.render.tokens import highlight_html
@@ -93,7 +94,7 @@ def export(result: QAResult | None, inputs: dict | None, layer, head, attend_fro
     payload = export_payload(
         TAB, result.model, layer, head, view, input_text={"question": inputs.get("question"), "context": inputs.get("context")},
         chosen_token=None, attend_from=attend_from, answer=result.answer, score=result.score,
-        context_tokens=context_tokens, context_scores=scores.tolist(),
+        context_tokens=display_tokens(context_tokens), context_pieces=context_tokens, context_scores=scores.tolist(),
     )
     return {"status": "Exported.", **export_files(export_name(TAB, layer, head), picture, payload)}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.render.heatmap import heatmap_image
 from attn_demos.render.interactive import (
     head_grid_html,
@@ -35,6 +36,7 @@ from attn_demos.ui.common import (
     parse_head_or_default,
     parse_layer,
     status_text,
+    token_choices,
     user_model,
 )
 
@@ -114,7 +116,7 @@ def run_result(result: Seq2SeqResult, inputs: dict, layer, head, words: bool, ta
 
 def target_choices(result: Seq2SeqResult) -> Choices:
     """(label, index) for each output token, for a dropdown; the first is selected."""
-    return Choices([(f"{i}: {token}", i) for i, token in enumerate(result.target_tokens)], 0)
+    return token_choices(result.target_tokens)
 
 
 def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, task: str = "translate") -> dict:
@@ -126,7 +128,7 @@ def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, 
     view = result.cross_view(layer, head, words)
     target = _target(target)
     scores = result.source_scores(target, layer, head)  # (S,)
-    chosen = result.target_tokens[target]
+    chosen = display_tokens(result.target_tokens)[target]
     coverage = result.coverage(layer, head)  # (S,)
     return {
         "status": status_text(view.notices),
@@ -179,7 +181,7 @@ def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
     target = _target(target)
     terms = result.neuron(layer, head, target)
     title = (
-        f"neuron view: layer {layer}, head {head}, output token {target} “{result.target_tokens[target]}” → source "
+        f"neuron view: layer {layer}, head {head}, output token {target} “{display_tokens(result.target_tokens)[target]}” → source "
         f"({terms['check_text']})"
     )
     return {"status": "", "neuron": neuron_view_html(terms, title=title)}
@@ -195,7 +197,7 @@ def export(tab: str, result: Seq2SeqResult | None, inputs: dict | None, layer, h
     target = _target(target)
     payload = export_payload(
         tab, result.model, layer, head, view, words=bool(words), input_text=(inputs or {}).get("text"),
-        output_text=result.output_text, chosen_token={"index": target, "token": result.target_tokens[target]},
+        output_text=result.output_text, chosen_token={"index": target, "token": display_tokens(result.target_tokens)[target]},
         coverage=np.round(result.coverage(layer, head), 6).tolist(),
     )
     return {"status": "Exported.", **export_files(export_name(tab, layer, head), picture, payload)}

@@ -7,7 +7,7 @@ Views (each returns a str for a gr.HTML value):
     heatmap_html(matrix (Tq, Tk), query_labels, key_labels, title="", chosen_query=None,
                  marked_rows=None, target_id=None, scale=None, value_label="attention weight",
                  decimals=4)
-    head_view_html(weights (L, H, Tq, Tk), query_labels, key_labels=None, title="", layer=0,
+    head_view_html(weights (L, H, Tq, Tk), query_tokens, key_tokens=None, title="", layer=0,
                    layer_labels=None, target_id=None, max_bytes=2_000_000)
     head_grid_html(weights (L, H, Tq, Tk), shown=(layer, head) or None, title="", target_id=None,
                    per_head_scale=True, layer_labels=None)

@@ -8,6 +8,7 @@ import html
 import numpy as np
 
 from attn_demos.render.interactive.scale import ColourScale, legend_html
+from attn_demos.core.pooling import display_tokens
 from attn_demos.render.tokens import display_pieces
 
 SHADES = ColourScale(cmap="Oranges", low=0.0, high=0.75)  # light part only: dark text (#111, also in dark mode) stays readable
@@ -31,7 +32,7 @@ def answer_span_html(tokens: list[str], scores, answer_start: int, answer_end: i
     parts = ['<div class="attn-answer" style="line-height: 2.1; font-size: 1rem; white-space: pre-wrap;">']
     if title:
         parts.append(f'<div class="attn-title" style="font-weight: 600;">{html.escape(title)}</div>')
-    for index, (token, piece) in enumerate(zip(tokens, display_pieces(tokens))):
+    for index, (piece, label) in enumerate(zip(display_pieces(tokens), display_tokens(tokens))):
         text = piece.lstrip(" ") or piece
         if len(text) < len(piece):
             parts.append(" ")  # the space between words stays outside the shading and the outline
@@ -41,7 +42,7 @@ def answer_span_html(tokens: list[str], scores, answer_start: int, answer_end: i
         exact = repr(float(scores[index]))
         parts.append(
             f'<span class="attn-token" dir="auto" data-index="{index}" data-score="{exact}"'
-            f' title="{html.escape(token, quote=True)}: {float(scores[index]):.4f}"'
+            f' title="{html.escape(label, quote=True)}: {float(scores[index]):.4f}"'
             f' style="background-color: {colours[index]}; color: #111; border-radius: 3px; padding: 0 1px;">{html.escape(text)}</span>'
         )
         if index == answer_end:

@@ -60,10 +60,12 @@ def display_label(token: str) -> str:
     return text if len(text) <= LABEL_LIMIT else text[: LABEL_LIMIT - 1] + "…"
 
 
-def labels_and_flags(tokens: list[str]) -> tuple[list[str], list[int]]:
-    """(display labels, 1 where the token is a special token such as [CLS] / </s> / <pad>)."""
-    tokens = [str(t) for t in tokens]
-    return [display_label(t) for t in tokens], [int(is_special(t)) for t in tokens]
+def labels_and_flags(labels: list[str], tokens: list[str] | None = None) -> tuple[list[str], list[int]]:
+    """(labels as shown, 1 where the token is a special token such as [CLS] / </s> / <pad>);
+    tokens: the pieces the labels were written from, when they differ (default: the labels)."""
+    labels = [str(t) for t in labels]
+    tokens = labels if tokens is None else [str(t) for t in tokens]
+    return [display_label(t) for t in labels], [int(is_special(t)) for t in tokens]
 
 
 def check_labels(name: str, labels, expected: int) -> list[str]:

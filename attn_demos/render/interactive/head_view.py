@@ -11,6 +11,7 @@ import colorsys
 
 import numpy as np
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.render.interactive.embed import check_labels, labels_and_flags, view_html
 
 DECIMALS = 3  # weights travel as integers in thousandths (rounded in float32: within 0.0005 + 1e-7)
@@ -87,8 +88,8 @@ def _numbers_exceed(thousandths: np.ndarray, floor: int, max_bytes: int) -> bool
 
 def head_view_html(
     weights,
-    query_labels: list[str],
-    key_labels: list[str] | None = None,
+    query_tokens: list[str],
+    key_tokens: list[str] | None = None,
     title: str = "",
     layer: int = 0,
     layer_labels: list[str] | None = None,
@@ -97,8 +98,9 @@ def head_view_html(
 ) -> str:
     """weights (L, H, Tq, Tk) -> the head view (HTML fragment for gr.HTML).
 
-    key_labels: None for self-attention (the query labels); the encoder's tokens for
-    cross-attention. Weights are rounded to 3 decimals; above DENSE_UP_TO values, weights below
+    query_tokens, key_tokens: the tokenizer's pieces, shown as a person writes them
+    (core.pooling.display_tokens); key_tokens None for self-attention (the query tokens), the
+    encoder's tokens for cross-attention. Weights are rounded to 3 decimals; above DENSE_UP_TO values, weights below
     the first of MIN_WEIGHTS that keeps the HTML within max_bytes are dropped, and the view states
     that threshold. A click on a query token emits {"view": "head", "query": i, "token": label}.
     """
@@ -106,8 +108,11 @@ def head_view_html(
     if weights.ndim != 4 or 0 in weights.shape:
         raise ValueError(f"head view needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
     layers, heads, tq, tk = weights.shape
-    queries, query_special = labels_and_flags(check_labels("query labels", query_labels, tq))
-    keys, key_special = labels_and_flags(check_labels("key labels", query_labels if key_labels is None else key_labels, tk))
+    cross = key_tokens is not None
+    query_tokens = check_labels("query tokens", [str(t) for t in query_tokens], tq)
+    key_tokens = check_labels("key tokens", [str(t) for t in key_tokens] if cross else query_tokens, tk)
+    queries, query_special = labels_and_flags(display_tokens(query_tokens), query_tokens)
+    keys, key_special = labels_and_flags(display_tokens(key_tokens), key_tokens)
     names = [str(i) for i in range(layers)] if layer_labels is None else [str(x) for x in layer_labels]
     check_labels("layer labels", names, layers)
     if not 0 <= layer < layers:
@@ -125,7 +130,7 @@ def head_view_html(
             "k": keys,
             "qs": query_special,
             "ks": key_special,
-            "cross": key_labels is not None,
+            "cross": cross,
             "layers": names,
             "layer": int(layer),
             "heads": heads,

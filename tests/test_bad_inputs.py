@@ -27,11 +27,11 @@ import pytest
 from PIL import Image
 
 from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError
-from attn_demos.tasks.registry import NAMED_MODEL_REFUSED
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
 from attn_demos.tasks.images import MAX_SIDE, classify_image
 from attn_demos.tasks.qa import LOW_CONFIDENCE, MAX_WINDOWS, answer
+from attn_demos.tasks.registry import NAMED_MODEL_REFUSED
 from attn_demos.tasks.seq2seq import summarize, translate
 from attn_demos.ui import basics as basics_panel
 from attn_demos.ui import explorer as explorer_panel

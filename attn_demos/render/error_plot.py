@@ -12,7 +12,6 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
 
-
 def plot_errors(report, path: str | Path, model_name: str | None = None) -> Path:
     """Save per-head errors (layers × heads, one panel per kind) and the error by layer, titled
     with `model_name` (the caller's display name: never a server path) or report.model.

@@ -3,6 +3,7 @@ its token labels, and the live check against the from-scratch recomputation."""
 
 from __future__ import annotations
 
+import numbers
 import re
 from dataclasses import dataclass, field
 
@@ -209,7 +210,7 @@ def head_choices(num_heads: int, with_rollout: bool) -> list[str | int]:
 
 HEAD_NAMES = (*FUSIONS, "rollout")
 WHOLE_NUMBER = re.compile(r"\s*-?[0-9]+\s*")
-PLAIN_VALUE = re.compile(r"[\w.+-]{1,24}")  # a value safe to repeat in a message shown as Markdown
+PLAIN_VALUE = re.compile(r"'?[\w.+-]{1,24}'?")  # a repr safe to repeat in a message shown as Markdown
 
 
 def parse_head(value) -> int | str:
@@ -226,11 +227,11 @@ def parse_index(value, expected: str) -> int:
     never reaches the page as markup)."""
     if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value):
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+        return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    shown = repr(value) if PLAIN_VALUE.fullmatch(str(value)) else f"a value of {len(str(value))} characters"
+    shown = repr(value) if PLAIN_VALUE.fullmatch(repr(value)) else f"a value of {len(str(value))} characters"
     raise BadInputError(f"{expected}, not {shown}")
 
 

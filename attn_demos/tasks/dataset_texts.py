@@ -34,13 +34,14 @@ def read_texts(dataset: str, field: str | None = None, limit: int | None = None,
         records = _csv_records(path)
     else:
         records = _json_records(path)
-    rows = list(_first_records(dataset, records, limit))
-    if not rows:
+    records = _first_records(dataset, records, limit)
+    first = next(records, None)
+    if first is None:
         raise BadInputError(f"{dataset}: no records")
-    field = field or _first_text_field(dataset, rows[0])
-    if field not in rows[0]:
-        raise BadInputError(f"{dataset}: no field {field!r} (fields: {', '.join(map(str, rows[0]))})")
-    texts = [row.get(field) for row in rows]
+    field = field or _first_text_field(dataset, first)
+    if field not in first:
+        raise BadInputError(f"{dataset}: no field {field!r} (fields: {', '.join(map(str, first))})")
+    texts = (record.get(field) for record in itertools.chain([first], records))  # only the texts are kept
     texts = [text for text in texts if isinstance(text, str) and text.strip()]
     if not texts:
         raise BadInputError(f"{dataset}: field {field!r} holds no text")

@@ -84,9 +84,9 @@ ARGUMENTS = {
 
 
 @pytest.mark.parametrize("case", ARGUMENTS)
-def test_a_bad_number_is_refused_when_the_arguments_are_read(case):
+def test_a_bad_number_is_refused_when_the_arguments_are_read(checkpoints, case):
     argv, fragment = ARGUMENTS[case]
-    done = attn_demos("compare", "--model", "/no/such/folder", *argv)  # refused before the model is looked at
+    done = attn_demos("compare", "--model", str(checkpoints["bert"]), "--text", "the cat sat", *argv)
     assert_one_line_exit_2(done, fragment)
 
 

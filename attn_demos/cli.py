@@ -1,19 +1,25 @@
-"""`attn-demos`: basics, compare, view, launch, make-checkpoints. Exit 0 ok, 1 mismatch, 2 usage errors."""
+"""`attn-demos`: basics, compare, view, launch, make-checkpoints.
+
+Exit 0 ok; 1 a mismatch (and nothing else); 2 a problem with what was given (arguments, input,
+dataset, model, config), said in one line; 3 an unexpected error (a bug: its traceback follows).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 
 from attn_demos import settings
 from attn_demos.settings import ATTN_IMPLEMENTATION_CHOICES, DEVICES, MODEL_TASKS, Settings
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 # The flags that set the setting of the same name (where a command has them): --device sets device.
 FLAG_SETTINGS = ("device", "attn_implementation", "maps_budget_mb", "allow_user_models", "host", "port") + tuple(
     f"{task}_model" for task in MODEL_TASKS
@@ -34,8 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     except AttnDemosError as error:
         print(f"attn-demos {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError:
+        print(f"attn-demos {args.command}: out of memory: try a smaller input, dtype or model", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception:  # not a mismatch (exit 1): a bug, with what is needed to fix it
+        traceback.print_exc()
+        print(f"attn-demos {args.command}: unexpected error (a bug in attn-demos; traceback above)", file=sys.stderr)
+        return EXIT_BUG
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a mistyped argument said in one line (exit 2) rather than after the usage;
+    --help shows the usage."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
 
 
 def command_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,7 +67,7 @@ def command_settings(args: argparse.Namespace, environ: Mapping[str, str] | None
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attn-demos", description=__doc__)
+    parser = _Parser(prog="attn-demos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
 
     basics = sub.add_parser("basics", help="the seed tutorial: softmax(q·kᵀ/√d_k)·v, torch and numpy side by side")
@@ -62,18 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--image", action="append", help="image file (vision models); repeat for a batch")
     compare.add_argument("--dataset", help="a .jsonl/.json/.csv file or a Hub dataset name")
     compare.add_argument("--field", help="the dataset's text column (default: its first text column)")
-    compare.add_argument("--limit", type=int, default=None, help="use the first N dataset rows")
+    compare.add_argument("--limit", type=_positive_int, default=None, help="read only the first N dataset records")
     compare.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
     compare.add_argument(
-        "--tolerance", type=float, default=None, help="max |Δ| allowed (default from the dtype: float32/float64 1e-5)"
+        "--tolerance", type=_tolerance, default=None, help="max |Δ| allowed (default from the dtype: float32/float64 1e-5)"
     )
     _add_device_argument(compare)
     _add_implementation_argument(
         compare, "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
     )
-    compare.add_argument("--num-beams", type=int, default=4, help="beam width for encoder-decoders (1 = greedy)")
-    compare.add_argument("--max-new-tokens", type=int, default=20)
-    compare.add_argument("--batch-size", type=int, default=8)
+    compare.add_argument("--num-beams", type=_positive_int, default=4, help="beam width for encoder-decoders (1 = greedy)")
+    compare.add_argument("--max-new-tokens", type=_positive_int, default=20)
+    compare.add_argument("--batch-size", type=_positive_int, default=8)
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.add_argument("--out", help="folder for report.json, report.csv and errors.png")
     compare.set_defaults(run=_run_compare)
@@ -150,6 +171,28 @@ def _parser() -> argparse.ArgumentParser:
 DTYPE_NAMES = ["float32", "float64", "bfloat16", "float16"]  # attn_demos.adapters.precision.DTYPES
 
 
+def _positive_int(text: str) -> int:
+    """An argument that counts something: a whole number ≥ 1 (argparse says so in one line, exit 2)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return number
+
+
+def _tolerance(text: str) -> float:
+    """--tolerance: a finite number ≥ 0 (NaN would make every comparison a mismatch)."""
+    try:
+        tolerance = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number ≥ 0")
+    return tolerance
+
+
 def _add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
@@ -204,18 +247,22 @@ def _indent(matrix) -> str:
 
 
 def _run_compare(args) -> int:
-    from attn_demos.adapters.precision import resolve_device
-    from attn_demos.tasks.comparison import CompareOptions, compare_model, read_texts
+    from attn_demos.render.report_files import remove_report_files
+    from attn_demos.tasks.dataset_texts import read_texts
 
     if args.dataset and args.text:
         print("attn-demos compare: give --text or --dataset, not both", file=sys.stderr)
         return EXIT_USAGE
-    chosen = settings.current()  # the environment's, with this command's flags
-    resolve_device(chosen.device)  # a device torch cannot see is a one-line error before any loading
     if args.out:
         _output_folder(args.out)
+        remove_report_files(args.out)  # an earlier run's report never stays beside (or passes for) this one's
     texts = read_texts(args.dataset, args.field, args.limit) if args.dataset else _decoded(args.text)
     images = _open_images(args.image) if args.image else None
+    from attn_demos.adapters.precision import resolve_device  # torch: once the inputs are known to be good
+    from attn_demos.tasks.comparison import CompareOptions, compare_model
+
+    chosen = settings.current()  # the environment's, with this command's flags
+    resolve_device(chosen.device)  # a device torch cannot see is a one-line error before any loading
     rank, processes = _process_share()
     options = CompareOptions(
         tolerance=args.tolerance,
@@ -233,17 +280,19 @@ def _run_compare(args) -> int:
         report = _merge_process_reports(report)
         if rank != 0:
             return EXIT_OK if report.ok else EXIT_MISMATCH
+    paths = {}
+    if args.out:  # before the verdict is printed: a script that sees it finds the files
+        from attn_demos.render.report_files import write_report_files
+        from attn_demos.tasks.registry import display_name
+
+        paths = write_report_files(report, args.out, display_name(report.model))
     if args.json:
         from attn_demos.render.export import to_jsonable
 
         print(json.dumps(to_jsonable(report.to_dict()), allow_nan=False))  # the library's NaN becomes null
     else:
         print(_table(report))
-    if args.out:
-        from attn_demos.render.error_plot import write_report_files
-        from attn_demos.tasks.registry import display_name
-
-        paths = write_report_files(report, args.out, display_name(report.model))
+    if paths:
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_MISMATCH
 
@@ -251,6 +300,7 @@ def _run_compare(args) -> int:
 def _run_view(args) -> int:
     from attn_demos.errors import BadInputError
     from attn_demos.render.view_files import write_view_files
+    from attn_demos.tasks.inputs import read_text_file
     from attn_demos.tasks.long_view import view_long_input
     from attn_demos.tasks.registry import EMBEDDED_MINILM
 
@@ -262,12 +312,7 @@ def _run_view(args) -> int:
         raise BadInputError("--fusion says how --rollout fuses heads: add --rollout, or leave --fusion out")
     if args.out:
         _output_folder(args.out)
-    text = args.text
-    if args.text_file:
-        try:
-            text = Path(args.text_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise BadInputError(f"{args.text_file}: cannot read it as UTF-8 text ({type(error).__name__})") from None
+    text, file_notices = read_text_file(args.text_file) if args.text_file else (args.text, [])
     image = _open_images([args.image])[0] if args.image else None
     chosen = settings.current()  # the environment's, with this command's flags
     view = view_long_input(
@@ -284,20 +329,23 @@ def _run_view(args) -> int:
         budget_mb=chosen.maps_budget_mb,
         progress=not args.json,
     )
+    view.notices[:0] = file_notices
     report = view.report()
+    paths, removed = {}, []
+    if args.out:  # before the verdict is printed: a script that sees it finds the files
+        paths, removed = write_view_files(
+            args.out, view.kind, view.tokens, view.layers, view.rollout, report, args.save_maps, view.heads
+        )
     if args.json:
         from attn_demos.render.export import to_jsonable
 
         print(json.dumps(to_jsonable(report), allow_nan=False))
     else:
         print(_view_summary(view))
-    if args.out:
-        paths, removed = write_view_files(
-            args.out, view.kind, view.tokens, view.layers, view.rollout, report, args.save_maps, view.heads
-        )
+    if paths:
         print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
-        if removed:
-            print("removed the earlier view's " + ", ".join(p.name for p in removed), file=sys.stderr)
+    if removed:
+        print("removed the earlier view's " + ", ".join(p.name for p in removed), file=sys.stderr)
     return EXIT_OK if view.ok else EXIT_MISMATCH
 
 

@@ -254,6 +254,96 @@ def test_a_tokenizer_that_asks_for_remote_code_loads_without_running_it(checkpoi
     assert not marker.exists()
 
 
+# ---------------------------------------------------------------- weights a folder sends the loader to
+
+
+class _Unpickled:
+    """Unpickling this calls open(path, 'w'): proof, if the file appears, that a pickle was loaded."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.fixture
+def nothing_parsed(monkeypatch):
+    """Fails the test if transformers is asked to read the folder's config (or anything after it)."""
+    import transformers
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("the folder was parsed before it was refused")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", parsed)
+
+
+def _sharded_bert(checkpoints, folder: Path, weight_map: dict) -> Path:
+    shutil.copytree(checkpoints["bert"], folder)
+    (folder / "model.safetensors").rename(folder / "model-00001-of-00001.safetensors")
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return folder
+
+
+def test_an_index_that_maps_weights_to_a_pickle_is_refused_before_anything_is_parsed(checkpoints, tmp_path, nothing_parsed):
+    """The pickle refusal looked for *.safetensors or an index, and an index naming pytorch_model.bin
+    passed it: transformers then opened the pickle."""
+    import torch
+
+    from attn_demos.adapters.loading import load_model
+    from attn_demos.errors import ModelLoadError
+
+    folder = _sharded_bert(checkpoints, tmp_path / "index-to-pickle", {"pooler.dense.weight": "pytorch_model.bin"})
+    marker = tmp_path / "PICKLE_LOADED"
+    torch.save({"pooler.dense.weight": torch.zeros(2), "payload": _Unpickled(str(marker))}, folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"pickle weights beside its safetensors \(pytorch_model.bin\)"):
+        load_model(folder)
+    (folder / "pytorch_model.bin").rename(tmp_path / "pytorch_model.bin")  # the index alone names it
+    with pytest.raises(ModelLoadError, match=r"index.json names weights that are not safetensors files beside it"):
+        load_model(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../outside/model.safetensors", "/tmp/model.safetensors", "weights.pt"])
+def test_an_index_naming_a_file_elsewhere_or_not_safetensors_is_refused(checkpoints, tmp_path, nothing_parsed, name):
+    from attn_demos.adapters.loading import load_model
+    from attn_demos.errors import ModelLoadError
+
+    folder = _sharded_bert(checkpoints, tmp_path / "index", {"pooler.dense.weight": name})
+    with pytest.raises(ModelLoadError, match="names weights that are not safetensors files beside it"):
+        load_model(folder)
+
+
+def test_a_hub_checkpoint_whose_index_maps_to_a_pickle_is_refused(checkpoints, tmp_path):
+    """The same through the Hub cache (offline): the index is read before transformers loads."""
+    snapshot = tmp_path / "hub" / "models--someone--sharded" / "snapshots" / ("0" * 40)
+    _sharded_bert(checkpoints, snapshot, {"pooler.dense.weight": "pytorch_model.bin"})
+    (tmp_path / "hub" / "models--someone--sharded" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--sharded" / "refs" / "main").write_text("0" * 40)
+    done = subprocess.run(
+        [sys.executable, "-m", "attn_demos.cli", "compare", "--model", "someone/sharded"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"), "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2 and done.stdout == "", done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        "attn-demos compare: someone/sharded: model.safetensors.index.json names weights that are not safetensors "
+        "files beside it (pytorch_model.bin); attn-demos loads safetensors only"
+    ]
+
+
+def test_every_spelling_of_a_folder_is_one_model(checkpoints, tmp_path):
+    """`model/`, `model/.` and a link to it: one load, one copy in memory (each was another copy)."""
+    from attn_demos.tasks.registry import get_model
+
+    folder = tmp_path / "spelled" / "bert"
+    shutil.copytree(checkpoints["bert"], folder)
+    (tmp_path / "link").symlink_to(folder)
+    spellings = [str(folder), f"{folder}/", f"{folder}/.", f"{folder}/../bert", str(tmp_path / "link")]
+    loaded = [get_model("explore", spelling) for spelling in spellings]
+    assert all(model is loaded[0] for model in loaded)
+
+
 # ---------------------------------------------------------------- the source itself -------------
 
 

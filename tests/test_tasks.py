@@ -93,9 +93,13 @@ def test_summarization_on_bart_and_t5(checkpoints, family):
     assert result.cross_view(0, 0).verified and result.cross_view("mean", "max").verified
 
 
-def test_translation_rejects_an_encoder_only_model(checkpoints):
-    with pytest.raises(ModelLoadError, match="bert model, not an encoder-decoder"):
+def test_translation_rejects_an_encoder_only_model(checkpoints, caplog):
+    """A model the request named: the visitor gets the one sentence, the log says why."""
+    from attn_demos.tasks.registry import NAMED_MODEL_REFUSED
+
+    with caplog.at_level("WARNING", logger="attn_demos.tasks.registry"), pytest.raises(ModelLoadError) as caught:
         translate("hello", source=str(checkpoints["bert"]))
+    assert str(caught.value) == NAMED_MODEL_REFUSED and "bert model, not an encoder-decoder" in caplog.text
 
 
 def test_question_answering_span_and_context_scores(checkpoints):

@@ -1,7 +1,12 @@
-"""Load a Hugging Face model so that it returns attention weights: eager, safetensors, no remote code."""
+"""Load a Hugging Face model so that it returns attention weights: eager, safetensors, no remote code.
+
+What can be refused without loading is refused first: a folder or index naming weights that are not
+safetensors, a config with impossible sizes or too big for this machine's memory, a missing tokenizer.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -11,6 +16,7 @@ import torch
 import transformers
 
 from attn_demos.adapters.families import Family, family_for
+from attn_demos.adapters.model_size import refuse_beyond_memory, refuse_impossible_sizes
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError
 
@@ -28,6 +34,9 @@ HEAD_NEEDS = {
     "causal_lm": "a decoder-only language model (GPT-2, Llama, Qwen …)",
 }
 __all__ = ["DTYPES", "LoadedModel", "load_model", "load_model_cached"]
+SAFE_INDEX = "model.safetensors.index.json"  # a sharded checkpoint's map: tensor name -> file
+# pickle weights (loading them can run code): a folder holding any is refused, even beside safetensors
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 @dataclass
@@ -70,10 +79,10 @@ class LoadedModel:
 def load_config(source: str | os.PathLike):
     """The config alone (small, fast): enough to refuse an unsupported architecture early."""
     source = os.fspath(source)  # a pathlib.Path works as its text
-    _refuse_pickle_only(source)
+    _refuse_unsafe_folder(source)
     _refuse_unreachable_hub(source)
     try:
-        return transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
+        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
     except Exception as error:  # the library raises OSError, ValueError, HTTP errors…
         if "custom code" in str(error):  # an auto_map to the checkpoint's own Python files
             raise ModelLoadError(
@@ -81,6 +90,8 @@ def load_config(source: str | os.PathLike):
                 "shipped with a checkpoint; choose a model that transformers supports natively"
             ) from None
         raise ModelLoadError(_explain(source, error)) from None
+    refuse_impossible_sizes(source, config)
+    return config
 
 
 def load_model(
@@ -95,7 +106,9 @@ def load_model(
     head: "auto" (the checkpoint's own architecture class), or one of HEADS. device: a torch
     device or one of precision.DEVICES ("auto": cuda when available). attn_implementation:
     "eager" (default: the library returns its weights) or "sdpa" (fused kernel, no weights).
-    Raises UnsupportedModelError before any weight is read if the family is unknown.
+    Raises UnsupportedModelError before any weight is read if the family is unknown, and
+    ModelLoadError (one line) for weights that are not all safetensors, a model too big for this
+    machine's memory, or a checkpoint without a tokenizer.
     """
     source = os.fspath(source)  # a pathlib.Path works as its text
     torch_dtype = dtype_of(dtype)
@@ -105,6 +118,21 @@ def load_model(
     config = load_config(source)
     family = family_for(config.model_type, config)
     model_class = _model_class(config, head)
+    refuse_beyond_memory(source, config, dtype, torch_dtype.itemsize)
+    if not Path(source).expanduser().is_dir():
+        _refuse_unsafe_index(source, _hub_index(source))
+    try:
+        if family.vision:
+            preprocessor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
+        else:
+            preprocessor = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except Exception as error:
+        raise ModelLoadError(_explain(source, error)) from None
+    if not family.vision and _has_no_vocabulary(preprocessor):
+        raise ModelLoadError(
+            f"{source}: no tokenizer (its vocabulary holds only special tokens): the checkpoint needs its "
+            "tokenizer files (tokenizer.json, or vocab.txt, spiece.model …) beside config.json"
+        )
     try:
         model = model_class.from_pretrained(
             source,
@@ -113,10 +141,6 @@ def load_model(
             use_safetensors=True,
             trust_remote_code=False,
         )
-        if family.vision:
-            preprocessor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
-        else:
-            preprocessor = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
     model.eval().to(device)
@@ -168,7 +192,9 @@ def _model_class(config, head: str):
     return auto_class
 
 
-def _refuse_pickle_only(source: str) -> None:
+def _refuse_unsafe_folder(source: str) -> None:
+    """A local folder loads only if it has a config and safetensors weights, and every weight file
+    it holds or its index names is safetensors: refused here, before anything in it is parsed."""
     folder = Path(source).expanduser()
     if source.startswith(("/", ".", "~")) and not folder.exists():
         raise ModelLoadError(f"{source}: no such folder")
@@ -176,15 +202,59 @@ def _refuse_pickle_only(source: str) -> None:
         return
     if not (folder / "config.json").exists():
         raise ModelLoadError(f"{source}: not a model folder (no config.json)")
-    has_safetensors = any(folder.glob("*.safetensors")) or (folder / "model.safetensors.index.json").exists()
-    if not has_safetensors:
-        pickles = [p.name for p in folder.glob("*.bin")] + [p.name for p in folder.glob("*.pt")]
-        if not pickles:
-            raise ModelLoadError(f"{source}: no weights; attn-demos loads safetensors only (no *.safetensors file)")
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES and p.is_file())
+    if pickles:
+        which = "pickle weights beside its safetensors" if any(folder.glob("*.safetensors")) else "only pickle weights"
         raise ModelLoadError(
-            f"{source}: only pickle weights ({', '.join(pickles)}); attn-demos loads safetensors only "
-            "(convert them where you trust the file: transformers' model.save_pretrained(folder) writes safetensors)"
+            f"{source}: {which} ({', '.join(pickles)}); "
+            "attn-demos loads a folder only when all its weights are safetensors "
+            "(move those files out, or convert them where you trust the file: transformers' "
+            "model.save_pretrained(folder) writes safetensors)"
         )
+    if (folder / SAFE_INDEX).exists():
+        _refuse_unsafe_index(source, folder / SAFE_INDEX)
+    elif not any(folder.glob("*.safetensors")):
+        raise ModelLoadError(f"{source}: no weights; attn-demos loads safetensors only (no *.safetensors file)")
+
+
+def _refuse_unsafe_index(source: str, index: Path | None) -> None:
+    """Every file a sharded checkpoint's index names must be a .safetensors file beside it."""
+    if index is None:
+        return
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        files = set(weight_map.values())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ModelLoadError(f"{source}: {SAFE_INDEX} is not a readable index (no weight_map of file names)") from None
+    unsafe = sorted(
+        str(name) for name in files
+        if not isinstance(name, str) or not name.endswith(".safetensors") or Path(name).name != name
+    )
+    if unsafe:
+        raise ModelLoadError(
+            f"{source}: {SAFE_INDEX} names weights that are not safetensors files beside it ({', '.join(unsafe[:5])}); "
+            "attn-demos loads safetensors only"
+        )
+
+
+def _hub_index(source: str) -> Path | None:
+    """A Hub checkpoint's index (downloaded, or from the cache), None if it has none or the Hub
+    cannot be asked (then from_pretrained cannot fetch it either)."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(source, SAFE_INDEX))
+    except EntryNotFoundError:  # no such file, or offline and not in the cache
+        return None
+    except Exception as error:  # a bad id, no such repository, HTTP errors…
+        raise ModelLoadError(_explain(source, error)) from None
+
+
+def _has_no_vocabulary(tokenizer) -> bool:
+    """What transformers gives for a checkpoint without tokenizer files: the class its config
+    names, with only its special tokens ([UNK] for every word)."""
+    return set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens)
 
 
 def _refuse_unreachable_hub(source: str) -> None:

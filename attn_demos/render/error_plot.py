@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,8 +10,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-
-from attn_demos.render.export import to_jsonable  # noqa: E402
 
 
 def plot_errors(report, path: str | Path, model_name: str | None = None) -> Path:
@@ -78,20 +74,3 @@ def _plot_by_layer(ax, grids: dict[str, np.ndarray], tolerance: float, low: floa
     ax.set_ylabel("max |Δ| over heads")
     ax.set_title("error by layer", fontsize=9)
     ax.legend(fontsize=7)
-
-
-def write_report_files(report, folder: str | Path, model_name: str | None = None) -> dict[str, Path]:
-    """Write report.json (with the run's facts), report.csv (one row per kind, layer, head) and
-    errors.png into `folder`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"json": folder / "report.json", "csv": folder / "report.csv", "png": folder / "errors.png"}
-    paths["json"].write_text(json.dumps(to_jsonable(report.to_dict()), indent=2, allow_nan=False))
-    with paths["csv"].open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["kind", "layer", "head", "max_abs_err", "within_tolerance"])
-        for r in report.results:
-            for head, err in enumerate(r.heads):
-                writer.writerow([r.kind, r.layer, head, f"{err:.3e}", err <= report.tolerance])
-    plot_errors(report, paths["png"], model_name)
-    return paths

@@ -2,13 +2,17 @@
 
 Each call writes a new uniquely named file (prefix-uuid4), so concurrent sessions never overwrite
 each other; or, given `name`, exactly folder/name.png (the caller gives each export its own folder).
+Every file appears whole (written to a temporary file, then renamed: replaced_whole).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +25,32 @@ def _unique_path(folder: str | Path, prefix: str, suffix: str, name: str | None 
     return folder / f"{name}{suffix}" if name else folder / f"{prefix}-{uuid.uuid4().hex}{suffix}"
 
 
+@contextmanager
+def replaced_whole(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` (same suffix) to write into; when the block ends, it replaces
+    `path` in one step (os.replace), so `path` is never seen half-written, even after a kill -9
+    (which leaves at most a temporary file, named by temporary_name). On an error nothing replaces it."""
+    temporary = path.with_name(temporary_name(path.name))
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def temporary_name(name: str) -> str:
+    """'report.json' -> '.report.<8 hex>.tmp.json': hidden, unique, with the suffix writers go by."""
+    stem, dot, suffix = name.rpartition(".")
+    return f".{stem}.{uuid.uuid4().hex[:8]}.tmp{dot}{suffix}" if dot else f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+
+
 def export_png(image: Image.Image | np.ndarray, folder: str | Path, name: str | None = None, prefix: str = "attention") -> Path:
     """Write image (a PIL image, or a (H, W, 3|4) uint8 array) as PNG into folder; return its path."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
     path = _unique_path(folder, prefix, ".png", name)
-    image.save(path, format="PNG")
+    with replaced_whole(path) as temporary:
+        image.save(temporary, format="PNG")
     return path
 
 
@@ -57,5 +81,7 @@ def export_json(payload: dict, folder: str | Path, name: str | None = None, pref
     round to 6 decimals). See to_jsonable for numpy values and non-finite floats.
     """
     path = _unique_path(folder, prefix, ".json", name)
-    path.write_text(json.dumps(to_jsonable(payload), ensure_ascii=False, indent=1, allow_nan=False), encoding="utf-8")
+    text = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=1, allow_nan=False)
+    with replaced_whole(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
     return path

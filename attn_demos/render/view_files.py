@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from attn_demos.core.pooling import display_tokens
-
 from attn_demos.render.export import export_json, export_png
 from attn_demos.render.heatmap import head_grid_image, pooled_heatmap_image
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,10 +14,7 @@ from tqdm.auto import tqdm
 from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
 from attn_demos.adapters.loading import LoadedModel, load_model
 from attn_demos.adapters.precision import resolve_device, tolerance_for
-from attn_demos.errors import BadInputError
 
-TEXT_DTYPES = ("string", "large_string")  # datasets reads CSV text as large_string, JSON as string
-DATA_SUFFIXES = (".jsonl", ".json", ".csv")
 DEFAULT_TEXTS = ["The quick brown fox jumps over the lazy dog.", "Attention is all you need."]
 
 
@@ -129,40 +125,6 @@ def test_pattern(loaded: LoadedModel):
     quarter = side // 4
     rgb[quarter : 2 * quarter, quarter : 2 * quarter] = [1.0, 0.1, 0.1]
     return Image.fromarray((rgb * 255).astype(np.uint8))
-
-
-def read_texts(dataset: str, field: str | None = None, limit: int | None = None, split: str = "train") -> list[str]:
-    """Texts from a local JSONL/JSON/CSV file or a named Hub dataset, through `datasets`."""
-    import datasets
-
-    path = Path(dataset).expanduser()
-    if not path.exists() and _names_a_file(dataset):
-        raise BadInputError(f"{dataset}: no such file")
-    if path.exists():
-        kind = {".jsonl": "json", ".json": "json", ".csv": "csv"}.get(path.suffix.lower())
-        if kind is None:
-            raise BadInputError(f"{dataset}: use a .jsonl, .json or .csv file")
-        data = datasets.load_dataset(kind, data_files=str(path), split="train")
-    else:
-        data = datasets.load_dataset(dataset, split=split)
-    if limit is not None:
-        data = data.select(range(min(limit, len(data))))
-    columns = [c for c, f in data.features.items() if getattr(f, "dtype", None) in TEXT_DTYPES]
-    if field is None:
-        if not columns:
-            raise BadInputError(f"{dataset}: no text column")
-        field = columns[0]
-    elif field not in data.column_names:
-        raise BadInputError(f"{dataset}: no column {field!r} (columns: {', '.join(data.column_names)})")
-    texts = [t for t in data[field] if isinstance(t, str) and t.strip()]
-    if not texts:
-        raise BadInputError(f"{dataset}: column {field!r} holds no text")
-    return texts
-
-
-def _names_a_file(dataset: str) -> bool:
-    """A path rather than a Hub dataset name: a file suffix, or a path start."""
-    return Path(dataset).suffix.lower() in DATA_SUFFIXES or dataset.startswith(("/", ".", "~"))
 
 
 def _chunks(items: list, size: int) -> list[list]:

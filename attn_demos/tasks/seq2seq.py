@@ -22,7 +22,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, tokenize_text
-from attn_demos.tasks.registry import get_model, model_notices
+from attn_demos.tasks.registry import display_name, get_model, model_notices
 from attn_demos.tasks.views import (
     LIBRARY,
     OUTPUT,
@@ -152,7 +152,7 @@ def run_seq2seq(
     verified through their own output. Either way the encoder runs once, before generate(), and
     the pass reuses its outputs (the view shows no encoder map)."""
     if not loaded.is_encoder_decoder:
-        raise BadInputError(f"{loaded.source} is not an encoder-decoder model; choose a translation or summary model")
+        raise BadInputError(f"{display_name(loaded.source)} is not an encoder-decoder model; choose a translation or summary model")
     inputs, source_side, notices = tokenize_text(loaded, text, what=what)
     gathered = None  # kind -> (L, H, T, ·) from generate(), eager only
     if loaded.attn_implementation == EAGER:

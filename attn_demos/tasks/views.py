@@ -3,6 +3,8 @@ its token labels, and the live check against the from-scratch recomputation."""
 
 from __future__ import annotations
 
+import numbers
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +12,7 @@ import numpy as np
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core.aggregate import FUSIONS, fuse_heads, rollout
 from attn_demos.core.pooling import display_tokens, pool_matrix, word_groups, word_labels
+from attn_demos.errors import BadInputError
 
 CHECK_TOLERANCE = tolerance_for("float32")  # the tabs load their models in float32: one rule, precision.py
 LAYER_MEAN = "mean"
@@ -211,11 +214,31 @@ def head_choices(num_heads: int, with_rollout: bool) -> list[str | int]:
     return list(FUSIONS) + list(range(num_heads)) + (["rollout"] if with_rollout else [])
 
 
+HEAD_NAMES = (*FUSIONS, "rollout")
+WHOLE_NUMBER = re.compile(r"\s*-?[0-9]+\s*")
+PLAIN_VALUE = re.compile(r"'?[\w.+-]{1,24}'?")  # a repr safe to repeat in a message shown as Markdown
+
+
 def parse_head(value) -> int | str:
-    """A dropdown value ("mean", "3", 3, "rollout") -> int or name."""
-    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
-        return value
-    return int(value)
+    """A Head control's value ("mean", "3", 3, "rollout") -> a head name or number; anything else
+    ("foo", 2.9, True) is a BadInputError, never rounded."""
+    if isinstance(value, str) and value.strip() in HEAD_NAMES:
+        return value.strip()
+    return parse_index(value, f"head must be {', '.join(HEAD_NAMES)} or a head number")
+
+
+def parse_index(value, expected: str) -> int:
+    """A layer or head number from a control: a whole number, or its text ("3", "-1"). 1.7, True
+    or "foo" are refused with `expected`, and the value only where it is plain (a visitor's text
+    never reaches the page as markup)."""
+    if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value):
+        return int(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy's integers too
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    shown = repr(value) if PLAIN_VALUE.fullmatch(repr(value)) else f"a value of {len(str(value))} characters"
+    raise BadInputError(f"{expected}, not {shown}")
 
 
 def neuron_view_terms(terms: dict, key_labels: list[str], query_label: str, layer: int, head: int) -> dict:

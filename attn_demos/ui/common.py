@@ -19,7 +19,7 @@ from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError
 from attn_demos.render.export import export_json, export_png
 from attn_demos.tasks.registry import display_name
-from attn_demos.tasks.views import AttentionView, parse_head
+from attn_demos.tasks.views import AttentionView, parse_head, parse_index
 
 LAYER_DEFAULT = "mean"
 HEAD_DEFAULT = "mean"
@@ -107,10 +107,7 @@ def parse_layer(value, default=LAYER_DEFAULT) -> int | str:
         return default
     if isinstance(value, str) and value.strip() == LAYER_DEFAULT:
         return LAYER_DEFAULT
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadInputError(f"layer must be 'mean' or a layer number, not {value!r}") from None
+    return parse_index(value, "layer must be 'mean' or a layer number")
 
 
 def parse_head_or_default(value, default=HEAD_DEFAULT) -> int | str:

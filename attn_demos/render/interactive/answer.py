@@ -7,8 +7,8 @@ import html
 
 import numpy as np
 
-from attn_demos.render.interactive.scale import ColourScale, legend_html
 from attn_demos.core.pooling import display_tokens
+from attn_demos.render.interactive.scale import ColourScale, legend_html
 from attn_demos.render.tokens import display_pieces
 
 SHADES = ColourScale(cmap="Oranges", low=0.0, high=0.75)  # light part only: dark text (#111, also in dark mode) stays readable

@@ -57,8 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_implementation_argument(
         compare, "eager", "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
     )
-    compare.add_argument("--num-beams", type=int, default=4, help="beam width for encoder-decoders (1 = greedy)")
-    compare.add_argument("--max-new-tokens", type=int, default=20)
+    compare.add_argument(
+        "--num-beams", type=int, default=None,
+        help="beam width of generation (1 = greedy; encoder-decoders default 4); on a decoder-only model, "
+        "check greedy and beam generation too (default: one forward pass)",
+    )
+    compare.add_argument(
+        "--max-new-tokens", type=int, default=None,
+        help="tokens to generate (encoder-decoders default 20); on a decoder-only model, check generation too",
+    )
     compare.add_argument("--batch-size", type=int, default=8)
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.add_argument("--out", help="folder for report.json, report.csv and errors.png")
@@ -376,6 +383,12 @@ def _table(report) -> str:
         lines.append(f"{r.kind:<20}{r.layer:>6}  {r.max_abs_err:>9.2e}  {mark} {heads}")
     verdict = "MATCH" if report.ok else "MISMATCH"
     lines.append(f"{verdict}: max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g})")
+    nan = report.first_nan
+    if nan is not None:
+        lines.append(
+            f"NaN: first at input {nan['input']}, {nan['kind']} layer {nan['layer']} head {nan['head']}; "
+            f"NaN side: {nan['side']}" + (f" ({nan['why']})" if "why" in nan else "")
+        )
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ OUTPUT = [W0 * 1 + W1 * 3, W0 * 2 + W1 * 4]
 REPORT_KEYS = {
     "model", "architecture", "ok", "tolerance", "measure", "max_abs_err", "num_inputs", "num_tokens", "device",
     "dtype", "attn_implementation", "batch_size", "num_beams", "runtime_s", "dataset", "versions",
-    "input_tokens", "input_max_abs_err", "worst_input", "head_max_abs_err", "results",
+    "input_tokens", "input_max_abs_err", "worst_input", "head_max_abs_err", "results", "first_nan",
 }
 RESULT_KEYS = {"kind", "layer", "max_abs_err", "heads"}
 
@@ -144,6 +144,17 @@ def test_compare_every_tiny_family(capsys, checkpoints, family, dtype):
         assert kinds == {"encoder", "decoder", "cross", "decoder (generate)", "cross (generate)"}
     else:
         assert kinds == ({"vision"} if family == "vit" else {"encoder"})
+
+
+def test_compare_decoder_only_checks_one_forward_pass_unless_generation_is_asked(capsys, checkpoints):
+    model = str(checkpoints["gpt2"])
+    code, out, _ = run(capsys, "compare", "--model", model, "--json")
+    data = json.loads(out)
+    assert code == 0 and {r["kind"] for r in data["results"]} == {"decoder"} and data["num_beams"] is None
+    for asked in (("--max-new-tokens", "3"), ("--num-beams", "2")):
+        code, out, _ = run(capsys, "compare", "--model", model, "--json", *asked)
+        data = json.loads(out)
+        assert code == 0 and {r["kind"] for r in data["results"]} == {"decoder", "decoder (generate)"}, asked
 
 
 def test_compare_table_output(capsys, checkpoints):
@@ -415,16 +426,29 @@ def test_compare_under_accelerate_launch_merges_two_processes(checkpoints, tmp_p
     assert merged["ok"] is single["ok"] is True
 
 
+NAN_BATCH = ("--dtype", "float64", "--text", "the cat", "--text", "the cat sat on the mat in the house")
+
+
 def test_compare_json_is_valid_when_the_library_returns_nan(capsys, checkpoints):
     """float64 Llama with left padding: the library's own softmax (float32) gives NaN on real rows
-    from layer 1 on (see test_modern_families); the report says mismatch and stays valid JSON."""
-    code, out, _ = run(
-        capsys, "compare", "--model", str(checkpoints["llama"]), "--dtype", "float64", "--json",
-        "--text", "the cat", "--text", "the cat sat on the mat in the house", "--max-new-tokens", "2",
-    )
+    from layer 1 on (see test_modern_families); the headline is NaN (null in JSON, which stays
+    valid), the first NaN site is named with its side, the library's, and why; exit 1."""
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["llama"]), *NAN_BATCH, "--json")
     data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert code == 1 and data["ok"] is False
     assert any(r["max_abs_err"] is None for r in data["results"])  # NaN written as null
+    assert data["max_abs_err"] is None, "a NaN anywhere makes the headline NaN"
+    nan = data["first_nan"]
+    assert (nan["kind"], nan["layer"], nan["side"]) == ("decoder", 1, "library")
+    assert "float32" in nan["why"] and "padded" in nan["why"]
+
+
+def test_compare_table_headline_is_nan_when_a_layer_is(capsys, checkpoints):
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["llama"]), *NAN_BATCH)
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[-2].startswith("MISMATCH: max |Δ| nan")
+    assert lines[-1].startswith("NaN: first at input 0, decoder layer 1 head 0; NaN side: library (the library's own")
 
 
 def test_compare_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minilm_path, tmp_path, capsys):

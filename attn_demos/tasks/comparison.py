@@ -12,7 +12,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
+from attn_demos.adapters.compare import (
+    ENCODER_DECODER_BEAMS,
+    ComparisonReport,
+    compare_text_model,
+    compare_vision_model,
+)
 from attn_demos.adapters.loading import LoadedModel, load_model
 from attn_demos.adapters.precision import EAGER, resolve_device, tolerance_for
 from attn_demos.errors import BadInputError
@@ -25,8 +30,8 @@ DEFAULT_TEXTS = ["The quick brown fox jumps over the lazy dog.", "Attention is a
 @dataclass
 class CompareOptions:
     tolerance: float | None = None  # None: the dtype's default (precision.tolerance_for)
-    num_beams: int = 4
-    max_new_tokens: int = 20
+    num_beams: int | None = None  # None: encoder-decoders 4 beams; decoder-only models do not generate
+    max_new_tokens: int | None = None  # None: encoder-decoders 20; decoder-only models do not generate
     batch_size: int = 8
     device: str | None = None  # None: $ATTN_DEMOS_DEVICE, else auto (cuda when available)
     attn_implementation: str = EAGER  # "sdpa": the fused kernel, verified by the output
@@ -66,11 +71,19 @@ def compare_model(
         dtype=dtype,
         attn_implementation=options.attn_implementation,
         batch_size=options.batch_size,
-        num_beams=options.num_beams if loaded.is_encoder_decoder else None,
+        num_beams=_beams_run(loaded, options),
         runtime_s=round(time.perf_counter() - started, 3),
         dataset=dataset,
     )
     return report
+
+
+def _beams_run(loaded: LoadedModel, options: CompareOptions) -> int | None:
+    """The beam width generation ran with; None when nothing was generated."""
+    if loaded.is_encoder_decoder:
+        return ENCODER_DECODER_BEAMS if options.num_beams is None else options.num_beams
+    generated = loaded.is_decoder_only and (options.num_beams is not None or options.max_new_tokens is not None)
+    return (options.num_beams or ENCODER_DECODER_BEAMS) if generated else None
 
 
 def run_facts(**facts) -> dict:

@@ -3,6 +3,7 @@ of the same maps taken from the same pass."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -72,7 +73,7 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
     if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)  # generate() rejects it
-    if loaded.is_decoder_only:
+    if loaded.is_decoder_only and "position_ids" in inspect.signature(loaded.model.forward).parameters:
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (B, T) as generate() counts them
     tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from attn_demos.adapters.families import Family, family_for
+from attn_demos.adapters.families import Family, family_for, family_of_model
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError
 
@@ -120,6 +120,7 @@ def load_model(
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
     model.eval().to(device)
+    family = family_of_model(family, model.config)  # a causal-LM head of an encoder (-decoder) family
     if family.decoder_only and preprocessor.pad_token is None:
         preprocessor.pad_token = preprocessor.eos_token  # GPT-2 and others ship no pad token; padding is masked anyway
     return LoadedModel(source, model, preprocessor, family, type(model).__name__, attn_implementation)

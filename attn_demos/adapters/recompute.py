@@ -16,7 +16,6 @@ from attn_demos.adapters.families import (
     AttentionSite,
     Family,
     head_count,
-    key_value_heads,
     rotary_settings,
 )
 from attn_demos.adapters.maps import stack_layers
@@ -215,7 +214,7 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
     if family.project is not None:
         return family.project(module, config, query_states, key_value_states)
     heads = head_count(module, config)
-    kv_heads = key_value_heads(config) if family.decoder_only else heads
+    kv_heads = (getattr(config, "num_key_value_heads", None) if family.decoder_only else None) or heads
     lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
     recorded = [inputs.projected.get(index) for index in range(3)]  # (B, T, H·d) each, or None
     if all(r is not None and r.shape[:2] == n for r, n in zip(recorded, lengths)):

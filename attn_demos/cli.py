@@ -371,7 +371,7 @@ def _table(report) -> str:
 
     run = report.run
     lines = [
-        f"model: {report.model} ({report.architecture})",
+        f"model: {report.model} ({report.architecture}); checked {report.depth}",
         f"device {run.get('device')}, {run.get('dtype')}, {run.get('attn_implementation')}; "
         f"{len(report.inputs)} inputs, {sum(report.input_tokens)} tokens, {run.get('runtime_s')} s",
         f"measure: {MEASURES[run.get('attn_implementation', 'eager')]}",
@@ -382,7 +382,8 @@ def _table(report) -> str:
         heads = " ".join(f"{h:.0e}" for h in r.heads)
         lines.append(f"{r.kind:<20}{r.layer:>6}  {r.max_abs_err:>9.2e}  {mark} {heads}")
     verdict = "MATCH" if report.ok else "MISMATCH"
-    lines.append(f"{verdict}: max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g})")
+    logits = f", allowing for logits up to {report.max_abs_logit:.3g}" if report.tolerance_from_rule and report.max_abs_logit else ""
+    lines.append(f"{verdict}: max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g}{logits})")
     nan = report.first_nan
     if nan is not None:
         lines.append(

@@ -19,6 +19,7 @@ from attn_demos.adapters.extract import (
     tokenize,
     vision_side,
 )
+from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS, recording
 from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.generation import (
     CausalGenerationResult,
@@ -29,8 +30,9 @@ from attn_demos.adapters.generation import (
 )
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.maps import AttentionMaps
-from attn_demos.adapters.precision import EAGER, tolerance_for
+from attn_demos.adapters.precision import EAGER, to_device, tolerance_for
 from attn_demos.adapters.verify import forward_with_verification
+from attn_demos.errors import UnsupportedModelError
 
 PERCENTILES = (50, 90, 99)
 MEASURES = {
@@ -69,6 +71,9 @@ class ComparisonReport:
     input_tokens: list[int] = field(default_factory=list)  # real input tokens (patches) of each input
     sides: list[dict[str, torch.Tensor]] = field(default_factory=list)
     library_nan_why: str = ""  # why the library's own weights can be NaN in this run ("" unknown)
+    max_abs_logit: float = 0.0  # the largest |logit| recomputed (0: not measured)
+    depth: str = FROM_WEIGHTS  # how deep the check went: FROM_WEIGHTS or AT_FUNCTION (attention_function.py)
+    tolerance_from_rule: bool = False  # the tolerance is precision.tolerance_for's, allowing for max_abs_logit
 
     def add(self, errors: dict[str, torch.Tensor], sides: dict[str, torch.Tensor] | None = None) -> None:
         """errors: kind -> (B, L, H) for one batch; sides: kind -> (B, L, H) NaN sides, if known.
@@ -145,14 +150,17 @@ class ComparisonReport:
         self.sides += other.sides
         self.input_tokens += other.input_tokens
         self.library_nan_why = self.library_nan_why or other.library_nan_why
+        self.max_abs_logit = max(self.max_abs_logit, other.max_abs_logit)
 
     def to_dict(self) -> dict:
         per_input = self.input_errors()
         return {
             "model": self.model,
             "architecture": self.architecture,
+            "depth": self.depth,
             "ok": self.ok,
             "tolerance": self.tolerance,
+            "max_abs_logit": self.max_abs_logit,
             "measure": MEASURES[self.run.get("attn_implementation", "eager")],
             "max_abs_err": self.max_abs_err if self.inputs else None,  # NaN: null in JSON (to_jsonable)
             "first_nan": self.first_nan,
@@ -213,6 +221,8 @@ class Checks:
 
     errors: dict[str, torch.Tensor] = field(default_factory=dict)
     sides: dict[str, torch.Tensor] = field(default_factory=dict)
+    max_abs_logit: float = 0.0  # the largest |logit| the recomputation met (precision.tolerance_for)
+    queries: int = 0  # at the attention function: the query length of the first call
 
     def compare(self, kind: str, library: AttentionMaps, recomputed: torch.Tensor, both_library: bool = False) -> None:
         """Add `kind`: the library's maps against `recomputed` (B, L, H, Tq, Tk); both_library:
@@ -224,6 +234,7 @@ class Checks:
             self.sides[kind] = (sides > 0).to(torch.int8) if both_library else sides
 
     def worst(self, other: Checks) -> None:
+        self.max_abs_logit = max(self.max_abs_logit, other.max_abs_logit)
         for kind, e in other.errors.items():
             old = self.errors.get(kind)
             self.errors[kind] = e if old is None else torch.maximum(old, e)  # (B, L, H); NaN stays NaN
@@ -243,7 +254,7 @@ def layer_errors(reference: AttentionMaps, candidate: torch.Tensor, kind: str | 
 
 def forward_checks(result: ForwardResult) -> Checks:
     """Library vs recomputed, for every kind the forward pass produced."""
-    checks = Checks()
+    checks = Checks(max_abs_logit=result.max_abs_logit)
     for kind, maps in result.maps.items():
         checks.compare(kind, maps, result.recomputed[kind])
     return checks
@@ -263,8 +274,18 @@ def generation_checks(generated: GenerationResult | CausalGenerationResult, forc
 
 
 def _new_report(loaded: LoadedModel, tolerance: float | None) -> ComparisonReport:
-    tolerance = tolerance_for(loaded.dtype) if tolerance is None else tolerance
-    return ComparisonReport(loaded.source, loaded.architecture, tolerance)
+    report = ComparisonReport(loaded.source, loaded.architecture, tolerance_for(loaded.dtype) if tolerance is None else tolerance)
+    report.tolerance_from_rule = tolerance is None  # widened by _add for the logits' size
+    report.depth = loaded.depth
+    return report
+
+
+def _add(report: ComparisonReport, loaded: LoadedModel, checks: Checks) -> None:
+    """The checks into the report; a tolerance from the rule then allows for the largest logit met."""
+    report.add(checks.errors, checks.sides)
+    report.max_abs_logit = max(report.max_abs_logit, checks.max_abs_logit)
+    if report.tolerance_from_rule:
+        report.tolerance = tolerance_for(loaded.dtype, report.max_abs_logit)
 
 
 ENCODER_DECODER_BEAMS, ENCODER_DECODER_NEW_TOKENS = 4, 20  # what an encoder-decoder generates unless told
@@ -296,16 +317,19 @@ def compare_text_model(
     generate = num_beams is not None or max_new_tokens is not None
     num_beams = ENCODER_DECODER_BEAMS if num_beams is None else num_beams
     max_new_tokens = ENCODER_DECODER_NEW_TOKENS if max_new_tokens is None else max_new_tokens
+    if loaded.depth == AT_FUNCTION:
+        if loaded.is_encoder_decoder:  # the decoder needs something to read: generate, then a teacher-forced pass
+            inputs = teacher_forced_inputs(inputs, generate_plain(loaded, inputs, num_beams, max_new_tokens))
+        _add(report, loaded, checks_at_function(loaded, inputs))
+        return report
     if loaded.is_decoder_only and generate and not sdpa:
-        checks = compare_causal(loaded, inputs, source, num_beams, max_new_tokens, scale_override)
-        report.add(checks.errors, checks.sides)
+        _add(report, loaded, compare_causal(loaded, inputs, source, num_beams, max_new_tokens, scale_override))
         return report
     if not loaded.is_encoder_decoder:
         if sdpa:
             report.add(forward_with_verification(loaded, inputs, source, keep_weights=False, scale_override=scale_override).errors)
         else:
-            checks = forward_checks(forward_with_attention(loaded, inputs, source, scale_override=scale_override))
-            report.add(checks.errors, checks.sides)
+            _add(report, loaded, forward_checks(forward_with_attention(loaded, inputs, source, scale_override=scale_override)))
         return report
     if sdpa:
         sequences = generate_plain(loaded, inputs, num_beams, max_new_tokens)
@@ -325,8 +349,27 @@ def compare_text_model(
     )
     checks = forward_checks(forced)
     checks.worst(generation_checks(generated, forced, ("decoder", "cross")))
-    report.add(checks.errors, checks.sides)
+    _add(report, loaded, checks)
     return report
+
+
+def checks_at_function(loaded: LoadedModel, model_inputs: dict) -> Checks:
+    """One forward pass of a model loaded at the attention-function depth, every call of its
+    attention function checked (attention_function.py): kind -> (B, L, H), layer l the kind's l-th
+    call. A model none of whose modules called the function is refused with one line."""
+    model_inputs = to_device(model_inputs, loaded.device)
+    with torch.no_grad(), recording(
+        loaded.model, loaded.attn_implementation, loaded.is_decoder_only, loaded.family.vision
+    ) as record:
+        loaded.model(**model_inputs, return_dict=True)
+    if not record.calls:
+        not_from_weights = loaded.weights_refusal.split(" (supported:")[0]  # the family table's list left out
+        raise UnsupportedModelError(
+            f"{not_from_weights}, and its attention modules do not call transformers' attention function "
+            "(AttentionInterface), so it cannot be checked at that depth either: no numbers are shown"
+        )
+    errors, sides, logit_size = record.errors()
+    return Checks(errors, sides, logit_size if loaded.attn_implementation == EAGER else 0.0, record.calls[0].queries)
 
 
 def library_nan_reason(loaded: LoadedModel, padded: bool) -> str:
@@ -368,12 +411,16 @@ def compare_vision_model(
 ) -> ComparisonReport:
     """pixel_values: (B, 3, H, W) already preprocessed."""
     report = _new_report(loaded, tolerance)
+    pixel_values = pixel_values.to(loaded.dtype)
+    if loaded.depth == AT_FUNCTION:
+        checks = checks_at_function(loaded, {"pixel_values": pixel_values})
+        report.input_tokens = [checks.queries] * pixel_values.shape[0]  # the vision sequence the first layer attends
+        _add(report, loaded, checks)
+        return report
     side: Side = vision_side(loaded, pixel_values.shape[0])
     report.input_tokens = [int(n) for n in side.mask.sum(dim=1)]
-    pixel_values = pixel_values.to(loaded.dtype)
     if loaded.attn_implementation != EAGER:
         report.add(forward_with_verification(loaded, {"pixel_values": pixel_values}, side, keep_weights=False).errors)
     else:
-        checks = forward_checks(forward_with_attention(loaded, {"pixel_values": pixel_values}, side))
-        report.add(checks.errors, checks.sides)
+        _add(report, loaded, forward_checks(forward_with_attention(loaded, {"pixel_values": pixel_values}, side)))
     return report

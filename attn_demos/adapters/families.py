@@ -72,6 +72,11 @@ class Family:
         return list(per_family[key])
 
     def _find_sites(self, model: torch.nn.Module) -> list[AttentionSite]:
+        if not self.projections:
+            raise UnsupportedModelError(
+                f"{self.name} is checked at the attention function only (its attention cannot be recomputed from "
+                "its weights), so this view, which needs the from-weights depth, is not available for it"
+            )
         found = []
         for name, module in model.named_modules():
             if not all(isinstance(getattr(module, p, None), torch.nn.Module) for p in self.projections):

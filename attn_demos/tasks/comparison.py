@@ -61,10 +61,10 @@ def compare_model(
     items = shard_of(items, *shard)
     started = time.perf_counter()
     reports = [
-        _compare_batch(loaded, batch, options, tolerance)
+        _compare_batch(loaded, batch, options, options.tolerance)
         for batch in tqdm(_chunks(items, options.batch_size), desc="comparing", unit="batch", disable=not progress)
     ]
-    report = merge_reports(reports) if reports else ComparisonReport(source, loaded.architecture, tolerance)
+    report = merge_reports(reports) if reports else ComparisonReport(source, loaded.architecture, tolerance, depth=loaded.depth)
     report.model = source
     report.run = run_facts(
         device=str(device),
@@ -108,16 +108,19 @@ def shard_of(items: list, index: int, count: int) -> list:
     return items[start : start + size + (index < extra)]
 
 
-def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions, tolerance: float) -> ComparisonReport:
+def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions, tolerance: float | None) -> ComparisonReport:
     if loaded.family.vision:
         return compare_vision_model(loaded, pixel_values(loaded, batch), tolerance)
     return compare_text_model(loaded, batch, tolerance, options.num_beams, options.max_new_tokens)
 
 
 def merge_reports(reports: list[ComparisonReport]) -> ComparisonReport:
-    """One report over the inputs of several (the same model, in order); run facts of the first."""
+    """One report over the inputs of several (the same model, in order); run facts of the first; the
+    widest tolerance (the rule's grows with the largest logit met, see precision.tolerance_for)."""
     first = reports[0]
-    merged = ComparisonReport(first.model, first.architecture, first.tolerance, run=dict(first.run))
+    tolerance = max(r.tolerance for r in reports)
+    merged = ComparisonReport(first.model, first.architecture, tolerance, run=dict(first.run))
+    merged.tolerance_from_rule, merged.depth = first.tolerance_from_rule, first.depth
     for report in reports:
         merged.extend(report)
     return merged

@@ -75,6 +75,7 @@ SMALL = {  # config attribute -> tiny value, set where the config class has the 
     "patch_size": PATCH,
     "embedding_size": WIDTH,
     "first_k_dense_replace": 1,
+    **dict.fromkeys(("n_group", "topk_group"), 1),  # expert groups: one, with 4 experts
 }
 OUTCOMES = ("verified from weights", "verified at the attention function", "mismatch", "refused", "crashed")
 NOT_COUNTED = ("not buildable", "no attention")
@@ -115,6 +116,8 @@ def tiny_config(model_type: str, vocab_size: int):
 def _shrunk(config, vocab_size: int) -> dict:
     defaults = config.to_dict()
     changes = {key: value for key, value in SMALL.items() if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool)}
+    if "kv_lora_rank" in defaults and "num_key_value_heads" in changes:  # multi-head latent attention: as many kv heads
+        changes["num_key_value_heads"] = HEADS
     if isinstance(defaults.get("vocab_size"), int):
         changes["vocab_size"] = vocab_size
     if isinstance(defaults.get("initializer_range"), float):

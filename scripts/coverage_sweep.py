@@ -131,7 +131,7 @@ def _shrunk(config, vocab_size: int) -> dict:
     return changes
 
 
-def build(model_type: str, name: str, auto_class: str):
+def build(model_type: str, name: str, auto_class: str, dtype: torch.dtype = torch.float32):
     """(LoadedModel, tokenizer or None) for a tiny random model of this architecture."""
     seq2seq = auto_class == "AutoModelForSeq2SeqLM"
     causal = auto_class == "AutoModelForCausalLM"
@@ -145,13 +145,14 @@ def build(model_type: str, name: str, auto_class: str):
         refuse_without_attention_function(getattr(transformers, name), refusal)
     torch.manual_seed(0)
     model = getattr(transformers, auto_class).from_config(config, attn_implementation=implementation_to_load(depth, EAGER))
+    model = model.to(dtype)
     if type(model).__name__ != name:
         raise TypeError(f"built {type(model).__name__}, not {name}")
     family = family_as_built(family, depth, model)
     return as_loaded(model_type, model, tokenizer, family, EAGER, depth, refusal)
 
 
-def run_one(model_type: str, name: str, auto_class: str, seconds: int) -> Outcome:
+def run_one(model_type: str, name: str, auto_class: str, seconds: int, dtype: torch.dtype = torch.float32) -> Outcome:
     started = time.perf_counter()
 
     def outcome(kind: str, detail: str = "") -> Outcome:
@@ -161,7 +162,7 @@ def run_one(model_type: str, name: str, auto_class: str, seconds: int) -> Outcom
     signal.alarm(seconds)
     try:
         try:
-            loaded = build(model_type, name, auto_class)
+            loaded = build(model_type, name, auto_class, dtype)
         except UnsupportedModelError as error:
             return outcome("refused", str(error))
         except TimeLimit:
@@ -170,11 +171,13 @@ def run_one(model_type: str, name: str, auto_class: str, seconds: int) -> Outcom
             return outcome("not buildable", f"{type(error).__name__}: {error}")
         try:
             if loaded.family.vision:
-                pixels = torch.rand(2, getattr(loaded.config, "num_channels", 3), IMAGE, IMAGE)  # (B, C, H, W)
+                pixels = torch.rand(2, getattr(loaded.config, "num_channels", 3), IMAGE, IMAGE, dtype=dtype)  # (B, C, H, W)
                 report = compare_vision_model(loaded, pixels)
             else:
-                report = compare_text_model(loaded, TEXTS, num_beams=2, max_new_tokens=4) if loaded.is_encoder_decoder \
-                    else compare_text_model(loaded, TEXTS)
+                # float64: one text, no padding (a padded row makes many libraries' float32 softmax NaN in float64)
+                texts = TEXTS if dtype != torch.float64 else TEXTS[:1]
+                report = compare_text_model(loaded, texts, num_beams=2, max_new_tokens=4) if loaded.is_encoder_decoder \
+                    else compare_text_model(loaded, texts)
         except UnsupportedModelError as error:
             return outcome("refused", str(error))
         except TimeLimit:
@@ -199,19 +202,20 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="the first N architectures only")
     parser.add_argument("--timeout", type=int, default=60, help="seconds per architecture")
     parser.add_argument("--json", help="write every outcome to this file")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     args = parser.parse_args()
     torch.set_num_threads(2)
     transformers.logging.set_verbosity_error()
     todo = architectures(set(args.only.split(",")) if args.only else None)[: args.limit]
     results = []
     for index, (model_type, name, auto_class) in enumerate(todo, 1):
-        result = run_one(model_type, name, auto_class, args.timeout)
+        result = run_one(model_type, name, auto_class, args.timeout, getattr(torch, args.dtype))
         results.append(result)
         print(f"[{index}/{len(todo)}] {name}: {result.outcome} {result.detail}", file=sys.stderr, flush=True)
     print_summary(results)
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"transformers": transformers.__version__, "torch": torch.__version__,
+            json.dump({"transformers": transformers.__version__, "torch": torch.__version__, "dtype": args.dtype,
                        "outcomes": [asdict(r) for r in results]}, out, indent=1)
     return 0
 

@@ -109,8 +109,8 @@ def load_model(
     config = load_config(source)
     family, depth, refusal = choose_depth(config)
     model_class = _model_class(config, head)
-    if depth == AT_FUNCTION and not model_class.__name__.startswith("Auto"):  # an auto class: checked when it runs
-        refuse_without_attention_function(model_class, refusal)
+    if depth == AT_FUNCTION:
+        refuse_without_attention_function(_concrete_class(model_class, config), refusal)
     try:
         model = model_class.from_pretrained(
             source,
@@ -225,6 +225,12 @@ def _model_class(config, head: str):
     if head in HEAD_NEEDS and type(config) not in auto_class._model_mapping:
         raise ModelLoadError(f"this is a {config.model_type} model, not {HEAD_NEEDS[head]}")
     return auto_class
+
+
+def _concrete_class(model_class, config):
+    """The model class an auto class (AutoModel, AutoModelForCausalLM …) builds for this config."""
+    mapping = getattr(model_class, "_model_mapping", None)  # as _model_class reads it
+    return mapping[type(config)] if mapping is not None and type(config) in mapping else model_class
 
 
 def _refuse_pickle_only(source: str) -> None:

@@ -6,8 +6,8 @@ with the mask, scaling, sliding window, soft-cap and attention sinks, to the fun
 under the model's attn_implementation. A model loaded with CHECK_IMPLEMENTATION calls
 `checked_attention` there: it runs the library's own function (the modeling file's
 eager_attention_forward, or sdpa) and returns its result unchanged; while a `recording` is active it
-also recomputes the weights, and weights·v, with the project's core from the exact q, k, v, mask,
-scaling, window, soft-cap and sinks the module passed, and records the comparison per call.
+also recomputes the weights, and weights·v, with the project's core from the exact q, k, v, mask
+(which holds any sliding window), scaling, soft-cap and sinks the module passed, and records the comparison per call.
 
 This proves the attention step only: not the projections, norms or rotary embedding that made
 q, k and v (the "from weights" depth, recompute.py, re-derives those from the module's weights).
@@ -26,7 +26,6 @@ import torch
 from attn_demos.adapters.families import CROSS, DECODER, ENCODER, VISION
 from attn_demos.adapters.precision import EAGER
 from attn_demos.core.heads import repeat_kv_heads
-from attn_demos.core.masks import sliding_window_mask
 from attn_demos.core.torch_attention import attention, attention_scores
 from attn_demos.errors import UnsupportedModelError
 
@@ -170,9 +169,9 @@ def recompute(query, key, value, attention_mask, scaling, kwargs, module):
     the boolean mask of allowed keys (broadcastable to (B, H, Tq, Tk)) and the largest |logit|.
 
     The mask is transformers' eager mask (additive: 0, or the dtype's minimum where masked), added
-    to the logits as the library does, after T5's position_bias where one is passed; the mask holds
-    the sliding window (the kwarg sliding_window is applied only when no mask is passed); the soft-cap
-    (softcap) and attention sinks (s_aux, or the module's `sinks`: one logit per head that takes a share of
+    to the logits as the library does, after T5's position_bias where one is passed. The mask holds
+    the sliding window: the kwarg sliding_window is for kernels that take no mask, and the library's
+    eager functions ignore it, so the check does too. The soft-cap (softcap) and attention sinks (s_aux, or the module's `sinks`: one logit per head that takes a share of
     the softmax and attends nothing) are applied by the core."""
     work = torch.float32 if query.dtype in HALF_DTYPES else query.dtype  # half precision attended in float32
     heads, q_len, k_len = query.shape[1], query.shape[2], key.shape[2]
@@ -193,11 +192,6 @@ def recompute(query, key, value, attention_mask, scaling, kwargs, module):
     if isinstance(position_bias, torch.Tensor):  # T5's relative position bias (B|1, H, Tq, Tk), added before the mask
         position_bias = position_bias[:, :, :, :k_len].to(work)
         bias = position_bias if bias is None else position_bias + bias
-    window = kwargs.get("sliding_window")
-    if window is not None and attention_mask is None and q_len == k_len:  # else transformers' mask holds the window
-        sliding = sliding_window_mask(q_len, k_len, int(window), q.device)  # (1, 1, Tq, Tk)
-        mask = sliding if mask is None else mask & sliding
-        allowed = allowed & sliding
     softcap = kwargs.get("softcap")
     logits = attention_scores(q, k, scaling)  # (B, H, Tq, Tk)
     if bias is not None:

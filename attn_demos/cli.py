@@ -92,8 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_implementation_argument(
         compare, "eager: compare with the library's weights; sdpa: run the fused kernel and verify by the output"
     )
-    compare.add_argument("--num-beams", type=_positive_int, default=4, help="beam width for encoder-decoders (1 = greedy)")
-    compare.add_argument("--max-new-tokens", type=_positive_int, default=20)
+    compare.add_argument(
+        "--num-beams", type=_positive_int, default=None,
+        help="beam width of generation (1 = greedy; encoder-decoders default 4); on a decoder-only model, "
+        "check greedy and beam generation too (default: one forward pass)",
+    )
+    compare.add_argument(
+        "--max-new-tokens", type=_positive_int, default=None,
+        help="tokens to generate (encoder-decoders default 20); on a decoder-only model, check generation too",
+    )
     compare.add_argument("--batch-size", type=_positive_int, default=8)
     compare.add_argument("--json", action="store_true", help="print one JSON object")
     compare.add_argument("--out", help="folder for report.json, report.csv and errors.png")
@@ -445,7 +452,7 @@ def _table(report) -> str:
 
     run = report.run
     lines = [
-        f"model: {report.model} ({report.architecture})",
+        f"model: {report.model} ({report.architecture}); checked {report.depth}",
         f"device {run.get('device')}, {run.get('dtype')}, {run.get('attn_implementation')}; "
         f"{len(report.inputs)} inputs, {sum(report.input_tokens)} tokens, {run.get('runtime_s')} s",
         f"measure: {MEASURES[run.get('attn_implementation', 'eager')]}",
@@ -456,7 +463,14 @@ def _table(report) -> str:
         heads = " ".join(f"{h:.0e}" for h in r.heads)
         lines.append(f"{r.kind:<20}{r.layer:>6}  {r.max_abs_err:>9.2e}  {mark} {heads}")
     verdict = "MATCH" if report.ok else "MISMATCH"
-    lines.append(f"{verdict}: max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g})")
+    logits = f", allowing for logits up to {report.max_abs_logit:.3g}" if report.tolerance_from_rule and report.max_abs_logit else ""
+    lines.append(f"{verdict}: max |Δ| {report.max_abs_err:.2e} (tolerance {report.tolerance:g}{logits})")
+    nan = report.first_nan
+    if nan is not None:
+        lines.append(
+            f"NaN: first at input {nan['input']}, {nan['kind']} layer {nan['layer']} head {nan['head']}; "
+            f"NaN side: {nan['side']}" + (f" ({nan['why']})" if "why" in nan else "")
+        )
     return "\n".join(lines)
 
 

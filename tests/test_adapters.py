@@ -226,25 +226,22 @@ def test_layer_errors_skip_padded_queries_but_count_padded_keys():
 # --- what cannot be checked fails loudly ---------------------------------------------------------
 
 
-def _tiny_opt(folder):
-    """OPT: an architecture attn-demos does not recompute."""
-    config = transformers.OPTConfig(
-        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, vocab_size=40,
-        max_position_embeddings=32, word_embed_proj_dim=16,
-    )
-    transformers.OPTForCausalLM(config).save_pretrained(folder)
+def _tiny_bloom(folder):
+    """BLOOM: not in the family table, and its modules do not call transformers' attention function."""
+    config = transformers.BloomConfig(hidden_size=16, n_head=2, n_layer=1, vocab_size=40)
+    transformers.BloomForCausalLM(config).save_pretrained(folder)
     return folder
 
 
-def test_unsupported_architecture_is_refused(tmp_path):
-    folder = _tiny_opt(tmp_path / "opt")
+def test_architecture_with_neither_depth_is_refused(tmp_path):
+    folder = _tiny_bloom(tmp_path / "bloom")
     with pytest.raises(UnsupportedModelError) as caught:
         load_model(str(folder))
-    assert "'opt'" in str(caught.value) and "\n" not in str(caught.value)
+    assert "'bloom'" in str(caught.value) and "attention function" in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_unsupported_architecture_is_refused_before_weights_load(tmp_path):
-    folder = _tiny_opt(tmp_path / "opt")
+def test_architecture_with_neither_depth_is_refused_before_weights_load(tmp_path):
+    folder = _tiny_bloom(tmp_path / "bloom")
     weights = next(folder.glob("*.safetensors"))
     weights.write_bytes(b"not a safetensors file")  # reading it would raise a load error instead
     with pytest.raises(UnsupportedModelError):

@@ -499,11 +499,10 @@ def bad_checkpoints(checkpoints, tmp_path_factory) -> dict[str, Path]:
     no_weights.mkdir()
     shutil.copy(checkpoints["bert"] / "config.json", no_weights / "config.json")
 
-    opt = root / "opt"  # OPT: an architecture attn-demos does not recompute
-    config = transformers.OPTConfig(hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32,
-                                    vocab_size=40, max_position_embeddings=32, word_embed_proj_dim=16)
-    transformers.OPTModel(config).save_pretrained(opt)
-    assert (opt / "model.safetensors").exists()
+    bloom = root / "bloom"  # BLOOM: not recomputed from weights, and no call of transformers' attention function
+    config = transformers.BloomConfig(hidden_size=16, n_head=2, n_layer=1, vocab_size=40)
+    transformers.BloomModel(config).save_pretrained(bloom)
+    assert (bloom / "model.safetensors").exists()
 
     remote = root / "remote-code"
     remote.mkdir()
@@ -524,7 +523,7 @@ def bad_checkpoints(checkpoints, tmp_path_factory) -> dict[str, Path]:
     state = transformers.AutoModel.from_pretrained(checkpoints["bert"]).state_dict()
     (pickle_only / "model.safetensors").unlink()
     torch.save({**state, "payload": _Unpickled(str(root / "PICKLE_LOADED"))}, pickle_only / "pytorch_model.bin")
-    return {"no weights": no_weights, "opt": opt, "remote code": remote, "pickle only": pickle_only,
+    return {"no weights": no_weights, "bloom": bloom, "remote code": remote, "pickle only": pickle_only,
             "remote marker": marker, "pickle marker": root / "PICKLE_LOADED"}
 
 
@@ -543,7 +542,7 @@ OVERRIDES = {
     "Hub id that does not exist (offline)": ("no-such-org/no-such-model", "the Hugging Face Hub is unreachable from here"),
     "folder that does not exist": ("/no/such/folder", "no such folder"),
     "folder without weights": ("no weights", "no weights; attn-demos loads safetensors only"),
-    "OPT (unsupported architecture)": ("opt", "architecture 'opt' is not supported"),
+    "BLOOM (unsupported architecture)": ("bloom", "architecture 'bloom' is not supported"),
     "config with auto_map (remote code)": ("remote code", "needs its own Python code"),
     "pickle-only weights": ("pickle only", "only pickle weights (pytorch_model.bin)"),
     "not a model folder": (str(Path(__file__).parent), "not a model folder (no config.json)"),

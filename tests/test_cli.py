@@ -14,6 +14,7 @@ import pytest
 from conftest import FAMILIES
 
 from attn_demos import cli
+from attn_demos.adapters.precision import tolerance_for
 from attn_demos.tasks import comparison
 
 # The seed tutorial by hand: scores [1/√3, 0]; weights e^{1/√3}/(e^{1/√3}+1) and 1/(e^{1/√3}+1);
@@ -25,7 +26,7 @@ OUTPUT = [W0 * 1 + W1 * 3, W0 * 2 + W1 * 4]
 REPORT_KEYS = {
     "model", "architecture", "ok", "tolerance", "measure", "max_abs_err", "num_inputs", "num_tokens", "device",
     "dtype", "attn_implementation", "batch_size", "num_beams", "runtime_s", "dataset", "versions",
-    "input_tokens", "input_max_abs_err", "worst_input", "head_max_abs_err", "results",
+    "input_tokens", "input_max_abs_err", "worst_input", "head_max_abs_err", "results", "first_nan", "max_abs_logit", "depth",
 }
 RESULT_KEYS = {"kind", "layer", "max_abs_err", "heads"}
 
@@ -115,7 +116,8 @@ def test_compare_minilm_json(capsys, minilm_path):
     data = json.loads(out)
     _check_report_json(data)
     assert data["ok"] is True and data["architecture"] == "BertModel"
-    assert data["tolerance"] == 1e-5 and data["max_abs_err"] <= 1e-5
+    assert data["tolerance"] == tolerance_for("float32", data["max_abs_logit"]) and data["max_abs_logit"] > 0
+    assert data["max_abs_err"] <= data["tolerance"]
     assert [(r["kind"], r["layer"]) for r in data["results"]] == [("encoder", layer) for layer in range(6)]
     assert all(len(r["heads"]) == 12 for r in data["results"])
 
@@ -146,6 +148,17 @@ def test_compare_every_tiny_family(capsys, checkpoints, family, dtype):
         assert kinds == ({"vision"} if family == "vit" else {"encoder"})
 
 
+def test_compare_decoder_only_checks_one_forward_pass_unless_generation_is_asked(capsys, checkpoints):
+    model = str(checkpoints["gpt2"])
+    code, out, _ = run(capsys, "compare", "--model", model, "--json")
+    data = json.loads(out)
+    assert code == 0 and {r["kind"] for r in data["results"]} == {"decoder"} and data["num_beams"] is None
+    for asked in (("--max-new-tokens", "3"), ("--num-beams", "2")):
+        code, out, _ = run(capsys, "compare", "--model", model, "--json", *asked)
+        data = json.loads(out)
+        assert code == 0 and {r["kind"] for r in data["results"]} == {"decoder", "decoder (generate)"}, asked
+
+
 def test_compare_table_output(capsys, checkpoints):
     code, out, _ = run(
         capsys, "compare", "--model", str(checkpoints["bert"]), "--text", "the cat sat", "--text", "a dog"
@@ -155,35 +168,32 @@ def test_compare_table_output(capsys, checkpoints):
     assert sum(1 for line in out.splitlines() if line.startswith("encoder")) == 2  # one line per layer
 
 
-def test_compare_unsupported_architecture_exits_2(capsys, tmp_path):
+def test_compare_architecture_with_neither_depth_exits_2(capsys, tmp_path):
+    """BLOOM is not in the family table and does not call transformers' attention function: one line, exit 2."""
     import transformers
 
-    config = transformers.OPTConfig(
-        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, ffn_dim=32, vocab_size=40,
-        max_position_embeddings=32, word_embed_proj_dim=16,
-    )
-    transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
-    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "opt"))
+    config = transformers.BloomConfig(hidden_size=16, n_head=2, n_layer=1, vocab_size=40)
+    transformers.BloomForCausalLM(config).save_pretrained(tmp_path / "bloom")
+    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "bloom"))
     assert code == 2 and out == ""
     message = [line for line in err.splitlines() if line.startswith("attn-demos")]
-    assert len(message) == 1 and "opt" in message[0] and "not supported" in message[0]
+    assert len(message) == 1 and "'bloom'" in message[0] and "attention function" in message[0]
     assert "Traceback" not in err
 
 
-def test_compare_unsupported_rotary_type_exits_2(capsys, tmp_path):
-    """A Llama whose config asks for llama3 rotary scaling: refused, not approximated by plain rotary."""
-    import transformers
+def test_compare_unsupported_rotary_type_is_checked_at_the_attention_function(capsys, tmp_path):
+    """A Llama with llama3 rotary scaling: not approximated by plain rotary from weights, but checked
+    at the attention function (from the q, k, v its modules pass), and the report says which depth."""
+    from attn_demos.adapters.random_checkpoints import build_checkpoint
 
-    config = transformers.LlamaConfig(
-        hidden_size=16, num_attention_heads=2, num_hidden_layers=1, intermediate_size=32, vocab_size=40,
-        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": 32},
-    )
-    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path / "llama3")
-    code, out, err = run(capsys, "compare", "--model", str(tmp_path / "llama3"))
-    assert code == 2 and out == ""
-    message = [line for line in err.splitlines() if line.startswith("attn-demos")]
-    assert len(message) == 1 and "'llama3'" in message[0] and "not supported" in message[0], err
+    rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
+    folder = build_checkpoint("llama", tmp_path / "llama3", rope_parameters=rope)
+    code, out, _ = run(capsys, "compare", "--model", str(folder), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True and data["depth"] == "at the attention function"
+    code, out, _ = run(capsys, "compare", "--model", str(folder))
+    assert code == 0 and "checked at the attention function" in out.splitlines()[0]
 
 
 def test_compare_missing_model_folder_exits_2(capsys, tmp_path):
@@ -234,9 +244,8 @@ def test_compare_dataset_writes_report_files(capsys, checkpoints, tmp_path, monk
     assert code == 0
     assert seen == [rows[:3]]
     assert {p.name for p in out_dir.iterdir()} == {"report.json", "report.csv", "errors.png"}
-    assert titles == ["bart: match (tolerance 1e-05; cpu, float32, eager)"]  # names the folder, not the server's path
-
     data = json.loads((out_dir / "report.json").read_text())
+    assert titles == [f"bart: match (tolerance {data['tolerance']:g}; cpu, float32, eager)"]  # the folder, not the server's path
     _check_report_json(data)
     config = json.loads((checkpoints["bart"] / "config.json").read_text())
     layers, heads = config["encoder_layers"], config["encoder_attention_heads"]
@@ -415,16 +424,29 @@ def test_compare_under_accelerate_launch_merges_two_processes(checkpoints, tmp_p
     assert merged["ok"] is single["ok"] is True
 
 
+NAN_BATCH = ("--dtype", "float64", "--text", "the cat", "--text", "the cat sat on the mat in the house")
+
+
 def test_compare_json_is_valid_when_the_library_returns_nan(capsys, checkpoints):
     """float64 Llama with left padding: the library's own softmax (float32) gives NaN on real rows
-    from layer 1 on (see test_modern_families); the report says mismatch and stays valid JSON."""
-    code, out, _ = run(
-        capsys, "compare", "--model", str(checkpoints["llama"]), "--dtype", "float64", "--json",
-        "--text", "the cat", "--text", "the cat sat on the mat in the house", "--max-new-tokens", "2",
-    )
+    from layer 1 on (see test_modern_families); the headline is NaN (null in JSON, which stays
+    valid), the first NaN site is named with its side, the library's, and why; exit 1."""
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["llama"]), *NAN_BATCH, "--json")
     data = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert code == 1 and data["ok"] is False
     assert any(r["max_abs_err"] is None for r in data["results"])  # NaN written as null
+    assert data["max_abs_err"] is None, "a NaN anywhere makes the headline NaN"
+    nan = data["first_nan"]
+    assert (nan["kind"], nan["layer"], nan["side"]) == ("decoder", 1, "library")
+    assert "float32" in nan["why"] and "padded" in nan["why"]
+
+
+def test_compare_table_headline_is_nan_when_a_layer_is(capsys, checkpoints):
+    code, out, _ = run(capsys, "compare", "--model", str(checkpoints["llama"]), *NAN_BATCH)
+    lines = out.splitlines()
+    assert code == 1
+    assert lines[-2].startswith("MISMATCH: max |Δ| nan")
+    assert lines[-1].startswith("NaN: first at input 0, decoder layer 1 head 0; NaN side: library (the library's own")
 
 
 def test_compare_out_path_that_cannot_be_a_folder_exits_2_before_any_model_runs(minilm_path, tmp_path, capsys):

@@ -214,19 +214,17 @@ def test_gpt2_ignoring_the_inverse_layer_scale_does_not_match(tiny_model):
     assert real_row_error(library[:, 1:], recomputed[:, 1:], side.mask) > 1e-3
 
 
-def test_unsupported_rope_type_is_refused(tmp_path):
-    import transformers
+def test_unsupported_rope_type_is_checked_at_the_attention_function(tmp_path):
+    """yarn rotary is not recomputed from weights (not approximated by plain rotary): the model is
+    checked at the attention function instead, and verifies there."""
+    from attn_demos.adapters.attention_function import AT_FUNCTION
+    from attn_demos.adapters.random_checkpoints import build_checkpoint
 
-    from attn_demos.errors import UnsupportedModelError
-
-    config = transformers.Qwen2Config(
-        hidden_size=16, num_attention_heads=2, num_key_value_heads=1, num_hidden_layers=1, intermediate_size=32,
-        vocab_size=40, rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0},
-    )
-    transformers.Qwen2ForCausalLM(config).save_pretrained(tmp_path / "yarn")
-    with pytest.raises(UnsupportedModelError, match="'yarn' is not supported") as caught:
-        load_model(str(tmp_path / "yarn"))
-    assert "\n" not in str(caught.value)
+    rope = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32}
+    loaded = load_model(str(build_checkpoint("qwen2", tmp_path / "yarn", rope_parameters=rope)))
+    assert loaded.depth == AT_FUNCTION and "'yarn' is not supported" in loaded.weights_refusal
+    report = compare_text_model(loaded, TEXTS)
+    assert report.ok and report.depth == AT_FUNCTION and set(report.kinds()) == {"decoder"}
 
 
 # --- encoders ------------------------------------------------------------------------------------

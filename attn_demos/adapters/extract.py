@@ -3,6 +3,7 @@ of the same maps taken from the same pass."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +55,7 @@ class ForwardResult:
     outputs: object
     maps: dict[str, AttentionMaps]
     recomputed: dict[str, torch.Tensor]  # kind -> (B, L, H, Tq, Tk)
+    max_abs_logit: float = 0.0  # the largest |logit| the recomputation met (precision.tolerance_for)
 
 
 def token_labels(tokenizer, ids: list[int]) -> list[str]:
@@ -72,7 +74,7 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
     if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)  # generate() rejects it
-    if loaded.is_decoder_only:
+    if loaded.is_decoder_only and "position_ids" in inspect.signature(loaded.model.forward).parameters:
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (B, T) as generate() counts them
     tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())
@@ -121,7 +123,7 @@ def forward_with_attention(
     with torch.no_grad(), capture_attention_inputs(sites, recorded_projections(family)) as captured:
         outputs = model(**model_inputs, output_attentions=True, return_dict=True)
     maps = _maps_from_outputs(loaded, outputs, source, target)
-    recomputed = {}
+    recomputed, logit_size = {}, 0.0
     if recompute:
         if family.decoder_only:  # one causal stack over the source tokens
             pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
@@ -130,8 +132,8 @@ def forward_with_attention(
                 source_mask=None if family.vision else source.mask,
                 target_mask=None if target is None else target.mask,
             )
-        recomputed = recompute_weights(model, family, sites, captured, pass_inputs, scale_override=scale_override)
-    return ForwardResult(outputs, maps, recomputed)
+        recomputed, logit_size = recompute_weights(model, family, sites, captured, pass_inputs, scale_override=scale_override)
+    return ForwardResult(outputs, maps, recomputed, logit_size)
 
 
 def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> dict[str, AttentionMaps]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -66,11 +66,17 @@ class Family:
         """Every attention module, found by its projections, with kind and layer from its path;
         searched once per model (its modules do not change), as every verified pass asks."""
         per_family = _sites_of.setdefault(model, {})
-        if self.name not in per_family:
-            per_family[self.name] = self._find_sites(model)
-        return list(per_family[self.name])
+        key = (self.name, self.decoder_only)
+        if key not in per_family:
+            per_family[key] = self._find_sites(model)
+        return list(per_family[key])
 
     def _find_sites(self, model: torch.nn.Module) -> list[AttentionSite]:
+        if not self.projections:
+            raise UnsupportedModelError(
+                f"{self.name} is checked at the attention function only (its attention cannot be recomputed from "
+                "its weights), so this view, which needs the from-weights depth, is not available for it"
+            )
         found = []
         for name, module in model.named_modules():
             if not all(isinstance(getattr(module, p, None), torch.nn.Module) for p in self.projections):
@@ -78,12 +84,15 @@ class Family:
             if self.shared_layers:
                 found += _shared_sites(name, module, model.config)
                 continue
-            kind = DECODER if self.decoder_only else _kind_of(name, self.vision)
+            kind = _kind_of(name, self.vision)
+            if self.decoder_only and kind == CROSS:
+                continue  # a decoder alone (BartForCausalLM) is given no encoder states: its cross-attention never runs
+            kind = DECODER if self.decoder_only else kind
             found.append(AttentionSite(kind, _layer_of(name), name, module))
         return sorted(found, key=lambda s: (KINDS.index(s.kind), s.layer))
 
 
-_sites_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {family name: its sites}
+_sites_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {(family name, decoder_only): its sites}
 
 
 def _shared_sites(name: str, module: torch.nn.Module, config) -> list[AttentionSite]:
@@ -295,6 +304,16 @@ FAMILY_OF_MODEL_TYPE = {
     "phi3": PHI3,
     "gpt_neox": GPT_NEOX,
 }
+
+
+def family_of_model(family: Family, config) -> Family:
+    """The family as the loaded model runs it: an encoder family's causal-LM head (BertLMHeadModel
+    and the like, is_decoder=True) and an encoder-decoder family's decoder alone (BartForCausalLM
+    and the like) run one causal self-attention stack, kind "decoder", like a decoder-only model."""
+    alone = getattr(config, "is_decoder", False) and not getattr(config, "is_encoder_decoder", False)
+    if alone and not family.decoder_only and not family.vision:
+        return replace(family, decoder_only=True)
+    return family
 
 
 def family_for(model_type: str, config=None) -> Family:

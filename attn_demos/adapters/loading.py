@@ -6,19 +6,21 @@ safetensors, a config with impossible sizes or too big for this machine's memory
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import transformers
 
-from attn_demos.adapters.families import Family, family_for
+from attn_demos.adapters.attention_function import AT_FUNCTION, CHECK_IMPLEMENTATION, FROM_WEIGHTS, register
+from attn_demos.adapters.families import Family, family_for, family_of_model
 from attn_demos.adapters.model_size import refuse_beyond_memory, refuse_impossible_sizes
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
-from attn_demos.errors import ModelLoadError
+from attn_demos.errors import ModelLoadError, UnsupportedModelError
 
 HEADS = {
     "base": "AutoModel",
@@ -53,6 +55,8 @@ class LoadedModel:
     family: Family
     architecture: str
     attn_implementation: str = EAGER
+    depth: str = FROM_WEIGHTS  # or AT_FUNCTION: see attention_function.py
+    weights_refusal: str = ""  # at the attention function: why the from-weights depth does not apply
 
     @property
     def device(self) -> torch.device:
@@ -116,19 +120,24 @@ def load_model(
         raise ValueError(f"attn_implementation must be one of {', '.join(ATTN_IMPLEMENTATIONS)}, got {attn_implementation!r}")
     device = device if isinstance(device, torch.device) else resolve_device(device)
     config = load_config(source)
-    family = family_for(config.model_type, config)
+    family, depth, refusal = choose_depth(config)
     model_class = _model_class(config, head)
+    vision = family.vision
+    if depth == AT_FUNCTION:
+        concrete = _concrete_class(model_class, config)
+        refuse_without_attention_function(concrete, refusal)
+        vision = concrete.main_input_name == "pixel_values"
     refuse_beyond_memory(source, config, dtype, torch_dtype.itemsize)
     if not Path(source).expanduser().is_dir():
         _refuse_unsafe_index(source, _hub_index(source))
     try:
-        if family.vision:
+        if vision:
             preprocessor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
         else:
             preprocessor = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
     except Exception as error:
         raise ModelLoadError(_explain(source, error)) from None
-    if not family.vision and _has_no_vocabulary(preprocessor):
+    if not vision and _has_no_vocabulary(preprocessor):
         raise ModelLoadError(
             f"{source}: no tokenizer (its vocabulary holds only special tokens): the checkpoint needs its "
             "tokenizer files (tokenizer.json, or vocab.txt, spiece.model …) beside config.json"
@@ -136,17 +145,70 @@ def load_model(
     try:
         model = model_class.from_pretrained(
             source,
-            attn_implementation=attn_implementation,
+            attn_implementation=implementation_to_load(depth, attn_implementation),
             dtype=torch_dtype,
             use_safetensors=True,
             trust_remote_code=False,
         )
+        family = family_as_built(family, depth, model)
     except Exception as error:
+        if depth == AT_FUNCTION and CHECK_IMPLEMENTATION in str(error):
+            raise UnsupportedModelError(f"{refusal}; nor can it be checked at the attention function: {_first_line(error)}") from None
         raise ModelLoadError(_explain(source, error)) from None
-    model.eval().to(device)
+    return as_loaded(source, model.to(device), preprocessor, family, attn_implementation, depth, refusal)
+
+
+def choose_depth(config) -> tuple[Family, str, str]:
+    """(family, depth, why not from weights): the deepest depth that may apply to this config.
+    From weights when the family table has its architecture (and the family takes its settings);
+    else at the attention function (checked once the model runs: it must call that function)."""
+    try:
+        return family_for(config.model_type, config), FROM_WEIGHTS, ""
+    except UnsupportedModelError as error:
+        register()
+        return Family(config.model_type, ()), AT_FUNCTION, str(error)
+
+
+def refuse_without_attention_function(model_class, refusal: str) -> None:
+    """Before any weight is read: refuse, in one line, a model class whose modeling file does not
+    use transformers' attention-function registry (so the attention-function depth cannot apply)."""
+    modeling = importlib.import_module(model_class.__module__)
+    if not hasattr(modeling, "ALL_ATTENTION_FUNCTIONS"):
+        raise UnsupportedModelError(
+            f"{refusal.split(' (supported:')[0]}, and {model_class.__name__} does not call transformers' attention "
+            "function (AttentionInterface), so it cannot be checked at that depth either: no numbers are shown"
+        )
+
+
+def implementation_to_load(depth: str, attn_implementation: str) -> str:
+    """The attn_implementation to build the model with: the check's own at the attention function
+    (it runs the asked one, eager or sdpa, beside the check), else the asked one."""
+    return CHECK_IMPLEMENTATION if depth == AT_FUNCTION else attn_implementation
+
+
+def family_as_built(family: Family, depth: str, model: torch.nn.Module) -> Family:
+    """At the attention function the family is what the built model says: vision (pixel input) or
+    text, and decoder-only (a generating model that is not an encoder-decoder) or not."""
+    if depth != AT_FUNCTION:
+        return family
+    return replace(
+        family,
+        vision=model.main_input_name == "pixel_values",
+        decoder_only=not getattr(model.config, "is_encoder_decoder", False) and model.can_generate(),
+        prefix_tokens=(),
+    )
+
+
+def as_loaded(
+    source: str, model: torch.nn.Module, preprocessor, family: Family, attn_implementation: str, depth: str, refusal: str
+) -> LoadedModel:
+    """A built model as a LoadedModel: in eval mode, its family as the model runs it, a pad token
+    for a decoder-only tokenizer that has none."""
+    model.eval()
+    family = family_of_model(family, model.config)  # a causal-LM head of an encoder (-decoder) family
     if family.decoder_only and preprocessor.pad_token is None:
         preprocessor.pad_token = preprocessor.eos_token  # GPT-2 and others ship no pad token; padding is masked anyway
-    return LoadedModel(source, model, preprocessor, family, type(model).__name__, attn_implementation)
+    return LoadedModel(source, model, preprocessor, family, type(model).__name__, attn_implementation, depth, refusal)
 
 
 _cache: dict[tuple, LoadedModel] = {}
@@ -190,6 +252,12 @@ def _model_class(config, head: str):
     if head in HEAD_NEEDS and type(config) not in auto_class._model_mapping:
         raise ModelLoadError(f"this is a {config.model_type} model, not {HEAD_NEEDS[head]}")
     return auto_class
+
+
+def _concrete_class(model_class, config):
+    """The model class an auto class (AutoModel, AutoModelForCausalLM …) builds for this config."""
+    mapping = getattr(model_class, "_model_mapping", None)  # as _model_class reads it
+    return mapping[type(config)] if mapping is not None and type(config) in mapping else model_class
 
 
 def _refuse_unsafe_folder(source: str) -> None:
@@ -304,8 +372,12 @@ def hub_reachable(timeout: float = 2.0, ttl: float = 60.0) -> bool:
     return reachable
 
 
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+
+
 def _explain(source: str, error: Exception) -> str:
-    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    first_line = _first_line(error)
     hint = (
         "check the id, or download it where the Hub is reachable "
         "(python scripts/download_models.py) and pass the local folder"

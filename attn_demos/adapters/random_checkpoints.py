@@ -188,8 +188,14 @@ MODEL_CLASSES = {
 VISION_FAMILIES = ("vit", "deit")
 
 
-def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts: list[str] = (), config=None) -> Path:
-    """Build a random-weight model of `family`, save it with its tokenizer/processor, return the folder."""
+def build_checkpoint(
+    family: str, folder: str | Path, seed: int = 0, extra_texts: list[str] = (), config=None, model_class: str | None = None,
+    **config_changes,
+) -> Path:
+    """Build a random-weight model of `family`, save it with its tokenizer/processor, return the folder.
+
+    model_class: another head of the family (e.g. "BertLMHeadModel"; default MODEL_CLASSES[family]);
+    config_changes: set on the config first (e.g. is_decoder=True)."""
     folder = Path(folder)
     torch.manual_seed(seed)
     if config is None:  # tiny: a tokenizer of the family's real kind (None for images), its ids in the config
@@ -203,7 +209,9 @@ def build_checkpoint(family: str, folder: str | Path, seed: int = 0, extra_texts
         causal = family in CAUSAL_FAMILIES
         tokenizer = None if family in VISION_FAMILIES else word_level_tokenizer(words, seq2seq, causal=causal)
     config.attn_demos_random_weights = True
-    model = getattr(transformers, MODEL_CLASSES[family])(config).eval()
+    for name, value in config_changes.items():
+        setattr(config, name, value)
+    model = getattr(transformers, model_class or MODEL_CLASSES[family])(config).eval()
     model.save_pretrained(folder, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)

@@ -16,14 +16,13 @@ from attn_demos.adapters.families import (
     AttentionSite,
     Family,
     head_count,
-    key_value_heads,
     rotary_settings,
 )
 from attn_demos.adapters.maps import stack_layers
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
-from attn_demos.core.torch_attention import fast_attention, split_heads
+from attn_demos.core.torch_attention import attention_scores, fast_attention, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
 # .projections: whether that capture records the q, k, v projections' outputs
@@ -215,7 +214,7 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
     if family.project is not None:
         return family.project(module, config, query_states, key_value_states)
     heads = head_count(module, config)
-    kv_heads = key_value_heads(config) if family.decoder_only else heads
+    kv_heads = (getattr(config, "num_key_value_heads", None) if family.decoder_only else None) or heads
     lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
     recorded = [inputs.projected.get(index) for index in range(3)]  # (B, T, H·d) each, or None
     if all(r is not None and r.shape[:2] == n for r, n in zip(recorded, lengths)):
@@ -240,12 +239,30 @@ def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:
     return family.scale(config, layer, head_dim) if callable(family.scale) else family.scale
 
 
-def terms_weights(terms: AttentionTerms) -> torch.Tensor:
-    """The attention weights (B, H, Tq, Tk) the core computes from one site's terms."""
+def _allowed(terms: AttentionTerms) -> torch.Tensor | None:
+    """The boolean mask (broadcastable to (B, H, Tq, Tk)) with the sliding window folded in; None: all."""
     mask = terms.mask
     if terms.window is not None:
         window = sliding_window_mask(terms.q.shape[2], terms.k.shape[2], terms.window, terms.q.device)  # (1, 1, Tq, Tk)
         mask = window if mask is None else mask & window
+    return mask
+
+
+def terms_logit_size(terms: AttentionTerms) -> float:
+    """max |logit| over the keys each query may attend: |q·kᵀ·scale + bias|, before any soft-cap
+    (the rounding happens there); what precision.tolerance_for needs to allow for the logits' size."""
+    logits = attention_scores(terms.q, terms.k, terms.scale)  # (B, H, Tq, Tk)
+    if terms.bias is not None:
+        logits = logits + terms.bias
+    mask = _allowed(terms)
+    if mask is not None:
+        logits = logits.masked_fill(~mask, 0.0)
+    return float(logits.abs().amax()) if logits.numel() else 0.0
+
+
+def terms_weights(terms: AttentionTerms) -> torch.Tensor:
+    """The attention weights (B, H, Tq, Tk) the core computes from one site's terms."""
+    mask = _allowed(terms)
     _, weights = fast_attention(
         terms.q,
         terms.k,
@@ -266,9 +283,11 @@ def recompute_weights(
     captured: dict[str, list[CapturedInputs]],
     pass_inputs: PassInputs,
     scale_override: float | None = None,
-) -> dict[str, torch.Tensor]:
-    """kind -> (B, L, H, Tq, Tk) attention weights computed by the core from captured inputs."""
+) -> tuple[dict[str, torch.Tensor], float]:
+    """(kind -> (B, L, H, Tq, Tk) attention weights computed by the core from captured inputs,
+    the largest |logit| of any site: see terms_logit_size)."""
     per_kind: dict[str, list[torch.Tensor]] = {}
+    logit_size = 0.0
     with torch.no_grad():
         for site in sites:
             inputs = captured_inputs(captured, site)
@@ -276,7 +295,8 @@ def recompute_weights(
                 continue
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
             per_kind.setdefault(site.kind, []).append(terms_weights(terms))
-    return {kind: stack_layers(layers, kind) for kind, layers in per_kind.items()}  # (B, L, H, Tq, Tk)
+            logit_size = max(logit_size, terms_logit_size(terms))
+    return {kind: stack_layers(layers, kind) for kind, layers in per_kind.items()}, logit_size  # (B, L, H, Tq, Tk)
 
 
 def _mask_for(kind: str, source_mask, target_mask):

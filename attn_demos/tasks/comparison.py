@@ -11,7 +11,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attn_demos.adapters.compare import ComparisonReport, compare_text_model, compare_vision_model
+from attn_demos.adapters.compare import (
+    ENCODER_DECODER_BEAMS,
+    ComparisonReport,
+    compare_text_model,
+    compare_vision_model,
+)
 from attn_demos.adapters.loading import LoadedModel, load_model
 from attn_demos.adapters.precision import resolve_device, tolerance_for
 
@@ -21,8 +26,8 @@ DEFAULT_TEXTS = ["The quick brown fox jumps over the lazy dog.", "Attention is a
 @dataclass
 class CompareOptions:
     tolerance: float | None = None  # None: the dtype's default (precision.tolerance_for)
-    num_beams: int = 4
-    max_new_tokens: int = 20
+    num_beams: int | None = None  # None: encoder-decoders 4 beams; decoder-only models do not generate
+    max_new_tokens: int | None = None  # None: encoder-decoders 20; decoder-only models do not generate
     batch_size: int = 8
     device: str | None = None  # None: the settings' device (auto: cuda when available)
     # eager: compared with the library's weights; sdpa: the fused kernel, verified by the output;
@@ -56,21 +61,29 @@ def compare_model(
     items = shard_of(items, *shard)
     started = time.perf_counter()
     reports = [
-        _compare_batch(loaded, batch, options, tolerance)
+        _compare_batch(loaded, batch, options, options.tolerance)
         for batch in tqdm(_chunks(items, options.batch_size), desc="comparing", unit="batch", disable=not progress)
     ]
-    report = merge_reports(reports) if reports else ComparisonReport(source, loaded.architecture, tolerance)
+    report = merge_reports(reports) if reports else ComparisonReport(source, loaded.architecture, tolerance, depth=loaded.depth)
     report.model = source
     report.run = run_facts(
         device=str(device),
         dtype=dtype,
         attn_implementation=implementation,
         batch_size=options.batch_size,
-        num_beams=options.num_beams if loaded.is_encoder_decoder else None,
+        num_beams=_beams_run(loaded, options),
         runtime_s=round(time.perf_counter() - started, 3),
         dataset=dataset,
     )
     return report
+
+
+def _beams_run(loaded: LoadedModel, options: CompareOptions) -> int | None:
+    """The beam width generation ran with; None when nothing was generated."""
+    if loaded.is_encoder_decoder:
+        return ENCODER_DECODER_BEAMS if options.num_beams is None else options.num_beams
+    generated = loaded.is_decoder_only and (options.num_beams is not None or options.max_new_tokens is not None)
+    return (options.num_beams or ENCODER_DECODER_BEAMS) if generated else None
 
 
 def run_facts(**facts) -> dict:
@@ -95,16 +108,19 @@ def shard_of(items: list, index: int, count: int) -> list:
     return items[start : start + size + (index < extra)]
 
 
-def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions, tolerance: float) -> ComparisonReport:
+def _compare_batch(loaded: LoadedModel, batch: list, options: CompareOptions, tolerance: float | None) -> ComparisonReport:
     if loaded.family.vision:
         return compare_vision_model(loaded, pixel_values(loaded, batch), tolerance)
     return compare_text_model(loaded, batch, tolerance, options.num_beams, options.max_new_tokens)
 
 
 def merge_reports(reports: list[ComparisonReport]) -> ComparisonReport:
-    """One report over the inputs of several (the same model, in order); run facts of the first."""
+    """One report over the inputs of several (the same model, in order); run facts of the first; the
+    widest tolerance (the rule's grows with the largest logit met, see precision.tolerance_for)."""
     first = reports[0]
-    merged = ComparisonReport(first.model, first.architecture, first.tolerance, run=dict(first.run))
+    tolerance = max(r.tolerance for r in reports)
+    merged = ComparisonReport(first.model, first.architecture, tolerance, run=dict(first.run))
+    merged.tolerance_from_rule, merged.depth = first.tolerance_from_rule, first.depth
     for report in reports:
         merged.extend(report)
     return merged

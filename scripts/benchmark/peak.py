@@ -28,10 +28,11 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def peak_extra_mb(fn) -> float:
-    """MB the resident set rose above where it stood when `fn()` started, at its highest."""
+def peak_extra_mb(fn) -> tuple[float, float]:
+    """(peak, retained): MB the resident set rose above where it stood when `fn()` started, at
+    its highest, and once fn's result is dropped (memory the callee keeps between calls)."""
     if platform.libc_ver()[0] != "glibc":
-        return float("nan")
+        return float("nan"), float("nan")
     from attn_demos.allocator import reuse_freed_memory
 
     libc = ctypes.CDLL(None)
@@ -42,10 +43,13 @@ def peak_extra_mb(fn) -> float:
         libc.malloc_trim(0)
         before = _status_kib("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # the high-water mark restarts from the resident set
-        fn()
+        fn()  # its result is dropped here
         peak = _status_kib("VmHWM")
+        gc.collect()
+        libc.malloc_trim(0)
+        retained = _status_kib("VmRSS")
     finally:
         if not reuse_freed_memory():
             libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
             libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
-    return (peak - before) / 1024
+    return (peak - before) / 1024, (retained - before) / 1024

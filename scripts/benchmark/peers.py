@@ -192,6 +192,7 @@ def measure(peer: PeerModel, length: int, rounds: int, memory: bool, bridge=None
     shares: list[float] = []
     paths = paths_for(peer, ids, bridge, shares)
     tolerance = tolerance_for(peer.loaded.dtype)
+    memory_rows = _memory(peer, length, paths) if memory else []  # from a state no path has run in
     errors = {}
     for path in paths:  # warm-up, and each verified path's result checked once
         result = path.run()
@@ -229,9 +230,20 @@ def measure(peer: PeerModel, length: int, rounds: int, memory: bool, bridge=None
                 [t / h for t, h in zip(times[path.name], head)]
             )
         rows.append(metric(f"peers/{peer.name}/{length}/{path.name}", statistics.median(ratios), "×", goal, **details))
-    if memory:
-        for path in paths:
-            rows.append(
-                metric(f"peers/{peer.name}/{length}/{path.name}/peak_extra_mb", peak_extra_mb(path.run), "MB", None, **case)
-            )
+    for row in memory_rows:
+        row.details.update(rounds=rounds)
+    return rows + memory_rows
+
+
+def _memory(peer: PeerModel, length: int, paths: list[Path]) -> list[Metric]:
+    """Peak extra memory of each path's first call, before the timed rounds: TransformerLens keeps
+    its last patterns between calls, so its first call is measured first, before anything it
+    keeps is resident; what each path keeps after its call is reported beside its peak."""
+    first = sorted(paths, key=lambda path: path.name != "transformer_lens")
+    case = dict(model=peer.name, tokens=length, layers=peer.layers, heads=peer.heads)
+    rows = []
+    for path in first:
+        peak, kept = peak_extra_mb(path.run)
+        name = f"peers/{peer.name}/{length}/{path.name}/peak_extra_mb"
+        rows.append(metric(name, peak, "MB", None, kept_after_call_mb=kept, **case))
     return rows

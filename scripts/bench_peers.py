@@ -100,7 +100,7 @@ def run_cases(args) -> list[report.Metric]:
             for length in lengths:
                 rounds, why = bound(peer, length, args.rounds, args)
                 if why:
-                    report.skipped(f"peers/{name}/{length} ({peer.layers} layers)", why)
+                    report.skipped(f"peers/{name}/{peer.layers}L/{length}", why)
                     continue
                 started = time.time()
                 metrics += measure(peer, length, rounds, args.memory, bridge, reason)

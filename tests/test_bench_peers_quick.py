@@ -39,8 +39,8 @@ def test_quick_run_reports_every_path_with_its_floor(tmp_path):
     values = {m["name"]: m for m in report["metrics"]}
     skipped = {row["name"]: row["reason"] for row in report["skipped"]}
     peers = () if "transformer_lens rows" in skipped else ("transformer_lens",)
-    for model in ("gpt2", "llama", "minilm"):
-        case = f"peers/{model}/16"
+    for model, layers in (("gpt2", 2), ("llama", 2), ("minilm", 6)):
+        case = f"peers/{model}/{layers}L/16"
         for path in (*PATHS, *peers):
             row = values[f"{case}/{path}"]
             assert math.isfinite(row["value"]) and row["value"] > 0, (path, row["value"])
@@ -52,7 +52,7 @@ def test_quick_run_reports_every_path_with_its_floor(tmp_path):
         assert 1 < values[f"{case}/floor"]["value"] < 2
         assert values[f"{case}/plain_seconds"]["value"] > 0
     assert report["quick"] is True and len(report["load_average_start"]) == 3
-    assert "peers/minilm/16/plain_with_mlm_head" in values or not peers
+    assert "peers/minilm/6L/16/plain_with_mlm_head" in values or not peers
     for line in ("- date: ", "- command: `python scripts/bench_peers.py --quick", "- load average", "| gpt2 | 2 | 16 |"):
         assert line in table
 
@@ -66,5 +66,5 @@ def test_without_transformer_lens_its_rows_are_skipped_with_the_reason(tmp_path)
     skipped = {row["name"]: row["reason"] for row in report["skipped"]}
     assert "not installed" in skipped["transformer_lens rows"] and "[bench]" in skipped["transformer_lens rows"]
     assert not any("transformer_lens" in name for name in names)
-    assert "peers/gpt2/16/verify_all_layers" in names
+    assert "peers/gpt2/2L/16/verify_all_layers" in names
     assert "skipped transformer_lens rows" in table

@@ -161,6 +161,11 @@ def paths_for(peer: PeerModel, ids: torch.Tensor, bridge, shares: list[float]) -
     return found
 
 
+def case_name(peer: PeerModel, length: int) -> str:
+    """The metrics' prefix for one case: peers/<model>/<layers>L/<tokens>."""
+    return f"peers/{peer.name}/{peer.layers}L/{length}"
+
+
 def _largest_relative_error(verified) -> float:
     return max(float(errors.max()) for errors in verified.errors.values())
 
@@ -205,8 +210,8 @@ def measure(peer: PeerModel, length: int, rounds: int, memory: bool, bridge=None
     case = dict(model=peer.name, tokens=length, layers=peer.layers, heads=peer.heads, rounds=rounds)
     plain = times["plain"]
     rows = [
-        metric(f"peers/{peer.name}/{length}/plain_seconds", statistics.median(plain), "s", None, **case),
-        metric(f"peers/{peer.name}/{length}/floor", floor, "×", None, attention_share=floor - 1, **case),
+        metric(f"{case_name(peer, length)}/plain_seconds", statistics.median(plain), "s", None, **case),
+        metric(f"{case_name(peer, length)}/floor", floor, "×", None, attention_share=floor - 1, **case),
     ]
     if bridge is None:
         rows[0].details["transformer_lens_skipped"] = bridge_reason
@@ -229,7 +234,7 @@ def measure(peer: PeerModel, length: int, rounds: int, memory: bool, bridge=None
             details["ratio_to_plain_with_mlm_head"] = statistics.median(
                 [t / h for t, h in zip(times[path.name], head)]
             )
-        rows.append(metric(f"peers/{peer.name}/{length}/{path.name}", statistics.median(ratios), "×", goal, **details))
+        rows.append(metric(f"{case_name(peer, length)}/{path.name}", statistics.median(ratios), "×", goal, **details))
     for row in memory_rows:
         row.details.update(rounds=rounds)
     return rows + memory_rows
@@ -244,6 +249,6 @@ def _memory(peer: PeerModel, length: int, paths: list[Path]) -> list[Metric]:
     rows = []
     for path in first:
         peak, kept = peak_extra_mb(path.run)
-        name = f"peers/{peer.name}/{length}/{path.name}/peak_extra_mb"
+        name = f"{case_name(peer, length)}/{path.name}/peak_extra_mb"
         rows.append(metric(name, peak, "MB", None, kept_after_call_mb=kept, **case))
     return rows

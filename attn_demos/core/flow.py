@@ -13,8 +13,10 @@ How it is computed:
   arcs change from one input to the next. scipy takes 32-bit integer capacities, so each is rounded
   to the nearest multiple of 1/SCALE: a cut's capacity then moves by at most 1/(2·SCALE) per arc,
   and a flow by at most (the arcs of a minimum cut) / (2·SCALE), never more than `rounding_bound`.
-  Measured on all-MiniLM-L6-v2's real attention (T=128, L=6): within 1.3e-08 of an exact
-  float64 solver, which agrees with networkx to 2e-14.
+  Measured on all-MiniLM-L6-v2's real attention (L=6): within 1.3e-08 (T=128) and 3.2e-08
+  (T=512) of the exact float64 push-relabel solver this replaced (which agreed with networkx to
+  2e-14); one row in 0.41 s at T=128 and 54 s at T=512 on the project's 2-core CPU (that solver:
+  1.70 s and 112 s; scipy called plainly on the whole stack, capacities ×1e9 floored: 0.48 s, 51 s).
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ EXPECTED = {
     "flow_row_seconds/minilm_real",
     "flow_speedup_vs_scipy/random_vit_size",
     "flow_speedup_vs_scipy/minilm_real",
+    "flow_speedup_vs_scipy/minilm_real_long",
     "flow_speedup_vs_networkx",
 }
 DECODER_ONLY = {"llama": "HuggingFaceTB/SmolLM2-135M", "qwen2": "Qwen/Qwen2.5-0.5B"}

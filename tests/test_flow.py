@@ -1,4 +1,8 @@
-"""Attention flow against a plain networkx max-flow on the same layered graph, plus hand cases."""
+"""Attention flow against a plain networkx max-flow on the same layered graph, plus hand cases.
+
+From three layers on, the flows come from integer capacities (multiples of 1/flow.SCALE): they may
+differ from networkx's float64 ones by up to flow.rounding_bound, plus float64 rounding of
+networkx's own sums (ATOL)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from attn_demos.core.flow import ReversedFlowNetwork, attention_flow
+from attn_demos.core.flow import attention_flow, rounding_bound
+
+ATOL = 1e-12  # float64 rounding of networkx's sums of a few dozen capacities
 
 
 def random_attention(rng, layers, heads, length, sharpness=1.0, causal=False):
@@ -37,6 +43,11 @@ def networkx_flow(capacities, output, inputs=None):
     return np.array([nx.maximum_flow_value(graph, (0, j), (layers, output)) for j in inputs])
 
 
+def assert_matches(actual, expected, weights):
+    layers, _, length, _ = np.shape(weights)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rounding_bound(length, layers) + ATOL)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_matches_networkx_on_small_random_graphs(seed):
     rng = np.random.default_rng(seed)
@@ -45,7 +56,7 @@ def test_matches_networkx_on_small_random_graphs(seed):
     capacities = capacities_by_hand(weights)
     output = int(rng.integers(length))
     expected = networkx_flow(capacities, output)
-    np.testing.assert_allclose(attention_flow(weights, output), expected, rtol=1e-6, atol=1e-12)
+    assert_matches(attention_flow(weights, output), expected, weights)
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3, 4])
@@ -54,7 +65,7 @@ def test_every_row_matches_networkx(layers):
     weights = random_attention(rng, layers, heads=2, length=5, sharpness=4.0)
     capacities = capacities_by_hand(weights)
     expected = np.stack([networkx_flow(capacities, i) for i in range(5)])
-    np.testing.assert_allclose(attention_flow(weights), expected, rtol=1e-6, atol=1e-12)
+    assert_matches(attention_flow(weights), expected, weights)
 
 
 @pytest.mark.parametrize("fusion", ["max", "min"])
@@ -62,7 +73,7 @@ def test_other_head_fusions_match_networkx(fusion):
     rng = np.random.default_rng(7)
     weights = random_attention(rng, 3, heads=4, length=6, sharpness=3.0)
     expected = networkx_flow(capacities_by_hand(weights, fusion), 2)
-    np.testing.assert_allclose(attention_flow(weights, 2, fusion=fusion), expected, rtol=1e-6, atol=1e-12)
+    assert_matches(attention_flow(weights, 2, fusion=fusion), expected, weights)
 
 
 def test_zero_capacities_from_causal_masks_match_networkx():
@@ -72,7 +83,7 @@ def test_zero_capacities_from_causal_masks_match_networkx():
     capacities = capacities_by_hand(weights)
     for output in (0, 3, 6):
         expected = networkx_flow(capacities, output)
-        np.testing.assert_allclose(attention_flow(weights, output), expected, rtol=1e-6, atol=1e-12)
+        assert_matches(attention_flow(weights, output), expected, weights)
     assert np.all(attention_flow(weights, 3)[4:] == 0.0)  # later tokens cannot reach an earlier one
 
 
@@ -82,7 +93,7 @@ def test_larger_peaked_graph_matches_networkx():
     weights = random_attention(rng, 6, heads=2, length=16, sharpness=6.0)
     capacities = capacities_by_hand(weights)
     expected = networkx_flow(capacities, 0)
-    np.testing.assert_allclose(attention_flow(weights, 0), expected, rtol=1e-6, atol=1e-12)
+    assert_matches(attention_flow(weights, 0), expected, weights)
 
 
 def test_one_layer_flow_is_the_edge_capacity():
@@ -117,26 +128,10 @@ def test_flow_never_exceeds_what_the_ends_can_carry():
     capacities = capacities_by_hand(weights)
     flow = attention_flow(weights)  # (T, T)
     out_of_inputs = capacities[0].sum(axis=0)  # (T,) all arcs leaving input j
-    assert np.all(flow <= out_of_inputs[None, :] + 1e-12)
-    assert np.all(flow <= 1.0 + 1e-12)  # each output node's arcs in sum to 1 (rows are renormalised)
+    slack = rounding_bound(10, 5) + ATOL
+    assert np.all(flow <= out_of_inputs[None, :] + slack)
+    assert np.all(flow <= 1.0 + slack)  # each output node's arcs in sum to 1 (rows are renormalised)
     assert np.all(flow >= 0.0)
-
-
-def test_order_of_sinks_does_not_change_the_values():
-    # The network reuses its preflow and min cuts from one sink to the next.
-    rng = np.random.default_rng(9)
-    capacities = capacities_by_hand(random_attention(rng, 5, heads=2, length=8, sharpness=5.0))
-    layers = capacities.shape[0]
-
-    def solve(order):
-        network = ReversedFlowNetwork(
-            capacities[layers - 1, 2], [capacities[layer] for layer in range(layers - 2, 0, -1)]
-        )
-        return {j: network.max_flow(capacities[0][:, j]) for j in order}
-
-    forward, backward = solve(range(8)), solve(reversed(range(8)))
-    for j in range(8):
-        assert forward[j] == pytest.approx(backward[j], rel=1e-9, abs=1e-12)
 
 
 def test_negative_query_index_counts_from_the_end():

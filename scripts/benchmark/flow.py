@@ -1,7 +1,8 @@
-"""Attention flow of one output row: the project's solver (attn_demos.core.flow) against networkx
-(pure Python, extrapolated) and against scipy's C maximum_flow (Dinic on integer capacities:
-capacities scaled by 1e9, one solve per input token), on ViT-size random maps and on MiniLM's
-real attention."""
+"""Attention flow of one output row: the project's (attn_demos.core.flow: scipy's maximum_flow on
+its own network of capacities rounded to multiples of 2^-30) against networkx (pure Python,
+extrapolated) and against scipy's C maximum_flow called plainly (Dinic on the whole stack's
+network, capacities scaled by 1e9 and floored, one solve per input token), on ViT-size random maps
+and on MiniLM's real attention at two lengths."""
 
 from __future__ import annotations
 
@@ -143,5 +144,6 @@ def attention_flow(models: dict, sizes: Sizes) -> list[Metric]:
     vit_size = random_maps(sizes)
     rows = against_scipy("random_vit_size", vit_size)
     rows += against_scipy("minilm_real", minilm_maps(models, sizes.flow_real_tokens))
+    rows += against_scipy("minilm_real_long", minilm_maps(models, sizes.flow_real_long_tokens))
     rows += against_networkx(vit_size, sizes)
     return rows

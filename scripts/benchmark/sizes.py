@@ -19,6 +19,7 @@ class Sizes:
     flow_layers: int  # L
     flow_reference_sources: int  # networkx runs (extrapolated to T)
     flow_real_tokens: int  # attention flow on MiniLM's attention: T
+    flow_real_long_tokens: int  # and a longer T
     tab_repeats: int  # interleaved pairs per tab
     tabs: dict  # tab -> its input size (tokens; (source tokens, new tokens) for seq2seq)
     payload_tokens: int
@@ -37,6 +38,7 @@ FULL = Sizes(
     flow_layers=12,
     flow_reference_sources=3,
     flow_real_tokens=128,
+    flow_real_long_tokens=512,
     tab_repeats=5,
     tabs={"translate": (20, 20), "answer": 384, "summarize": (400, 60), "classify_image": 224},
     payload_tokens=512,
@@ -54,6 +56,7 @@ QUICK = Sizes(
     flow_layers=4,
     flow_reference_sources=12,
     flow_real_tokens=12,
+    flow_real_long_tokens=16,
     tab_repeats=2,
     tabs={"translate": (12, 4), "answer": 16, "summarize": (12, 4), "classify_image": 32},
     payload_tokens=16,

@@ -116,9 +116,9 @@ def site_forms(monkeypatch) -> list:
     calls = []
     original = verify.check_site
 
-    def recorded(site, terms, context, query_is_real, form=verify.HEADS, zeroed=None):
+    def recorded(site, terms, context, query_is_real, form=verify.HEADS, *more):
         calls.append((site, form))
-        return original(site, terms, context, query_is_real, form, zeroed)
+        return original(site, terms, context, query_is_real, form, *more)
 
     monkeypatch.setattr(verify, "check_site", recorded)
     return calls

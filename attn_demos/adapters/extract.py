@@ -108,11 +108,13 @@ def forward_with_attention(
     target: Side | None = None,
     recompute: bool = True,
     scale_override: float | None = None,
+    logit_size: bool = True,
 ) -> ForwardResult:
     """One forward pass with output_attentions=True, capturing what enters every attention module.
 
     Inputs and the sides' masks are moved to the model's device; maps and recomputed weights stay
-    there (call .cpu() for numbers).
+    there (call .cpu() for numbers). logit_size: measure the largest |logit| (max_abs_logit, for
+    precision.tolerance_for; a second q·kᵀ per layer), else leave it 0.0.
     """
     model, family = loaded.model, loaded.family
     device = loaded.device
@@ -123,7 +125,7 @@ def forward_with_attention(
     with torch.no_grad(), capture_attention_inputs(sites, recorded_projections(family)) as captured:
         outputs = model(**model_inputs, output_attentions=True, return_dict=True)
     maps = _maps_from_outputs(loaded, outputs, source, target)
-    recomputed, logit_size = {}, 0.0
+    recomputed, largest = {}, 0.0
     if recompute:
         if family.decoder_only:  # one causal stack over the source tokens
             pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
@@ -132,8 +134,8 @@ def forward_with_attention(
                 source_mask=None if family.vision else source.mask,
                 target_mask=None if target is None else target.mask,
             )
-        recomputed, logit_size = recompute_weights(model, family, sites, captured, pass_inputs, scale_override=scale_override)
-    return ForwardResult(outputs, maps, recomputed, logit_size)
+        recomputed, largest = recompute_weights(model, family, sites, captured, pass_inputs, scale_override, logit_size)
+    return ForwardResult(outputs, maps, recomputed, largest)
 
 
 def _maps_from_outputs(loaded, outputs, source: Side, target: Side | None) -> dict[str, AttentionMaps]:

@@ -46,8 +46,8 @@ class Family:
 
     name: str
     projections: tuple[str, ...]  # attribute names of the projection modules that mark an attention module
-    # (module, config, query_states, key_value_states) -> q (B, H, Tq, d), k and v (B, H_kv, Tk, d)
-    project: Callable | None = field(default=None, compare=False)  # None: separate q, k, v nn.Linear
+    # (config, the one fused projection's output (B, T, ·)) -> q (B, H, T, d), k and v (B, H_kv, T, d)
+    split: Callable | None = field(default=None, compare=False)  # None: separate q, k, v nn.Linear
     scale: float | Callable | None = field(default=None, compare=False)  # None: 1/√d; or (config, layer, d) -> float
     vision: bool = False
     prefix_tokens: tuple[str, ...] = ("[CLS]",)  # vision: the tokens before the patches
@@ -171,25 +171,24 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(batch, length, heads, width // heads).transpose(1, 2)
 
 
-def gpt2_project(module, config, query_states, key_value_states):
-    """GPT-2: one Conv1D c_attn (x·W + b, W (D, 3D)) gives [q | k | v] side by side."""
-    width = config.hidden_size
-    q, k, v = module.c_attn(query_states).split(width, dim=-1)  # (B, T, D) each
+def gpt2_split(config, fused: torch.Tensor):
+    """GPT-2: its one Conv1D c_attn (x·W + b, W (D, 3D)) gives [q | k | v] side by side."""
+    q, k, v = fused.split(config.hidden_size, dim=-1)  # (B, T, D) each
     heads = config.num_attention_heads
     return _heads(q, heads), _heads(k, heads), _heads(v, heads)
 
 
-def phi3_project(module, config, query_states, key_value_states):
-    """Phi-3: one Linear qkv_proj gives [q (H·d) | k (H_kv·d) | v (H_kv·d)]."""
+def phi3_split(config, fused: torch.Tensor):
+    """Phi-3: its one Linear qkv_proj gives [q (H·d) | k (H_kv·d) | v (H_kv·d)]."""
     d = head_dim_of(config)
     heads, kv_heads = config.num_attention_heads, key_value_heads(config)
-    q, k, v = module.qkv_proj(query_states).split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
+    q, k, v = fused.split([heads * d, kv_heads * d, kv_heads * d], dim=-1)
     return _heads(q, heads), _heads(k, kv_heads), _heads(v, kv_heads)
 
 
-def neox_project(module, config, query_states, key_value_states):
-    """GPT-NeoX: one Linear query_key_value gives, per head, [q_h | k_h | v_h] (3·d channels)."""
-    per_head = _heads(module.query_key_value(query_states), config.num_attention_heads)  # (B, H, T, 3d)
+def neox_split(config, fused: torch.Tensor):
+    """GPT-NeoX: its one Linear query_key_value gives, per head, [q_h | k_h | v_h] (3·d channels)."""
+    per_head = _heads(fused, config.num_attention_heads)  # (B, H, T, 3d)
     q, k, v = per_head.chunk(3, dim=-1)  # (B, H, T, d) each
     return q, k, v
 
@@ -267,7 +266,7 @@ DEIT = Family(
 )
 ALBERT = Family("albert", ("query", "key", "value"), shared_layers=True)
 
-GPT2 = Family("gpt2", ("c_attn",), project=gpt2_project, scale=gpt2_scale, decoder_only=True, check=check_gpt2)
+GPT2 = Family("gpt2", ("c_attn",), split=gpt2_split, scale=gpt2_scale, decoder_only=True, check=check_gpt2)
 _ROPE = dict(decoder_only=True, softmax_dtype=torch.float32, check=check_rotary)
 LLAMA = Family("llama", ("q_proj", "k_proj", "v_proj"), rotary="full", **_ROPE)
 QWEN2 = Family("qwen2", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_by_layer_type, **_ROPE)
@@ -277,8 +276,8 @@ GEMMA2 = Family(
     "gemma2", ("q_proj", "k_proj", "v_proj"), rotary="full", scale=query_pre_attn_scale,
     window=window_by_layer_type, softcap=logit_softcap, **_ROPE,
 )
-PHI3 = Family("phi3", ("qkv_proj",), project=phi3_project, rotary="partial", window=window_on_every_layer, **_ROPE)
-GPT_NEOX = Family("gpt_neox", ("query_key_value",), project=neox_project, rotary="partial", **_ROPE)
+PHI3 = Family("phi3", ("qkv_proj",), split=phi3_split, rotary="partial", window=window_on_every_layer, **_ROPE)
+GPT_NEOX = Family("gpt_neox", ("query_key_value",), split=neox_split, rotary="partial", **_ROPE)
 
 FAMILY_OF_MODEL_TYPE = {
     "bert": BERT,

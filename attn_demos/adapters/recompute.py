@@ -5,6 +5,7 @@ apply the project's own core. The library's attention function is never called h
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,11 +19,11 @@ from attn_demos.adapters.families import (
     head_count,
     rotary_settings,
 )
-from attn_demos.adapters.maps import stack_layers
+from attn_demos.core.blocks import Block, Blocks, block_weights, blocks_for, zero_outside
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
-from attn_demos.core.torch_attention import attention_scores, fast_attention, split_heads
+from attn_demos.core.torch_attention import attention_scores, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
 # .projections: whether that capture records the q, k, v projections' outputs
@@ -49,6 +50,21 @@ class PassInputs:
     source_mask: torch.Tensor | None = None  # (B, S) 1 on real tokens (encoder / decoder-only side)
     target_mask: torch.Tensor | None = None  # (B, T) 1 on real decoder tokens (encoder-decoders)
     position_ids: torch.Tensor | None = None  # (B, T) positions for rotary embeddings; None: 0..T-1
+    # what every layer of a kind shares, built once per pass: kind -> mask, (kind, window, Tq, Tk) -> Blocks
+    built: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def mask(self, kind: str) -> torch.Tensor | None:
+        """The boolean mask of a kind's sites, (B, 1, Tq|1, Tk) or None (every key)."""
+        if kind not in self.built:
+            self.built[kind] = _mask_for(kind, self.source_mask, self.target_mask)
+        return self.built[kind]
+
+    def blocks(self, kind: str, terms: AttentionTerms) -> Blocks:
+        """The blocks of one site's mask and window (core.blocks), shared by the kind's layers alike."""
+        key = (kind, terms.window, terms.q.shape[2], terms.k.shape[2])
+        if key not in self.built:
+            self.built[key] = blocks_for(allowed_keys(terms), terms.q.shape[2], terms.k.shape[2])
+        return self.built[key]
 
 
 @dataclass
@@ -139,9 +155,9 @@ def _record_projection(projection, args, output) -> None:
 
 
 def recorded_projections(family: Family) -> tuple[str, ...]:
-    """The projection attributes whose outputs a capture can record for this family: its separate
-    q, k, v nn.Linear (none where the family splits a fused projection itself)."""
-    return family.projections if family.project is None and len(family.projections) == 3 else ()
+    """The projection attributes whose outputs a capture records for this family: its separate
+    q, k, v nn.Linear, or its one fused projection (split by the family)."""
+    return family.projections
 
 
 def _record_inputs(module, args, kwargs=None) -> None:
@@ -200,7 +216,7 @@ def attention_terms(
         v=v,
         scale=_scale(family, config, site.layer, q.shape[-1]) if scale_override is None else scale_override,
         bias=bias,
-        mask=_mask_for(site.kind, pass_inputs.source_mask, pass_inputs.target_mask),  # (B, 1, Tq|1, Tk) or None
+        mask=pass_inputs.mask(site.kind),  # (B, 1, Tq|1, Tk) or None
         softcap=None if family.softcap is None else family.softcap(config),
         window=None if family.window is None else family.window(config, site.layer),
         softmax_dtype=family.softmax_dtype,
@@ -209,10 +225,13 @@ def attention_terms(
 
 def _project(family: Family, module, config, inputs: CapturedInputs):
     """q (B, H, Tq, d), k and v (B, H_kv, Tk, d) from the module's own projections: their recorded
-    outputs of this call when all three were recorded, else the projections run again on the inputs."""
+    outputs of this call when all were recorded, else the projections run again on the inputs."""
     query_states, key_value_states = inputs.query_states, inputs.key_value_states  # (B, Tq, D), (B, Tk, D)
-    if family.project is not None:
-        return family.project(module, config, query_states, key_value_states)
+    if family.split is not None:  # one fused projection of the query states (self-attention only)
+        fused = inputs.projected.get(0)  # (B, T, ·) or None
+        if fused is None or fused.shape[:2] != query_states.shape[:2]:
+            fused = getattr(module, family.projections[0])(query_states)  # (B, T, ·)
+        return family.split(config, fused)
     heads = head_count(module, config)
     kv_heads = (getattr(config, "num_key_value_heads", None) if family.decoder_only else None) or heads
     lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
@@ -239,7 +258,7 @@ def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:
     return family.scale(config, layer, head_dim) if callable(family.scale) else family.scale
 
 
-def _allowed(terms: AttentionTerms) -> torch.Tensor | None:
+def allowed_keys(terms: AttentionTerms) -> torch.Tensor | None:
     """The boolean mask (broadcastable to (B, H, Tq, Tk)) with the sliding window folded in; None: all."""
     mask = terms.mask
     if terms.window is not None:
@@ -254,26 +273,40 @@ def terms_logit_size(terms: AttentionTerms) -> float:
     logits = attention_scores(terms.q, terms.k, terms.scale)  # (B, H, Tq, Tk)
     if terms.bias is not None:
         logits = logits + terms.bias
-    mask = _allowed(terms)
+    mask = allowed_keys(terms)
     if mask is not None:
         logits = logits.masked_fill(~mask, 0.0)
     return float(logits.abs().amax()) if logits.numel() else 0.0
 
 
-def terms_weights(terms: AttentionTerms) -> torch.Tensor:
-    """The attention weights (B, H, Tq, Tk) the core computes from one site's terms."""
-    mask = _allowed(terms)
-    _, weights = fast_attention(
-        terms.q,
-        terms.k,
-        None,
-        mask=mask,
-        bias=terms.bias,
-        scale=terms.scale,
-        softcap=terms.softcap,
-        softmax_dtype=terms.softmax_dtype,
-    )
-    return weights  # (B, H, Tq, Tk)
+def terms_weights(terms: AttentionTerms, blocks: Blocks | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The attention weights (B, H, Tq, Tk) the core computes from one site's terms, a block of
+    query rows at a time over the keys each may attend (core.blocks; `blocks` None: from the
+    terms' mask), written into `out` (B, H, Tq, Tk) when given."""
+    batch, heads, q_len, _ = terms.q.shape
+    k_len = terms.k.shape[2]
+    blocks = blocks or blocks_for(allowed_keys(terms), q_len, k_len)
+    q = scaled_queries(terms)  # (B, H, Tq, d)
+
+    def weights_of(block: Block) -> torch.Tensor:
+        return block_weights(
+            q, terms.k, block, slice(None), terms.bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys
+        )  # (B, H, r, span)
+
+    if blocks.whole and out is None:
+        return weights_of(blocks.blocks[0])
+    weights = q.new_empty(batch, heads, q_len, k_len) if out is None else out  # (B, H, Tq, Tk)
+    zero_outside(weights, blocks)
+    for block in blocks.blocks:
+        if block.keys.stop > block.keys.start:
+            weights[:, :, block.rows, block.keys] = weights_of(block)
+    return weights
+
+
+def scaled_queries(terms: AttentionTerms) -> torch.Tensor:
+    """q (B, H, Tq, d) times the scale (1/√d when the terms give none): scaling q before the
+    product is one pass over Tq·d instead of Tq·Tk (as torch_attention.fast_attention does)."""
+    return terms.q * (terms.q.shape[-1] ** -0.5 if terms.scale is None else terms.scale)
 
 
 def recompute_weights(
@@ -283,20 +316,31 @@ def recompute_weights(
     captured: dict[str, list[CapturedInputs]],
     pass_inputs: PassInputs,
     scale_override: float | None = None,
+    logit_size: bool = True,
 ) -> tuple[dict[str, torch.Tensor], float]:
     """(kind -> (B, L, H, Tq, Tk) attention weights computed by the core from captured inputs,
-    the largest |logit| of any site: see terms_logit_size)."""
-    per_kind: dict[str, list[torch.Tensor]] = {}
-    logit_size = 0.0
+    the largest |logit| of any site (see terms_logit_size; 0.0 unless `logit_size`)). Each
+    layer's weights are written into its kind's stack as they are made."""
+    ran = [(site, inputs) for site in sites if (inputs := captured_inputs(captured, site)) is not None]
+    layers = Counter(site.kind for site, _ in ran)
+    stacks: dict[str, torch.Tensor] = {}  # kind -> (B, L, H, Tq, Tk)
+    filled: Counter = Counter()
+    largest = 0.0
     with torch.no_grad():
-        for site in sites:
-            inputs = captured_inputs(captured, site)
-            if inputs is None:
-                continue
+        for site, inputs in ran:
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
-            per_kind.setdefault(site.kind, []).append(terms_weights(terms))
-            logit_size = max(logit_size, terms_logit_size(terms))
-    return {kind: stack_layers(layers, kind) for kind, layers in per_kind.items()}, logit_size  # (B, L, H, Tq, Tk)
+            batch, heads, q_len, _ = terms.q.shape
+            shape = (batch, layers[site.kind], heads, q_len, terms.k.shape[2])
+            if site.kind not in stacks:
+                stacks[site.kind] = terms.q.new_empty(shape)
+            elif stacks[site.kind].shape != shape:
+                raise ValueError(f"{site.kind} layers differ in shape: {tuple(stacks[site.kind].shape)} then {shape}")
+            out = stacks[site.kind][:, filled[site.kind]]  # (B, H, Tq, Tk)
+            terms_weights(terms, pass_inputs.blocks(site.kind, terms), out=out)
+            filled[site.kind] += 1
+            if logit_size:
+                largest = max(largest, terms_logit_size(terms))
+    return stacks, largest  # (B, L, H, Tq, Tk) per kind
 
 
 def _mask_for(kind: str, source_mask, target_mask):

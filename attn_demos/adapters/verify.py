@@ -27,19 +27,21 @@ import torch
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import CROSS, DECODER, KINDS, AttentionSite, Family
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters.maps import AttentionMaps, stack_layers
+from attn_demos.adapters.maps import AttentionMaps
 from attn_demos.adapters.precision import to_device
 from attn_demos.adapters.recompute import (
     MODULE_PATH_ATTRIBUTE,
     AttentionTerms,
     PassInputs,
+    allowed_keys,
     attention_terms,
     capture_attention_inputs,
     captured_inputs,
     recorded_projections,
-    terms_weights,
+    scaled_queries,
 )
 from attn_demos.core.aggregate import FUSIONS  # a fusion gives (B, Tq, Tk)
+from attn_demos.core.blocks import Blocks, block_weights, blocks_for, blocks_of_heads, zero_outside
 from attn_demos.core.fused_check import KernelLimitError, fused_check, fused_check_available
 from attn_demos.errors import NoAttentionError, UnsupportedModelError
 
@@ -94,7 +96,22 @@ class Verification:
     """Results of one verified forward pass, in site order, plus the weights if kept."""
 
     checks: list[SiteCheck] = field(default_factory=list)
-    weights: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # kind -> per layer (B, H, Tq, Tk)
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)  # kind -> (B, L, H, Tq, Tk): its kept layers in order
+    kept: dict[str, int] = field(default_factory=dict)  # kind -> how many of its layers keep their weights
+    filled: dict[str, int] = field(default_factory=dict)  # kind -> how many of them have run
+
+    def next_layer(self, kind: str, shape: tuple[int, int, int, int], dtype: torch.dtype, device) -> torch.Tensor:
+        """Where the next kept layer of `kind` goes: (B, H, Tq, Tk), a view of the kind's stack
+        (allocated at its first kept layer, so the layers are never copied into it)."""
+        if kind not in self.weights:
+            self.weights[kind] = torch.empty(shape[0], self.kept[kind], *shape[1:], dtype=dtype, device=device)
+            self.filled[kind] = 0
+        stack = self.weights[kind]  # (B, L, H, Tq, Tk)
+        if (stack.shape[0], *stack.shape[2:]) != shape or stack.dtype != dtype:
+            raise ValueError(f"{kind} layers differ in shape: {tuple(stack.shape)} then {shape} ({dtype})")
+        index = self.filled[kind]
+        self.filled[kind] = index + 1
+        return stack[:, index]
 
 
 log = logging.getLogger(__name__)
@@ -145,9 +162,14 @@ def verify_attention(
         every = keep_weights or on_weights is not None
         wants_weights = lambda site: every  # noqa: E731
     verification = Verification()
+    forms = {site: wanted_form(wants_weights(site)) for site in sites}  # asked once per site
+    for site in sites:
+        if forms[site] == HEADS and keep_weights:
+            verification.kept[site.kind] = verification.kept.get(site.kind, 0) + 1
     site_of_call = {(s.module_path, s.call): s for s in sites}
     calls_seen: dict[str, int] = {}
     zeroed = ZeroedMaxima(len(sites))
+    rows_of: dict[str, torch.Tensor | None] = {}  # kind -> its real query rows
 
     with capture_attention_inputs(sites, recorded_projections(family)) as captured:
 
@@ -161,13 +183,18 @@ def verify_attention(
                 return
             captured[path][call] = None  # this call's inputs are no longer needed
             terms = attention_terms(model, family, sites, site, inputs, pass_inputs, scale_override)
-            form = wanted_form(wants_weights(site))
-            weights, check = check_site(site, terms, context, _query_rows(site.kind, pass_inputs), form, zeroed)
+            form = forms[site]
+            out = None
+            if form == HEADS and keep_weights:
+                shape = (terms.q.shape[0], terms.q.shape[1], terms.q.shape[2], terms.k.shape[2])  # (B, H, Tq, Tk)
+                out = verification.next_layer(site.kind, shape, working_dtype(terms.q.dtype), terms.q.device)
+            if site.kind not in rows_of:
+                rows_of[site.kind] = _query_rows(site.kind, pass_inputs)
+            blocks = pass_inputs.blocks(site.kind, terms)
+            weights, check = check_site(site, terms, context, rows_of[site.kind], form, zeroed, blocks, out)
             verification.checks.append(check)
             if form is not None and on_weights is not None:
                 on_weights(site, weights)
-            if form == HEADS and keep_weights:
-                verification.weights.setdefault(site.kind, []).append(weights)
 
         outer = getattr(_active, "handler", None)
         _active.handler = handle
@@ -189,9 +216,12 @@ def wanted_form(wanted: str | bool | None) -> str | None:
 
 
 def _query_rows(kind: str, pass_inputs: PassInputs) -> torch.Tensor | None:
-    """(B, Tq) bool: which query rows are real for a site of this kind (None: all)."""
+    """(B, Tq) bool: which query rows are real for a site of this kind (None: all; on the CPU,
+    where asking costs no sync, also when every row is real)."""
     mask = pass_inputs.target_mask if kind in (DECODER, CROSS) else pass_inputs.source_mask
-    return None if mask is None else mask.bool()
+    if mask is None or (mask.device.type == "cpu" and bool(mask.all())):
+        return None
+    return mask.bool()
 
 
 def check_site(
@@ -201,18 +231,22 @@ def check_site(
     query_is_real: torch.Tensor | None,
     form: str | bool | None = HEADS,
     zeroed: ZeroedMaxima | None = None,
+    blocks: Blocks | None = None,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, SiteCheck]:
-    """The core's weights for one site in the wanted form (HEADS: (B, H, Tq, Tk); a fusion:
-    (B, Tq, Tk); None: nothing), and weights·v compared with `context` (B, Tq, H·d), what the
-    module itself computed.
+    """The core's weights for one site in the wanted form (HEADS: (B, H, Tq, Tk), written into
+    `out` when given; a fusion: (B, Tq, Tk); None: nothing), and weights·v compared with `context`
+    (B, Tq, H·d), what the module itself computed.
 
     With nothing wanted, on a GPU with triton, one fused kernel checks the site and stores
     nothing of size Tq×Tk (its results go into a buffer of `zeroed` where one is left). Otherwise
-    heads are attended as many at a time as CHUNK_BYTES of scores
-    hold (at least one; half precision in float32); whole heads go into one preallocated layer, a
-    fusion into one running map, so the peak extra memory is that layer (or map) plus a few heads'
-    temporaries. Every head's weights·v is then compared with `context` in one step (a few
-    element-wise passes per site rather than per chunk: on a CPU each costs more than its work).
+    the scores are built a block of query rows at a time over the keys the block may attend
+    (core.blocks: a causal mask skips about half; `blocks` None: from the terms' mask), as many
+    heads at a time as CHUNK_BYTES of scores hold (at least one; half precision in float32);
+    whole heads go into one preallocated layer, a fusion into one running map, so the peak extra
+    memory is that layer (or map) plus a few heads' temporaries. Every head's weights·v is then
+    compared with `context` in one step (a few element-wise passes per site rather than per
+    step: on a CPU each costs more than its work).
     """
     form = wanted_form(form)
     if query_is_real is not None:
@@ -226,54 +260,64 @@ def check_site(
     work = working_dtype(terms.q.dtype)
     batch, heads, q_len, _ = terms.q.shape
     k_len, v_dim = terms.k.shape[2], terms.v.shape[3]
-    one_head = batch * q_len * k_len * torch.finfo(work).bits // 8  # bytes of one head's scores
-    per_chunk = HEADS_PER_CHUNK or max(1, CHUNK_BYTES // one_head)  # short inputs: fewer, larger steps
-    one_step = per_chunk >= heads  # every head in one step: its results are used as they come
-    weights = None  # (B, H, Tq, Tk) for HEADS, (B, Tq, Tk) for a fusion
+    blocks = blocks or blocks_for(allowed_keys(terms), q_len, k_len)
+    q = scaled_queries(replace(terms, q=terms.q.to(work)))  # (B, H, Tq, d)
+    k, v = terms.k.to(work), terms.v.to(work)  # (B, H, Tk, d), (B, H, Tk, d_v)
+    bias = None if terms.bias is None else terms.bias.to(work)  # broadcastable to (B, H, Tq, Tk)
+    steps = blocks_of_heads(blocks, batch, heads, CHUNK_BYTES, torch.finfo(work).bits // 8, HEADS_PER_CHUNK)
+    one_step = blocks.whole and len(steps) == 1  # every score at once: its results are used as they come
+    weights = out  # (B, H, Tq, Tk) for HEADS, (B, Tq, Tk) for a fusion
+    if form == HEADS and weights is None and not one_step:
+        weights = q.new_empty(batch, heads, q_len, k_len)  # (B, H, Tq, Tk)
+    elif form is not None and form != HEADS and not one_step:
+        weights = q.new_zeros(batch, q_len, k_len)  # (B, Tq, Tk): zero where no block reaches
+    if form == HEADS and not one_step:
+        zero_outside(weights, blocks)
     reproduced = None  # (B, H, Tq, d_v): weights·v
     if not one_step:
-        reproduced = torch.empty(batch, heads, q_len, v_dim, dtype=work, device=terms.q.device)  # (B, H, Tq, d_v)
-        if form == HEADS:
-            weights = torch.empty(batch, heads, q_len, k_len, dtype=work, device=terms.q.device)  # (B, H, Tq, Tk)
-    for first in range(0, heads, per_chunk):
-        chunk = slice(first, first + per_chunk)
-        part = terms  # every head, already in the working dtype
-        if not (one_step and work == terms.q.dtype == terms.k.dtype == terms.v.dtype):  # q's may differ (qk norm)
-            part = replace(
-                terms,
-                q=terms.q[:, chunk].to(work),  # (B, h, Tq, d)
-                k=terms.k[:, chunk].to(work),  # (B, h, Tk, d)
-                v=terms.v[:, chunk].to(work),  # (B, h, Tk, d_v)
-                bias=_heads_of(terms.bias, chunk, heads, work),
-            )
-        chunk_weights = terms_weights(part)  # (B, h, Tq, Tk)
-        if form == HEADS and one_step:
-            weights = chunk_weights  # (B, H, Tq, Tk)
-        elif form == HEADS:
-            weights[:, chunk] = chunk_weights
-        elif form is not None:
-            weights = _fold(weights, chunk_weights, form)  # (B, Tq, Tk)
+        reproduced = q.new_zeros(batch, heads, q_len, v_dim)  # (B, H, Tq, d_v): zero on rows that attend no key
+    folded = set()  # the first rows of the blocks a fusion has started
+    for block, chunk in steps:
+        rows, keys = block.rows, block.keys
+        step_weights = block_weights(
+            q, k, block, chunk, bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys
+        )  # (B, h, r, span)
         if one_step:
-            reproduced = chunk_weights @ part.v  # (B, H, Tq, d_v)
-        else:
-            reproduced[:, chunk] = chunk_weights @ part.v  # (B, h, Tq, d_v)
-        del chunk_weights
+            reproduced = step_weights @ v  # (B, H, Tq, d_v)
+            if form == HEADS and weights is not None:
+                weights.copy_(step_weights)
+            elif form == HEADS:
+                weights = step_weights
+            elif form is not None:
+                weights = _fold(None, step_weights, form)  # (B, Tq, Tk)
+            continue
+        reproduced[:, chunk, rows] = step_weights @ v[:, chunk, keys]  # (B, h, r, d_v)
+        if form == HEADS:
+            weights[:, chunk, rows, keys] = step_weights
+        elif form is not None:
+            region = weights[:, rows, keys]  # (B, r, span), a view
+            _fold(region if rows.start in folded else None, step_weights, form, into=region)
+            folded.add(rows.start)
+        del step_weights
     if form == "mean":
         weights /= heads
     given = context.reshape(batch, q_len, heads, v_dim).transpose(1, 2)  # (B, H, Tq, d_v)
     return weights, SiteCheck(site, *head_deviation(reproduced, given, query_is_real))
 
 
-def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str) -> torch.Tensor:
+def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str, into: torch.Tensor | None = None):
     """A running fusion over heads: `fused` (B, Tq, Tk) or None, folded with one chunk's weights
-    (B, h, Tq, Tk): sums for "mean" (divided by H at the end), else running max or min."""
+    (B, h, Tq, Tk): sums for "mean" (divided by H at the end), else running max or min; written
+    into `into` when given (a view the fusion lives in)."""
     if how == "mean":
         part = chunk_weights.sum(dim=1)  # (B, Tq, Tk)
-        return part if fused is None else fused.add_(part)
-    part = chunk_weights.amax(dim=1) if how == "max" else chunk_weights.amin(dim=1)  # (B, Tq, Tk)
-    if fused is None:
-        return part
-    return torch.maximum(fused, part, out=fused) if how == "max" else torch.minimum(fused, part, out=fused)
+        if fused is not None:
+            return fused.add_(part)
+    else:
+        part = chunk_weights.amax(dim=1) if how == "max" else chunk_weights.amin(dim=1)  # (B, Tq, Tk)
+        if fused is not None:
+            return torch.maximum(fused, part, out=fused) if how == "max" else torch.minimum(fused, part, out=fused)
+    return part if into is None else into.copy_(part)
 
 
 def _fused(terms: AttentionTerms, context: torch.Tensor, query_is_real: torch.Tensor | None, maxima: torch.Tensor | None):
@@ -324,15 +368,6 @@ class ZeroedMaxima:
             return None
         self.taken += 1
         return self.block[self.taken - 1, : 2 * batch * heads].view(self.shape)
-
-
-def _heads_of(bias: torch.Tensor | None, chunk: slice, heads: int, work: torch.dtype) -> torch.Tensor | None:
-    """The chunk's heads of an additive bias broadcastable to (B, H, Tq, Tk)."""
-    if bias is None:
-        return None
-    if bias.dim() == 4 and bias.shape[1] == heads:
-        bias = bias[:, chunk]
-    return bias.to(work)
 
 
 def head_deviation(
@@ -449,11 +484,9 @@ def forward_with_verification(
     for check in sorted(verification.checks, key=lambda c: (KINDS.index(c.site.kind), c.site.layer, c.site.call)):
         checks_of.setdefault(check.site.kind, []).append(check)
     maps = {}
-    for kind, layers in verification.weights.items():
+    for kind, stack in verification.weights.items():
         query, key = _sides_of(kind, source, target)
-        maps[kind] = AttentionMaps(
-            kind, stack_layers(layers, kind), query.query_tokens, key.tokens, query.mask, key.mask
-        )  # weights (B, L, H, Tq, Tk)
+        maps[kind] = AttentionMaps(kind, stack, query.query_tokens, key.tokens, query.mask, key.mask)  # weights (B, L, H, Tq, Tk)
     return VerifiedForward(outputs, maps, {kind: relative_errors(checks) for kind, checks in checks_of.items()})
 
 

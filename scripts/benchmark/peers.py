@@ -93,7 +93,7 @@ def paths_for(peer: PeerModel, ids: torch.Tensor, bridge, shares: list[float]) -
         return lambda: forward_with_verification(loaded, inputs, side, keep_weights=True, wants_weights=wants)
 
     def recompute_and_compare():
-        result = forward_with_attention(loaded, inputs, side, recompute=True)
+        result = forward_with_attention(loaded, inputs, side, recompute=True, logit_size=False)  # as tasks/checked.py
         return max(
             float((result.maps[kind].weights - recomputed).abs().max()) for kind, recomputed in result.recomputed.items()
         )  # max |library − recomputed|, as the tabs show it

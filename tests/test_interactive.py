@@ -248,6 +248,16 @@ def test_head_view_raises_its_threshold_until_it_fits_and_says_so():
         head_view_html(weights, [f"t{i}" for i in range(128)], max_bytes=1000)
 
 
+def test_a_small_head_view_that_does_not_fit_densely_drops_its_faintest_lines():
+    """One layer of 12 heads at 128 tokens is few enough values to be sent densely, but not in
+    800 kB (the Explorer's bound): the view then drops weights below a threshold, as larger ones do."""
+    rng = np.random.default_rng(3)
+    weights = random_attention(rng, 1, 12, 128, 128, sharpness=1.0)  # 196,608 values (≤ DENSE_UP_TO), diffuse
+    view = head_view_html(weights, [f"t{i}" for i in range(128)], max_bytes=800_000)
+    assert len(view.encode()) <= 800_000 and read_payload(view)["min_weight"] == 0.01
+    assert read_payload(head_view_html(weights, [f"t{i}" for i in range(128)]))["min_weight"] == 0.0  # 2 MB: dense
+
+
 @pytest.mark.parametrize("concentration", [0.02, 1.0, 50.0])  # peaky, plain and near-uniform rows
 def test_head_view_size_bound_is_below_the_exact_count_and_the_exact_count_is_what_is_sent(concentration):
     """The one-pass lower bound that lets long inputs skip low floors never exceeds the exact count

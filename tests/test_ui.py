@@ -431,6 +431,31 @@ def test_a_grid_click_shows_that_layer_and_head_and_marks_it(configured):
     assert not np.allclose(shown, result.library[1, 0], atol=1e-3)  # control: another head
 
 
+def test_the_head_view_holds_the_shown_layer_and_follows_the_layer(configured):
+    """A run sends the head view of its Layer only; a Layer change or a grid click sends that
+    layer's; a click on a row or a token leaves the head view (and what a person set in it) alone."""
+    from attn_demos.render.interactive import read_payload
+
+    def layer_of(html: str) -> tuple[list[str], list[int]]:
+        payload = read_payload(html)
+        (only,) = payload["w"]  # one layer's lines
+        return payload["layers"], only["n"]  # entries per (head, query row)
+
+    def entries(layer: int) -> list[int]:  # the weights ≥ 0.0005 of every head of `layer`, per row
+        return (np.round(result.library[layer], 3) >= 0.001).sum(axis=-1).reshape(-1).tolist()
+
+    out = explorer.explore("the cat sat on the mat", 1, "mean", False, "")
+    result = out["state"]
+    assert layer_of(out["head_view"]) == (["1"], entries(1))
+    assert layer_of(explorer.redraw_layer(result, 0, "mean", False)["head_view"]) == (["0"], entries(0))
+    grid = explorer.pick(_selection(view="grid", layer=0, head=1), result, 1, "mean", False, None)
+    assert layer_of(grid["head_view"]) == (["0"], entries(0))
+    assert entries(0) != entries(1)  # control: the layers' lines differ
+    row = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, 1, 0, False, None)
+    token = explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, False, None)
+    assert "head_view" not in row and "head_view" not in token and "head_view" not in explorer.redraw(result, 1, 2, False)
+
+
 def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     from attn_demos.render.interactive import read_payload
 

@@ -16,6 +16,7 @@ preview and export); exports keep the raw pieces only in fields of their own.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 import numpy as np
@@ -77,7 +78,15 @@ def display_tokens(tokens: list[str]) -> list[str]:
     A character split over several pieces ("’" as <0xE2><0x80><0x99>) is written on the piece that
     completes it; each piece before holds only part of it and reads "’ 1/3", "’ 2/3" (the character
     and which part), so no label is empty and none shows bytes. Bytes that never complete a
-    character read "�". A piece that is only spaces (a bare "▁" or "ĠĠ") reads "␣" per space."""
+    character read "�". A piece that is only spaces (a bare "▁" or "ĠĠ") reads "␣" per space.
+
+    The labels of the last few token lists are remembered: one click draws several views of the
+    same tokens (milliseconds each for a long input)."""
+    return list(_display_labels(tuple(tokens)))
+
+
+@functools.lru_cache(maxsize=8)
+def _display_labels(tokens: tuple[str, ...]) -> tuple[str, ...]:
     scheme = piece_scheme(tokens)
     texts = piece_texts(tokens)
     labels = []
@@ -104,7 +113,7 @@ def display_tokens(tokens: list[str]) -> list[str]:
             close(text[0])
             labels.append(text)
     close(None)
-    return labels
+    return tuple(labels)
 
 
 def piece_texts(tokens: list[str]) -> list[str]:

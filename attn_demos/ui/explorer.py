@@ -44,11 +44,12 @@ FULL_PRECISION_CELLS = 128 * 128
 HEAD_VIEW_BYTES = 800_000  # the head view drops its faintest lines beyond this (it says which)
 VIEW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
 REDRAW_OUTPUTS = VIEW_OUTPUTS + ("grid", "neuron")
+LAYER_OUTPUTS = REDRAW_OUTPUTS + ("head_view",)  # a Layer change also redraws the head view (of one layer)
 RUN_OUTPUTS = (
     ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate", "flow")
     + VIEW_OUTPUTS + ("head_view", "query", "neuron")
 )
-PICK_OUTPUTS = ("layers", "heads", "query", "flow_tokens") + REDRAW_OUTPUTS
+PICK_OUTPUTS = ("layers", "heads", "query", "flow_tokens") + LAYER_OUTPUTS  # a grid click may change the layer
 NEURON_OUTPUTS = ("status", "neuron")
 FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 EXPORT_OUTPUTS = ("status", "png", "json")
@@ -72,11 +73,18 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "flow_tokens": tokens,
         "query": tokens,
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
-        "head_view": head_view_html(
-            result.shown, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
-            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
-        ),
+        "head_view": head_view(result, shown_layer),
     }
+
+
+def head_view(result: ExploreResult, layer) -> str:
+    """The head view of one layer (layer 0 for the mean of layers and rollout): every layer's would
+    be L times the page's bytes and time; another layer's is sent when the Layer changes."""
+    shown = layer if isinstance(layer, int) else 0
+    return head_view_html(
+        result.shown[shown : shown + 1], result.tokens, layer_labels=[str(shown)], target_id=PICK_ID,
+        title="head view: hover a token for its lines; click to keep it (and inspect it)", max_bytes=HEAD_VIEW_BYTES,
+    )
 
 
 def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
@@ -110,6 +118,14 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
     }
 
 
+def redraw_layer(result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
+    """redraw, and the head view of the layer (a Layer change or a grid click)."""
+    drawn = redraw(result, layer, head, words, query)
+    if result is None:
+        return drawn
+    return {**drawn, "head_view": head_view(result, _layer_head(layer, head)[0])}
+
+
 def heatmap_decimals(cells: int) -> int:
     """Places the page's heatmap carries: 6 for inputs up to FULL_PRECISION_CELLS, else 4 (payload size)."""
     return HEATMAP_DECIMALS if cells <= FULL_PRECISION_CELLS else LONG_HEATMAP_DECIMALS
@@ -124,7 +140,7 @@ def pick(selection: str, result: ExploreResult | None, layer, head, words: bool,
     if chosen["view"] == "grid":
         layer, head = int(chosen["layer"]), int(chosen["head"])
         return {
-            **redraw(result, layer, head, words, query),
+            **redraw_layer(result, layer, head, words, query),
             "layers": layer_choices(result.num_layers, layer),
             "heads": head_choices_for(result.head_options(), head),
         }
@@ -258,8 +274,10 @@ def build() -> None:
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]
     results.redraw_on(
-        [layer, head, words], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs,
-        wiring.outputs_for(out, REDRAW_OUTPUTS),
+        [layer], wiring.handler(redraw_layer, LAYER_OUTPUTS), view_inputs, wiring.outputs_for(out, LAYER_OUTPUTS)
+    )
+    results.redraw_on(
+        [head, words], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs, wiring.outputs_for(out, REDRAW_OUTPUTS),
     )
     results.view_on(
         picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,

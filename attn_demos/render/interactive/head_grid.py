@@ -35,17 +35,17 @@ def head_grid_html(
     check_labels("layer labels", names, layers)
     if shown is not None and not (0 <= shown[0] < layers and 0 <= shown[1] < heads):
         raise ValueError(f"shown head {tuple(shown)} is outside {layers} layers × {heads} heads")
-    largest = float(np.fmax.reduce(weights, axis=None))  # NaN only if every weight is NaN
-    overall = largest if largest > 0 else 1.0
     tiles = []
     for layer in range(layers):
         pooled = _shrink(weights[layer], THUMB_MAX)  # (H, rows, cols)
         if np.isnan(pooled).any():  # a NaN weight counts as 0: that layer is cleaned first (rare)
             pooled = _shrink(np.nan_to_num(weights[layer], nan=0.0), THUMB_MAX)
-        pooled = pooled.astype(np.float64)  # (H, rows, cols)
-        for tile in pooled:  # (rows, cols)
-            top = float(tile.max()) if per_head_scale else overall
-            tiles.append(tile / top if top > 0 else tile)
+        tiles += list(pooled.astype(np.float64))  # (rows, cols) each
+    # one scale: the largest weight of all heads, which is the largest of the max-pooled tiles
+    overall = None if per_head_scale else float(np.fmax.reduce(np.stack(tiles), axis=None))  # NaN only if all are
+    for index, tile in enumerate(tiles):
+        top = float(tile.max()) if per_head_scale else overall
+        tiles[index] = tile / top if top > 0 else tile
     rows, cols = tiles[0].shape
     note = "each head scaled to its own maximum" if per_head_scale else "one scale for all heads"
     scale = ColourScale(0.0, 1.0)

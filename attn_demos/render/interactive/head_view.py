@@ -100,9 +100,9 @@ def head_view_html(
 
     query_tokens, key_tokens: the tokenizer's pieces, shown as a person writes them
     (core.pooling.display_tokens); key_tokens None for self-attention (the query tokens), the
-    encoder's tokens for cross-attention. Weights are rounded to 3 decimals; above DENSE_UP_TO values, weights below
-    the first of MIN_WEIGHTS that keeps the HTML within max_bytes are dropped, and the view states
-    that threshold. A click on a query token emits {"view": "head", "query": i, "token": label}.
+    encoder's tokens for cross-attention. Weights are rounded to 3 decimals; up to DENSE_UP_TO values
+    all are sent if they fit max_bytes; else weights below the first of MIN_WEIGHTS that keeps the
+    HTML within max_bytes are dropped, and the view states that threshold. A click on a query token emits {"view": "head", "query": i, "token": label}.
     """
     weights = np.asarray(weights)  # (L, H, Tq, Tk)
     if weights.ndim != 4 or 0 in weights.shape:
@@ -120,7 +120,7 @@ def head_view_html(
     if np.fmin.reduce(weights, axis=None) < 0 or np.fmax.reduce(weights, axis=None) > 1 + 1e-6:  # NaN ignored, no copy
         raise ValueError("head view shows attention weights, which lie in [0, 1]")
     thousandths = np.stack([_thousandths(weights[i]) for i in range(layers)])  # (L, H, Tq, Tk) int16
-    floors = [0.0] if weights.size <= DENSE_UP_TO else list(MIN_WEIGHTS)
+    floors = ([0.0] if weights.size <= DENSE_UP_TO else []) + list(MIN_WEIGHTS)  # dense first where it may fit
     for min_weight in floors:
         floor = round(min_weight * 10**DECIMALS)
         if min_weight != floors[-1] and _numbers_exceed(thousandths, floor, max_bytes):

@@ -39,7 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: the benchmark package
 
 import torch  # noqa: E402
-from benchmark import report  # noqa: E402
+from benchmark import peers, report  # noqa: E402
 from benchmark.peer_models import MODELS, build  # noqa: E402
 from benchmark.peers import measure, transformer_lens_bridge  # noqa: E402
 from benchmark.timing import as_sdpa, seconds  # noqa: E402
@@ -119,7 +119,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"- date: {result['date']}; machine: {result['machine']}; torch {result['torch']}, transformers "
         f"{result['transformers']}, transformer-lens {result['transformer_lens'] or 'not installed'}; "
-        f"{result['threads']} torch threads",
+        f"{result['threads']} torch threads, {result['clock']} clock",
         f"- command: `{result['command']}` ({result['seconds']:.0f} s)",
         f"- load average (1 min) {result['load_average_start'][0]:.2f} before, {result['load_average_end'][0]:.2f} after "
         f"({os.cpu_count()} cores)",
@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case-seconds", type=float, default=CASE_SECONDS, help="fit a case's rounds in about this "
                         f"many seconds, at least {MIN_ROUNDS}, else skip it (default {CASE_SECONDS:g})")
     parser.add_argument("--threads", type=int, default=THREADS, help=f"torch threads (default {THREADS})")
+    parser.add_argument("--clock", choices=sorted(peers.CLOCKS), default="wall", help="wall: seconds that pass "
+                        "(default); cpu: this process's CPU time, steadier on a machine others share (with "
+                        "--threads 1: with more, threads waiting for each other count too)")
     parser.add_argument("--out", default="bench_peers.json", help="where to write the JSON")
     parser.add_argument("--markdown", help="also write the table as markdown here")
     args = parser.parse_args(argv)
@@ -185,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (2 if args.quick else ROUNDS)
 
     torch.set_num_threads(args.threads)
+    peers.clock = peers.CLOCKS[args.clock]
     report.set_quick(args.quick)
     started = time.time()
     load_at_start = load_average_line("at start")
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "command": "python scripts/bench_peers.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "threads": args.threads,
+        "clock": args.clock,
         "torch": torch.__version__,
         "transformers": _version("transformers"),
         "transformer_lens": _version("transformer-lens"),

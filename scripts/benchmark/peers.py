@@ -26,6 +26,8 @@ WEIGHTS_KEPT_GOAL = 1.15  # issue 24: verified attention with the weights kept f
 FLOOR_MARGIN = 0.05  # issue 24: the sdpa verification without weights, at most floor + this
 PATTERN_HOOK = "hook_pattern"  # TransformerLens's hook on each layer's attention weights
 BRIDGE_MISSING = "TransformerLens is not installed (pip install -e '.[bench]')"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}  # cpu: this process's CPU time (bench_peers --clock)
+clock = CLOCKS["wall"]  # what every path and the floor are timed with
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,11 @@ class SdpaClock:
         self.fused = torch.nn.functional.scaled_dot_product_attention
 
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start = clock()
             try:
                 return self.fused(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.seconds += clock() - start
 
         torch.nn.functional.scaled_dot_product_attention = timed
         return self
@@ -83,10 +85,10 @@ def paths_for(peer: PeerModel, ids: torch.Tensor, bridge, shares: list[float]) -
     last = peer.layers - 1
 
     def plain():
-        with SdpaClock() as clock:
-            start = time.perf_counter()
+        with SdpaClock() as inside:
+            start = clock()
             out = model(**inputs)
-            shares.append(clock.seconds / (time.perf_counter() - start))
+            shares.append(inside.seconds / (clock() - start))
         return out
 
     def verify(wants):
@@ -182,9 +184,9 @@ def timed_rounds(paths: list[Path], rounds: int) -> dict[str, list[float]]:
     for index in range(rounds):
         for path in paths if index % 2 == 0 else paths[::-1]:
             gc.collect()  # a path's result is dropped before the next one runs
-            start = time.perf_counter()
+            start = clock()
             path.run()
-            times[path.name].append(time.perf_counter() - start)
+            times[path.name].append(clock() - start)
     return times
 
 

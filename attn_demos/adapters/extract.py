@@ -130,10 +130,10 @@ def forward_with_attention(
         if family.decoder_only:  # one causal stack over the source tokens
             pass_inputs = PassInputs(target_mask=source.mask, position_ids=model_inputs.get("position_ids"))
         else:
-            pass_inputs = PassInputs(
-                source_mask=None if family.vision else source.mask,
-                target_mask=None if target is None else target.mask,
-            )
+            source_mask = None if family.vision else source.mask  # (B, S)
+            if source_mask is not None and target is None and bool(source_mask.all()):
+                source_mask = None  # an encoder with every token real: nothing to mask (as verify.py)
+            pass_inputs = PassInputs(source_mask=source_mask, target_mask=None if target is None else target.mask)
         recomputed, largest = recompute_weights(model, family, sites, captured, pass_inputs, scale_override, logit_size)
     return ForwardResult(outputs, maps, recomputed, largest)
 

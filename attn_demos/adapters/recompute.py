@@ -19,7 +19,7 @@ from attn_demos.adapters.families import (
     head_count,
     rotary_settings,
 )
-from attn_demos.core.blocks import Block, Blocks, block_weights, blocks_for, zero_outside
+from attn_demos.core.blocks import Blocks, block_weights, blocks_for, zero_outside
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
 from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
@@ -288,18 +288,14 @@ def terms_weights(terms: AttentionTerms, blocks: Blocks | None = None, out: torc
     blocks = blocks or blocks_for(allowed_keys(terms), q_len, k_len)
     q = scaled_queries(terms)  # (B, H, Tq, d)
 
-    def weights_of(block: Block) -> torch.Tensor:
-        return block_weights(
-            q, terms.k, block, slice(None), terms.bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys
-        )  # (B, H, r, span)
-
-    if blocks.whole and out is None:
-        return weights_of(blocks.blocks[0])
     weights = q.new_empty(batch, heads, q_len, k_len) if out is None else out  # (B, H, Tq, Tk)
     zero_outside(weights, blocks)
     for block in blocks.blocks:
         if block.keys.stop > block.keys.start:
-            weights[:, :, block.rows, block.keys] = weights_of(block)
+            block_weights(
+                q, terms.k, block, slice(None), terms.bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys,
+                out=weights[:, :, block.rows, block.keys],
+            )  # (B, H, r, span)
     return weights
 
 

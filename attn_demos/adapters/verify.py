@@ -280,21 +280,18 @@ def check_site(
     for block, chunk in steps:
         rows, keys = block.rows, block.keys
         step_weights = block_weights(
-            q, k, block, chunk, bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys
-        )  # (B, h, r, span)
+            q, k, block, chunk, bias, terms.softcap, terms.softmax_dtype, blocks.rows_without_keys,
+            out=None if form != HEADS or weights is None else weights[:, chunk, rows, keys],
+        )  # (B, h, r, span): written into the layer's weights when they are wanted whole
         if one_step:
             reproduced = step_weights @ v  # (B, H, Tq, d_v)
-            if form == HEADS and weights is not None:
-                weights.copy_(step_weights)
-            elif form == HEADS:
+            if form == HEADS:
                 weights = step_weights
             elif form is not None:
                 weights = _fold(None, step_weights, form)  # (B, Tq, Tk)
             continue
         reproduced[:, chunk, rows] = step_weights @ v[:, chunk, keys]  # (B, h, r, d_v)
-        if form == HEADS:
-            weights[:, chunk, rows, keys] = step_weights
-        elif form is not None:
+        if form != HEADS and form is not None:
             region = weights[:, rows, keys]  # (B, r, span), a view
             _fold(region if rows.start in folded else None, step_weights, form, into=region)
             folded.add(rows.start)

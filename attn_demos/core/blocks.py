@@ -83,12 +83,14 @@ def block_weights(
     softcap: float | None = None,
     softmax_dtype: torch.dtype | None = None,
     rows_without_keys: bool = False,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The weights (B, h, r, span) of `heads` over one block: softmax(softcap(q·kᵀ) + bias, masked).
 
     q: (B, H, Tq, d) already multiplied by the scale (as fast_attention scales q before the
     product); k: (B, H, Tk, d); bias: additive, broadcastable to (B, H, Tq, Tk). The weights come
-    back in q's dtype; the softmax runs in softmax_dtype (None: q's).
+    back in q's dtype, written into `out` (B, h, r, span) when given (the softmax writes there
+    itself when it runs in q's dtype: no copy); the softmax runs in softmax_dtype (None: q's).
     """
     keys = block.keys
     scores = q[:, heads, block.rows] @ k[:, heads, keys].transpose(-2, -1)  # (B, h, r, span)
@@ -99,7 +101,11 @@ def block_weights(
     if block.blocked is not None:
         blocked = block.blocked if block.blocked.shape[1] == 1 else block.blocked[:, heads]
         scores[..., block.blocked_from :].masked_fill_(blocked, float("-inf"))
-    weights = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)  # (B, h, r, span)
+    if out is not None and (softmax_dtype or scores.dtype) == out.dtype == q.dtype:
+        weights = torch.softmax(scores, dim=-1, out=out)  # (B, h, r, span)
+    else:
+        weights = torch.softmax(scores, dim=-1, dtype=softmax_dtype).to(q.dtype)  # (B, h, r, span)
+        weights = weights if out is None else out.copy_(weights)
     del scores
     if rows_without_keys:
         weights.nan_to_num_(0.0)  # rows with no allowed key: 0/0 becomes 0

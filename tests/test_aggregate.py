@@ -98,3 +98,18 @@ def test_with_residual_adds_identity_and_normalises():
 def test_rollout_rejects_bad_shapes(shape):
     with pytest.raises(ValueError, match="L, H, T, T"):
         rollout(np.ones(shape))
+
+
+def test_rows_of_the_rollout_are_the_rollouts_rows():
+    """rollout_rows (vectors times each layer's map) gives the rows of rollout (the whole product)."""
+    from attn_demos.core.aggregate import rollout_rows
+
+    rng = np.random.default_rng(5)
+    weights = rng.random((4, 3, 7, 7))
+    weights /= weights.sum(axis=-1, keepdims=True)  # (L, H, T, T) row-stochastic
+    for fusion in ("mean", "max"):
+        for residual in (True, False):
+            whole = rollout(weights, fusion, residual)  # (T, T)
+            np.testing.assert_allclose(rollout_rows(weights, 2, fusion, residual), whole[2], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(rollout_rows(weights, [0, 5], fusion, residual), whole[[0, 5]], rtol=0, atol=1e-12)
+    assert not np.allclose(rollout_rows(weights, 2), rollout(weights)[3])  # control: another row differs

@@ -40,3 +40,18 @@ def rollout(weights: np.ndarray, fusion: str = "mean", residual: bool = True) ->
     for layer_map in layer_maps[1:]:
         joint = layer_map @ joint  # (T, T)
     return joint
+
+
+def rollout_rows(weights: np.ndarray, rows, fusion: str = "mean", residual: bool = True) -> np.ndarray:
+    """Rows of rollout(weights, fusion, residual): `rows` an index -> (T,), a list -> (R, T);
+    e_rowᵀ · Â_L · … · Â_1 as vectors times each layer's map from the top down (T² per row and
+    layer instead of T³ a layer)."""
+    if weights.ndim != 4 or weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"rollout needs self-attention of shape (L, H, T, T), got {weights.shape}")
+    layer_maps = fuse_heads(weights, fusion)  # (L, T, T)
+    if residual:
+        layer_maps = with_residual(layer_maps)  # (L, T, T)
+    vectors = layer_maps[-1][rows]  # (T,) or (R, T)
+    for layer_map in layer_maps[-2::-1]:
+        vectors = vectors @ layer_map  # (T,) or (R, T)
+    return vectors

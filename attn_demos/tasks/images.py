@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from attn_demos.adapters.extract import patch_grid, vision_side
 from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.core.aggregate import rollout
+from attn_demos.core.aggregate import rollout_rows
 from attn_demos.core.flow import attention_flow
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
@@ -63,8 +63,10 @@ class ImageResult(SelfAttentionStack):
 
     @staticmethod
     def _cls_row(weights: np.ndarray, layer, head) -> np.ndarray:
-        matrix = rollout(weights) if head == "rollout" else select(weights, layer, head)  # (1+N, 1+N)
-        return matrix[0]  # (1+N,)
+        """(1+N,) the [CLS] row alone: of the rollout, or of the [CLS] rows of the layer and head."""
+        if head == "rollout":
+            return rollout_rows(weights, 0)
+        return select(weights[:, :, :1], layer, head)[0]
 
 
 def load_image(image) -> tuple[Image.Image, list[str]]:

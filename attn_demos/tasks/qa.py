@@ -23,7 +23,7 @@ import torch
 
 from attn_demos.adapters.extract import Side, token_labels
 from attn_demos.adapters.families import ENCODER
-from attn_demos.core.aggregate import rollout
+from attn_demos.core.aggregate import rollout_rows
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
@@ -69,8 +69,11 @@ class QAResult(SelfAttentionStack):
     def context_scores(self, attend_from: str = "answer", layer: int | str = "mean", head: int | str = "mean"):
         """(context tokens, (C,) scores): mean attention from the answer (or question) tokens to the context."""
         rows = self.answer_index if attend_from == "answer" else self.question_index
-        matrix = rollout(self.shown) if head == "rollout" else select(self.shown, layer, head)  # (T, T)
-        scores = matrix[rows][:, self.context_index].mean(axis=0)  # (C,)
+        if head == "rollout":
+            matrix = rollout_rows(self.shown, rows)  # (R, T)
+        else:
+            matrix = select(self.shown[:, :, rows], layer, head)  # (R, T): those rows alone
+        scores = matrix[:, self.context_index].mean(axis=0)  # (C,)
         return [self.tokens[i] for i in self.context_index], scores
 
 

@@ -44,8 +44,6 @@ from benchmark.peer_models import MODELS, build  # noqa: E402
 from benchmark.peers import measure, transformer_lens_bridge  # noqa: E402
 from benchmark.timing import as_sdpa, seconds  # noqa: E402
 
-from attn_demos.allocator import reuse_freed_memory  # noqa: E402
-
 THREADS = 2
 ROUNDS = 5
 DEFAULT_LENGTHS = {"gpt2": (512,), "llama": (512,), "minilm": (128, 512)}
@@ -187,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = args.rounds or (2 if args.quick else ROUNDS)
 
     torch.set_num_threads(args.threads)
-    reused = reuse_freed_memory()  # as attn-demos and the app run
     report.set_quick(args.quick)
     started = time.time()
     load_at_start = load_average_line("at start")
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "command": "python scripts/bench_peers.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "threads": args.threads,
-        "freed_memory_reused": reused,
+        "malloc_environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "torch": torch.__version__,
         "transformers": _version("transformers"),
         "transformer_lens": _version("transformer-lens"),

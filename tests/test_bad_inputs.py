@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
@@ -257,7 +258,7 @@ def test_explorer_other_scripts_work_and_show_unknown_tokens(configured, case):
         assert result.tokens == ["[CLS]", "one", "two", "three", "[SEP]"]
     out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
     assert_verified(out)
-    assert out["numbers"]["query_tokens"] == result.tokens[:8]  # the page shows a preview
+    assert out["numbers"]["query_tokens"] == display_tokens(result.tokens)[:8]  # the page shows a preview
     assert out["numbers"]["shape"] == [len(result.tokens)] * 2
     unknown = result.tokens.count("[UNK]")
     seen(f"explorer · {case}", f"works: {' '.join(result.tokens)} ({unknown} [UNK]), badge ✓" + (

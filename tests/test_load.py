@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.ui import basics as basics_panel
 from attn_demos.ui import explorer as explorer_panel
 from attn_demos.ui import images as images_panel
@@ -114,7 +115,7 @@ class Mix:
         np.testing.assert_allclose(out["numbers"]["output"], weights @ v, rtol=1e-12, atol=1e-12)
 
     def check_explore(self, out, client, sentence, layer):
-        tokens = ["[CLS]", *self.minilm.tokenize(sentence), "[SEP]"]
+        tokens = display_tokens(["[CLS]", *self.minilm.tokenize(sentence), "[SEP]"])
         assert out["numbers"]["query_tokens"] == tokens[:8] and out["numbers"]["shape"] == [len(tokens)] * 2
         assert badge_error(out["badge"]) <= TOL
         full = exported(client, "/explore_export", layer, "mean", False)  # this session's own result
@@ -125,11 +126,12 @@ class Mix:
 
     @staticmethod
     def check_seq2seq(out, client, export_api, tokenizer, text):
-        source = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+        pieces = tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+        source = display_tokens(pieces)  # what a person reads; the export keeps the pieces apart
         assert out["numbers"]["key_tokens"] == source[:8] and source[-1] == "</s>"
         assert badge_error(out["badge"]) <= TOL
         full = exported(client, export_api, "mean", "mean", False, 0)
-        assert full["key_tokens"] == source and full["input_text"] == text
+        assert full["key_tokens"] == source and full["key_pieces"] == pieces and full["input_text"] == text
         matrix = np.asarray(full["matrix"])  # (target, source)
         assert matrix.shape == (len(full["query_tokens"]), len(source))
         np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-5)

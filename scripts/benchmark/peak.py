@@ -4,8 +4,7 @@ torch's CPU tensors come from malloc, invisible to tracemalloc. During a measure
 told to map every block from 64 KiB on by itself (and to unmap it on free), and free heap memory
 is handed back first, so the resident set before the call is what is in use; the kernel's
 high-water mark (VmHWM, reset through /proc/self/clear_refs) then gives the call's peak.
-Afterwards the project's allocator settings are put back (attn_demos.allocator), or, where they
-are switched off, glibc's default mmap threshold (128 KiB, no longer adjusted by glibc).
+Afterwards glibc's default thresholds are put back (128 KiB, no longer adjusted by glibc).
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ def peak_extra_mb(fn) -> tuple[float, float]:
     its highest, and once fn's result is dropped (memory the callee keeps between calls)."""
     if platform.libc_ver()[0] != "glibc":
         return float("nan"), float("nan")
-    from attn_demos.allocator import reuse_freed_memory
-
     libc = ctypes.CDLL(None)
     libc.mallopt(M_MMAP_THRESHOLD, MEASURING_MMAP_THRESHOLD)
     libc.mallopt(M_TRIM_THRESHOLD, MEASURING_MMAP_THRESHOLD)
@@ -49,7 +46,6 @@ def peak_extra_mb(fn) -> tuple[float, float]:
         libc.malloc_trim(0)
         retained = _status_kib("VmRSS")
     finally:
-        if not reuse_freed_memory():
-            libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
-            libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
     return (peak - before) / 1024, (retained - before) / 1024

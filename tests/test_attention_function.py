@@ -4,19 +4,12 @@ function; controls that must fail; and a fast sample of scripts/coverage_sweep.p
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import coverage_sweep  # scripts/coverage_sweep.py (pytest's pythonpath has scripts/)
 import pytest
 import torch
 
 from attn_demos.adapters import attention_function
 from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS
-
-SWEEP = Path(__file__).resolve().parents[1] / "scripts" / "coverage_sweep.py"
-_spec = importlib.util.spec_from_file_location("coverage_sweep", SWEEP)
-coverage_sweep = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(coverage_sweep)
 
 SAMPLE = ("mixtral", "olmo", "opt", "falcon", "gpt_oss", "gemma3_text", "modernbert", "umt5", "dinov2")
 

@@ -302,6 +302,7 @@ def _console_script() -> str:
     return str(script)
 
 
+@pytest.mark.slow  # a process of its own
 def test_console_script_basics_json():
     done = subprocess.run(
         [_console_script(), "basics", "--json"],
@@ -316,6 +317,7 @@ def test_console_script_basics_json():
     assert data["output"] == [pytest.approx(OUTPUT, abs=1e-14)]
 
 
+@pytest.mark.slow  # a process of its own
 def test_console_script_bad_shape_has_no_traceback():
     done = subprocess.run(
         [_console_script(), "basics", "--key", "[[1, 0]]"],

@@ -30,7 +30,15 @@ from attn_demos.render.interactive.heatmap import heatmap_html
 from attn_demos.render.interactive.overlay import overlay_html
 from attn_demos.render.interactive.page import INTERACTIVE_CSS, INTERACTIVE_JS
 from attn_demos.render.interactive.panel import panel_html
-from attn_demos.tasks.views import CHECK_TOLERANCE, LIBRARY, OUTPUT, check_badge, make_view, max_abs_difference, parse_index
+from attn_demos.tasks.views import (
+    CHECK_TOLERANCE,
+    LIBRARY,
+    OUTPUT,
+    check_badge,
+    make_view,
+    max_abs_difference,
+    parse_index,
+)
 
 MAX_EMBEDDED_VALUES = 600_000  # numbers of the maps one output embeds (≤ ~4 MB of HTML at 4 places; one ViT-base layer fits)
 HEAD_VIEW_BYTES = 800_000  # the head view drops its faintest lines beyond this (it says which), as the Explorer's

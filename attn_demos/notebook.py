@@ -190,11 +190,11 @@ def _image_maps(model, image, layer, head) -> AttentionMaps:
     result = classify_image(image, source=model)
     stack = _Stack("vision self-attention", result.library, result.recomputed, result.tokens, result.tokens,
                    result.output_errors, result.notices)
-    prefix = len(result.tokens) - result.grid[0] * result.grid[1]  # [CLS] (DeiT: and [DIST]) before the patches
+    prefix = result.prefix  # [CLS] (DeiT: and its distillation token) before the patches
 
     def overlay(weights: np.ndarray) -> str:  # (Tq, Tk) -> [CLS]'s row over the photo
         patches = weights[0, prefix:].reshape(result.grid)  # (rows, cols)
-        return overlay_html(result.image, patches, title="[CLS] → patches", cmap=OVERLAY_CMAP, label="[CLS] → patch attention")
+        return overlay_html(result.image, patches, title="[CLS] → patches, in the map above", cmap=OVERLAY_CMAP, label="[CLS] → patch attention")
 
     return _maps(result.model, stack, layer, head, head_view=False, labels=result.labels, overlay=overlay)
 

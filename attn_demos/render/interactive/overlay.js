@@ -9,8 +9,10 @@
     var values = decode(p.v, p.decimals), colours = lut(p.stops);
     var canvas = el("canvas", "attn-ov-canvas");
     canvas.style.display = "block";
-    canvas.style.cursor = "crosshair";
-    var note = el("div", "attn-note attn-ov-note", "hover a patch for its value; click one to see where it looks");
+    canvas.style.cursor = root.hasAttribute("data-attn-target") ? "pointer" : "crosshair";
+    var clickable = root.hasAttribute("data-attn-target"); // a server answers clicks (the app), or nothing does
+    var note = el("div", "attn-note attn-ov-note",
+      "hover a patch for its value" + (clickable ? "; click one to see where it looks" : ""));
     live.appendChild(canvas);
     live.appendChild(note);
     var ctx = canvas.getContext("2d");

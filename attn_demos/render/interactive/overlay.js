@@ -3,7 +3,7 @@
   "use strict";
   var el = views.el, lut = views.lut, level = views.level, fmt = views.fmt, decode = views.decode,
       showTip = views.showTip, hideTip = views.hideTip, emit = views.emit;
-  var MAX_WIDTH = 448; // css px of the drawn photo at most
+  var MAX_WIDTH = 448; // css px of the drawn photo: the view's width, at most this
 
   views.builders.overlay = function (root, live, p) {
     var values = decode(p.v, p.decimals), colours = lut(p.stops);
@@ -27,8 +27,7 @@
     }
 
     function draw() {
-      var room = Math.max(120, Math.min(MAX_WIDTH, root.clientWidth || MAX_WIDTH));
-      var width = Math.min(room, photo.naturalWidth || room);
+      var width = Math.max(120, Math.min(MAX_WIDTH, root.clientWidth || MAX_WIDTH)); // small photos are enlarged
       canvas.width = width;
       canvas.height = Math.max(1, Math.round(width * (photo.naturalHeight || 1) / (photo.naturalWidth || 1)));
       ctx.drawImage(photo, 0, 0, canvas.width, canvas.height);

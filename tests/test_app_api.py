@@ -48,7 +48,7 @@ def test_every_endpoint_has_its_stable_name(client):
 def test_basics_endpoint_returns_the_seed_numbers(client):
     status, steps, heatmap, numbers = client.predict("[[1,0,1]]", "[[1,0,0],[0,1,0]]", "[[1,2],[3,4]]", api_name="/basics")
     assert "agree" in status
-    assert numbers["weights"][0][0] == pytest.approx(0.640457, abs=1e-6)
+    assert numbers["weights_corner"][0][0] == pytest.approx(0.640457, abs=1e-6)
     assert "0.640457" in steps
     shown = read_payload(heatmap)  # the interactive heatmap's numbers, 6 places
     assert shown["m"][:2] == [640457, 359543] and shown["decimals"] == 6

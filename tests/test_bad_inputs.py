@@ -666,7 +666,7 @@ def test_bad_input_through_the_app_then_a_good_request(client, case):
     seen(f"app {api_name} · {case.split(', ', 1)[1]}", status)
     good = call(client, "/basics", basics_panel.OUTPUTS, "[[1, 0, 1]]", SEED_KEY, SEED_VALUE)
     assert good["status"].startswith("torch and numpy ✓ agree")
-    assert good["numbers"]["weights"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
+    assert good["numbers"]["weights_corner"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
 
 
 def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, use_settings):

@@ -49,6 +49,15 @@ class BasicsResult:
             "torch_vs_numpy_max_abs_diff": self.max_abs_diff,
         }
 
+    def every_number(self) -> dict:
+        """to_dict() (the torch core's steps) and the numpy core's steps beside them: a download's content."""
+        return {
+            **self.to_dict(),
+            "numpy_scores": self.numpy_scores.tolist(),
+            "numpy_weights": self.numpy_weights.tolist(),
+            "numpy_output": self.numpy_output.tolist(),
+        }
+
 
 def parse_matrix(text: str | list, name: str) -> np.ndarray:
     """A JSON matrix such as "[[1, 0, 1]]" (or a list) -> float64 (rows, cols); one-line errors."""

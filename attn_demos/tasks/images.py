@@ -1,4 +1,4 @@
-"""Image patches (ViT): top-5 labels and the [CLS] token's attention over the model's own patch grid."""
+"""Image patches (ViT): top-5 labels and the attention of [CLS] (or of any patch) over the model's own patch grid."""
 
 from __future__ import annotations
 
@@ -37,22 +37,33 @@ class ImageResult(SelfAttentionStack):
     notices: list[str] = field(default_factory=list)
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
+    @property
+    def prefix(self) -> int:
+        """Tokens before the patches: [CLS] (DeiT: and its distillation token)."""
+        return len(self.tokens) - self.grid[0] * self.grid[1]
+
+    def patch_map(self, layer: int | str = "mean", head: int | str = "mean", query: int = 0) -> np.ndarray:
+        """(rows, cols): how much token `query` ([CLS] = 0; patch i = prefix + i) attends to each
+        patch (rollout if head == "rollout")."""
+        return self._row(self.shown, layer, head, query)[self.prefix :].reshape(self.grid)
+
     def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
-        return self._cls_row(self.shown, layer, head)[1:].reshape(self.grid)
+        return self.patch_map(layer, head, 0)
 
     def flow_map(self, progress=None, cancelled=None) -> np.ndarray:
         """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow);
         progress(done, total) and cancelled() as in core.flow.attention_flow."""
         flow = attention_flow(self.shown, query_index=0, progress=progress, cancelled=cancelled)  # (T,)
-        return flow[1:].reshape(self.grid)
+        return flow[self.prefix :].reshape(self.grid)
 
-    def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
-        """|library − recomputed| on the [CLS] row being drawn (eager); under sdpa the worst relative
+    def check_error(self, layer: int | str = "mean", head: int | str = "mean", query: int = 0) -> float:
+        """|library − recomputed| on the row being drawn (eager); under sdpa the worst relative
         output error of the heads it is made of (the check's `measure`)."""
         if self.library is None:
             return heads_error(self.output_errors, layer, head)
-        return float(np.abs(self._cls_row(self.library, layer, head) - self._cls_row(self.recomputed, layer, head)).max())
+        drawn, check = (self._row(weights, layer, head, query) for weights in (self.library, self.recomputed))
+        return float(np.abs(drawn - check).max())
 
     def view(self, layer: int | str = 0, head: int | str = "mean") -> AttentionView:
         """The full patch × patch matrix (for export), or rolled out."""
@@ -61,10 +72,11 @@ class ImageResult(SelfAttentionStack):
             output_errors=self.output_errors,
         )
 
-    @staticmethod
-    def _cls_row(weights: np.ndarray, layer, head) -> np.ndarray:
-        matrix = rollout(weights) if head == "rollout" else select(weights, layer, head)  # (1+N, 1+N)
-        return matrix[0]  # (1+N,)
+    def _row(self, weights: np.ndarray, layer, head, query: int) -> np.ndarray:
+        if not 0 <= query < len(self.tokens):
+            raise BadInputError(f"choose a query between 0 ([CLS]) and {len(self.tokens) - 1}")
+        matrix = rollout(weights) if head == "rollout" else select(weights, layer, head)  # (P+N, P+N)
+        return matrix[int(query)]  # (P+N,)
 
 
 def load_image(image) -> tuple[Image.Image, list[str]]:

@@ -36,7 +36,9 @@ def build() -> gr.Blocks:
         gr.Markdown(INTRO)
         for title, name, build_tab in TABS:
             with gr.Tab(title, elem_id=f"tab-{name}"):
-                build_tab()
+                opening = build_tab()  # a tab that opens on a result returns what wires it to the page's load
+            if opening is not None:
+                opening(blocks)
     blocks.queue(default_concurrency_limit=CONCURRENCY_PER_MODEL, max_size=QUEUE_SIZE)
     return blocks
 

@@ -3,6 +3,9 @@ and attention flow on request."""
 
 from __future__ import annotations
 
+import copy
+import threading
+
 import gradio as gr
 
 from attn_demos.core.pooling import display_tokens
@@ -18,6 +21,7 @@ from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.explorer import ExploreResult
 from attn_demos.tasks.explorer import explore as explore_text
+from attn_demos.tasks.registry import model_source, model_status
 from attn_demos.ui import wiring
 from attn_demos.ui.common import (
     export_files,
@@ -77,6 +81,22 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
             layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
         ),
     }
+
+
+_first_results: dict[str, dict] = {}  # the Explorer's model -> the default text's outputs, made once per process
+_first_lock = threading.Lock()
+
+
+def first_result() -> dict:
+    """What the page opens on: the default text on the default controls, run once per model and
+    process and reused, so only the first visitor after a start waits for it. Each visitor gets
+    a copy of the result (the app may let go of a visitor's copy, never of the one kept here)."""
+    source = model_source(TAB)
+    with _first_lock:  # visitors who arrive during the first run wait for it instead of running it again
+        if source not in _first_results:
+            _first_results[source] = explore(DEFAULT_TEXT, DEFAULT_LAYER, "mean", False)
+    outputs = _first_results[source]
+    return {**outputs, "state": copy.copy(outputs["state"])}
 
 
 def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -> dict:
@@ -206,7 +226,8 @@ def _layer_head(layer, head):
     return layer, head
 
 
-def build() -> None:
+def build():
+    """The tab; returns what wires its first result to the page's load (app.build calls it with the Blocks)."""
     usable, model = wiring.model_box(TAB)
     text = gr.Textbox(label="Text", lines=1, max_lines=8, value=DEFAULT_TEXT, elem_id="explore-text")  # Enter runs
     examples = gr.Examples([[row["text"]] for row in load_examples(TAB)], [text], cache_examples=False)
@@ -269,3 +290,10 @@ def build() -> None:
         neuron_button.click, wiring.handler(neuron, NEURON_OUTPUTS), [out["state"], layer, head, out["query"], words],
         wiring.outputs_for(out, NEURON_OUTPUTS), follows_controls=True, what="neuron view",
     )
+
+    def open_on_a_result(blocks: gr.Blocks) -> None:
+        """The page opens on the default text's views (a run like any other: a click before it lands wins)."""
+        if model_status(TAB)[0]:  # the configured model loads (a visitor's own model is named after the page opens)
+            results.run_on(blocks.load, wiring.handler(first_result, RUN_OUTPUTS), [], run_outputs)
+
+    return open_on_a_result

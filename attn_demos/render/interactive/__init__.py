@@ -15,6 +15,9 @@ Views (each returns a str for a gr.HTML value):
     answer_span_html(tokens, scores (T,), answer_start, answer_end, title="", label="attention")
     numbers_table_html(matrix, row_labels=None, column_labels=None, title="", decimals=4,
                        max_rows=20, max_columns=20)
+    paired_table_html(first, second, names=("torch", "numpy"), ...)   # two matrices, one table
+    overlay_html(image, patch_scores (rows, cols), title="", query=None, cmap="inferno", ...)
+    panel_html(maps, layer_names, heads, shown, parts)   # Layer/Head without a server (notebooks)
     legend_html(ColourScale(vmin, vmax, cmap), label) / image_legend_html(cmap, vmin, vmax, label)
 
 Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
@@ -60,9 +63,11 @@ from attn_demos.render.interactive.head_grid import head_grid_html
 from attn_demos.render.interactive.head_view import head_view_html
 from attn_demos.render.interactive.heatmap import heatmap_html
 from attn_demos.render.interactive.neuron import neuron_view_html
+from attn_demos.render.interactive.overlay import overlay_html, overlay_legend_html
 from attn_demos.render.interactive.page import INTERACTIVE_CSS, INTERACTIVE_HEAD, INTERACTIVE_JS
+from attn_demos.render.interactive.panel import panel_html
 from attn_demos.render.interactive.scale import ColourScale, image_legend_html, legend_html
-from attn_demos.render.interactive.table import numbers_table_html
+from attn_demos.render.interactive.table import numbers_table_html, paired_table_html
 
 __all__ = [
     "INTERACTIVE_CSS",
@@ -77,6 +82,10 @@ __all__ = [
     "legend_html",
     "neuron_view_html",
     "numbers_table_html",
+    "overlay_html",
+    "overlay_legend_html",
+    "paired_table_html",
+    "panel_html",
     "parse_selection",
     "read_payload",
 ]

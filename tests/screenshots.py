@@ -1,9 +1,10 @@
 """Screenshots of every tab at 1280 and 420 px, in light and dark mode, after each tab's first run,
 for a person to look at (not a test): artifacts/screenshots/<width>-<scheme>-<tab>.png.
 
-    python tests/screenshots.py [--out DIR] [--tabs explore,translate]
+    PYTHONPATH=. python tests/screenshots.py [--out DIR] [--tabs explore,translate]
 
---code /other/checkout runs that checkout's attn_demos (pictures from before a change).
+PYTHONPATH names the checkout whose attn_demos runs (another one: pictures from before a change);
+app_server and test_browser come from this file's folder (a script's folder is first on sys.path).
 
 The app runs as the browser tests run it (tests/app_server.py): the Explorer on the embedded
 MiniLM, every other tab on a tiny random-weight checkpoint built once under artifacts/checkpoints/.
@@ -15,19 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PARSER = argparse.ArgumentParser(description="Screenshots of every tab at 1280 and 420 px, light and dark.")
-PARSER.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screenshots")
-PARSER.add_argument("--tabs", default="basics,explore,translate,answer,summarize,image,generate")
-PARSER.add_argument("--code", type=Path, default=ROOT, help="the checkout whose attn_demos runs (default: this one)")
-ARGS = PARSER.parse_args() if __name__ == "__main__" else None
-sys.path[:0] = [str(ARGS.code if ARGS else ROOT), str(HERE)]  # attn_demos from --code; app_server, test_browser from here
 
 from app_server import model_settings, running_app  # noqa: E402
 from test_browser import CHROMIUM, FLAGS  # noqa: E402
@@ -101,6 +95,10 @@ def shoot(url: str, out: Path, tabs: list[str]) -> list[Path]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Screenshots of every tab at 1280 and 420 px, light and dark.")
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screenshots")
+    parser.add_argument("--tabs", default=",".join(prefix for _, prefix, _ in TABS))
+    args = parser.parse_args()
     from attn_demos import settings
 
     print("attn_demos from", settings.__file__, flush=True)
@@ -108,7 +106,7 @@ def main() -> None:
     with settings.using(settings.Settings()):
         built = checkpoints(ROOT / "artifacts" / "checkpoints")
         with running_app(model_settings(built)) as (_, url):
-            shoot(url, ARGS.out, ARGS.tabs.split(","))
+            shoot(url, args.out, args.tabs.split(","))
 
 
 if __name__ == "__main__":

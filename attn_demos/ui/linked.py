@@ -28,7 +28,7 @@ CHECKBOX_MIN_WIDTH = 220  # px: in a narrow window a checkbox wraps below Layer 
 
 def selection_box(tab: str):
     """The hidden element that carries the tab's selection to its views."""
-    return gr.HTML(visible="hidden", elem_id=f"{tab}-selection")
+    return gr.HTML(visible="hidden", label="selection", elem_id=f"{tab}-selection")
 
 
 def words_checkbox():

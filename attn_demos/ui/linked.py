@@ -23,7 +23,7 @@ from attn_demos.render.interactive import head_grid_html, head_view_html, neuron
 from attn_demos.tasks.views import sharpest_head
 
 HEAD_VIEW_BYTES = 800_000  # a head view drops its faintest lines beyond this (it says which)
-CHECKBOX_MIN_WIDTH = 220  # px: in a narrow window a checkbox wraps below Layer and Head with its label whole
+CHECKBOX_MIN_WIDTH = 220  # px: in a narrow window the checkbox's column wraps below Layer and Head, its label whole
 
 
 def selection_box(tab: str):
@@ -32,8 +32,10 @@ def selection_box(tab: str):
 
 
 def words_checkbox():
-    """"Merge word pieces into words", beside Layer and Head (below them in a narrow window)."""
-    return gr.Checkbox(label="Merge word pieces into words", value=False, min_width=CHECKBOX_MIN_WIDTH)
+    """"Merge word pieces into words", beside Layer and Head in a row (below them in a narrow
+    window): a column of its own, since Gradio squeezes the controls of one form onto one line."""
+    with gr.Column(min_width=CHECKBOX_MIN_WIDTH):
+        return gr.Checkbox(label="Merge word pieces into words", value=False)
 
 
 def selection(tab: str, layer, head, query: int | None = None) -> str:

@@ -288,6 +288,8 @@ def test_the_neuron_table_scrolls_sideways_at_420_px(browser, app_server):
     page = _open(browser, app_server[1], "Explorer", width=420)
     try:
         _run(page, "explore", TEXT)
+        _choose(page, "explore-head", "0")
+        page.locator("#explore-heatmap .attn-title").get_by_text("layer 0, head 0").wait_for(timeout=WAIT_MS)
         canvas = page.locator("#explore-heatmap canvas.attn-hm-canvas")
         box = canvas.bounding_box()
         canvas.click(position={"x": box["width"] * 0.7, "y": box["height"] * 0.5})
@@ -296,8 +298,11 @@ def test_the_neuron_table_scrolls_sideways_at_420_px(browser, app_server):
         sizes = scroller.evaluate("s => [s.scrollWidth, s.clientWidth, s.getBoundingClientRect().right]")
         assert sizes[0] > sizes[1] and sizes[2] <= 421, sizes  # wider than the window: it scrolls, inside it
         scroller.evaluate("s => { s.scrollLeft = s.scrollWidth; }")
-        last = page.locator("#explore-neuron tr.attn-nv-row").first.locator("td").last.bounding_box()
-        assert last["x"] + last["width"] <= 421  # the last column can be scrolled into view
+        row = page.locator("#explore-neuron tr.attn-nv-row").first
+        last = row.locator("td").last.bounding_box()
+        assert last["x"] + last["width"] <= 421  # the last column can be scrolled into view ...
+        key = row.locator("td.attn-nv-key").bounding_box()
+        assert key["x"] >= sizes[2] - scroller.evaluate("s => s.clientWidth") - 1  # ... with each row's key still beside it
         _shot(page, "readable-420px-neuron", "#explore-neuron")
     finally:
         page.close()

@@ -48,8 +48,10 @@
       });
     }
 
-    function follow(selection) {
-      // the tab's Layer, Head and query row (selection.py)
+    var seenQuery = null; // the selection's query row when the view last followed it
+    function follow(selection, opening) {
+      // the tab's Layer, Head and query row (selection.py); the row only when it changed since the
+      // view opened (a first output token inspected by default leaves the overview alone)
       state.layerMean = selection.layer === "mean";
       if (typeof selection.layer === "number" && selection.layer >= 0 && selection.layer < p.layers.length) {
         state.layer = selection.layer;
@@ -63,13 +65,11 @@
         state.fused = String(selection.head);
         showHeads(topHeads(state.layer));
       }
-      if (typeof selection.query === "number" && selection.query >= 0 && selection.query < nq) {
-        state.focus = { side: "q", i: selection.query };
-        state.locked = true;
-      } else if (state.locked) {
-        state.focus = null;
-        state.locked = false;
-      }
+      var query = typeof selection.query === "number" && selection.query >= 0 && selection.query < nq ? selection.query : null;
+      if (opening || query === seenQuery) { seenQuery = query; return; }
+      seenQuery = query;
+      state.focus = query === null ? null : { side: "q", i: query };
+      state.locked = query !== null;
     }
 
     var controls = el("div", "attn-controls");
@@ -246,10 +246,10 @@
       });
     });
     var initial = views.selectionOf(group);
-    if (initial) follow(initial);
+    if (initial) follow(initial, true);
     else if (p.shown_heads) { state.mode = "one"; showHeads(p.shown_heads); }
     else { state.fused = "not one head"; showHeads(topHeads(state.layer)); }
-    root.__attnFollow = function (selection) { follow(selection); draw(); };
+    root.__attnFollow = function (selection) { follow(selection, false); draw(); };
     root.__attnRedraw = draw;
     draw();
   };

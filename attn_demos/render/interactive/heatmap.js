@@ -123,14 +123,17 @@
       state.rowFont = clamp(ch - 3, 9, 13);
       state.rowStep = Math.max(1, Math.ceil((state.rowFont + 2) / ch));
       // keys: written across a cell when it is wide enough for most of them, else upwards
-      ctx.font = "12px sans-serif";
-      var widestKey = 0;
-      state.cols.forEach(function (j) { widestKey = Math.max(widestKey, ctx.measureText(p.k[j]).width); });
-      state.flat = cw >= Math.min(widestKey + 8, 64);
+      function widestKey(font) {
+        ctx.font = font + "px sans-serif";
+        var widest = 0;
+        state.cols.forEach(function (j) { widest = Math.max(widest, ctx.measureText(p.k[j]).width); });
+        return widest;
+      }
+      state.flat = cw >= Math.min(widestKey(12) + 8, 64);
       state.colFont = state.flat ? 12 : clamp(cw - 3, 9, 13);
       state.colStep = state.flat ? 1 : Math.max(1, Math.ceil((state.colFont + 2) / cw));
+      state.top = state.flat ? 22 : Math.ceil(Math.min(TOP_MAX, widestKey(state.colFont) + 12));
       ctx.font = state.colFont + "px sans-serif";
-      state.top = state.flat ? 22 : Math.ceil(Math.min(TOP_MAX, widestKey + 12));
       state.kText = p.k.map(function (label) { return fitText(ctx, label, state.flat ? cw - 6 : state.top - 10); });
       ctx.font = state.rowFont + "px sans-serif";
       state.qText = p.q.map(function (label) { return fitText(ctx, label, state.left - 22); });

@@ -83,7 +83,9 @@ def _head_view(page, prefix: str = "explore"):
 def _wait_attribute(page, selector: str, name: str, value: str) -> None:
     page.wait_for_function(
         "([selector, name, value]) => { const v = document.querySelector(selector);"
-        " return v && v.getAttribute(name) === value; }", arg=[selector, name, value], timeout=WAIT_MS,
+        " return v && v.getAttribute(name) === value; }",
+        arg=[selector, name, value],
+        timeout=WAIT_MS,
     )
 
 
@@ -130,8 +132,12 @@ def test_a_head_chosen_in_the_neuron_view_while_head_is_mean_becomes_the_tabs_he
     assert explorer.locator("#explore-head input").first.input_value() == "7"  # the tab's Head control
     explorer.locator("#explore-heatmap .attn-title").get_by_text("layer 0, head 7").wait_for(timeout=WAIT_MS)
     _wait_attribute(explorer, "#explore-head-view .attn-view", "data-heads", "7")
-    reference = [float(v) for v in explorer.eval_on_selector_all(
-        "#explore-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")]
+    reference = [
+        float(v)
+        for v in explorer.eval_on_selector_all(
+            "#explore-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
     np.testing.assert_allclose(reference, library[0, 7, query], atol=1e-6)  # the same row, now of head 7
 
 
@@ -197,12 +203,16 @@ def _exported(page) -> dict:
     accordion = page.locator("#explore-export-accordion")
     if not page.locator("#explore-export").is_visible():
         accordion.get_by_text("Export", exact=True).first.click()
-    previous = page.locator("#explore-json a[download]").first.get_attribute("href") if page.locator(
-        "#explore-json a[download]").count() else None
+    previous = (
+        page.locator("#explore-json a[download]").first.get_attribute("href")
+        if page.locator("#explore-json a[download]").count()
+        else None
+    )
     page.locator("#explore-export").click()
     page.wait_for_function(
         "(old) => { const a = document.querySelector('#explore-json a[download]'); return a && a.getAttribute('href') !== old; }",
-        arg=previous, timeout=WAIT_MS,
+        arg=previous,
+        timeout=WAIT_MS,
     )
     href = page.locator("#explore-json a[download]").first.get_attribute("href")
     return json.loads(page.request.get(href).text())
@@ -256,8 +266,15 @@ def test_masked_cells_are_not_drawn_as_zero_and_dark_mode_draws_on_the_page(brow
 
 
 # ----------------------------------------------------------------------------- 6. narrow window
-@pytest.mark.parametrize("tab, prefix", [("Explorer", "explore"), ("Translation", "translate"),
-                                         ("Question answering", "answer"), ("Text generation", "generate")])
+@pytest.mark.parametrize(
+    "tab, prefix",
+    [
+        ("Explorer", "explore"),
+        ("Translation", "translate"),
+        ("Question answering", "answer"),
+        ("Text generation", "generate"),
+    ],
+)
 def test_every_control_label_is_whole_at_420_px(browser, app_server, tab, prefix):
     page = _open(browser, app_server[1], tab, width=420)
     try:
@@ -276,7 +293,9 @@ def test_every_control_label_is_whole_at_420_px(browser, app_server, tab, prefix
                   out.push([label.innerText.slice(0, 40), Math.round(box.width), Math.round(text.width)]);
               });
               return out;
-            }""", prefix)
+            }""",
+            prefix,
+        )
         assert cut == [], cut
         assert page.evaluate("document.documentElement.scrollWidth") <= 421  # the page never scrolls sideways
         _shot(page, f"readable-420px-{prefix}")
@@ -302,7 +321,9 @@ def test_the_neuron_table_scrolls_sideways_at_420_px(browser, app_server):
         last = row.locator("td").last.bounding_box()
         assert last["x"] + last["width"] <= 421  # the last column can be scrolled into view ...
         key = row.locator("td.attn-nv-key").bounding_box()
-        assert key["x"] >= sizes[2] - scroller.evaluate("s => s.clientWidth") - 1  # ... with each row's key still beside it
+        assert (
+            key["x"] >= sizes[2] - scroller.evaluate("s => s.clientWidth") - 1
+        )  # ... with each row's key still beside it
         _shot(page, "readable-420px-neuron", "#explore-neuron")
     finally:
         page.close()
@@ -327,14 +348,19 @@ def test_qa_and_generation_have_the_grid_head_view_and_neuron_view(browser, app_
         page.wait_for_function(
             "([prefix, row]) => { const t = document.querySelector('#' + prefix + '-neuron .attn-title');"
             " return t && t.textContent.includes('layer 1, head 0,') && t.textContent.includes(' ' + row + ' \u201c'); }",
-            arg=[prefix, row], timeout=WAIT_MS,
+            arg=[prefix, row],
+            timeout=WAIT_MS,
         )
         shown = _payload(page, f"#{prefix}-heatmap")
         assert shown["chosen"] == row
         keys = len(shown["k"])
-        cells = np.array(shown["m"][row * keys:(row + 1) * keys], dtype=np.float64) / 10 ** shown["decimals"]
-        reference = [float(v) for v in page.eval_on_selector_all(
-            f"#{prefix}-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")]
+        cells = np.array(shown["m"][row * keys : (row + 1) * keys], dtype=np.float64) / 10 ** shown["decimals"]
+        reference = [
+            float(v)
+            for v in page.eval_on_selector_all(
+                f"#{prefix}-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)"
+            )
+        ]
         np.testing.assert_allclose(reference, cells, atol=1e-5)  # the neuron view's weights are the heatmap's row
         _shot(page, f"readable-{prefix}-views")
     finally:

@@ -24,8 +24,8 @@ import torch
 from attn_demos.adapters.extract import Side, token_labels
 from attn_demos.adapters.families import ENCODER
 from attn_demos.adapters.neuron import neuron_terms
-from attn_demos.core.pooling import display_tokens
 from attn_demos.core.aggregate import rollout
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu

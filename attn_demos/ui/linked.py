@@ -32,8 +32,8 @@ def selection_box(tab: str):
 
 
 def words_checkbox():
-    """"Merge word pieces into words", beside Layer and Head in a row (below them in a narrow
-    window): a column of its own, since Gradio squeezes the controls of one form onto one line."""
+    """The "Merge word pieces into words" checkbox, beside Layer and Head in a row (below them in a
+    narrow window): in a column of its own, since Gradio squeezes the controls of one form onto one line."""
     with gr.Column(min_width=CHECKBOX_MIN_WIDTH):
         return gr.Checkbox(label="Merge word pieces into words", value=False)
 
@@ -42,12 +42,27 @@ def selection(tab: str, layer, head, query: int | None = None) -> str:
     return selection_html(tab, layer, head, query)
 
 
-def head_view(tab: str, weights: np.ndarray, query_tokens: list[str], key_tokens: list[str] | None, layer, head,
-              title: str, target_id: str | None = None) -> str:
+def head_view(
+    tab: str,
+    weights: np.ndarray,
+    query_tokens: list[str],
+    key_tokens: list[str] | None,
+    layer,
+    head,
+    title: str,
+    target_id: str | None = None,
+) -> str:
     """weights (L, H, Tq, Tk) -> the tab's head view, opened on the selected layer and head."""
     return head_view_html(
-        weights, query_tokens, key_tokens, title=title, layer=layer if isinstance(layer, int) else 0,
-        heads=[head] if isinstance(head, int) else None, target_id=target_id, group=tab, max_bytes=HEAD_VIEW_BYTES,
+        weights,
+        query_tokens,
+        key_tokens,
+        title=title,
+        layer=layer if isinstance(layer, int) else 0,
+        heads=[head] if isinstance(head, int) else None,
+        target_id=target_id,
+        group=tab,
+        max_bytes=HEAD_VIEW_BYTES,
     )
 
 
@@ -57,8 +72,17 @@ def grid(weights: np.ndarray, layer, head, title: str, target_id: str | None) ->
     return head_grid_html(weights, shown=(layer, head) if single else None, title=title, target_id=target_id)
 
 
-def neuron(terms_of: Callable[[int, int, int], dict], weights: np.ndarray, key_tokens: list[str], layer, head,
-           query: int, query_label: str, target_id: str | None, what: str = "query") -> str:
+def neuron(
+    terms_of: Callable[[int, int, int], dict],
+    weights: np.ndarray,
+    key_tokens: list[str],
+    layer,
+    head,
+    query: int,
+    query_label: str,
+    target_id: str | None,
+    what: str = "query",
+) -> str:
     """The neuron view of row `query` (weights (L, H, Tq, Tk) as shown; terms_of(layer, head, query)
     gives the terms): of the selected layer and head, else of the sharpest head (module docstring)."""
     chosen = ""

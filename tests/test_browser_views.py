@@ -87,8 +87,9 @@ def _visible_lines(page) -> int:
 
 
 def _expected_lines(weights: np.ndarray, query: int | None = None) -> int:
-    """Lines of one layer (every head) that the head view draws: weights that round to ≥ 0.001."""
-    kept = np.round(weights, 3) >= 0.001  # (H, T, T)
+    """Lines of the heads shown that the head view draws at first: weights that round to ≥ 0.1
+    (head_view.SHOWN_FROM)."""
+    kept = np.round(weights, 3) >= 0.1  # (H, T, T)
     return int(kept.sum() if query is None else kept[:, query, :].sum())
 
 
@@ -100,10 +101,11 @@ def test_hovering_a_token_in_the_head_view_shows_only_its_lines(page, library):
     page.locator("#explore-head-view .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
     page.mouse.move(0, 0)
     before = _visible_lines(page)
-    assert before == _expected_lines(library[0])  # the run's Layer (0), every head
+    heads = [int(h) for h in page.locator("#explore-head-view .attn-view").get_attribute("data-heads").split(",")]
+    assert before == _expected_lines(library[0, heads])  # the run's Layer (0), the heads it shows at first
     page.locator(f'#explore-head-view .attn-hv-left .attn-hv-tok[data-i="{HOVERED_TOKEN}"]').hover()
     after = _visible_lines(page)
-    assert after == _expected_lines(library[0], HOVERED_TOKEN) < before
+    assert after == _expected_lines(library[0, heads], HOVERED_TOKEN) < before
     _shot(page, "app-explorer-head-view-hover", "#explore-head-view")
     page.mouse.move(0, 0)
     assert _visible_lines(page) == before

@@ -166,9 +166,30 @@ def pool_words(matrix: np.ndarray, query_labels: list[str], key_labels: list[str
 
 
 def describe(layer: int | str, head: int | str) -> str:
+    """What select(weights, layer, head) computed, in words: "layer 3, head 5", "layer 3, mean of
+    heads", "head 2, mean over layers" (head 2 of every layer, averaged), "mean of layers, max of heads"."""
+    if layer == LAYER_MEAN and not isinstance(head, str):
+        return f"head {head}, mean over layers"
     layer_text = "mean of layers" if layer == LAYER_MEAN else f"layer {layer}"
     head_text = f"{head} of heads" if isinstance(head, str) else f"head {head}"
     return f"{layer_text}, {head_text}"
+
+
+def sharpest_head(weights: np.ndarray, query: int, special_keys: list[bool], layer: int | str = LAYER_MEAN) -> tuple[int, int]:
+    """The (layer, head) whose row `query` of weights (L, H, Tq, Tk) has the most weight between
+    tokens, Σ w² over the keys that are not special ([CLS] and [SEP] sinks left out), within
+    `layer`, or over every layer for "mean": the head a neuron view shows when Head is a fusion
+    (the head view ranks its first heads the same way)."""
+    keep = ~np.asarray(special_keys, dtype=bool)  # (Tk,)
+    if not keep.any():
+        keep[:] = True
+    rows = weights[:, :, query, :][..., keep].astype(np.float64)  # (L, H, K)
+    scores = (rows**2).sum(axis=-1)  # (L, H)
+    if layer != LAYER_MEAN:
+        head = int(np.argmax(scores[int(layer)]))
+        return int(layer), head
+    best = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return int(best[0]), int(best[1])
 
 
 class SelfAttentionStack:

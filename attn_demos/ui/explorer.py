@@ -8,21 +8,16 @@ import threading
 
 import gradio as gr
 
+from attn_demos.adapters.families import DECODER
 from attn_demos.core.pooling import display_tokens
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.interactive import (
-    head_grid_html,
-    head_view_html,
-    heatmap_html,
-    neuron_view_html,
-    parse_selection,
-)
+from attn_demos.render.interactive import heatmap_html, parse_selection
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.explorer import ExploreResult
 from attn_demos.tasks.explorer import explore as explore_text
 from attn_demos.tasks.registry import model_source, model_status
-from attn_demos.ui import wiring
+from attn_demos.ui import linked, wiring
 from attn_demos.ui.common import (
     export_files,
     export_name,
@@ -45,8 +40,7 @@ DEFAULT_TEXT = "The animal didn't cross the street because it was too tired."
 HEATMAP_DECIMALS = 6  # the page's heatmap carries 6 places: a cell matches the neuron view to 1e-6 ...
 LONG_HEATMAP_DECIMALS = 4  # ... up to FULL_PRECISION_CELLS cells; longer inputs get 4 (within 5e-5)
 FULL_PRECISION_CELLS = 128 * 128
-HEAD_VIEW_BYTES = 800_000  # the head view drops its faintest lines beyond this (it says which)
-VIEW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json")
+VIEW_OUTPUTS = ("status", "badge", "heatmap", "received", "numbers", "png", "json", "selection")
 REDRAW_OUTPUTS = VIEW_OUTPUTS + ("grid", "neuron")
 RUN_OUTPUTS = (
     ("state", "inputs", "grid", "layers", "heads", "flow_tokens", "flow_estimate", "flow")
@@ -56,7 +50,9 @@ PICK_OUTPUTS = ("layers", "heads", "query", "flow_tokens") + REDRAW_OUTPUTS
 NEURON_OUTPUTS = ("status", "neuron")
 FLOW_OUTPUTS = ("status", "flow")  # errors land in the status line
 EXPORT_OUTPUTS = ("status", "png", "json")
-NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or a query token and Show neuron view)."
+NEURON_HINT = "Click a row of the heatmap (or choose a query token and Show neuron view)."
+WORDS_HINT = "Turn off “Merge word pieces” for the neuron view."
+ROLLOUT_HINT = "Rollout runs through every layer: choose a Head other than rollout for the neuron view."
 
 
 def explore(text: str, layer, head, words: bool, model: str | None = None) -> dict:
@@ -64,8 +60,7 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
     named = user_model(model)
     result = explore_text(text, source=named)
     drawn = redraw(result, layer, head, words)
-    shown_layer, _ = _layer_head(layer, head)
-    tokens = token_choices(result.tokens)
+    shown_layer, shown_head = _layer_head(layer, head)
     return {
         **drawn,
         "status": status_text(result.notices, result.model if named else None),
@@ -73,12 +68,13 @@ def explore(text: str, layer, head, words: bool, model: str | None = None) -> di
         "inputs": {"text": text, "model": named},
         "layers": layer_choices(result.num_layers, parse_layer(layer, DEFAULT_LAYER)),
         "heads": head_choices_for(result.head_options(), parse_head_or_default(head)),
-        "flow_tokens": tokens,
-        "query": tokens,
+        "flow_tokens": token_choices(result.tokens),
+        "query": token_choices(result.tokens, None),  # nobody chose a query yet
         "flow_estimate": flow_estimate_text(len(result.tokens), result.num_layers),
-        "head_view": head_view_html(
-            result.shown, result.tokens, title="head view: hover a token for its lines; click to keep it (and inspect it)",
-            layer=shown_layer if isinstance(shown_layer, int) else 0, target_id=PICK_ID, max_bytes=HEAD_VIEW_BYTES,
+        "head_view": linked.head_view(
+            TAB, result.shown, result.tokens, None, shown_layer, shown_head,
+            title="head view: hover a token for its lines; click to keep it (and inspect it)",
+            target_id=PICK_ID,
         ),
     }
 
@@ -112,21 +108,24 @@ def redraw(result: ExploreResult | None, layer, head, words: bool, query=None) -
     else:
         title = f"where “{view.query_labels[chosen]}” (row {chosen}) looks"
         received = highlight_html(view.key_labels, view.matrix[chosen], title=title)
-    single = isinstance(layer, int) and isinstance(head, int)
+    causal = result.kind == DECODER and not words  # a later token is masked, not a weight of 0
+    tokens = len(view.query_labels)
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
         "heatmap": heatmap_html(
             view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=chosen,
             target_id=PICK_ID, decimals=heatmap_decimals(view.matrix.size),
+            visible_keys=list(range(1, tokens + 1)) if causal else None,
         ),
         "received": received,
         "numbers": numbers_preview(view),
-        "grid": head_grid_html(
-            result.shown, shown=(layer, head) if single else None, target_id=PICK_ID,
+        "grid": linked.grid(
+            result.shown, layer, head, target_id=PICK_ID,
             title=f"all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
         ),
-        "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
+        "selection": linked.selection(TAB, layer, head, None if words else chosen),
+        "neuron": neuron_view(result, layer, head, chosen, words),
     }
 
 
@@ -141,53 +140,59 @@ def pick(selection: str, result: ExploreResult | None, layer, head, words: bool,
     chosen = parse_selection(selection)
     if result is None or chosen is None:
         return {}
-    if chosen["view"] == "grid":
+    if chosen["view"] in ("grid", "neuron"):  # another layer and head (the neuron view's selects keep its row)
         layer, head = int(chosen["layer"]), int(chosen["head"])
-        return {
+        query = chosen.get("query", query)
+        drawn = {
             **redraw(result, layer, head, words, query),
             "layers": layer_choices(result.num_layers, layer),
             "heads": head_choices_for(result.head_options(), head),
         }
+        return drawn if chosen["view"] == "grid" else {**drawn, "query": token_choices(result.tokens, int(query))}
     if chosen["view"] == "head" and words:  # the head view's tokens are not the heatmap's merged words
         return {}
     if chosen["view"] not in ("heatmap", "head"):
         return {}
     query = int(chosen["query"])
-    drawn = {**redraw(result, layer, head, words, query)}
+    drawn = redraw(result, layer, head, words, query)
     if words:  # rows are words then, not the tokens the model saw
-        return {**drawn, "neuron": '<div class="attn-note">Turn off “Merge word pieces” for the neuron view.</div>'}
+        return drawn
     token = token_choices(result.tokens, query)
-    return {**drawn, **neuron(result, layer, head, query, words), "query": token, "flow_tokens": token}
+    return {**drawn, "query": token, "flow_tokens": token}
 
 
 def neuron(result: ExploreResult | None, layer, head, query, words: bool = False) -> dict:
-    """The neuron view of one cell: q, each k, their products and sums, the scale, the softmax and
-    the weight shown (one more forward pass; on request only)."""
+    """The Show neuron view button: the chosen query token's neuron view (q, each k, their products
+    and sums, the scale, the softmax and the weight shown; one more forward pass), or why there is none."""
     if result is None:
         return {"status": "Run the model first (Show attention)."}
-    layer, head = _layer_head(layer, head)
-    if not (isinstance(layer, int) and isinstance(head, int)):
-        return {"status": "", "neuron": f'<div class="attn-note">{NEURON_HINT}</div>'}
-    index = _index_or_none(query, len(result.tokens))
-    if index is None:
+    if _index_or_none(query, len(result.tokens)) is None:
         return {"status": "⚠️ choose a query token for the neuron view"}
-    terms = result.neuron(layer, head, index)
-    title = (
-        f"neuron view: layer {layer}, head {head}, query {index} “{display_tokens(result.tokens)[index]}” "
-        f"({terms['check_text']})"
-    )
-    return {"status": "", "neuron": neuron_view_html(terms, title=title)}
+    return {"status": "", "neuron": neuron_view(result, layer, head, query, words)}
 
 
-def export(result: ExploreResult | None, inputs: dict | None, layer, head, words: bool) -> dict:
+def neuron_view(result: ExploreResult, layer, head, query, words: bool = False) -> str:
+    """The neuron view of row `query` in the selected layer and head (linked.neuron: of the sharpest
+    head when Head is a fusion), or a line saying what it needs."""
+    layer, head = _layer_head(layer, head)
+    index = _index_or_none(query, len(result.tokens))
+    if words or head == "rollout" or index is None:
+        return f'<div class="attn-note">{WORDS_HINT if words else ROLLOUT_HINT if head == "rollout" else NEURON_HINT}</div>'
+    label = display_tokens(result.tokens)[index]
+    return linked.neuron(result.neuron, result.shown, result.tokens, layer, head, index, label, PICK_ID)
+
+
+def export(result: ExploreResult | None, inputs: dict | None, layer, head, words: bool, query=None) -> dict:
     """Write the shown view as explore-layerL-headH.png/.json (every number, and how it was chosen)."""
     if result is None:
         return {"status": "Run the model first (Show attention)."}
     layer, head = _layer_head(layer, head)
     view = result.view(layer, head, words)
     picture = heatmap_image(view.matrix, view.query_labels, view.key_labels, view.title)
+    index = _index_or_none(query, len(view.query_labels))  # as the page shows it: None until a row is clicked
+    chosen = None if index is None else {"index": index, "token": view.query_labels[index]}
     payload = export_payload(TAB, result.model, layer, head, view, words=bool(words),
-                             input_text=(inputs or {}).get("text"), chosen_token=None)
+                             input_text=(inputs or {}).get("text"), chosen_token=chosen)
     return {"status": "Exported.", **export_files(export_name(TAB, layer, head), picture, payload)}
 
 
@@ -233,7 +238,7 @@ def build():
     examples = gr.Examples([[row["text"]] for row in load_examples(TAB)], [text], cache_examples=False)
     with gr.Row():
         layer, head = wiring.layer_head_controls(TAB, "explore", layer_value=DEFAULT_LAYER, with_rollout=True)
-        words = gr.Checkbox(label="Merge word pieces into words", value=False)
+        words = linked.words_checkbox()
     button = gr.Button("Show attention", variant="primary", elem_id="explore-run", interactive=usable)
     picked = wiring.pick_box(PICK_ID)
     results = wiring.Results(TAB)
@@ -247,6 +252,7 @@ def build():
         "grid": wiring.html_output("grid", "explore"),
         "layers": layer,
         "heads": head,
+        "selection": linked.selection_box(TAB),
     }
     with gr.Accordion("Head view (every head's lines; hover a token)", open=True, elem_id="explore-head-view-accordion"):
         out["head_view"] = wiring.html_output("head-view", "explore")
@@ -274,7 +280,7 @@ def build():
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
     results.view_on(
-        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words],
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, words, out["query"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="explore_export",
     )
     view_inputs = [out["state"], layer, head, words, out["query"]]

@@ -19,6 +19,8 @@ Views (each returns a str for a gr.HTML value):
     overlay_html(image, patch_scores (rows, cols), title="", query=None, cmap="inferno", ...)
     panel_html(maps, layer_names, heads, shown, parts)   # Layer/Head without a server (notebooks)
     legend_html(ColourScale(vmin, vmax, cmap), label) / image_legend_html(cmap, vmin, vmax, label)
+    selection_html(group, layer, head, query=None): the one selection that views built with the
+                   same `group` follow in the browser (the head view: Layer, Head, clicked row)
 
 Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
  1. Put the shared script and style on the page once:
@@ -39,6 +41,7 @@ Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
         parse_selection(text) -> {"view": "grid", "layer": 3, "head": 5}
                                | {"view": "heatmap", "query": 7, "token": "it"}
                                | {"view": "head", "query": 7, "token": "it"}
+                               | {"view": "neuron", "layer": 2, "head": 4, "query": 7}
                                | None (empty or malformed)
     Indices are positions in the matrix given (layer/head: 0-based positions in `weights`;
     layer_labels only change what is shown); "token" is the shown label, use the index. Several
@@ -67,6 +70,7 @@ from attn_demos.render.interactive.overlay import overlay_html, overlay_legend_h
 from attn_demos.render.interactive.page import INTERACTIVE_CSS, INTERACTIVE_HEAD, INTERACTIVE_JS
 from attn_demos.render.interactive.panel import panel_html
 from attn_demos.render.interactive.scale import ColourScale, image_legend_html, legend_html
+from attn_demos.render.interactive.selection import selection_html
 from attn_demos.render.interactive.table import numbers_table_html, paired_table_html
 
 __all__ = [
@@ -88,4 +92,5 @@ __all__ = [
     "panel_html",
     "parse_selection",
     "read_payload",
+    "selection_html",
 ]

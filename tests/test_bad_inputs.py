@@ -430,7 +430,7 @@ def test_8000_by_8000_image_is_downscaled_in_bounded_memory(checkpoints, big_ima
     run = subprocess.run(
         [sys.executable, "-c", BIG_IMAGE_SCRIPT, str(checkpoints["vit"]), str(big_images[kind])],
         capture_output=True, text=True, timeout=180,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "ATTN_DEMOS_MAX_IMAGE_PIXELS": str(8000 * 8000)},  # default: 25,000,000
     )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])

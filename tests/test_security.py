@@ -135,9 +135,9 @@ def test_the_apps_own_output_files_are_served(served, explore_outputs):
 
 
 def outside_files(checkpoints) -> dict[str, str]:
+    from attn_demos.render.export import owner_file
     from attn_demos.ui.common import export_folder
 
-    exported = sorted(export_folder().rglob("*.json"))  # our own export, before Gradio copied it
     return {
         "/etc/passwd": "/etc/passwd",
         "repo pyproject.toml (absolute)": str(ROOT / "pyproject.toml"),
@@ -147,7 +147,8 @@ def outside_files(checkpoints) -> dict[str, str]:
         "traversal ../": "../../../../../../etc/passwd",
         "traversal through /etc/..": "/etc/../etc/passwd",
         "url-encoded": urllib.parse.quote("/etc/passwd", safe=""),
-        "export folder file": str(exported[0]) if exported else "/no-export",
+        "export folder (a listing)": str(export_folder()),
+        "export folder's owner lock": str(owner_file(export_folder())),
     }
 
 
@@ -190,7 +191,7 @@ def test_exports_go_to_a_private_per_process_folder(use_settings, checkpoints):
     assert json.loads(Path(out["json"]).read_text())["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
 
-def test_exports_older_than_an_hour_are_removed(use_settings, checkpoints):
+def test_exports_older_than_their_retention_are_removed_at_the_next_export(use_settings, checkpoints):
     from attn_demos.ui import explorer
     from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder
 

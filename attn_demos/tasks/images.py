@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from attn_demos import settings
 from attn_demos.adapters.extract import patch_grid, vision_side
 from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
@@ -80,26 +81,31 @@ class ImageResult(SelfAttentionStack):
 
 
 def load_image(image) -> tuple[Image.Image, list[str]]:
-    """A PIL image, numpy array, file path or file bytes -> bounded RGB image and notices; clear errors."""
+    """A PIL image, numpy array, file path or file bytes -> bounded RGB image and notices; clear errors.
+    The pixels are counted from the file's header before anything is decoded (settings' max_image_pixels)."""
     notices = []
     if image is None:
         raise BadInputError("No image: upload one or pick an example.")
+    if isinstance(image, (str, os.PathLike)) and not os.path.exists(image):
+        raise BadInputError("The file is not a readable image: it is not there (an upload is kept a short while: upload it again).")
     try:
         if isinstance(image, (bytes, bytearray)):
             image = io.BytesIO(image)  # the file's content, not its name
         if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
-            image = Image.open(image)
+            image = Image.open(image)  # reads the header only
         elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         original = image.size
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size; only works before load()
+        _check_pixels(image.size)  # what load() would decode
         image.load()
         if max(image.size) > MAX_SIDE:
-            image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))  # a new, small image: no full-size copy
+            image = image.resize(_within(image.size, MAX_SIDE))  # a new, small image: no full-size copy
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise BadInputError(
-            f"The image has too many pixels to open safely (more than {2 * Image.MAX_IMAGE_PIXELS:,})."
+            f"The image has too many pixels to open safely: more than {2 * Image.MAX_IMAGE_PIXELS:,} "
+            f"(this app opens at most {settings.limit('max_image_pixels')})."
         ) from None
     except (OSError, UnidentifiedImageError, ValueError, TypeError):
         raise BadInputError("The file is not a readable image (corrupt or unsupported format).") from None
@@ -118,6 +124,22 @@ def load_image(image) -> tuple[Image.Image, list[str]]:
     if max(width, height) / min(width, height) > 3:
         notices.append("A very wide or tall image is squeezed to the model's square input.")
     return image, notices
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > settings.current().max_image_pixels:
+        raise BadInputError(
+            f"The image decodes to {width}×{height} = {width * height:,} pixels; "
+            f"this app opens at most {settings.limit('max_image_pixels')}."
+        )
+
+
+def _within(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled to fit a side × side square, keeping its shape, at least 1 pixel each way (a
+    5000 × 2 image becomes 1024 × 1, not 1024 × 0)."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 @on_gpu

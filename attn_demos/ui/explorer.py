@@ -276,7 +276,7 @@ def build():
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
     flowing = results.view_on(
         flow_button.click, wiring.flow_handler(flow, FLOW_OUTPUTS, flow_estimate_seconds), [out["state"], out["flow_tokens"]],
-        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow",
+        wiring.outputs_for(out, FLOW_OUTPUTS), what="attention flow", api_name="explore_flow",
     )
     stop_button.click(None, None, None, cancels=[flowing], api_visibility="private")
     results.view_on(

@@ -22,6 +22,7 @@ from attn_demos.ui.common import (
     numbers_preview,
     parse_head_or_default,
     parse_layer,
+    plain_markdown,
     status_text,
     user_model,
 )
@@ -62,7 +63,7 @@ def answer(question: str, context: str, layer, head, attend_from: str, model: st
 def answer_text(result: QAResult) -> str:
     if not result.answer:
         return "No answer found in the context."
-    return f"**{result.answer}** (score {result.score:.1%})"
+    return f"**{plain_markdown(result.answer)}** (score {result.score:.1%})"  # the answer is the visitor's text
 
 
 def redraw(result: QAResult | None, layer, head, attend_from: str = "answer", query=None) -> dict:

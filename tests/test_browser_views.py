@@ -38,7 +38,7 @@ def browser(app_server):
 @pytest.fixture(scope="module")
 def page(browser, app_server):
     page = _open(browser, app_server[1], width=1280)
-    _run_explorer(page, TEXT)
+    _opening_result(page)  # the page opens on TEXT, the first example, with no click
     yield page
     page.close()
 
@@ -56,6 +56,13 @@ def _open(browser, url: str, width: int):
     page.get_by_role("tab", name="Explorer").wait_for(timeout=WAIT_MS)
     page.get_by_role("tab", name="Explorer").click()
     return page
+
+
+def _opening_result(page) -> None:
+    """Wait for the result the Explorer opens on (its first example, TEXT)."""
+    page.locator("#explore-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-heatmap .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
+    assert page.locator("#explore-text textarea").input_value() == TEXT
 
 
 def _run_explorer(page, text: str) -> None:
@@ -180,7 +187,7 @@ def test_a_long_input_renders(page):
 def test_a_narrow_window(browser, app_server):
     page = _open(browser, app_server[1], width=420)
     try:
-        _run_explorer(page, TEXT)
+        _opening_result(page)
         page.locator("#explore-head-view .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 420 + 1, width  # the page does not scroll sideways; the views scroll inside

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from attn_demos.render.interactive import read_payload
-from attn_demos.ui import explorer
+from attn_demos.ui import explorer, wiring
 
 BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
 
@@ -61,7 +61,7 @@ def test_basics_endpoint_reports_bad_shapes_in_the_status(client):
 
 def test_explore_endpoint_on_embedded_minilm(client):
     values = client.predict("Attention is all you need.", 2, "mean", False, "", api_name="/explore")
-    names = [name for name in explorer.RUN_OUTPUTS if name not in ("state", "inputs")]  # States are not in the API
+    names = wiring.api_outputs(explorer.RUN_OUTPUTS)
     out = dict(zip(names, values))
     assert _badge_error(out["badge"]) <= 1e-5
     preview = out["numbers"]

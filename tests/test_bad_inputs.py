@@ -39,6 +39,7 @@ from attn_demos.ui import explorer as explorer_panel
 from attn_demos.ui import images as images_panel
 from attn_demos.ui import qa as qa_panel
 from attn_demos.ui import seq2seq as seq2seq_panel
+from attn_demos.ui import wiring
 from attn_demos.ui.wiring import CONTROL_OUTPUTS, handler
 
 TOL = 1e-5
@@ -633,13 +634,9 @@ def client(app_server):
     return Client(url, verbose=False)
 
 
-def api_outputs(run_outputs: tuple[str, ...]) -> list[str]:
-    """The endpoint's outputs in order: the handler's, without the gr.States."""
-    return [name for name in run_outputs if name not in ("state", "inputs")]
-
 
 def call(client, api_name: str, outputs: tuple[str, ...], *args) -> dict:
-    return dict(zip(api_outputs(outputs), client.predict(*args, api_name=api_name)))
+    return dict(zip(wiring.api_outputs(outputs), client.predict(*args, api_name=api_name)))
 
 
 APP_CASES = {

@@ -48,12 +48,8 @@ def client_of(url: str, **options):
     return Client(url, verbose=False, **options)
 
 
-def api_names(names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if name not in ("state", "inputs")]
-
-
 def run(client, api_name: str, names: tuple[str, ...], *args) -> dict:
-    return dict(zip(api_names(names), client.predict(*args, api_name=api_name)))
+    return dict(zip(wiring.api_outputs(names), client.predict(*args, api_name=api_name)))
 
 
 def png(width: int, height: int, color_type: int = 6, level: int = 9) -> bytes:
@@ -121,7 +117,6 @@ def test_an_upload_larger_than_the_limit_is_refused_and_not_stored(served):
     [
         ([[1.0]] * 65, "ATTN_DEMOS_MAX_MATRIX_ROWS"),
         ([[1.0] * 65], "ATTN_DEMOS_MAX_MATRIX_COLUMNS"),
-        ([[1.0] * 33] * 32, "ATTN_DEMOS_MAX_MATRIX_CELLS"),
         ("[[" + "0" * 100_001 + "]]", "ATTN_DEMOS_MAX_CHARACTERS"),
         ([[1.0]] * 3000, "ATTN_DEMOS_MAX_MATRIX_ROWS"),  # the issue's request: 19-22 s, 290 MB answered
     ],
@@ -135,11 +130,22 @@ def test_basics_beyond_a_limit_is_refused_in_one_line_naming_it(served, query, l
     assert numbers is None and not heatmap
 
 
+def test_a_cells_limit_below_rows_times_columns_is_refused_naming_it(use_settings):
+    """The default cells limit is the rows × columns limit (64 × 64); a host may set it lower."""
+    from attn_demos.errors import BadInputError
+    from attn_demos.tasks.basics import run_basics
+
+    use_settings(max_matrix_cells=1024)
+    matrix = [[1.0] * 33] * 32  # 1,056 cells
+    with pytest.raises(BadInputError, match="query: 1,056 cells; .*ATTN_DEMOS_MAX_MATRIX_CELLS"):
+        run_basics(matrix, matrix, matrix)
+
+
 def test_the_largest_basics_request_allowed_runs(served):
     _, client = served
-    matrix = json.dumps([[round(0.01 * (i + j), 2) for j in range(16)] for i in range(64)])  # 64 rows × 16 = 1024 cells
+    matrix = json.dumps([[round(0.01 * (i + j), 2) for j in range(64)] for i in range(64)])  # 64 × 64 = 4096 cells
     status, _, _, numbers = client.predict(matrix, matrix, matrix, api_name="/basics")
-    assert "agree" in status and len(numbers["weights"]) == 64 and len(numbers["weights"][0]) == 64
+    assert "agree" in status and numbers["shapes"]["weights"] == [64, 64]
 
 
 # ---------------------------------------------------------------- texts -------------------------

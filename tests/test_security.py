@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from attn_demos.ui import wiring
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "attn_demos"
 SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]
@@ -122,7 +124,7 @@ def explore_outputs(served) -> dict:
 
     _, client = served
     values = client.predict("Attention is all you need.", 0, "mean", False, "", api_name="/explore")
-    out = dict(zip([n for n in RUN_OUTPUTS if n not in ("state", "inputs")], values))
+    out = dict(zip(wiring.api_outputs(RUN_OUTPUTS), values))
     _, out["png"], out["json"] = client.predict(0, "mean", False, api_name="/explore_export")
     return out
 
@@ -165,7 +167,7 @@ def test_model_id_in_a_request_is_refused_without_the_flag(served):
     from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
-    names = [n for n in RUN_OUTPUTS if n not in ("state", "inputs")]
+    names = wiring.api_outputs(RUN_OUTPUTS)
     for model in ("gpt2", "/etc", "https://example.invalid/model", "../../etc"):
         out = dict(zip(names, client.predict("hello", 0, "mean", False, model, api_name="/explore")))
         assert out["status"] == (

@@ -543,10 +543,10 @@ def test_qa_and_generation_get_the_grid_head_view_and_neuron_view(configured):
     answered = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", 1, 0, "answer", "")
     result = answered["state"]
     assert read_payload(answered["grid"])["shown"] == [1, 0]
-    assert read_payload(answered["head_view"])["shown_heads"] == [0] and answered["query"] is None
+    assert read_payload(answered["head_view"])["shown_heads"] == [0] and answered["chosen_row"] is None
     row = qa.pick(_selection(view="heatmap", query=4, token="x"), result, 1, 0, "answer", None)
     terms = read_payload(row["neuron"])
-    assert row["query"] == 4 and (terms["layer"], terms["head"]) == (1, 0)
+    assert row["chosen_row"] == 4 and (terms["layer"], terms["head"]) == (1, 0)
     np.testing.assert_allclose(terms["reference"], result.shown[1, 0, 4], atol=1e-6)
     np.testing.assert_allclose(terms["softmax"], result.shown[1, 0, 4], atol=1e-5)  # recomputed from q and k
     generated = generation.generate("Why is the sky blue?", 0, 1, 1, 4, "")

@@ -32,8 +32,8 @@ PICK_ID = "answer-pick"  # the hidden textbox that receives clicks on the grid, 
 DEFAULT_LAYER = "mean"
 HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page matches the neuron view to 1e-6
 REDRAW_OUTPUTS = ("status", "badge", "highlight", "heatmap", "numbers", "png", "json", "grid", "neuron", "selection")
-RUN_OUTPUTS = ("state", "inputs", "answer", "layers", "heads", "query", "head_view") + REDRAW_OUTPUTS
-PICK_OUTPUTS = ("layers", "heads", "query") + REDRAW_OUTPUTS
+RUN_OUTPUTS = ("state", "inputs", "answer", "layers", "heads", "chosen_row", "head_view") + REDRAW_OUTPUTS
+PICK_OUTPUTS = ("layers", "heads", "chosen_row") + REDRAW_OUTPUTS
 EXPORT_OUTPUTS = ("status", "png", "json")
 NEURON_HINT = "Click a row of the heatmap (or a query token of the head view) for its neuron view."
 ROLLOUT_HINT = "Rollout runs through every layer: choose a Head other than rollout for the neuron view."
@@ -46,7 +46,7 @@ def answer(question: str, context: str, layer, head, attend_from: str, model: st
     shown_layer, shown_head = _layer_head(layer, head)
     return {
         **redraw(result, layer, head, attend_from),
-        "query": None,  # nobody clicked a row yet
+        "chosen_row": None,  # nobody clicked a row yet
         "head_view": linked.head_view(
             TAB, result.shown, result.tokens, None, shown_layer, shown_head, target_id=PICK_ID,
             title="head view: hover a token for its lines; click to keep it (and inspect it)",
@@ -107,12 +107,12 @@ def pick(selection: str, result: QAResult | None, layer, head, attend_from: str 
             **redraw(result, layer, head, attend_from, query),
             "layers": layer_choices(result.num_layers, layer),
             "heads": head_choices_for(result.head_options(), head),
-            "query": _query(query, len(result.tokens)),
+            "chosen_row": _query(query, len(result.tokens)),
         }
     if chosen["view"] not in ("heatmap", "head"):
         return {}
     query = _query(chosen["query"], len(result.tokens))
-    return {**redraw(result, layer, head, attend_from, query), "query": query}
+    return {**redraw(result, layer, head, attend_from, query), "chosen_row": query}
 
 
 def neuron_view(result: QAResult, layer, head, query: int | None) -> str:
@@ -192,7 +192,7 @@ def build() -> None:
         "heatmap": wiring.html_output("heatmap", "answer"),
         "layers": layer,
         "heads": head,
-        "query": gr.State(None),  # the row a person clicked (None until one is)
+        "chosen_row": gr.State(None),  # the row a person clicked (None until one is)
         "selection": linked.selection_box(TAB),
     }
     picked = wiring.pick_box(PICK_ID)
@@ -208,10 +208,10 @@ def build() -> None:
     wiring.run_on_click_and_enter(button, [question, context], usable, run_handler, run_inputs, run_outputs, "answer", results)
     wiring.run_example_on_click(examples, usable, run_handler, run_inputs, run_outputs, results)
     results.view_on(
-        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from, out["query"]],
+        export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, attend_from, out["chosen_row"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name="answer_export",
     )
-    view_inputs = [out["state"], layer, head, attend_from, out["query"]]
+    view_inputs = [out["state"], layer, head, attend_from, out["chosen_row"]]
     results.redraw_on(
         [layer, head, attend_from], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs, wiring.outputs_for(out, REDRAW_OUTPUTS),
     )

@@ -82,6 +82,14 @@ def outputs_for(components: dict, names: tuple[str, ...]) -> list:
     return [components[name] for name in names]
 
 
+SESSION_STATES = ("state", "inputs", "chosen_row")  # gr.States a handler returns: kept per visitor, never in the API
+
+
+def api_outputs(names: tuple[str, ...]) -> list[str]:
+    """What an endpoint returns over the API, in order: the handler's outputs without its gr.States."""
+    return [name for name in names if name not in SESSION_STATES]
+
+
 # ---------------------------------------------------------------- layout pieces
 
 

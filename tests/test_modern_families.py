@@ -215,14 +215,14 @@ def test_gpt2_ignoring_the_inverse_layer_scale_does_not_match(tiny_model):
 
 
 def test_unsupported_rope_type_is_checked_at_the_attention_function(tmp_path):
-    """yarn rotary is not recomputed from weights (not approximated by plain rotary): the model is
-    checked at the attention function instead, and verifies there."""
+    """proportional rotary is not recomputed from weights (not approximated by plain rotary): the
+    model is checked at the attention function instead, and verifies there."""
     from attn_demos.adapters.attention_function import AT_FUNCTION
     from attn_demos.adapters.random_checkpoints import build_checkpoint
 
-    rope = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32}
-    loaded = load_model(str(build_checkpoint("qwen2", tmp_path / "yarn", rope_parameters=rope)))
-    assert loaded.depth == AT_FUNCTION and "'yarn' is not supported" in loaded.weights_refusal
+    rope = {"rope_type": "proportional", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    loaded = load_model(str(build_checkpoint("qwen2", tmp_path / "proportional", rope_parameters=rope)))
+    assert loaded.depth == AT_FUNCTION and "'proportional' is not supported" in loaded.weights_refusal
     report = compare_text_model(loaded, TEXTS)
     assert report.ok and report.depth == AT_FUNCTION and set(report.kinds()) == {"decoder"}
 

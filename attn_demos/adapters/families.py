@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from attn_demos.core.position_bias import relative_position_bias, relative_position_buckets
-from attn_demos.core.rotary import rotary_dimension
+from attn_demos.core.rotary import ROTARY_SCALINGS, rotary_dimension
 from attn_demos.errors import UnsupportedModelError
 
 ENCODER, DECODER, CROSS, VISION = "encoder", "decoder", "cross", "vision"
@@ -227,16 +227,13 @@ def logit_softcap(config) -> float | None:
     return getattr(config, "attn_logit_softcapping", None)
 
 
-SUPPORTED_ROPE_TYPES = ("default",)
-
-
 def check_rotary(config) -> None:
-    """Refuse rotary variants the core does not implement (llama3, yarn, longrope, dynamic, linear …)."""
+    """Refuse rotary variants the core does not implement (proportional, axial, per-layer-type parameters …)."""
     parameters = getattr(config, "rope_parameters", None) or {}
     rope_type = parameters.get("rope_type", "default")
-    if rope_type not in SUPPORTED_ROPE_TYPES:
+    if rope_type not in ROTARY_SCALINGS:
         raise UnsupportedModelError(
-            f"rotary embedding type {rope_type!r} is not supported (only plain rotary, rope_type 'default'); "
+            f"rotary embedding type {rope_type!r} is not supported (only {', '.join(ROTARY_SCALINGS)}); "
             "its attention cannot be recomputed, so no numbers are shown"
         )
     if "rope_theta" not in parameters:
@@ -250,11 +247,21 @@ def check_gpt2(config) -> None:
         raise UnsupportedModelError("GPT-2 with reorder_and_upcast_attn is not supported (float32 upcast path)")
 
 
-def rotary_settings(config, family: Family) -> tuple[int, float]:
-    """(rotary channels per head, θ) from the config: every channel, or partial_rotary_factor of them."""
-    parameters = config.rope_parameters
+@dataclass(frozen=True)
+class RotarySettings:
+    """What the core needs of a config's rotary embedding: channels per head, the scaling's
+    parameters (transformers' rope_parameters: rope_type, rope_theta, factor …) and the model's length."""
+
+    rotary_dim: int
+    parameters: dict
+    max_positions: int
+
+
+def rotary_settings(config, family: Family) -> RotarySettings:
+    """The rotary embedding as the config describes it: every channel, or partial_rotary_factor of them."""
+    parameters = dict(config.rope_parameters)
     fraction = parameters.get("partial_rotary_factor", 1.0) if family.rotary == "partial" else 1.0
-    return rotary_dimension(head_dim_of(config), fraction), float(parameters["rope_theta"])
+    return RotarySettings(rotary_dimension(head_dim_of(config), fraction), parameters, int(config.max_position_embeddings))
 
 
 BERT = Family("bert", ("query", "key", "value"))

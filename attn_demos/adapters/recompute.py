@@ -21,7 +21,7 @@ from attn_demos.adapters.families import (
 from attn_demos.adapters.maps import stack_layers
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
-from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
+from attn_demos.core.rotary import apply_rotary, rotary_angles, scaled_frequencies
 from attn_demos.core.torch_attention import attention_scores, fast_attention, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
@@ -226,13 +226,14 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
 
 
 def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):
-    """Rotary positions on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
-    rotary_dim, theta = rotary_settings(config, family)
+    """Rotary positions, with the config's scaling, on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
+    settings = rotary_settings(config, family)
     if position_ids is None:
         position_ids = torch.arange(k.shape[2], device=k.device)[None]  # (1, T): what the model uses unasked
-    frequencies = inverse_frequencies(rotary_dim, theta).to(k.device)  # (r/2,) float32
-    angles = rotary_angles(position_ids.to(k.device), frequencies)  # (B|1, T, r/2)
-    return apply_rotary(q, angles), apply_rotary(k, angles)
+    length = int(position_ids.max()) + 1 if position_ids.numel() else 0  # the pass's length, as dynamic and longrope read it
+    frequencies, attention_factor = scaled_frequencies(settings.rotary_dim, settings.parameters, settings.max_positions, length)
+    angles = rotary_angles(position_ids.to(k.device), frequencies.to(k.device))  # (B|1, T, r/2) float32
+    return apply_rotary(q, angles, attention_factor), apply_rotary(k, angles, attention_factor)
 
 
 def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:

@@ -59,6 +59,7 @@ class Family:
     window: Callable | None = field(default=None, compare=False)  # (config, layer) -> sliding window or None
     softcap: Callable | None = field(default=None, compare=False)  # config -> logit soft-cap or None
     softmax_dtype: torch.dtype | None = None  # the dtype the library runs softmax in, whatever the model's
+    upcast: Callable | None = field(default=None, compare=False)  # config -> True: q·kᵀ and softmax in float32
     shared_layers: bool = False  # one module serves every depth (ALBERT): one site per call
     check: Callable | None = field(default=None, compare=False)  # config -> None, or UnsupportedModelError
 
@@ -243,8 +244,21 @@ def check_rotary(config) -> None:
 def check_gpt2(config) -> None:
     if getattr(config, "add_cross_attention", False):
         raise UnsupportedModelError("GPT-2 with cross-attention (add_cross_attention) is not supported")
-    if getattr(config, "reorder_and_upcast_attn", False):
-        raise UnsupportedModelError("GPT-2 with reorder_and_upcast_attn is not supported (float32 upcast path)")
+
+
+def gpt2_upcast(config) -> bool:
+    """GPT-2's reorder_and_upcast_attn: q and k upcast to float32, scaled in the product, softmax in
+    float32 (the weights then return in the model's dtype). In a float32 model this is plain GPT-2."""
+    return bool(getattr(config, "reorder_and_upcast_attn", False))
+
+
+def check_dtype(family: Family, config, dtype: torch.dtype) -> None:
+    """Refuse, in one line, a dtype the library itself cannot run this family's attention in."""
+    if dtype == torch.float64 and family.upcast is not None and family.upcast(config):
+        raise UnsupportedModelError(
+            "GPT-2 with reorder_and_upcast_attn does not run in float64: transformers' upcast path insists on "
+            "float32 weights and raises (use float32, bfloat16 or float16)"
+        )
 
 
 @dataclass(frozen=True)
@@ -274,7 +288,9 @@ DEIT = Family(
 )
 ALBERT = Family("albert", ("query", "key", "value"), shared_layers=True)
 
-GPT2 = Family("gpt2", ("c_attn",), project=gpt2_project, scale=gpt2_scale, decoder_only=True, check=check_gpt2)
+GPT2 = Family(
+    "gpt2", ("c_attn",), project=gpt2_project, scale=gpt2_scale, decoder_only=True, upcast=gpt2_upcast, check=check_gpt2
+)
 _ROPE = dict(decoder_only=True, softmax_dtype=torch.float32, check=check_rotary)
 LLAMA = Family("llama", ("q_proj", "k_proj", "v_proj"), rotary="full", **_ROPE)
 QWEN2 = Family("qwen2", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_by_layer_type, **_ROPE)

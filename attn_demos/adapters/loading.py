@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from attn_demos.adapters.attention_function import AT_FUNCTION, CHECK_IMPLEMENTATION, FROM_WEIGHTS, register
-from attn_demos.adapters.families import Family, family_for, family_of_model
+from attn_demos.adapters.families import Family, check_dtype, family_for, family_of_model
 from attn_demos.adapters.model_size import refuse_beyond_memory, refuse_impossible_sizes
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError, UnsupportedModelError
@@ -121,6 +121,7 @@ def load_model(
     device = device if isinstance(device, torch.device) else resolve_device(device)
     config = load_config(source)
     family, depth, refusal = choose_depth(config)
+    check_dtype(family, config, torch_dtype)
     model_class = _model_class(config, head)
     vision = family.vision
     if depth == AT_FUNCTION:

@@ -177,8 +177,9 @@ def attention_terms(
     """The terms of one site's attention, from its captured inputs and its module's own weights.
 
     In order: project q, k, v (separate or fused projections); per-head RMSNorm of q and k
-    (Qwen3); rotary positions (Llama family, GPT-NeoX); repeat key/value heads for grouped-query
-    attention; then the scale, bias, mask, window and soft-cap the family and config prescribe.
+    (Qwen3); rotary positions (Llama family, GPT-NeoX); an upcast of q and k to float32 (GPT-2's
+    reorder_and_upcast_attn); repeat key/value heads for grouped-query attention; then the scale,
+    bias, mask, window and soft-cap the family and config prescribe.
     `scale_override` replaces the family's scale (a control: T5 with 1/√d must not match).
     """
     config = model.config
@@ -189,6 +190,9 @@ def attention_terms(
         k = rms_norm(k, site.module.k_norm.weight, eps, compute_dtype=torch.float32)  # (B, H_kv, Tk, d)
     if family.rotary is not None:
         q, k = _rotate(family, config, q, k, pass_inputs.position_ids)
+    upcast = family.upcast is not None and family.upcast(config)
+    if upcast:  # GPT-2's reorder_and_upcast_attn: the logits and the softmax in float32
+        q, k = q.float(), k.float()  # (B, H, Tq, d), (B, H_kv, Tk, d)
     k = repeat_kv_heads(k, q.shape[1])  # (B, H, Tk, d)
     v = repeat_kv_heads(v, q.shape[1])  # (B, H, Tk, d_v)
     bias = None
@@ -203,7 +207,7 @@ def attention_terms(
         mask=_mask_for(site.kind, pass_inputs.source_mask, pass_inputs.target_mask),  # (B, 1, Tq|1, Tk) or None
         softcap=None if family.softcap is None else family.softcap(config),
         window=None if family.window is None else family.window(config, site.layer),
-        softmax_dtype=family.softmax_dtype,
+        softmax_dtype=torch.float32 if upcast else family.softmax_dtype,
     )
 
 

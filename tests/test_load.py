@@ -56,7 +56,7 @@ def api_outputs(names: tuple[str, ...]) -> list[str]:
 
 
 def badge_error(badge: str) -> float:
-    assert badge.startswith("recomputed from scratch: max |Δ| ") and badge.endswith("✓"), badge
+    assert badge.startswith("recomputed from weights: max |Δ| ") and badge.endswith("✓"), badge
     return float(badge.split("|Δ| ")[1].split()[0])
 
 

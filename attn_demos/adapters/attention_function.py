@@ -102,6 +102,12 @@ class Recording:
     decoder_only: bool
     vision: bool
     calls: list[CallCheck] = field(default_factory=list)
+    # (kind, layer, library weights or None (sdpa), recomputed weights), each (B, H, Tq, Tk): what a view wants
+    on_weights: Callable | None = None
+    by_output: bool = False  # compare outputs (weights·v) even beside eager, as sdpa always does
+
+    def __post_init__(self):
+        self.by_output = self.by_output or self.implementation != EAGER
 
     def check(self, module, query, key, value, attention_mask, scaling, kwargs, output, weights) -> None:
         path = self.paths.get(id(module), type(module).__name__)
@@ -109,7 +115,7 @@ class Recording:
             raise UnsupportedModelError("the attention check needs the model in eval mode (no dropout)")
         recomputed, reproduced, allowed, logit_size = recompute(query, key, value, attention_mask, scaling, kwargs, module)
         rows = allowed.any(dim=-1)  # (B|1, H|1, Tq): rows that may attend some key
-        if self.implementation == EAGER:
+        if not self.by_output:
             library = weights  # (B, H, Tq, Tk)
             mine = recomputed
         else:
@@ -121,8 +127,12 @@ class Recording:
         size = torch.where(rows, library.to(work).abs().nan_to_num(0.0), 0.0)  # (B, H, Tq, X)
         library_nan = (torch.isnan(library) & rows).flatten(2).any(dim=-1)  # (B, H)
         mine_nan = (torch.isnan(mine) & rows).flatten(2).any(dim=-1)  # (B, H)
+        kind = self.kind_of(path, module)
+        if self.on_weights is not None:  # layer l of a kind is its l-th call, as in errors()
+            layer = sum(call.kind == kind for call in self.calls)
+            self.on_weights(kind, layer, weights if self.implementation == EAGER else None, recomputed)
         self.calls.append(CallCheck(
-            self.kind_of(path, module),
+            kind,
             path,
             difference.flatten(2).amax(dim=-1).double().cpu(),  # (B, H); amax keeps a NaN
             size.flatten(2).amax(dim=-1).double().cpu(),
@@ -155,7 +165,7 @@ class Recording:
                     "(layer, head) grid cannot hold"
                 )
             deviation = torch.stack([c.deviation for c in calls], dim=1)  # (B, L, H)
-            if self.implementation != EAGER:
+            if self.by_output:
                 largest = torch.stack([c.magnitude.amax() for c in calls]).clamp(min=torch.finfo(torch.float32).tiny)  # (L,)
                 deviation = deviation / largest[None, :, None]
             errors[kind] = deviation
@@ -236,11 +246,20 @@ def _with_sinks(q, k, mask, bias, scale, sinks):
 
 
 @contextmanager
-def recording(model: torch.nn.Module, implementation: str, decoder_only: bool, vision: bool):
+def recording(
+    model: torch.nn.Module,
+    implementation: str,
+    decoder_only: bool,
+    vision: bool,
+    on_weights: Callable | None = None,
+    by_output: bool = False,
+):
     """While active, every attention-function call of passes run by this thread is checked; yields
-    the Recording. The model must have been loaded with CHECK_IMPLEMENTATION."""
+    the Recording. The model must have been loaded with CHECK_IMPLEMENTATION. on_weights(kind, layer,
+    library, recomputed) receives each call's weights (B, H, Tq, Tk) (library None under sdpa);
+    by_output: check outputs rather than weights beside eager too."""
     paths = {id(module): name for name, module in model.named_modules()}
-    current = Recording(implementation, paths, decoder_only, vision)
+    current = Recording(implementation, paths, decoder_only, vision, on_weights=on_weights, by_output=by_output)
     outer = getattr(_active, "recording", None)
     _active.recording = current
     try:

@@ -189,13 +189,17 @@ def implementation_to_load(depth: str, attn_implementation: str) -> str:
 
 def family_as_built(family: Family, depth: str, model: torch.nn.Module) -> Family:
     """At the attention function the family is what the built model says: vision (pixel input) or
-    text, and decoder-only (a generating model that is not an encoder-decoder) or not."""
+    text, and decoder-only or not: not an encoder-decoder, and a generating model, a decoder by its
+    config, or the base of an architecture that has a causal-LM head and no masked-LM head (LlamaModel)."""
     if depth != AT_FUNCTION:
         return family
+    config = model.config
+    causal_only = type(config) in transformers.MODEL_FOR_CAUSAL_LM_MAPPING and type(config) not in transformers.MODEL_FOR_MASKED_LM_MAPPING
+    decoder = model.can_generate() or getattr(config, "is_decoder", False) or causal_only
     return replace(
         family,
         vision=model.main_input_name == "pixel_values",
-        decoder_only=not getattr(model.config, "is_encoder_decoder", False) and model.can_generate(),
+        decoder_only=not getattr(config, "is_encoder_decoder", False) and decoder,
         prefix_tokens=(),
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import FROM_WEIGHTS
 from attn_demos.adapters.compare import generate_and_force
 from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.loading import LoadedModel
@@ -41,6 +42,7 @@ class GenerationResult:
     recomputed: np.ndarray  # (L, H, N, P+N−1) from scratch, teacher-forced
     num_beams: int = 1
     notices: list[str] = field(default_factory=list)
+    depth: str = FROM_WEIGHTS  # how deep `recomputed` was checked (adapters/attention_function.py)
 
     @property
     def num_layers(self) -> int:
@@ -57,7 +59,7 @@ class GenerationResult:
         """Generated tokens (rows) × prompt and earlier tokens (columns), with the live check."""
         return make_view(
             "attention of each generated token", self.generated, self.recomputed, self.generated_tokens,
-            self.key_tokens, layer, head, words, self.notices,
+            self.key_tokens, layer, head, words, self.notices, depth=self.depth,
         )
 
     def token_scores(self, index: int, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
@@ -120,6 +122,7 @@ def run_generation(
         recomputed=forced.recomputed[DECODER][0].numpy()[:, :, rows],  # (L, H, N, P+N−1)
         num_beams=int(num_beams),
         notices=model_notices(loaded) + notices + (["Chat template applied."] if templated else []),
+        depth=loaded.depth,
     )
 
 

@@ -16,7 +16,7 @@ from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import coverage_sweep  # noqa: E402
 
-SAMPLE = ("mixtral", "olmo", "opt", "falcon", "gpt_oss", "gemma3_text", "modernbert", "umt5", "dinov2")
+SAMPLE = ("cohere", "gptj", "opt", "falcon", "gpt_oss", "gemma4_text", "modernbert", "umt5", "dinov2")
 
 
 @pytest.mark.parametrize("model_type", SAMPLE)
@@ -39,7 +39,7 @@ def test_a_wrong_scaling_at_the_function_does_not_match(monkeypatch):
     """Control: the core given twice the scaling the module passed must not match the library."""
     from attn_demos.adapters.compare import compare_text_model
 
-    loaded = _loaded("mixtral", "MixtralForCausalLM", "AutoModelForCausalLM")
+    loaded = _loaded("cohere", "CohereForCausalLM", "AutoModelForCausalLM")
     assert loaded.depth == AT_FUNCTION
     right = attention_function.recompute
     monkeypatch.setattr(

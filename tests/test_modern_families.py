@@ -200,7 +200,7 @@ def test_gemma2_with_the_usual_scale_does_not_match(tiny_model):
 
 
 def test_qwen3_without_qk_norm_does_not_match(tiny_model):
-    assert control_error(with_family(tiny_model("qwen3"), qk_norm=False)) > 1e-3
+    assert control_error(with_family(tiny_model("qwen3"), qk_norm=None)) > 1e-3
 
 
 def test_gpt2_ignoring_the_inverse_layer_scale_does_not_match(tiny_model):

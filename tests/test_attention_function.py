@@ -64,6 +64,29 @@ def test_sinks_skipped_do_not_match(monkeypatch):
     assert not report.ok and report.max_abs_err > 1e-3
 
 
+@pytest.mark.parametrize("model_type", ["granite_swa", "gpt_oss"])
+def test_sinks_verify_in_either_convention_and_skipping_them_does_not_match(model_type, monkeypatch):
+    """GPT-OSS returns weights that give the sink its share; GraniteSWA returns them renormalised
+    without it while its output carries it (checked through the output). Either way a core that
+    ignores the sinks must not match."""
+    from attn_demos.adapters.compare import compare_text_model
+    from attn_demos.core.torch_attention import fast_attention
+
+    name = {"granite_swa": "GraniteSWAForCausalLM", "gpt_oss": "GptOssForCausalLM"}[model_type]
+    loaded = _loaded(model_type, name, "AutoModelForCausalLM")
+    with torch.no_grad():
+        for module in loaded.model.modules():
+            if isinstance(getattr(module, "sinks", None), torch.Tensor):
+                module.sinks.fill_(2.0)  # a sink that clearly matters
+    assert compare_text_model(loaded, coverage_sweep.TEXTS).ok
+    monkeypatch.setattr(
+        attention_function, "_with_sinks",
+        lambda q, k, mask, bias, scale, sinks: fast_attention(q, k, None, mask=mask, bias=bias, scale=scale)[1],
+    )
+    report = compare_text_model(loaded, coverage_sweep.TEXTS)
+    assert not report.ok and report.max_abs_err > 1e-3
+
+
 def test_the_check_returns_the_library_result_unchanged():
     """The registered function returns what the library's own eager function returns: logits of a
     model loaded for the check equal those of the same weights on plain eager."""

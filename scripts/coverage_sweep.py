@@ -125,6 +125,8 @@ def _shrunk(config, vocab_size: int) -> dict:
     for key in ("layer_types", "block_types"):  # per-layer lists follow the layer count
         if isinstance(defaults.get(key), list) and defaults[key]:
             changes[key] = (defaults[key] * LAYERS)[-LAYERS:]  # the last ones: a final full-attention layer kept
+    if isinstance(defaults.get("languages"), list) and defaults["languages"] and "default_language" in defaults:
+        changes["default_language"] = defaults["languages"][0]  # X-MOD: its adapters need a language
     if isinstance(defaults.get("attention_types"), list):  # GPT-Neo: [[kinds, repeats]] covering every layer; local windows
         changes["attention_types"] = [[["global", "local"], LAYERS // 2]]
         changes["window_size"] = WINDOW

@@ -31,6 +31,20 @@ def test_sweep_keeps_table_families_from_weights():
     assert result.outcome == "verified from weights", result
 
 
+@pytest.mark.parametrize("architecture", [
+    ("resnet", "ResNetForImageClassification", "AutoModelForImageClassification"),
+    ("mamba", "MambaForCausalLM", "AutoModelForCausalLM"),
+])
+def test_sweep_counts_models_without_attention_maps_apart(architecture):
+    """A convolutional or state-space model returns no attention maps: not refused, not counted."""
+    assert coverage_sweep.run_one(*architecture, seconds=120).outcome == "no attention"
+
+
+def test_sweep_still_refuses_a_model_with_maps_but_no_attention_function():
+    result = coverage_sweep.run_one("bloom", "BloomForCausalLM", "AutoModelForCausalLM", seconds=120)
+    assert result.outcome == "refused" and "attention function" in result.detail
+
+
 def _loaded(model_type: str, name: str, auto_class: str):
     return coverage_sweep.build(model_type, name, auto_class)
 

@@ -431,6 +431,7 @@ FAMILY_OF_MODEL_TYPE = {
     "layoutlm": BERT,
     "megatron-bert": BERT,
     "roc_bert": BERT,
+    "xmod": BERT,
     "ernie": BERT,
     "roberta-prelayernorm": BERT,
     "xlm-roberta-xl": BERT,

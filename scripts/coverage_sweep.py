@@ -19,11 +19,14 @@ plus the architectures that cannot be built offline from their config class or r
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import os
 import signal
 import sys
 import time
+import typing
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -152,7 +155,7 @@ def build(model_type: str, name: str, auto_class: str, dtype: torch.dtype = torc
             refuse_without_attention_function(getattr(transformers, name), refusal)
         except UnsupportedModelError:
             if not returns_attention(config, auto_class, tokenizer):
-                raise NoAttention(f"{name} returns no attention maps (output_attentions gives none)") from None
+                raise NoAttention(f"{name} returns no attention maps") from None
             raise
     torch.manual_seed(0)
     model = getattr(transformers, auto_class).from_config(config, attn_implementation=implementation_to_load(depth, EAGER))
@@ -167,9 +170,20 @@ class NoAttention(Exception):
     pass
 
 
+def _output_types(class_name: str) -> list[type]:
+    """The output dataclasses a model class's forward is annotated to return."""
+    annotation = inspect.signature(getattr(transformers, class_name).forward).return_annotation
+    members = typing.get_args(annotation) or (annotation,)
+    return [t for t in members if isinstance(t, type) and dataclasses.is_dataclass(t)]
+
+
 def returns_attention(config, auto_class: str, tokenizer) -> bool:
-    """Whether the model, built on eager, returns attention maps for output_attentions=True (a
-    convolutional, state-space or Fourier model returns none)."""
+    """Whether the model returns attention maps: its output type has a field for them (ConvNeXt's
+    ImageClassifierOutputWithNoAttention has none), and, built on eager, it fills one for
+    output_attentions=True (a convolutional, state-space or Fourier model returns none)."""
+    output_types = _output_types(config.architectures[0])
+    if output_types and not any("attentions" in f.name for t in output_types for f in dataclasses.fields(t)):
+        return False
     torch.manual_seed(0)
     try:
         model = getattr(transformers, auto_class).from_config(config, attn_implementation="eager").eval()

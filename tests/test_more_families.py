@@ -30,6 +30,7 @@ SAMPLE = {  # model type -> (class, auto class): one per new kind of fact
     "xglm": ("XGLMForCausalLM", "AutoModelForCausalLM"),  # BART's attention in a decoder alone
     "mvp": ("MvpForConditionalGeneration", "AutoModelForSeq2SeqLM"),
     "megatron-bert": ("MegatronBertForMaskedLM", "AutoModelForMaskedLM"),
+    "openai-gpt": ("OpenAIGPTLMHeadModel", "AutoModelForCausalLM"),  # GPT-2's fused c_attn
     "xlm": ("XLMWithLMHeadModel", "AutoModelForCausalLM"),  # DistilBERT's layout, softmax in float32
 }
 EXTRA = {"olmo": ("OlmoForCausalLM", "AutoModelForCausalLM"), "smollm3": ("SmolLM3ForCausalLM", "AutoModelForCausalLM")}

@@ -399,6 +399,7 @@ QWEN3_MOE = Family("qwen3_moe", _QKV, rotary="full", qk_norm=PER_HEAD, window=wi
 GPT_NEO = Family(  # no 1/√d; q·kᵀ and softmax in float32; local layers slide
     "gpt_neo", _QKV, scale=1.0, decoder_only=True, upcast=always, window=window_by_attention_layer,
 )
+OPENAI_GPT = Family("openai-gpt", ("c_attn",), project=gpt2_project, decoder_only=True)  # GPT-2's fused c_attn, 1/√d
 XGLM = Family("xglm", _QKV, decoder_only=True, check=check_no_cross_attention)  # BART's attention, decoder alone
 XLM = Family("xlm", ("q_lin", "k_lin", "v_lin"), softmax_dtype=torch.float32, check=check_xlm)  # DistilBERT's layout
 
@@ -432,6 +433,8 @@ FAMILY_OF_MODEL_TYPE = {
     "megatron-bert": BERT,
     "roc_bert": BERT,
     "xmod": BERT,
+    "rembert": BERT,
+    "tapas": BERT,
     "ernie": BERT,
     "roberta-prelayernorm": BERT,
     "xlm-roberta-xl": BERT,
@@ -467,6 +470,7 @@ FAMILY_OF_MODEL_TYPE = {
     "olmo3": OLMO3,
     "flex_olmo": OLMO2,
     "gpt_neo": GPT_NEO,
+    "openai-gpt": OPENAI_GPT,
     "xlm": XLM,
     "flaubert": XLM,
 }

@@ -71,6 +71,7 @@ OUTPUT_PROJECTION: dict[str, str | None] = {
     "phi": "dense",
     "smollm3": "o_proj",
     "gpt_neo": "out_proj",
+    "openai-gpt": "c_proj",
     "xglm": "out_proj",
     "xlm": "out_lin",
 }

@@ -360,7 +360,7 @@ BERT = Family("bert", ("query", "key", "value"))
 DISTILBERT = Family("distilbert", ("q_lin", "k_lin", "v_lin"))
 BART = Family("bart", ("q_proj", "k_proj", "v_proj"))
 T5 = Family("t5", ("q", "k", "v"), scale=1.0, position_bias=t5_position_bias)
-VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True)
+VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True, softmax_dtype=torch.float32)
 DEIT = Family(
     "deit", ("q_proj", "k_proj", "v_proj"), vision=True, prefix_tokens=("[CLS]", "[DIST]"), softmax_dtype=torch.float32
 )
@@ -429,7 +429,7 @@ FAMILY_OF_MODEL_TYPE = {
     # BERT's attention, other embeddings or norms around it
     "camembert": BERT,
     "data2vec-text": BERT,
-    "layoutlm": BERT,
+    "layoutlm": replace(BERT, softmax_dtype=torch.float32),  # BERT's layout, its softmax in float32
     "megatron-bert": BERT,
     "roc_bert": BERT,
     "xmod": BERT,

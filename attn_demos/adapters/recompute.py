@@ -212,7 +212,8 @@ def attention_terms(
         mask=_mask_for(site.kind, pass_inputs.source_mask, pass_inputs.target_mask),  # (B, 1, Tq|1, Tk) or None
         softcap=None if family.softcap is None else family.softcap(config),
         window=None if family.window is None else family.window(config, site.layer),
-        softmax_dtype=torch.float32 if upcast else family.softmax_dtype,
+        # upcast: float32 logits plus the model-dtype mask, so the softmax runs in the wider of the two (GPT-Neo)
+        softmax_dtype=torch.promote_types(torch.float32, v.dtype) if upcast else family.softmax_dtype,
     )
 
 

@@ -33,7 +33,7 @@ TABS = (  # (tab title, elem_id prefix, what shows that the run is drawn)
     ("Translation", "translate", "#translate-heatmap .attn-view.attn-ready"),
     ("Question answering", "answer", "#answer-heatmap .attn-view.attn-ready"),
     ("Summarization", "summarize", "#summarize-heatmap .attn-view.attn-ready"),
-    ("Image patches", "image", "#image-badge :text('recomputed from scratch')"),
+    ("Image patches", "image", "#image-badge :text('recomputed from weights')"),
     ("Text generation", "generate", "#generate-heatmap .attn-view.attn-ready"),
 )
 WIDTHS = (1280, 420)

@@ -13,7 +13,7 @@ from PIL import Image
 from attn_demos.render.interactive import read_payload
 from attn_demos.ui import explorer, wiring
 
-BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
+BADGE = re.compile(r"recomputed from weights: max \|Δ\| ([0-9.e+-]+) ✓")
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_translate_endpoint(client):
     assert len(values) == len(names)
     by_type = {type(v).__name__ for v in values}
     assert "str" in by_type
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
     highlight = next(v for v in values if isinstance(v, str) and "attn-token" in v)
     assert _token_spans(highlight) == len(["the", "cat", "sat", "on", "the", "mat", ".", "</s>"])
@@ -125,7 +125,7 @@ def test_answer_endpoint(client, checkpoints):
         "Where did the cat sleep?", "The cat slept on the warm windowsill.", "mean", "mean", "answer", "",
         api_name="/answer",
     )
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
     context_html = next(v for v in values if isinstance(v, str) and "attn-token" in v)
     assert _token_spans(context_html) == len(pieces)  # one span per context piece of the checkpoint's WordPiece
@@ -136,7 +136,7 @@ def test_summarize_endpoint(client):
         "Heavy rain caused the river to rise by almost two metres overnight.", "mean", "mean", False, 2, "",
         api_name="/summarize",
     )
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
 
 
@@ -150,7 +150,7 @@ def test_classify_image_endpoint(client, tmp_path):
     assert len(labels["confidences"]) == 5
     numbers = next(v for v in values if isinstance(v, dict) and "grid" in v)
     assert numbers["grid"] == [4, 4] and len(numbers["cls_to_patches"]) == 4
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
 
 

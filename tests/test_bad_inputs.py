@@ -91,7 +91,7 @@ def assert_refused(out: dict, fragment: str) -> str:
 
 def assert_verified(out: dict) -> None:
     badge = out["badge"]
-    assert badge.startswith("recomputed from scratch: max |Δ| ") and badge.endswith("✓"), badge
+    assert badge.startswith("recomputed from weights: max |Δ| ") and badge.endswith("✓"), badge
     assert float(badge.split("|Δ| ")[1].split()[0]) <= TOL
 
 

@@ -51,7 +51,7 @@ def _open_tab(page, name: str) -> None:
 
 def _wait_for_badge(page, prefix: str) -> str:
     badge = page.locator(f"#{prefix}-badge")
-    badge.get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    badge.get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     return badge.inner_text()
 
 

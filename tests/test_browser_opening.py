@@ -108,7 +108,7 @@ def test_image_patches_preview_hover_click_and_legend(page, tmp_path):
     assert page.locator("#image-badge").inner_text().strip() == ""
 
     page.locator("#image-run").click()
-    page.locator("#image-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#image-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     overlay = page.locator("#image-overlay .attn-view.attn-ready")
     overlay.wait_for(timeout=WAIT_MS)
     page.wait_for_function("() => document.querySelector('#image-overlay .attn-view').dataset.drawn === '1'", timeout=WAIT_MS)

@@ -66,7 +66,7 @@ def _run(page, prefix: str, text: str | None = None) -> None:
     if text is not None:
         page.locator(f"#{prefix}-text textarea").fill(text)
     page.locator(f"#{prefix}-run").click()
-    page.locator(f"#{prefix}-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator(f"#{prefix}-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.locator(f"#{prefix}-heatmap .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
 
 
@@ -177,7 +177,7 @@ def test_nothing_shows_as_selected_until_a_row_is_clicked(browser, app_server):
     page = _open(browser, app_server[1], "Explorer")
     try:
         page.locator("#tab-explore button.gallery-item").nth(2).click()  # an example runs
-        page.locator("#explore-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+        page.locator("#explore-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
         page.locator("#explore-heatmap .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
         note = page.locator("#explore-heatmap .attn-controls .attn-note")
         assert "selected query" not in note.inner_text() and _payload(page, "#explore-heatmap")["chosen"] is None

@@ -60,7 +60,7 @@ def _open(browser, url: str, width: int):
 
 def _opening_result(page) -> None:
     """Wait for the result the Explorer opens on (its first example, TEXT)."""
-    page.locator("#explore-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.locator("#explore-heatmap .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
     assert page.locator("#explore-text textarea").input_value() == TEXT
 
@@ -69,7 +69,7 @@ def _run_explorer(page, text: str) -> None:
     previous = page.locator("#explore-heatmap .attn-view").get_attribute("data-attn-key") if _has_view(page) else None
     page.locator("#explore-text textarea").fill(text)
     page.locator("#explore-run").click()
-    page.locator("#explore-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.wait_for_function(
         "(key) => { const v = document.querySelector('#explore-heatmap .attn-view.attn-ready');"
         " return v && v.dataset.attnKey !== key; }", arg=previous, timeout=WAIT_MS,
@@ -202,7 +202,7 @@ def test_translation_grid_click_row_click_and_cross_head_view(page, checkpoints)
     page.get_by_role("tab", name="Translation").click()
     page.locator("#translate-text textarea").fill("The cat sat on the mat.")
     page.locator("#translate-run").click()
-    page.locator("#translate-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#translate-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.locator("#translate-grid button.attn-cell").first.wait_for(timeout=WAIT_MS)
     page.locator('#translate-grid button.attn-cell[data-layer="1"][data-head="1"]').click()
     page.locator("#translate-heatmap .attn-title").get_by_text("layer 1, head 1").wait_for(timeout=WAIT_MS)

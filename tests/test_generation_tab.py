@@ -19,7 +19,7 @@ from attn_demos.ui import generation, wiring
 
 PROMPT = "the cat sat on the mat"
 NEW_TOKENS = 6
-BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
+BADGE = re.compile(r"recomputed from weights: max \|Δ\| ([0-9.e+-]+) ✓")
 SPAN_SCORE = re.compile(r'class="attn-token[^"]*"[^>]*data-score="([^"]+)"')
 
 

@@ -55,7 +55,7 @@ def app_url(app_server):
 
 
 def badge_error(badge: str) -> float:
-    assert badge.startswith("recomputed from scratch: max |Δ| ") and badge.endswith("✓"), badge
+    assert badge.startswith("recomputed from weights: max |Δ| ") and badge.endswith("✓"), badge
     return float(badge.split("|Δ| ")[1].split()[0])
 
 

@@ -79,7 +79,7 @@ def _painted_pixels(page) -> int:
 def test_the_notebook_output_draws_a_verified_heatmap(page):
     assert _painted_pixels(page) > 10_000  # 16 × 16 cells of colour, labels
     assert "✓" in page.locator(".attn-nb-badge").inner_text()
-    assert "recomputed from scratch" in page.locator(".attn-panel-badge").inner_text()
+    assert "recomputed from weights" in page.locator(".attn-panel-badge").inner_text()
     assert page.locator(".attn-nb-needs-script").first.is_hidden()  # the script ran
     for kind in ("grid", "head"):
         page.locator(f'[data-attn-view="{kind}"].attn-ready').wait_for(timeout=WAIT_MS)

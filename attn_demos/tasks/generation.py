@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import FROM_WEIGHTS
 from attn_demos.adapters.compare import generate_and_force
 from attn_demos.adapters.extract import causal_teacher_forced
 from attn_demos.adapters.families import DECODER
@@ -59,6 +60,7 @@ class GenerationResult:
         shown_row = self.recomputed[int(layer), int(head), index]  # (P+N−1,) used under sdpa only
         terms = neuron_terms(loaded, inputs, DECODER, int(layer), int(head), self.positions[index], verified_row=shown_row)
         return neuron_view_terms(terms, display_tokens(self.key_tokens), display_tokens(self.generated_tokens)[index], layer, head)
+    depth: str = FROM_WEIGHTS  # how deep `recomputed` was checked (adapters/attention_function.py)
 
     @property
     def num_layers(self) -> int:
@@ -75,7 +77,7 @@ class GenerationResult:
         """Generated tokens (rows) × prompt and earlier tokens (columns), with the live check."""
         return make_view(
             "attention of each generated token", self.generated, self.recomputed, self.generated_tokens,
-            self.key_tokens, layer, head, words, self.notices,
+            self.key_tokens, layer, head, words, self.notices, depth=self.depth,
         )
 
     def token_scores(self, index: int, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
@@ -142,6 +144,7 @@ def run_generation(
         notices=model_notices(loaded) + notices + (["Chat template applied."] if templated else []),
         inputs={name: value.detach().cpu() for name, value in causal_teacher_forced(dict(inputs), generated.sequences).items()},
         positions=np.flatnonzero(rows).tolist(),
+        depth=loaded.depth,
     )
 
 

@@ -7,7 +7,8 @@ import threading
 import unicodedata
 
 from attn_demos import settings
-from attn_demos.adapters.extract import Side, model_max_length, token_labels
+from attn_demos.adapters.attention_function import AT_FUNCTION
+from attn_demos.adapters.extract import Side, model_max_length, takes_position_ids, token_labels
 from attn_demos.adapters.families import DECODER, ENCODER, head_count
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.core.masks import positions_from_padding
@@ -89,11 +90,20 @@ def maps_budget_mb() -> float:
 def memory_token_limit(loaded: LoadedModel) -> int | None:
     """The longest input whose self-attention maps, every layer and head in float32, fit one copy
     of the maps budget (None for a model without text self-attention)."""
-    kind = DECODER if loaded.is_decoder_only else ENCODER  # the attention whose both axes are the input
-    heads = sum(head_count(site.module, loaded.config) for site in loaded.family.sites(loaded.model) if site.kind == kind)
+    heads = self_attention_heads(loaded)
     if not heads:
         return None
     return max(1, math.isqrt(int(maps_budget_mb() * 2**20) // (heads * MAP_CELL_BYTES)))  # at least one token
+
+
+def self_attention_heads(loaded: LoadedModel) -> int:
+    """Heads of every layer of the self-attention whose both axes are the input: counted on the
+    modules (from weights), or the text config's layers × heads (at the attention function)."""
+    if loaded.depth == AT_FUNCTION:
+        text = loaded.config.get_text_config()
+        return int(getattr(text, "num_attention_heads", 0) or 0) * int(getattr(text, "num_hidden_layers", 0) or 0)
+    kind = DECODER if loaded.is_decoder_only else ENCODER
+    return sum(head_count(site.module, loaded.config) for site in loaded.family.sites(loaded.model) if site.kind == kind)
 
 
 def token_limit(loaded: LoadedModel, requested: int | None = None, every_layer: bool = True) -> int:
@@ -145,7 +155,7 @@ def tokenize_text(
         )
     if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)
-    if loaded.is_decoder_only:
+    if loaded.is_decoder_only and takes_position_ids(loaded.model):  # BartForCausalLM and the like take none
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (1, T): 0..T-1, no padding
     kept = batch["input_ids"].shape[1]
     if kept > limit:  # a tokenizer does not cut below its special tokens: only a tiny maps budget gets here

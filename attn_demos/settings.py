@@ -24,6 +24,15 @@ ATTN_IMPLEMENTATION_CHOICES = (AUTO, "eager", "sdpa")  # auto: the rule in tasks
 MODEL_TASKS = ("explore", "translate", "answer", "summarize", "classify_image", "generate")  # a <task>_model each
 DEFAULT_MAPS_BUDGET_MB = 1024.0  # one input's maps, every layer, float32 (tasks/inputs.py)
 DEFAULT_KEPT_MB = 4096.0  # at least two results of the maps budget's largest (two copies of 1024 MB)
+# Request limits: every request's work is bounded by these before it starts (docs/settings.md)
+DEFAULT_MAX_CHARACTERS = 100_000  # one text (cut beyond it, before any per-character work), one Basics matrix
+DEFAULT_MAX_TOKENS = 1024  # one input of a tab (Summarization's model reads 1024)
+DEFAULT_MAX_MATRIX_ROWS = 64  # Basics: q, k and v each (scores and weights are rows × rows)
+DEFAULT_MAX_MATRIX_COLUMNS = 64
+DEFAULT_MAX_MATRIX_CELLS = 4096  # Basics: rows × columns of one matrix (64 × 64)
+DEFAULT_MAX_IMAGE_PIXELS = 25_000_000  # an image's width × height as decoded (a JPEG may decode smaller)
+DEFAULT_MAX_UPLOAD_MB = 10.0  # one upload (images only)
+DEFAULT_MAX_BODY_MB = 4.0  # one request's body, uploads aside (two texts of 100,000 characters, JSON-escaped)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 HOST_ENV, PORT_ENV = "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"  # Gradio's own names (Spaces sets them)
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -55,8 +64,15 @@ class Settings:
     # Where the app listens
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
-    # Request limits (characters, tokens, matrix cells, image pixels, body size) go here, one field
-    # each, with their variables in from_env and their rows in docs/settings.md.
+    # Request limits: each refusal (or cut) names its variable
+    max_characters: int = DEFAULT_MAX_CHARACTERS
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_matrix_rows: int = DEFAULT_MAX_MATRIX_ROWS
+    max_matrix_columns: int = DEFAULT_MAX_MATRIX_COLUMNS
+    max_matrix_cells: int = DEFAULT_MAX_MATRIX_CELLS
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+    max_body_mb: float = DEFAULT_MAX_BODY_MB
 
     def model(self, task: str) -> str | None:
         """The model set for `task` (one of MODEL_TASKS), None when none is."""
@@ -83,6 +99,14 @@ class Settings:
             kept_mb=read("kept_mb", _megabytes, DEFAULT_KEPT_MB),
             allow_user_models=read("allow_user_models", _switch, False),
             **{f"{task}_model": value(variable(f"{task}_model")) for task in MODEL_TASKS},
+            max_characters=read("max_characters", _count, DEFAULT_MAX_CHARACTERS),
+            max_tokens=read("max_tokens", _count, DEFAULT_MAX_TOKENS),
+            max_matrix_rows=read("max_matrix_rows", _count, DEFAULT_MAX_MATRIX_ROWS),
+            max_matrix_columns=read("max_matrix_columns", _count, DEFAULT_MAX_MATRIX_COLUMNS),
+            max_matrix_cells=read("max_matrix_cells", _count, DEFAULT_MAX_MATRIX_CELLS),
+            max_image_pixels=read("max_image_pixels", _count, DEFAULT_MAX_IMAGE_PIXELS),
+            max_upload_mb=read("max_upload_mb", _megabytes, DEFAULT_MAX_UPLOAD_MB),
+            max_body_mb=read("max_body_mb", _megabytes, DEFAULT_MAX_BODY_MB),
             host=value(HOST_ENV) or DEFAULT_HOST,
             port=_port(value(PORT_ENV), PORT_ENV) if value(PORT_ENV) else DEFAULT_PORT,
         )
@@ -91,6 +115,14 @@ class Settings:
 def variable(name: str) -> str:
     """The environment variable of the setting `name`: device -> ATTN_DEMOS_DEVICE."""
     return PREFIX + name.upper()
+
+
+def limit(name: str) -> str:
+    """A request limit in force and its variable, for the line that refuses (or cuts) a request:
+    limit("max_characters") -> "100,000 (ATTN_DEMOS_MAX_CHARACTERS)", limit("max_upload_mb") -> "10 MB (…)"."""
+    value = getattr(current(), name)
+    shown = f"{value:,}" if isinstance(value, int) else f"{value:g} MB"
+    return f"{shown} ({variable(name)})"
 
 
 def _device(text: str, name: str) -> str:
@@ -117,6 +149,12 @@ def _megabytes(text: str, name: str) -> float:
     if not math.isfinite(size) or size <= 0:
         raise SettingsError(f"{name} must be a positive number of megabytes, got {text!r}")
     return size
+
+
+def _count(text: str, name: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) > 0):
+        raise SettingsError(f"{name} must be a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _switch(text: str, name: str) -> bool:

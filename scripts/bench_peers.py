@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python scripts/bench_peers.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "threads": args.threads,
         "clock": args.clock,
+        "malloc_environment": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "torch": torch.__version__,
         "transformers": _version("transformers"),
         "transformer_lens": _version("transformer-lens"),

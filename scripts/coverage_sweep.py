@@ -19,11 +19,14 @@ plus the architectures that cannot be built offline from their config class or r
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import os
 import signal
 import sys
 import time
+import typing
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -125,6 +128,11 @@ def _shrunk(config, vocab_size: int) -> dict:
     for key in ("layer_types", "block_types"):  # per-layer lists follow the layer count
         if isinstance(defaults.get(key), list) and defaults[key]:
             changes[key] = (defaults[key] * LAYERS)[-LAYERS:]  # the last ones: a final full-attention layer kept
+    if isinstance(defaults.get("languages"), list) and defaults["languages"] and "default_language" in defaults:
+        changes["default_language"] = defaults["languages"][0]  # X-MOD: its adapters need a language
+    if isinstance(defaults.get("attention_types"), list):  # GPT-Neo: [[kinds, repeats]] covering every layer; local windows
+        changes["attention_types"] = [[["global", "local"], LAYERS // 2]]
+        changes["window_size"] = WINDOW
     for key, value in vars(config).items():  # sub-configs (text_config, vision_config …), shrunk alike
         if isinstance(value, transformers.PretrainedConfig):
             changes[key] = {**value.to_dict(), **_shrunk(value, vocab_size)}
@@ -140,9 +148,15 @@ def build(model_type: str, name: str, auto_class: str, dtype: torch.dtype = torc
     config = tiny_config(model_type, vocab_size=64 + (len(tokenizer) if tokenizer else 0))
     if tokenizer is not None:
         align_special_ids(config, tokenizer)
+    config.architectures = [name]  # which head, where the mapping names several (DeiT with and without teacher)
     family, depth, refusal = choose_depth(config)
     if depth == AT_FUNCTION:
-        refuse_without_attention_function(getattr(transformers, name), refusal)
+        try:
+            refuse_without_attention_function(getattr(transformers, name), refusal)
+        except UnsupportedModelError:
+            if not returns_attention(config, auto_class, tokenizer):
+                raise NoAttention(f"{name} returns no attention maps") from None
+            raise
     torch.manual_seed(0)
     model = getattr(transformers, auto_class).from_config(config, attn_implementation=implementation_to_load(depth, EAGER))
     model = model.to(dtype)
@@ -150,6 +164,42 @@ def build(model_type: str, name: str, auto_class: str, dtype: torch.dtype = torc
         raise TypeError(f"built {type(model).__name__}, not {name}")
     family = family_as_built(family, depth, model)
     return as_loaded(model_type, model, tokenizer, family, EAGER, depth, refusal)
+
+
+class NoAttention(Exception):
+    pass
+
+
+def _output_types(class_name: str) -> list[type]:
+    """The output dataclasses a model class's forward is annotated to return."""
+    annotation = inspect.signature(getattr(transformers, class_name).forward).return_annotation
+    members = typing.get_args(annotation) or (annotation,)
+    return [t for t in members if isinstance(t, type) and dataclasses.is_dataclass(t)]
+
+
+def returns_attention(config, auto_class: str, tokenizer) -> bool:
+    """Whether the model returns attention maps: its output type has a field for them (ConvNeXt's
+    ImageClassifierOutputWithNoAttention has none), and, built on eager, it fills one for
+    output_attentions=True (a convolutional, state-space or Fourier model returns none)."""
+    output_types = _output_types(config.architectures[0])
+    if output_types and not any("attentions" in f.name for t in output_types for f in dataclasses.fields(t)):
+        return False
+    torch.manual_seed(0)
+    try:
+        model = getattr(transformers, auto_class).from_config(config, attn_implementation="eager").eval()
+        if tokenizer is None:
+            inputs = {"pixel_values": torch.rand(1, getattr(config, "num_channels", 3), IMAGE, IMAGE)}
+        else:
+            inputs = dict(tokenizer(TEXTS[:1], return_tensors="pt"))
+            inputs.pop("token_type_ids", None)
+            if auto_class == "AutoModelForSeq2SeqLM":
+                inputs["decoder_input_ids"] = inputs["input_ids"][:, :2]
+        with torch.no_grad():
+            outputs = model(**inputs, output_attentions=True)
+    except Exception:  # it cannot even run here: count it as returning maps (refused, not dropped)
+        return True
+    maps = [value for key, value in outputs.items() if "attentions" in key and value]
+    return any(isinstance(layer, torch.Tensor) for value in maps for layer in value)
 
 
 def run_one(model_type: str, name: str, auto_class: str, seconds: int, dtype: torch.dtype = torch.float32) -> Outcome:
@@ -165,6 +215,8 @@ def run_one(model_type: str, name: str, auto_class: str, seconds: int, dtype: to
             loaded = build(model_type, name, auto_class, dtype)
         except UnsupportedModelError as error:
             return outcome("refused", str(error))
+        except NoAttention as error:
+            return outcome("no attention", str(error))
         except TimeLimit:
             return outcome("not buildable", f"over {seconds} s")
         except Exception as error:  # a config class that cannot make a model from its defaults offline

@@ -122,3 +122,16 @@ def site_forms(monkeypatch) -> list:
 
     monkeypatch.setattr(verify, "check_site", recorded)
     return calls
+
+
+# Integration tests are "slow": those that build every family's checkpoint (once per session, tens
+# of seconds), load the real MiniLM, start a server, or run the project's commands and benchmarks
+# in a process of their own. The fast tier (`pytest -m "not browser and not slow"`) runs the rest.
+INTEGRATION_FIXTURES = {"checkpoints", "app_server", "minilm_path"}
+SUBPROCESS_MODULES = {"test_bench_quick", "test_bench_peers_quick", "test_cli_exit_codes", "test_cli_reports", "test_spaces"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if INTEGRATION_FIXTURES & set(item.fixturenames) or item.module.__name__ in SUBPROCESS_MODULES:
+            item.add_marker(pytest.mark.slow)

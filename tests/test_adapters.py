@@ -233,6 +233,7 @@ def _tiny_bloom(folder):
     return folder
 
 
+@pytest.mark.slow  # builds a model of an architecture outside the table
 def test_architecture_with_neither_depth_is_refused(tmp_path):
     folder = _tiny_bloom(tmp_path / "bloom")
     with pytest.raises(UnsupportedModelError) as caught:

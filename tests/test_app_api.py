@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from attn_demos.render.interactive import read_payload
-from attn_demos.ui import explorer
+from attn_demos.ui import explorer, wiring
 
-BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
+BADGE = re.compile(r"recomputed from weights: max \|Δ\| ([0-9.e+-]+) ✓")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_every_endpoint_has_its_stable_name(client):
 def test_basics_endpoint_returns_the_seed_numbers(client):
     status, steps, heatmap, numbers = client.predict("[[1,0,1]]", "[[1,0,0],[0,1,0]]", "[[1,2],[3,4]]", api_name="/basics")
     assert "agree" in status
-    assert numbers["weights"][0][0] == pytest.approx(0.640457, abs=1e-6)
+    assert numbers["weights_corner"][0][0] == pytest.approx(0.640457, abs=1e-6)
     assert "0.640457" in steps
     shown = read_payload(heatmap)  # the interactive heatmap's numbers, 6 places
     assert shown["m"][:2] == [640457, 359543] and shown["decimals"] == 6
@@ -61,7 +61,7 @@ def test_basics_endpoint_reports_bad_shapes_in_the_status(client):
 
 def test_explore_endpoint_on_embedded_minilm(client):
     values = client.predict("Attention is all you need.", 2, "mean", False, "", api_name="/explore")
-    names = [name for name in explorer.RUN_OUTPUTS if name not in ("state", "inputs")]  # States are not in the API
+    names = wiring.api_outputs(explorer.RUN_OUTPUTS)
     out = dict(zip(names, values))
     assert _badge_error(out["badge"]) <= 1e-5
     preview = out["numbers"]
@@ -111,7 +111,7 @@ def test_translate_endpoint(client):
     assert len(values) == len(names)
     by_type = {type(v).__name__ for v in values}
     assert "str" in by_type
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
     highlight = next(v for v in values if isinstance(v, str) and "attn-token" in v)
     assert _token_spans(highlight) == len(["the", "cat", "sat", "on", "the", "mat", ".", "</s>"])
@@ -125,7 +125,7 @@ def test_answer_endpoint(client, checkpoints):
         "Where did the cat sleep?", "The cat slept on the warm windowsill.", "mean", "mean", "answer", "",
         api_name="/answer",
     )
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
     context_html = next(v for v in values if isinstance(v, str) and "attn-token" in v)
     assert _token_spans(context_html) == len(pieces)  # one span per context piece of the checkpoint's WordPiece
@@ -136,7 +136,7 @@ def test_summarize_endpoint(client):
         "Heavy rain caused the river to rise by almost two metres overnight.", "mean", "mean", False, 2, "",
         api_name="/summarize",
     )
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
 
 
@@ -150,7 +150,7 @@ def test_classify_image_endpoint(client, tmp_path):
     assert len(labels["confidences"]) == 5
     numbers = next(v for v in values if isinstance(v, dict) and "grid" in v)
     assert numbers["grid"] == [4, 4] and len(numbers["cls_to_patches"]) == 4
-    badge = next(v for v in values if isinstance(v, str) and "recomputed from scratch" in v)
+    badge = next(v for v in values if isinstance(v, str) and "recomputed from weights" in v)
     assert _badge_error(badge) <= 1e-5
 
 

@@ -4,19 +4,14 @@ function; controls that must fail; and a fast sample of scripts/coverage_sweep.p
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
+import coverage_sweep  # scripts/coverage_sweep.py (pytest's pythonpath has scripts/)
 import pytest
 import torch
 
 from attn_demos.adapters import attention_function
 from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import coverage_sweep  # noqa: E402
-
-SAMPLE = ("mixtral", "olmo", "opt", "falcon", "gpt_oss", "gemma3_text", "modernbert", "umt5", "dinov2")
+SAMPLE = ("cohere", "gptj", "opt", "falcon", "gpt_oss", "gemma4_text", "modernbert", "umt5", "dinov2")
 
 
 @pytest.mark.parametrize("model_type", SAMPLE)
@@ -31,6 +26,20 @@ def test_sweep_keeps_table_families_from_weights():
     assert result.outcome == "verified from weights", result
 
 
+@pytest.mark.parametrize("architecture", [
+    ("resnet", "ResNetForImageClassification", "AutoModelForImageClassification"),
+    ("mamba", "MambaForCausalLM", "AutoModelForCausalLM"),
+])
+def test_sweep_counts_models_without_attention_maps_apart(architecture):
+    """A convolutional or state-space model returns no attention maps: not refused, not counted."""
+    assert coverage_sweep.run_one(*architecture, seconds=120).outcome == "no attention"
+
+
+def test_sweep_still_refuses_a_model_with_maps_but_no_attention_function():
+    result = coverage_sweep.run_one("bloom", "BloomForCausalLM", "AutoModelForCausalLM", seconds=120)
+    assert result.outcome == "refused" and "attention function" in result.detail
+
+
 def _loaded(model_type: str, name: str, auto_class: str):
     return coverage_sweep.build(model_type, name, auto_class)
 
@@ -39,7 +48,7 @@ def test_a_wrong_scaling_at_the_function_does_not_match(monkeypatch):
     """Control: the core given twice the scaling the module passed must not match the library."""
     from attn_demos.adapters.compare import compare_text_model
 
-    loaded = _loaded("mixtral", "MixtralForCausalLM", "AutoModelForCausalLM")
+    loaded = _loaded("cohere", "CohereForCausalLM", "AutoModelForCausalLM")
     assert loaded.depth == AT_FUNCTION
     right = attention_function.recompute
     monkeypatch.setattr(
@@ -60,6 +69,29 @@ def test_sinks_skipped_do_not_match(monkeypatch):
                 module.sinks.fill_(2.0)  # a sink that clearly matters
     assert compare_text_model(loaded, coverage_sweep.TEXTS).ok
     monkeypatch.setattr(attention_function, "_sinks", lambda kwargs, module: None)
+    report = compare_text_model(loaded, coverage_sweep.TEXTS)
+    assert not report.ok and report.max_abs_err > 1e-3
+
+
+@pytest.mark.parametrize("model_type", ["granite_swa", "gpt_oss"])
+def test_sinks_verify_in_either_convention_and_skipping_them_does_not_match(model_type, monkeypatch):
+    """GPT-OSS returns weights that give the sink its share; GraniteSWA returns them renormalised
+    without it while its output carries it (checked through the output). Either way a core that
+    ignores the sinks must not match."""
+    from attn_demos.adapters.compare import compare_text_model
+    from attn_demos.core.torch_attention import fast_attention
+
+    name = {"granite_swa": "GraniteSWAForCausalLM", "gpt_oss": "GptOssForCausalLM"}[model_type]
+    loaded = _loaded(model_type, name, "AutoModelForCausalLM")
+    with torch.no_grad():
+        for module in loaded.model.modules():
+            if isinstance(getattr(module, "sinks", None), torch.Tensor):
+                module.sinks.fill_(2.0)  # a sink that clearly matters
+    assert compare_text_model(loaded, coverage_sweep.TEXTS).ok
+    monkeypatch.setattr(
+        attention_function, "_with_sinks",
+        lambda q, k, mask, bias, scale, sinks: fast_attention(q, k, None, mask=mask, bias=bias, scale=scale)[1],
+    )
     report = compare_text_model(loaded, coverage_sweep.TEXTS)
     assert not report.ok and report.max_abs_err > 1e-3
 

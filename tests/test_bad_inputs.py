@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError, ModelLoadError
 from attn_demos.tasks.basics import run_basics
 from attn_demos.tasks.explorer import explore
@@ -38,6 +39,7 @@ from attn_demos.ui import explorer as explorer_panel
 from attn_demos.ui import images as images_panel
 from attn_demos.ui import qa as qa_panel
 from attn_demos.ui import seq2seq as seq2seq_panel
+from attn_demos.ui import wiring
 from attn_demos.ui.wiring import CONTROL_OUTPUTS, handler
 
 TOL = 1e-5
@@ -89,7 +91,7 @@ def assert_refused(out: dict, fragment: str) -> str:
 
 def assert_verified(out: dict) -> None:
     badge = out["badge"]
-    assert badge.startswith("recomputed from scratch: max |Δ| ") and badge.endswith("✓"), badge
+    assert badge.startswith("recomputed from weights: max |Δ| ") and badge.endswith("✓"), badge
     assert float(badge.split("|Δ| ")[1].split()[0]) <= TOL
 
 
@@ -257,7 +259,7 @@ def test_explorer_other_scripts_work_and_show_unknown_tokens(configured, case):
         assert result.tokens == ["[CLS]", "one", "two", "three", "[SEP]"]
     out = panel(explorer_panel.explore, explorer_panel.RUN_OUTPUTS, text, 0, "mean", False, "")
     assert_verified(out)
-    assert out["numbers"]["query_tokens"] == result.tokens[:8]  # the page shows a preview
+    assert out["numbers"]["query_tokens"] == display_tokens(result.tokens)[:8]  # the page shows a preview
     assert out["numbers"]["shape"] == [len(result.tokens)] * 2
     unknown = result.tokens.count("[UNK]")
     seen(f"explorer · {case}", f"works: {' '.join(result.tokens)} ({unknown} [UNK]), badge ✓" + (
@@ -429,7 +431,7 @@ def test_8000_by_8000_image_is_downscaled_in_bounded_memory(checkpoints, big_ima
     run = subprocess.run(
         [sys.executable, "-c", BIG_IMAGE_SCRIPT, str(checkpoints["vit"]), str(big_images[kind])],
         capture_output=True, text=True, timeout=180,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "ATTN_DEMOS_MAX_IMAGE_PIXELS": str(8000 * 8000)},  # default: 25,000,000
     )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
@@ -632,13 +634,9 @@ def client(app_server):
     return Client(url, verbose=False)
 
 
-def api_outputs(run_outputs: tuple[str, ...]) -> list[str]:
-    """The endpoint's outputs in order: the handler's, without the gr.States."""
-    return [name for name in run_outputs if name not in ("state", "inputs")]
-
 
 def call(client, api_name: str, outputs: tuple[str, ...], *args) -> dict:
-    return dict(zip(api_outputs(outputs), client.predict(*args, api_name=api_name)))
+    return dict(zip(wiring.api_outputs(outputs), client.predict(*args, api_name=api_name)))
 
 
 APP_CASES = {
@@ -665,7 +663,7 @@ def test_bad_input_through_the_app_then_a_good_request(client, case):
     seen(f"app {api_name} · {case.split(', ', 1)[1]}", status)
     good = call(client, "/basics", basics_panel.OUTPUTS, "[[1, 0, 1]]", SEED_KEY, SEED_VALUE)
     assert good["status"].startswith("torch and numpy ✓ agree")
-    assert good["numbers"]["weights"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
+    assert good["numbers"]["weights_corner"][0][0] == pytest.approx(np.exp(1 / np.sqrt(3)) / (np.exp(1 / np.sqrt(3)) + 1))
 
 
 def test_model_override_through_the_app_with_the_flag(client, bad_checkpoints, use_settings):

@@ -51,7 +51,7 @@ def _open_tab(page, name: str) -> None:
 
 def _wait_for_badge(page, prefix: str) -> str:
     badge = page.locator(f"#{prefix}-badge")
-    badge.get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    badge.get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     return badge.inner_text()
 
 
@@ -96,9 +96,11 @@ def test_basics_tab(page):
     # Swap the query's components: the scores become [0, 1/√3], so the seed's weights swap too.
     page.locator("#basics-query textarea").fill("[[0, 1, 1]]")
     page.locator("#basics-run").click()
-    page.locator("#basics-steps").get_by_text("[0.359543, 0.640457]").first.wait_for(timeout=WAIT_MS)
-    steps = page.locator("#basics-steps").inner_text()
-    assert "[0.000000, 0.577350]" in steps
+    page.locator("#basics-steps").get_by_text("0.359543").first.wait_for(timeout=WAIT_MS)
+    weights = page.locator("#basics-steps tr.attn-paired-row").nth(1).inner_text().split()  # step 2's row q0
+    assert weights[:5] == ["q0", "0.359543", "0.640457", "0.359543", "0.640457"]  # torch, then numpy
+    scores = page.locator("#basics-steps tr.attn-paired-row").first.inner_text().split()
+    assert scores[1:3] == ["0.000000", "0.577350"]
     assert "agree" in page.locator("#basics-status").inner_text()
     _shot(page, "basics")
 
@@ -176,10 +178,10 @@ def test_image_tab(page):
     _open_tab(page, "Image patches")
     page.locator("#image-run").click()
     assert "✓" in _wait_for_badge(page, "image")
-    _image_loaded(page, "#image-overlay")
+    _view_drawn(page, "#image-overlay")
     _image_loaded(page, "#image-rollout")
     assert page.locator("#image-patches td.attn-patch").count() == 16  # the tiny ViT's 4 × 4 grid
-    for scale in ("#image-overlay-scale", "#image-rollout-scale"):  # a colour scale beside each overlay
+    for scale in ("#image-overlay", "#image-rollout-scale"):  # a colour scale with each overlay
         assert page.locator(f"{scale} .attn-legend-bar").count() == 1, scale
     page.get_by_text("Attention flow into [CLS]").click()
     page.locator("#image-flow-run").click()
@@ -253,7 +255,7 @@ def test_a_corrupt_image_gets_one_message_and_clears_the_old_result(page, tmp_pa
     page.locator("#image-input [aria-label=\"broken.png\"]").first.wait_for(timeout=WAIT_MS)  # uploaded
     page.locator("#image-run").click()
     assert "The file is not a readable image" in _status(page, "image", "⚠️")
-    assert page.locator("#image-overlay img").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
+    assert page.locator("#image-overlay .attn-view").count() == 0 and page.locator("#image-badge").inner_text().strip() == ""
     assert page.locator("#image-flow img").count() == 0  # nor the flow of the previous image
     assert page.locator(".toast-body", has_text="Error").count() == 0  # no red error pills
     _shot(page, "image_corrupt_upload")

@@ -38,7 +38,7 @@ def browser(app_server):
 @pytest.fixture(scope="module")
 def page(browser, app_server):
     page = _open(browser, app_server[1], width=1280)
-    _run_explorer(page, TEXT)
+    _opening_result(page)  # the page opens on TEXT, the first example, with no click
     yield page
     page.close()
 
@@ -58,11 +58,18 @@ def _open(browser, url: str, width: int):
     return page
 
 
+def _opening_result(page) -> None:
+    """Wait for the result the Explorer opens on (its first example, TEXT)."""
+    page.locator("#explore-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-heatmap .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
+    assert page.locator("#explore-text textarea").input_value() == TEXT
+
+
 def _run_explorer(page, text: str) -> None:
     previous = page.locator("#explore-heatmap .attn-view").get_attribute("data-attn-key") if _has_view(page) else None
     page.locator("#explore-text textarea").fill(text)
     page.locator("#explore-run").click()
-    page.locator("#explore-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#explore-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.wait_for_function(
         "(key) => { const v = document.querySelector('#explore-heatmap .attn-view.attn-ready');"
         " return v && v.dataset.attnKey !== key; }", arg=previous, timeout=WAIT_MS,
@@ -87,8 +94,9 @@ def _visible_lines(page) -> int:
 
 
 def _expected_lines(weights: np.ndarray, query: int | None = None) -> int:
-    """Lines of one layer (every head) that the head view draws: weights that round to ≥ 0.001."""
-    kept = np.round(weights, 3) >= 0.001  # (H, T, T)
+    """Lines of the heads shown that the head view draws at first: weights that round to ≥ 0.1
+    (head_view.SHOWN_FROM)."""
+    kept = np.round(weights, 3) >= 0.1  # (H, T, T)
     return int(kept.sum() if query is None else kept[:, query, :].sum())
 
 
@@ -100,10 +108,11 @@ def test_hovering_a_token_in_the_head_view_shows_only_its_lines(page, library):
     page.locator("#explore-head-view .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
     page.mouse.move(0, 0)
     before = _visible_lines(page)
-    assert before == _expected_lines(library[0])  # the run's Layer (0), every head
+    heads = [int(h) for h in page.locator("#explore-head-view .attn-view").get_attribute("data-heads").split(",")]
+    assert before == _expected_lines(library[0, heads])  # the run's Layer (0), the heads it shows at first
     page.locator(f'#explore-head-view .attn-hv-left .attn-hv-tok[data-i="{HOVERED_TOKEN}"]').hover()
     after = _visible_lines(page)
-    assert after == _expected_lines(library[0], HOVERED_TOKEN) < before
+    assert after == _expected_lines(library[0, heads], HOVERED_TOKEN) < before
     _shot(page, "app-explorer-head-view-hover", "#explore-head-view")
     page.mouse.move(0, 0)
     assert _visible_lines(page) == before
@@ -178,7 +187,7 @@ def test_a_long_input_renders(page):
 def test_a_narrow_window(browser, app_server):
     page = _open(browser, app_server[1], width=420)
     try:
-        _run_explorer(page, TEXT)
+        _opening_result(page)
         page.locator("#explore-head-view .attn-view.attn-ready").wait_for(timeout=WAIT_MS)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 420 + 1, width  # the page does not scroll sideways; the views scroll inside
@@ -193,7 +202,7 @@ def test_translation_grid_click_row_click_and_cross_head_view(page, checkpoints)
     page.get_by_role("tab", name="Translation").click()
     page.locator("#translate-text textarea").fill("The cat sat on the mat.")
     page.locator("#translate-run").click()
-    page.locator("#translate-badge").get_by_text("recomputed from scratch").wait_for(timeout=WAIT_MS)
+    page.locator("#translate-badge").get_by_text("recomputed from weights").wait_for(timeout=WAIT_MS)
     page.locator("#translate-grid button.attn-cell").first.wait_for(timeout=WAIT_MS)
     page.locator('#translate-grid button.attn-cell[data-layer="1"][data-head="1"]').click()
     page.locator("#translate-heatmap .attn-title").get_by_text("layer 1, head 1").wait_for(timeout=WAIT_MS)

@@ -182,13 +182,13 @@ def test_compare_architecture_with_neither_depth_exits_2(capsys, tmp_path):
 
 
 def test_compare_unsupported_rotary_type_is_checked_at_the_attention_function(capsys, tmp_path):
-    """A Llama with llama3 rotary scaling: not approximated by plain rotary from weights, but checked
-    at the attention function (from the q, k, v its modules pass), and the report says which depth."""
+    """A Llama with proportional rotary (a type the core does not implement): not approximated by plain
+    rotary from weights, but checked at the attention function (from the q, k, v its modules pass), and
+    the report says which depth."""
     from attn_demos.adapters.random_checkpoints import build_checkpoint
 
-    rope = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}
-    folder = build_checkpoint("llama", tmp_path / "llama3", rope_parameters=rope)
+    rope = {"rope_type": "proportional", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    folder = build_checkpoint("llama", tmp_path / "proportional", rope_parameters=rope)
     code, out, _ = run(capsys, "compare", "--model", str(folder), "--json")
     data = json.loads(out)
     assert code == 0 and data["ok"] is True and data["depth"] == "at the attention function"
@@ -302,6 +302,7 @@ def _console_script() -> str:
     return str(script)
 
 
+@pytest.mark.slow  # a process of its own
 def test_console_script_basics_json():
     done = subprocess.run(
         [_console_script(), "basics", "--json"],
@@ -316,6 +317,7 @@ def test_console_script_basics_json():
     assert data["output"] == [pytest.approx(OUTPUT, abs=1e-14)]
 
 
+@pytest.mark.slow  # a process of its own
 def test_console_script_bad_shape_has_no_traceback():
     done = subprocess.run(
         [_console_script(), "basics", "--key", "[[1, 0]]"],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from attn_demos.tasks.inputs import MAX_CHARACTERS
+from attn_demos.settings import DEFAULT_MAX_CHARACTERS as MAX_CHARACTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 # A child's address space: ample for torch and a tiny model, and a wall for one that tries to

@@ -19,7 +19,7 @@ from attn_demos.ui import generation, wiring
 
 PROMPT = "the cat sat on the mat"
 NEW_TOKENS = 6
-BADGE = re.compile(r"recomputed from scratch: max \|Δ\| ([0-9.e+-]+) ✓")
+BADGE = re.compile(r"recomputed from weights: max \|Δ\| ([0-9.e+-]+) ✓")
 SPAN_SCORE = re.compile(r'class="attn-token[^"]*"[^>]*data-score="([^"]+)"')
 
 
@@ -202,7 +202,7 @@ def client(app_server):
 
 def _api_run(client, prompt: str, beams) -> dict:
     values = client.predict(prompt, "mean", "mean", beams, NEW_TOKENS, "", api_name="/generate")
-    names = [n for n in generation.RUN_OUTPUTS if n not in ("state", "inputs")]  # States are not in the API
+    names = wiring.api_outputs(generation.RUN_OUTPUTS)
     assert len(values) == len(names)
     return dict(zip(names, values))
 

@@ -142,7 +142,7 @@ def test_heatmap_embeds_the_matrix_rounded_to_four_places(rng=np.random.default_
     assert payload["q"] == queries and payload["k"] == keys
     assert payload["ks"] == [1, 0, 0, 0, 0, 0, 0, 0, 1] and payload["qs"] == [0] * 7
     assert payload["chosen"] == 4 and payload["marked"] == [1, 5]
-    assert payload["vmin"] == 0.0 and payload["vmax"] == pytest.approx(np.nanmax(matrix))
+    assert payload["vmin"] == 0.0 and payload["vmax"] == pytest.approx(np.nanmax(matrix[:, 1:-1]))  # [CLS], [SEP] left out
     assert '<div class="attn-title">layer 1, head 2</div>' in view
 
 
@@ -161,11 +161,36 @@ def test_heatmap_rejects_bad_input_in_one_line():
         heatmap_html(np.zeros((3, 3)), ["a", "b", "c"], ["a", "b", "c"], chosen_query=3)
 
 
-def test_heatmap_cells_grow_for_small_matrices_and_shrink_for_long_inputs():
+def test_heatmap_numbers_its_cells_only_for_small_matrices():
     small = read_payload(heatmap_html(np.eye(2), ["a", "b"], ["a", "b"]))
     big = read_payload(heatmap_html(np.full((1000, 1000), 1e-3), ["t"] * 1000, ["t"] * 1000))
-    assert small["cell"] == 48 and small["annotate"] is True
-    assert big["cell"] == 2 and big["annotate"] is False
+    assert small["annotate"] is True and big["annotate"] is False
+
+
+def test_a_few_special_tokens_cannot_flatten_the_colour_scale():
+    """A [SEP] column holding most of the weight would make every other cell the bottom colour: the
+    default scale leaves special tokens' rows and columns out, and the legend says so."""
+    tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    matrix = np.full((5, 5), 0.02)  # (Tq, Tk)
+    matrix[:, 4] = 0.9  # the [SEP] sink
+    matrix[2, 1] = 0.06  # the largest weight between words
+    view = heatmap_html(matrix, tokens, tokens)
+    payload = read_payload(view)
+    assert payload["vmax"] == pytest.approx(0.06) and payload["fixed"] is False
+    assert "without special tokens" in view
+    plain = heatmap_html(matrix, ["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "e"])
+    assert read_payload(plain)["vmax"] == pytest.approx(0.9) and "without special tokens" not in plain  # control
+    given = read_payload(heatmap_html(matrix, tokens, tokens, scale=ColourScale(0.0, 1.0)))
+    assert (given["vmin"], given["vmax"], given["fixed"]) == (0.0, 1.0, True)  # a given scale stays as given
+
+
+def test_masked_cells_are_sent_as_counts_and_named_in_the_legend():
+    causal = np.tril(np.full((3, 3), 0.5))  # (Tq, Tk)
+    view = heatmap_html(causal, ["a", "b", "c"], ["a", "b", "c"], visible_keys=[1, 2, 3])
+    assert read_payload(view)["visible"] == [1, 2, 3] and "masked" in view
+    assert read_payload(heatmap_html(causal, ["a", "b", "c"], ["a", "b", "c"]))["visible"] is None
+    with pytest.raises(ValueError, match="visible_keys"):
+        heatmap_html(causal, ["a", "b", "c"], ["a", "b", "c"], visible_keys=[1, 4, 3])
 
 
 @pytest.mark.parametrize("build", ["heatmap", "head", "grid", "neuron", "answer", "table"])
@@ -285,6 +310,26 @@ def test_head_view_rejects_bad_input():
         head_view_html(np.full((1, 1, 2, 2), 2.0), ["a", "b"])
     with pytest.raises(ValueError, match="layer 2 is outside 0..0"):
         head_view_html(np.zeros((1, 1, 2, 2)), ["a", "b"], layer=2)
+    with pytest.raises(ValueError, match=r"heads \[1\] are outside 0..0"):
+        head_view_html(np.zeros((1, 1, 2, 2)), ["a", "b"], heads=[1])
+
+
+def test_head_view_opens_on_the_heads_given_and_follows_its_group():
+    weights = random_attention(np.random.default_rng(3), 2, 4, 5, 5)  # (L, H, T, T)
+    view = head_view_html(weights, [f"t{i}" for i in range(5)], layer=1, heads=[2], group="explore")
+    payload = read_payload(view)
+    assert (payload["layer"], payload["shown_heads"], payload["shown_from"]) == (1, [2], 0.1)
+    assert 'data-attn-group="explore"' in view
+    assert read_payload(head_view_html(weights, [f"t{i}" for i in range(5)]))["shown_heads"] is None  # the top heads
+
+
+def test_a_selection_carries_layer_head_and_query_to_its_group():
+    from attn_demos.render.interactive import selection_html
+
+    view = selection_html("translate", "mean", 2, None)
+    assert read_payload(view) == {"group": "translate", "layer": "mean", "head": 2, "query": None}
+    assert 'data-attn-group="translate"' in view and 'data-attn-view="selection"' in view
+    assert read_payload(selection_html("explore", 3, "max", 7))["query"] == 7
 
 
 # ----------------------------------------------------------------------------- head grid

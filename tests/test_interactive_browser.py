@@ -205,14 +205,15 @@ def test_heatmap_hover_shows_the_value_and_a_row_click_selects_the_query(page, a
     query = TOKENS.index(_tooltip(page).split(" → ")[0])
     canvas.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.5})
     page.locator("#views-picked").get_by_text(f"heatmap query {query} ").wait_for(timeout=WAIT_MS)
-    assert f"selected query: {TOKENS[query]}" in page.locator("#views-heatmap .attn-note").first.inner_text()
+    assert f"selected query: {TOKENS[query]}" in page.locator("#views-heatmap .attn-controls .attn-note").text_content()
     root = page.locator("#views-heatmap .attn-view")
     assert root.get_attribute("data-shown-rows") == str(len(TOKENS))
-    page.locator("#views-heatmap .attn-check input").check()
+    hide = page.locator("#views-heatmap .attn-check", has_text="hide special tokens").locator("input")
+    hide.check()
     assert root.get_attribute("data-shown-rows") == str(len(TOKENS) - 2)  # [CLS] and [SEP] hidden
-    assert "not renormalised" in page.locator("#views-heatmap .attn-note").first.inner_text()
+    assert "not renormalised" in page.locator("#views-heatmap .attn-controls .attn-note").inner_text()
     _shot(page.locator("#views-heatmap"), "heatmap-hidden-special")
-    page.locator("#views-heatmap .attn-check input").uncheck()
+    hide.uncheck()
     assert root.get_attribute("data-shown-rows") == str(len(TOKENS))
     canvas.hover(position={"x": box["width"] * 0.6, "y": box["height"] * 0.7})
     _tooltip(page)
@@ -223,6 +224,7 @@ def test_head_view_hover_shows_only_that_tokens_lines(page, app):
     weights = app["weights"]
     page.mouse.move(0, 0)
     all_heads = list(range(weights.shape[1]))
+    _show_every_line_of_every_head(page.locator("#views-head"))
     assert _lines(page) == _expected_lines(weights, 0, all_heads)
     token = page.locator('#views-head .attn-hv-left .attn-hv-tok[data-i="10"]')  # "it"
     token.hover()
@@ -243,15 +245,23 @@ def test_head_view_hover_shows_only_that_tokens_lines(page, app):
     page.mouse.move(0, 0)
     assert _lines(page) == _expected_lines(weights, 2, all_heads)
     _shot(page.locator("#views-head"), "head")
-    page.locator("#views-head .attn-check input").check()  # no lines from or to [CLS] / [SEP]
+    hide = page.locator("#views-head .attn-check", has_text="hide special tokens").locator("input")
+    hide.check()  # no lines from or to [CLS] / [SEP]
     inner = np.round(weights[2][:, 1:-1, 1:-1], 3) >= 0.001
     assert _lines(page) == int(inner.sum())
-    page.locator("#views-head .attn-check input").uncheck()
+    hide.uncheck()
+
+
+def _show_every_line_of_every_head(view) -> None:
+    """The head view opens on a few heads and its stronger lines (head_view.py): all of them here."""
+    view.locator(".attn-check", has_text="show all lines").locator("input").check()
+    view.locator("button.attn-link", has_text="all").click()
 
 
 def test_cross_attention_head_view_hover_on_a_key(page):
     cross = _cross()
     root = page.locator("#views-cross .attn-view")
+    _show_every_line_of_every_head(root)
     assert int(root.get_attribute("data-visible-lines")) == int((np.round(cross[1], 3) >= 0.001).sum())
     assert root.locator(".attn-hv-left .attn-hv-tok").count() == 5 and root.locator(".attn-hv-right .attn-hv-tok").count() == 5
     root.locator('.attn-hv-right .attn-hv-tok[data-i="1"]').hover()  # "▁cat": only lines into it
@@ -331,13 +341,19 @@ def test_narrow_viewport(app):
     page.close()
 
 
+def _luminance(css: str) -> float:
+    red, green, blue = (float(v) for v in re.findall(r"[\d.]+", css)[:3])
+    return (0.299 * red + 0.587 * green + 0.114 * blue) / 255
+
+
 def test_dark_theme_keeps_shaded_tokens_and_controls_readable(app):
     page = _open(app, query="?__theme=dark")
     assert page.evaluate("getComputedStyle(document.body).color") != "rgb(17, 17, 17)"  # control: the theme is dark
     colours = page.eval_on_selector_all("#views-answer .attn-token", "ts => ts.map(t => getComputedStyle(t).color)")
     assert colours and set(colours) == {"rgb(17, 17, 17)"}
     select = page.locator("#views-heatmap .attn-controls select")
-    assert select.evaluate("s => getComputedStyle(s).color") == "rgb(17, 17, 17)"
+    text, ground = select.evaluate("s => [getComputedStyle(s).color, getComputedStyle(s).backgroundColor]")
+    assert abs(_luminance(text) - _luminance(ground)) > 0.5, (text, ground)  # the theme's own, readable pair
     page.locator("#views-answer").screenshot(path=str(SCREENSHOTS / "views-dark-answer.png"))
     page.locator("#views-head").screenshot(path=str(SCREENSHOTS / "views-dark-head.png"))
     assert page.errors == []

@@ -200,7 +200,7 @@ def test_gemma2_with_the_usual_scale_does_not_match(tiny_model):
 
 
 def test_qwen3_without_qk_norm_does_not_match(tiny_model):
-    assert control_error(with_family(tiny_model("qwen3"), qk_norm=False)) > 1e-3
+    assert control_error(with_family(tiny_model("qwen3"), qk_norm=None)) > 1e-3
 
 
 def test_gpt2_ignoring_the_inverse_layer_scale_does_not_match(tiny_model):
@@ -214,15 +214,48 @@ def test_gpt2_ignoring_the_inverse_layer_scale_does_not_match(tiny_model):
     assert real_row_error(library[:, 1:], recomputed[:, 1:], side.mask) > 1e-3
 
 
+@pytest.fixture(scope="module")
+def upcast_gpt2(tmp_path_factory):
+    from attn_demos.adapters.random_checkpoints import build_checkpoint
+
+    return build_checkpoint("gpt2", tmp_path_factory.mktemp("upcast") / "gpt2", reorder_and_upcast_attn=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_gpt2_reorder_and_upcast_attn_recomputes_from_weights(upcast_gpt2, dtype):
+    """reorder_and_upcast_attn: q·kᵀ and the softmax in float32, the weights then rounded to the
+    model's dtype. Recomputed the same way, the core's float32 weights differ from the library's by
+    that rounding only: half a unit in the last place of a weight below 1 (eps/4), plus float32's
+    own tolerance. Without the upcast (q·kᵀ and softmax in the half dtype) they do not."""
+    from attn_demos.adapters.attention_function import FROM_WEIGHTS
+    from attn_demos.adapters.precision import tolerance_for
+
+    loaded = load_model(str(upcast_gpt2), dtype=dtype)
+    assert loaded.depth == FROM_WEIGHTS
+    inputs, side = tokenize(loaded, TEXTS)
+    result = forward_with_attention(loaded, inputs, side)
+    bound = torch.finfo(getattr(torch, dtype)).eps / 4 * (dtype != "float32") + tolerance_for("float32", result.max_abs_logit)
+    assert real_row_error(result.maps["decoder"].weights, result.recomputed["decoder"], side.mask) <= bound
+    if dtype != "float32":  # in float32 the upcast changes nothing
+        assert control_error(with_family(loaded, upcast=None)) > bound
+
+
+def test_gpt2_reorder_and_upcast_attn_in_float64_is_refused_in_one_line(upcast_gpt2):
+    from attn_demos.errors import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match="reorder_and_upcast_attn does not run in float64"):
+        load_model(str(upcast_gpt2), dtype="float64")
+
+
 def test_unsupported_rope_type_is_checked_at_the_attention_function(tmp_path):
-    """yarn rotary is not recomputed from weights (not approximated by plain rotary): the model is
-    checked at the attention function instead, and verifies there."""
+    """proportional rotary is not recomputed from weights (not approximated by plain rotary): the
+    model is checked at the attention function instead, and verifies there."""
     from attn_demos.adapters.attention_function import AT_FUNCTION
     from attn_demos.adapters.random_checkpoints import build_checkpoint
 
-    rope = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 32}
-    loaded = load_model(str(build_checkpoint("qwen2", tmp_path / "yarn", rope_parameters=rope)))
-    assert loaded.depth == AT_FUNCTION and "'yarn' is not supported" in loaded.weights_refusal
+    rope = {"rope_type": "proportional", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}
+    loaded = load_model(str(build_checkpoint("qwen2", tmp_path / "proportional", rope_parameters=rope)))
+    assert loaded.depth == AT_FUNCTION and "'proportional' is not supported" in loaded.weights_refusal
     report = compare_text_model(loaded, TEXTS)
     assert report.ok and report.depth == AT_FUNCTION and set(report.kinds()) == {"decoder"}
 

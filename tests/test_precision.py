@@ -88,6 +88,7 @@ def sharp_t5(tmp_path_factory):
     return build_checkpoint("t5", tmp_path_factory.mktemp("sharp") / "t5", extra_texts=all_example_texts(), initializer_factor=5.0)
 
 
+@pytest.mark.slow  # builds and runs a T5 three times
 def test_sharp_weights_pass_by_the_logit_rule_and_controls_still_fail(sharp_t5):
     """Sharp T5, generate pass: float32 differs beyond 1e-5 (the rounding of large logits, since
     float64 agrees to 1e-12), within the rule's allowance for its logits; a wrong scale still fails."""
@@ -256,6 +257,7 @@ def test_verification_streams_one_site_at_a_time(checkpoints):
     )
 
 
+@pytest.mark.slow  # a process of its own
 def test_core_adapters_and_gpu_scripts_import_without_gradio_or_datasets():
     """The GPU machine has torch and transformers only: what gpu_check.sh imports must not need more."""
     import subprocess
@@ -352,6 +354,7 @@ def test_each_site_is_built_in_the_form_its_views_want(checkpoints, monkeypatch,
             np.testing.assert_allclose(reducer.weights[0].numpy(), library[-1], atol=1e-5)
 
 
+@pytest.mark.slow  # a process of its own
 def test_memory_check_reports_stream_below_keep():
     """scripts/memory_check.py at a small size: streaming views hold far less than every layer."""
     import json
@@ -410,6 +413,7 @@ def test_on_gpu_wraps_task_functions_only_where_spaces_exists(monkeypatch):
     assert wrapped(1) == 2 and calls == [hardware.GPU_SECONDS] and wrapped.__name__ == "task"
 
 
+@pytest.mark.slow  # a process of its own
 def test_every_model_running_task_function_is_handed_to_spaces_gpu():
     """With a `spaces` package present (a stand-in here, in a fresh process), importing the tasks
     hands each function that runs a model to spaces.GPU, and calling it goes through the wrapper."""

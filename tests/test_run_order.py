@@ -74,7 +74,7 @@ def export(result):
     return f"export of {result.text}"
 
 
-async def flow(progress, result):
+async def flow(request, progress, result):
     return f"flow of {result.text}"
 
 
@@ -186,8 +186,8 @@ def test_a_buttons_view_after_a_newer_run_says_so_and_a_redraw_gives_way_silentl
     assert finished["outputs"] == SKIP
     assert capsys.readouterr().out.strip() == run_order.STALE_RUN_TEXT.format(what="export")
     assert page["export"](order, new) == "export of new"  # control: an export of the newest result lands
-    assert asyncio.run(page["flow"](order, lambda *args, **kwargs: None, new)) == "flow of new"  # Gradio's tracker first
-    assert asyncio.run(page["flow"](order, lambda *args, **kwargs: None, old)) == SKIP
+    assert asyncio.run(page["flow"](order, None, lambda *args, **kwargs: None, new)) == "flow of new"  # request, tracker first
+    assert asyncio.run(page["flow"](order, None, lambda *args, **kwargs: None, old)) == SKIP
     assert page["redraw"](order, old, 1) == SKIP
     assert capsys.readouterr().out.strip() == run_order.STALE_RUN_TEXT.format(what="attention flow")  # not the redraw
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from attn_demos.ui import wiring
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "attn_demos"
 SOURCES = [*PACKAGE.rglob("*.py"), *(ROOT / "apps").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")]
@@ -122,7 +124,7 @@ def explore_outputs(served) -> dict:
 
     _, client = served
     values = client.predict("Attention is all you need.", 0, "mean", False, "", api_name="/explore")
-    out = dict(zip([n for n in RUN_OUTPUTS if n not in ("state", "inputs")], values))
+    out = dict(zip(wiring.api_outputs(RUN_OUTPUTS), values))
     _, out["png"], out["json"] = client.predict(0, "mean", False, api_name="/explore_export")
     return out
 
@@ -135,9 +137,9 @@ def test_the_apps_own_output_files_are_served(served, explore_outputs):
 
 
 def outside_files(checkpoints) -> dict[str, str]:
+    from attn_demos.render.export import owner_file
     from attn_demos.ui.common import export_folder
 
-    exported = sorted(export_folder().rglob("*.json"))  # our own export, before Gradio copied it
     return {
         "/etc/passwd": "/etc/passwd",
         "repo pyproject.toml (absolute)": str(ROOT / "pyproject.toml"),
@@ -147,7 +149,8 @@ def outside_files(checkpoints) -> dict[str, str]:
         "traversal ../": "../../../../../../etc/passwd",
         "traversal through /etc/..": "/etc/../etc/passwd",
         "url-encoded": urllib.parse.quote("/etc/passwd", safe=""),
-        "export folder file": str(exported[0]) if exported else "/no-export",
+        "export folder (a listing)": str(export_folder()),
+        "export folder's owner lock": str(owner_file(export_folder())),
     }
 
 
@@ -164,7 +167,7 @@ def test_model_id_in_a_request_is_refused_without_the_flag(served):
     from attn_demos.ui.explorer import RUN_OUTPUTS
 
     _, client = served
-    names = [n for n in RUN_OUTPUTS if n not in ("state", "inputs")]
+    names = wiring.api_outputs(RUN_OUTPUTS)
     for model in ("gpt2", "/etc", "https://example.invalid/model", "../../etc"):
         out = dict(zip(names, client.predict("hello", 0, "mean", False, model, api_name="/explore")))
         assert out["status"] == (
@@ -190,7 +193,7 @@ def test_exports_go_to_a_private_per_process_folder(use_settings, checkpoints):
     assert json.loads(Path(out["json"]).read_text())["query_tokens"] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
 
-def test_exports_older_than_an_hour_are_removed(use_settings, checkpoints):
+def test_exports_older_than_their_retention_are_removed_at_the_next_export(use_settings, checkpoints):
     from attn_demos.ui import explorer
     from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder
 

@@ -28,6 +28,14 @@ READ = {
     "ATTN_DEMOS_SUMMARIZE_MODEL": ("/models/bart", "summarize_model", "/models/bart"),
     "ATTN_DEMOS_CLASSIFY_IMAGE_MODEL": ("/models/vit", "classify_image_model", "/models/vit"),
     "ATTN_DEMOS_GENERATE_MODEL": ("/models/llama", "generate_model", "/models/llama"),
+    "ATTN_DEMOS_MAX_CHARACTERS": ("5000", "max_characters", 5000),
+    "ATTN_DEMOS_MAX_TOKENS": ("256", "max_tokens", 256),
+    "ATTN_DEMOS_MAX_MATRIX_ROWS": ("8", "max_matrix_rows", 8),
+    "ATTN_DEMOS_MAX_MATRIX_COLUMNS": ("9", "max_matrix_columns", 9),
+    "ATTN_DEMOS_MAX_MATRIX_CELLS": ("72", "max_matrix_cells", 72),
+    "ATTN_DEMOS_MAX_IMAGE_PIXELS": ("1000000", "max_image_pixels", 1_000_000),
+    "ATTN_DEMOS_MAX_UPLOAD_MB": ("2.5", "max_upload_mb", 2.5),
+    "ATTN_DEMOS_MAX_BODY_MB": ("1", "max_body_mb", 1.0),
     "GRADIO_SERVER_NAME": ("0.0.0.0", "host", "0.0.0.0"),
     "GRADIO_SERVER_PORT": ("8080", "port", 8080),
 }
@@ -39,6 +47,9 @@ BAD = {
     "ATTN_DEMOS_KEPT_MB": ["0", "many"],
     "ATTN_DEMOS_ALLOW_USER_MODELS": ["maybe", "2"],
     "GRADIO_SERVER_PORT": ["http", "0", "70000"],
+    "ATTN_DEMOS_MAX_CHARACTERS": ["0", "-5", "1.5", "²", "many"],
+    "ATTN_DEMOS_MAX_IMAGE_PIXELS": ["1e6", "0"],
+    "ATTN_DEMOS_MAX_BODY_MB": ["0", "nan"],
 }
 
 

@@ -87,7 +87,7 @@ def test_spaces_app_starts_from_a_clone(tmp_path, checkpoints):
     assert "ModuleNotFoundError" not in log and "sacremoses" not in log
 
 
-def test_the_page_builds_before_any_model_loads(monkeypatch, checkpoints):
+def test_the_page_builds_before_any_model_loads(monkeypatch, checkpoints, use_settings):
     """A Space serves its page while its models are still to be downloaded: build() reads configs only."""
     import transformers
 
@@ -98,9 +98,9 @@ def test_the_page_builds_before_any_model_loads(monkeypatch, checkpoints):
     def refuse(*args, **kwargs):
         raise AssertionError("building the page loaded a model or a tokenizer")
 
-    for task, family in {"explore": "bert", "translate": "marian", "answer": "distilbert", "summarize": "bart",
-                         "classify_image": "vit", "generate": "llama"}.items():
-        monkeypatch.setenv(registry.ENV_VARS[task], str(checkpoints[family]))
+    families = {"explore": "bert", "translate": "marian", "answer": "distilbert", "summarize": "bart",
+                "classify_image": "vit", "generate": "llama"}
+    use_settings(**{f"{task}_model": str(checkpoints[family]) for task, family in families.items()})
     monkeypatch.setattr(registry, "load_model_cached", refuse)
     monkeypatch.setattr(loading, "load_model", refuse)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)

@@ -208,3 +208,24 @@ def test_ids_beyond_the_tokenizer_get_a_label_not_none(checkpoints):
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["t5"])  # (MarianTokenizer raises on such ids)
     beyond = len(tokenizer) + 5
     assert token_labels(tokenizer, [0, beyond]) == [tokenizer.convert_ids_to_tokens(0), f"<id {beyond}>"]
+
+
+def test_a_view_says_what_it_computed_for_layer_mean_and_one_head():
+    from attn_demos.tasks.views import describe, select
+
+    weights = np.random.default_rng(4).dirichlet(np.ones(3), size=(2, 3, 3))  # (L, H, T, T)
+    np.testing.assert_allclose(select(weights, "mean", 2), weights[:, 2].mean(axis=0))  # head 2 of each layer, averaged
+    assert describe("mean", 2) == "head 2, mean over layers"
+    assert describe(1, "mean") == "layer 1, mean of heads" and describe("mean", "max") == "mean of layers, max of heads"
+
+
+def test_the_sharpest_head_leaves_special_tokens_out():
+    from attn_demos.tasks.views import sharpest_head
+
+    weights = np.full((2, 3, 4, 4), 0.25)  # (L, H, T, T): every head uniform ...
+    weights[0, 1, 2] = [0.0, 0.0, 0.0, 1.0]  # ... but layer 0 head 1 puts row 2 on [SEP] (a sink)
+    weights[1, 2, 2] = [0.0, 0.7, 0.3, 0.0]  # ... and layer 1 head 2 on two words
+    special = [True, False, False, True]  # [CLS] w w [SEP]
+    assert sharpest_head(weights, 2, special) == (1, 2)
+    assert sharpest_head(weights, 2, special, layer=0) == (0, 0)  # in layer 0 no head beats uniform; the first wins
+    assert sharpest_head(weights, 2, [False] * 4, layer=0) == (0, 1)  # control: counting [SEP], the sink wins

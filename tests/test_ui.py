@@ -326,7 +326,7 @@ def test_flow_handler_returns_the_flow_and_reports_progress(configured):
     result = explorer.explore("the cat sat on the mat", 0, "mean", False, "")["state"]
     calls = []
     function = wiring.flow_handler(explorer.flow, explorer.FLOW_OUTPUTS, lambda *args: 0.01)
-    status, flow_html = asyncio.run(function(lambda fraction, desc: calls.append((fraction, desc)), result, 2))
+    status, flow_html = asyncio.run(function(None, lambda fraction, desc: calls.append((fraction, desc)), result, 2))
     assert status == "" and flow_html.count('class="attn-token ') + flow_html.count('class="attn-token"') == len(result.tokens)
     expected = result.flow_scores(2)
     shown = [float(s) for s in __import__("re").findall(r'data-score="([^"]+)"', flow_html)]
@@ -340,7 +340,7 @@ def test_gradio_sees_the_flow_progress_tracker(configured):
         explorer.build()
         images.build()
     tracked = [fn.name for fn in blocks.fns.values() if fn.tracks_progress]
-    assert sorted(tracked) == ["flow", "flow"]
+    assert sorted(tracked) == ["flow"] * 4  # the page's two flows and their API twins
 
 
 def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
@@ -364,7 +364,7 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
 
     function = wiring.flow_handler(slow, ("status", "flow"), lambda value: 1.0)
     calls = []
-    assert asyncio.run(function(lambda fraction, desc: calls.append((fraction, desc)), "done")) == ("", "done")
+    assert asyncio.run(function(None, lambda fraction, desc: calls.append((fraction, desc)), "done")) == ("", "done")
     fractions = [fraction for fraction, _ in calls]
     assert len(fractions) >= 2 and fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
     assert any(" of 40 max-flows" in desc for _, desc in calls)  # real progress, not only the estimate
@@ -372,7 +372,7 @@ def test_flow_handler_moves_a_progress_bar_and_stop_ends_the_computation():
     finished.clear()
 
     async def stopped_early():
-        task = asyncio.create_task(function(lambda *args, **kwargs: None, "never shown"))
+        task = asyncio.create_task(function(None, lambda *args, **kwargs: None, "never shown"))
         await asyncio.sleep(0.3)
         task.cancel()  # what Gradio does for cancels=[...] when Stop is pressed
         with pytest.raises(asyncio.CancelledError):
@@ -468,8 +468,14 @@ def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     np.testing.assert_allclose(terms["softmax"], result.library[1, 0, 3], atol=1e-5)  # recomputed from q and k
     np.testing.assert_allclose(np.array(terms["sums"]) * terms["scale"], terms["logits"], atol=1e-6)
     assert not np.allclose(terms["reference"], result.library[1, 0, 2], atol=1e-6)  # control: another row
-    fused = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, "mean", "mean", False, None)
-    assert "data-attn-view" not in fused["neuron"] and "one layer and one head" in fused["neuron"]
+    fused = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, 1, "mean", False, None)
+    terms = read_payload(fused["neuron"])  # Head is mean: the head of layer 1 with the most weight from the row
+    assert terms["layer"] == 1 and "the head with the most weight from this row" in fused["neuron"]
+    np.testing.assert_allclose(terms["reference"], result.library[1, terms["head"], 3], atol=1e-6)
+    assert terms["pick"] == {"layers": result.num_layers, "heads": result.num_heads, "query": 3}  # its selects
+    chosen = explorer.pick(_selection(view="neuron", layer=1, head=2, query=3), result, 1, "mean", False, 3)
+    assert chosen["heads"].selected == 2 and chosen["query"].selected == 3  # the neuron view's head is the tab's now
+    assert read_payload(chosen["neuron"])["head"] == 2 and "layer 1, head 2" in chosen["numbers"]["title"]
     merged = explorer.pick(_selection(view="heatmap", query=1, token="the"), result, 1, 0, True, None)
     assert "Merge word pieces" in merged["neuron"]
     assert explorer.pick("not json", result, 1, 0, False, None) == {}
@@ -524,7 +530,8 @@ def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configure
     terms = read_payload(out["neuron"])
     np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
     assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
-    assert "one layer and one head" in seq2seq.neuron(result, "mean", "mean", 2)["neuron"]
+    fused = seq2seq.neuron(result, "mean", "mean", 2)["neuron"]  # the sharpest head of any layer, said in its title
+    assert "the head with the most weight from this row" in fused and read_payload(fused)["pick"]["query"] == 2
 
 
 def test_a_click_that_selects_nothing_leaves_the_views_as_they_are():
@@ -535,3 +542,45 @@ def test_a_click_that_selects_nothing_leaves_the_views_as_they_are():
     assert all(isinstance(v, type(wiring.gr.skip())) for v in kept)
     cleared = dict(zip(explorer.PICK_OUTPUTS, wiring.handler(selects_nothing, explorer.PICK_OUTPUTS)("x")))
     assert cleared["heatmap"] is None  # control: a run's handler clears what it did not set
+
+
+def test_nothing_is_selected_until_a_row_is_clicked_and_the_export_agrees(configured):
+    from attn_demos.render.interactive import read_payload
+
+    out = explorer.explore("the cat sat on the mat", 0, "mean", False, "")
+    result = out["state"]
+    assert out["query"].selected is None and read_payload(out["heatmap"])["chosen"] is None
+    assert read_payload(out["selection"])["query"] is None
+    grid = explorer.pick(_selection(view="grid", layer=1, head=1), result, 0, "mean", False, out["query"].selected)
+    assert read_payload(grid["heatmap"])["chosen"] is None  # a grid click selects no query
+    exported = json.loads(Path(explorer.export(result, out["inputs"], 1, 1, False, None)["json"]).read_text())
+    assert exported["chosen_token"] is None
+    row = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, 1, 1, False, None)
+    assert read_payload(row["heatmap"])["chosen"] == 3 and read_payload(row["selection"])["query"] == 3
+    exported = json.loads(Path(explorer.export(result, out["inputs"], 1, 1, False, row["query"].selected)["json"]).read_text())
+    assert exported["chosen_token"] == {"index": 3, "token": "sat"}
+
+
+def test_qa_and_generation_get_the_grid_head_view_and_neuron_view(configured):
+    from attn_demos.render.interactive import read_payload
+    from attn_demos.ui import generation
+
+    answered = qa.answer("Where did the cat sleep?", "The cat slept on the mat.", 1, 0, "answer", "")
+    result = answered["state"]
+    assert read_payload(answered["grid"])["shown"] == [1, 0]
+    assert read_payload(answered["head_view"])["shown_heads"] == [0] and answered["chosen_row"] is None
+    row = qa.pick(_selection(view="heatmap", query=4, token="x"), result, 1, 0, "answer", None)
+    terms = read_payload(row["neuron"])
+    assert row["chosen_row"] == 4 and (terms["layer"], terms["head"]) == (1, 0)
+    np.testing.assert_allclose(terms["reference"], result.shown[1, 0, 4], atol=1e-6)
+    np.testing.assert_allclose(terms["softmax"], result.shown[1, 0, 4], atol=1e-5)  # recomputed from q and k
+    generated = generation.generate("Why is the sky blue?", 0, 1, 1, 4, "")
+    run = generated["state"]
+    assert read_payload(generated["grid"])["shown"] == [0, 1]
+    assert read_payload(generated["head_view"])["cross"] is True  # generated tokens → the tokens they saw
+    step = generation.pick(_selection(view="heatmap", query=2, token="x"), run, 0, 1, 0)
+    terms = read_payload(step["neuron"])
+    assert step["targets"].selected == 2 and (terms["layer"], terms["head"]) == (0, 1)
+    np.testing.assert_allclose(terms["reference"], run.generated[0, 1, 2], atol=1e-5)  # the teacher-forced pass's row
+    visible = read_payload(step["heatmap"])["visible"]
+    assert visible == [len(run.prompt_tokens) + g for g in range(len(run.generated_tokens))]

@@ -102,6 +102,12 @@ class Recording:
     decoder_only: bool
     vision: bool
     calls: list[CallCheck] = field(default_factory=list)
+    # (kind, layer, library weights or None (sdpa), recomputed weights), each (B, H, Tq, Tk): what a view wants
+    on_weights: Callable | None = None
+    by_output: bool = False  # compare outputs (weights·v) even beside eager, as sdpa always does
+
+    def __post_init__(self):
+        self.by_output = self.by_output or self.implementation != EAGER
 
     def check(self, module, query, key, value, attention_mask, scaling, kwargs, output, weights) -> None:
         path = self.paths.get(id(module), type(module).__name__)
@@ -109,9 +115,15 @@ class Recording:
             raise UnsupportedModelError("the attention check needs the model in eval mode (no dropout)")
         recomputed, reproduced, allowed, logit_size = recompute(query, key, value, attention_mask, scaling, kwargs, module)
         rows = allowed.any(dim=-1)  # (B|1, H|1, Tq): rows that may attend some key
-        if self.implementation == EAGER:
+        sink_output = None  # (B, H) relative output deviation where the library's weights leave the sink out
+        if not self.by_output:
             library = weights  # (B, H, Tq, Tk)
             mine = recomputed
+            if _sinks(kwargs, module) is not None and _rows_sum_to_one(weights, rows):
+                # GraniteSWA: its eager weights are renormalised without the sink, its output carries it. The
+                # weights are checked against the core's without the sink, the sink through the output.
+                mine = _without_sink(recomputed)
+                sink_output = _relative_deviation(output.transpose(1, 2), reproduced, rows)
         else:
             library = output.transpose(1, 2)  # (B, H, Tq, d_v)
             mine = reproduced
@@ -121,10 +133,18 @@ class Recording:
         size = torch.where(rows, library.to(work).abs().nan_to_num(0.0), 0.0)  # (B, H, Tq, X)
         library_nan = (torch.isnan(library) & rows).flatten(2).any(dim=-1)  # (B, H)
         mine_nan = (torch.isnan(mine) & rows).flatten(2).any(dim=-1)  # (B, H)
+        deviation = difference.flatten(2).amax(dim=-1).double().cpu()  # (B, H); amax keeps a NaN
+        if sink_output is not None:
+            deviation = torch.maximum(deviation, sink_output)  # (B, H)
+        kind = self.kind_of(path, module)
+        if self.on_weights is not None:  # layer l of a kind is its l-th call, as in errors()
+            layer = sum(call.kind == kind for call in self.calls)
+            shown = recomputed if self.by_output else mine  # the core's weights in the library's convention
+            self.on_weights(kind, layer, weights if self.implementation == EAGER else None, shown)
         self.calls.append(CallCheck(
-            self.kind_of(path, module),
+            kind,
             path,
-            difference.flatten(2).amax(dim=-1).double().cpu(),  # (B, H); amax keeps a NaN
+            deviation,
             size.flatten(2).amax(dim=-1).double().cpu(),
             (library_nan.to(torch.int8) + 2 * mine_nan.to(torch.int8)).cpu(),
             logit_size,
@@ -155,7 +175,7 @@ class Recording:
                     "(layer, head) grid cannot hold"
                 )
             deviation = torch.stack([c.deviation for c in calls], dim=1)  # (B, L, H)
-            if self.implementation != EAGER:
+            if self.by_output:
                 largest = torch.stack([c.magnitude.amax() for c in calls]).clamp(min=torch.finfo(torch.float32).tiny)  # (L,)
                 deviation = deviation / largest[None, :, None]
             errors[kind] = deviation
@@ -209,6 +229,27 @@ def recompute(query, key, value, attention_mask, scaling, kwargs, module):
     return weights, reproduced, allowed, logit_size
 
 
+def _rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor) -> bool:
+    """Whether every attending row of the library's weights (B, H, Tq, Tk) sums to 1 (to within
+    float32 rounding): a library that leaves the sink's share out of the weights it returns."""
+    sums = weights.double().sum(dim=-1)  # (B, H, Tq)
+    return bool(((sums - 1).abs() <= 1e-5)[rows.expand(sums.shape)].all())
+
+
+def _without_sink(weights: torch.Tensor) -> torch.Tensor:
+    """(B, H, Tq, Tk) weights that gave the sink a share, renormalised over the keys alone."""
+    return (weights / weights.sum(dim=-1, keepdim=True)).nan_to_num(0.0)
+
+
+def _relative_deviation(library: torch.Tensor, mine: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(B, H) max |library − mine| over attending rows ÷ the largest |library| of the call; outputs (B, H, Tq, d_v)."""
+    rows = rows.expand(library.shape[:3])[..., None]  # (B, H, Tq, 1)
+    work = torch.float64 if torch.float64 in (library.dtype, mine.dtype) else torch.float32
+    difference = torch.where(rows, (library.to(work) - mine.to(work)).abs(), 0.0)  # (B, H, Tq, d_v)
+    largest = torch.where(rows, library.to(work).abs(), 0.0).amax().clamp(min=torch.finfo(torch.float32).tiny)
+    return (difference.flatten(2).amax(dim=-1) / largest).double().cpu()  # (B, H)
+
+
 def _sinks(kwargs: dict, module) -> torch.Tensor | None:
     """(H,) sink logits the module passes (s_aux) or keeps (`sinks`), or None."""
     sinks = kwargs.get("s_aux")
@@ -236,11 +277,20 @@ def _with_sinks(q, k, mask, bias, scale, sinks):
 
 
 @contextmanager
-def recording(model: torch.nn.Module, implementation: str, decoder_only: bool, vision: bool):
+def recording(
+    model: torch.nn.Module,
+    implementation: str,
+    decoder_only: bool,
+    vision: bool,
+    on_weights: Callable | None = None,
+    by_output: bool = False,
+):
     """While active, every attention-function call of passes run by this thread is checked; yields
-    the Recording. The model must have been loaded with CHECK_IMPLEMENTATION."""
+    the Recording. The model must have been loaded with CHECK_IMPLEMENTATION. on_weights(kind, layer,
+    library, recomputed) receives each call's weights (B, H, Tq, Tk) (library None under sdpa);
+    by_output: check outputs rather than weights beside eager too."""
     paths = {id(module): name for name, module in model.named_modules()}
-    current = Recording(implementation, paths, decoder_only, vision)
+    current = Recording(implementation, paths, decoder_only, vision, on_weights=on_weights, by_output=by_output)
     outer = getattr(_active, "recording", None)
     _active.recording = current
     try:

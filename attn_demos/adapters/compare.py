@@ -29,7 +29,7 @@ from attn_demos.adapters.generation import (
     generate_with_attention,
 )
 from attn_demos.adapters.loading import LoadedModel
-from attn_demos.adapters.maps import AttentionMaps
+from attn_demos.adapters.maps import AttentionMaps, stack_layers
 from attn_demos.adapters.precision import EAGER, to_device, tolerance_for
 from attn_demos.adapters.verify import forward_with_verification
 from attn_demos.errors import UnsupportedModelError
@@ -357,19 +357,56 @@ def checks_at_function(loaded: LoadedModel, model_inputs: dict) -> Checks:
     """One forward pass of a model loaded at the attention-function depth, every call of its
     attention function checked (attention_function.py): kind -> (B, L, H), layer l the kind's l-th
     call. A model none of whose modules called the function is refused with one line."""
+    _, record = forward_at_function(loaded, model_inputs)
+    errors, sides, logit_size = record.errors()
+    return Checks(errors, sides, logit_size if loaded.attn_implementation == EAGER else 0.0, record.calls[0].queries)
+
+
+def forward_at_function(loaded: LoadedModel, model_inputs: dict, on_weights=None, by_output: bool = False):
+    """(the model's outputs, the Recording) of one forward pass at the attention-function depth;
+    on_weights and by_output as attention_function.recording's. One line if no module called the function."""
     model_inputs = to_device(model_inputs, loaded.device)
     with torch.no_grad(), recording(
-        loaded.model, loaded.attn_implementation, loaded.is_decoder_only, loaded.family.vision
+        loaded.model, loaded.attn_implementation, loaded.is_decoder_only, loaded.family.vision, on_weights, by_output
     ) as record:
-        loaded.model(**model_inputs, return_dict=True)
+        outputs = loaded.model(**model_inputs, return_dict=True)
     if not record.calls:
         not_from_weights = loaded.weights_refusal.split(" (supported:")[0]  # the family table's list left out
         raise UnsupportedModelError(
             f"{not_from_weights}, and its attention modules do not call transformers' attention function "
             "(AttentionInterface), so it cannot be checked at that depth either: no numbers are shown"
         )
-    errors, sides, logit_size = record.errors()
-    return Checks(errors, sides, logit_size if loaded.attn_implementation == EAGER else 0.0, record.calls[0].queries)
+    return outputs, record
+
+
+def weights_at_function(loaded: LoadedModel, model_inputs: dict):
+    """(outputs, library, recomputed, Recording) of one pass at the attention-function depth:
+    library and recomputed kind -> (B, L, H, Tq, Tk), each call's weights as the library's eager
+    function returned them (empty under sdpa) and as the core recomputed them from its q, k, v."""
+    library: dict[str, list[torch.Tensor]] = {}
+    recomputed: dict[str, list[torch.Tensor]] = {}
+
+    def keep(kind: str, layer: int, library_weights, recomputed_weights) -> None:  # (B, H, Tq, Tk) each
+        recomputed.setdefault(kind, []).append(recomputed_weights)
+        if library_weights is not None:
+            library.setdefault(kind, []).append(library_weights)
+
+    outputs, record = forward_at_function(loaded, model_inputs, on_weights=keep)
+    record.errors()  # one line if the calls of a kind differ in (batch, heads)
+    return (
+        outputs,
+        {kind: _stacked(layers, kind) for kind, layers in library.items()},
+        {kind: _stacked(layers, kind) for kind, layers in recomputed.items()},
+        record,
+    )
+
+
+def _stacked(layers: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Calls (B, H, Tq, Tk) -> (B, L, H, Tq, Tk); one line when they differ in shape (one grid cannot hold them)."""
+    shapes = sorted({tuple(layer.shape) for layer in layers})
+    if len(shapes) > 1:
+        raise UnsupportedModelError(f"its {kind} attention calls differ in shape {shapes}, which one (layer, head) grid cannot hold")
+    return stack_layers(layers, kind)
 
 
 def library_nan_reason(loaded: LoadedModel, padded: bool) -> str:
@@ -385,10 +422,16 @@ def library_nan_reason(loaded: LoadedModel, padded: bool) -> str:
 
 
 def generate_and_force(loaded: LoadedModel, inputs: dict, num_beams: int, max_new_tokens: int, scale_override=None):
-    """Decoder-only: generate, then the recomputed teacher-forced pass over prompt + output.
+    """Decoder-only: generate, then the recomputed teacher-forced pass over prompt + output (at the
+    attention-function depth, the core's weights from the q, k, v that pass gave the function).
     Returns (CausalGenerationResult, ForwardResult)."""
     generated = generate_causal_with_attention(loaded, inputs, num_beams=num_beams, max_new_tokens=max_new_tokens)
     forced_inputs = causal_teacher_forced(inputs, generated.sequences)
+    if loaded.depth == AT_FUNCTION:
+        outputs, library, recomputed, record = weights_at_function(loaded, forced_inputs)
+        side = generated.side
+        maps = {DECODER: AttentionMaps(DECODER, library[DECODER], side.query_tokens, side.tokens, side.query_mask, side.mask)}
+        return generated, ForwardResult(outputs, maps, recomputed, record.errors()[2])
     forced = forward_with_attention(loaded, forced_inputs, generated.side, scale_override=scale_override)
     return generated, forced
 

@@ -74,10 +74,15 @@ def tokenize(loaded: LoadedModel, texts: list[str], max_length: int | None = Non
     batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=limit, **kwargs)
     if loaded.is_encoder_decoder or loaded.is_decoder_only:
         batch.pop("token_type_ids", None)  # generate() rejects it
-    if loaded.is_decoder_only and "position_ids" in inspect.signature(loaded.model.forward).parameters:
+    if loaded.is_decoder_only and takes_position_ids(loaded.model):
         batch["position_ids"] = positions_from_padding(batch["attention_mask"])  # (B, T) as generate() counts them
     tokens = [token_labels(tokenizer, ids) for ids in batch["input_ids"].tolist()]
     return batch, Side(tokens, batch["attention_mask"].bool())
+
+
+def takes_position_ids(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes position_ids (BartForCausalLM and the like do not)."""
+    return "position_ids" in inspect.signature(model.forward).parameters
 
 
 def model_max_length(loaded: LoadedModel) -> int:
@@ -176,9 +181,13 @@ def target_side(loaded: LoadedModel, sequences: torch.Tensor) -> Side:
 
 def causal_teacher_forced(model_inputs: dict, sequences: torch.Tensor) -> dict:
     """Decoder-only inputs for re-running generated sequences (B, P+N) as generate() ran them:
-    sequences[:, :-1], the prompt's padding then ones, and positions counting real tokens."""
+    sequences[:, :-1], the prompt's padding then ones, and positions counting real tokens (where
+    the prompt's inputs had positions: a model whose forward takes none is given none)."""
     prompt_mask = model_inputs["attention_mask"]  # (B, P)
     batch, prompt_length = prompt_mask.shape
     new = sequences.shape[1] - 1 - prompt_length
     mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, new)], dim=1)  # (B, P+N-1)
-    return {"input_ids": sequences[:, :-1], "attention_mask": mask, "position_ids": positions_from_padding(mask)}
+    forced = {"input_ids": sequences[:, :-1], "attention_mask": mask}
+    if "position_ids" in model_inputs:
+        forced["position_ids"] = positions_from_padding(mask)  # (B, P+N-1)
+    return forced

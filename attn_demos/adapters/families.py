@@ -15,11 +15,13 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from attn_demos.core.position_bias import relative_position_bias, relative_position_buckets
-from attn_demos.core.rotary import rotary_dimension
+from attn_demos.core.rotary import ROTARY_SCALINGS, rotary_dimension
 from attn_demos.errors import UnsupportedModelError
 
 ENCODER, DECODER, CROSS, VISION = "encoder", "decoder", "cross", "vision"
 KINDS = (ENCODER, DECODER, CROSS, VISION)
+PER_HEAD, WHOLE = "head", "projection"  # q/k norms: over each head's d channels (Qwen3), or the whole H·d projection (OLMo 2)
+QK_NORMS = (PER_HEAD, WHOLE)
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,14 @@ class Family:
     # (model, sites, kind, Tq, Tk) -> additive bias (1, H, Tq, Tk) or None
     position_bias: Callable | None = field(default=None, compare=False)
     rotary: str | None = None  # None, "full" (every channel of a head) or "partial" (the config's fraction)
-    qk_norm: bool = False  # per-head RMSNorm of q and k (modules q_norm, k_norm) before rotary
+    rotary_on: Callable | None = field(default=None, compare=False)  # (config, layer) -> False: no rotary there
+    qk_norm: str | None = None  # RMSNorm of q and k (modules q_norm, k_norm) before rotary: QK_NORMS
+    qk_norm_offset: float = 0.0  # the norms scale by offset + weight (Gemma 3: 1 + weight)
+    clip: Callable | None = field(default=None, compare=False)  # config -> bound of q, k, v (OLMo's clip_qkv) or None
     window: Callable | None = field(default=None, compare=False)  # (config, layer) -> sliding window or None
     softcap: Callable | None = field(default=None, compare=False)  # config -> logit soft-cap or None
     softmax_dtype: torch.dtype | None = None  # the dtype the library runs softmax in, whatever the model's
+    upcast: Callable | None = field(default=None, compare=False)  # config -> True: q·kᵀ and softmax in float32
     shared_layers: bool = False  # one module serves every depth (ALBERT): one site per call
     check: Callable | None = field(default=None, compare=False)  # config -> None, or UnsupportedModelError
 
@@ -201,6 +207,16 @@ def gpt2_scale(config, layer: int, head_dim: int) -> float:
     return scale
 
 
+def attention_multiplier(config, layer: int, head_dim: int) -> float:
+    """Granite: config.attention_multiplier instead of 1/√d."""
+    return float(config.attention_multiplier)
+
+
+def clip_qkv(config) -> float | None:
+    """OLMo: q, k and v clamped to ±clip_qkv after their projections (None: not clamped)."""
+    return getattr(config, "clip_qkv", None)
+
+
 def query_pre_attn_scale(config, layer: int, head_dim: int) -> float:
     """Gemma 2: 1/√query_pre_attn_scalar instead of 1/√d."""
     return config.query_pre_attn_scalar**-0.5
@@ -226,51 +242,136 @@ def logit_softcap(config) -> float | None:
     return getattr(config, "attn_logit_softcapping", None)
 
 
-SUPPORTED_ROPE_TYPES = ("default",)
-
-
 def check_rotary(config) -> None:
-    """Refuse rotary variants the core does not implement (llama3, yarn, longrope, dynamic, linear …)."""
+    """Refuse rotary variants the core does not implement (proportional, axial …), for the whole
+    model or, where the config names parameters per layer type (OLMo 3, Gemma 3), for each type."""
+    for parameters in _rope_parameter_sets(config):
+        rope_type = parameters.get("rope_type", "default")
+        if rope_type not in ROTARY_SCALINGS:
+            raise UnsupportedModelError(
+                f"rotary embedding type {rope_type!r} is not supported (only {', '.join(ROTARY_SCALINGS)}); "
+                "its attention cannot be recomputed, so no numbers are shown"
+            )
+        if "rope_theta" not in parameters:
+            raise UnsupportedModelError("the config names no rope_theta, so its rotary embedding cannot be recomputed")
+
+
+def _rope_parameter_sets(config) -> list[dict]:
+    """The config's rotary parameters: one dict, or one per layer type when they are nested by type."""
     parameters = getattr(config, "rope_parameters", None) or {}
-    rope_type = parameters.get("rope_type", "default")
-    if rope_type not in SUPPORTED_ROPE_TYPES:
-        raise UnsupportedModelError(
-            f"rotary embedding type {rope_type!r} is not supported (only plain rotary, rope_type 'default'); "
-            "its attention cannot be recomputed, so no numbers are shown"
-        )
-    if "rope_theta" not in parameters:
-        raise UnsupportedModelError("the config names no rope_theta, so its rotary embedding cannot be recomputed")
+    nested = [parameters[kind] for kind in set(getattr(config, "layer_types", None) or ()) if isinstance(parameters.get(kind), dict)]
+    return nested or [parameters]
 
 
 def check_gpt2(config) -> None:
     if getattr(config, "add_cross_attention", False):
         raise UnsupportedModelError("GPT-2 with cross-attention (add_cross_attention) is not supported")
-    if getattr(config, "reorder_and_upcast_attn", False):
-        raise UnsupportedModelError("GPT-2 with reorder_and_upcast_attn is not supported (float32 upcast path)")
 
 
-def rotary_settings(config, family: Family) -> tuple[int, float]:
-    """(rotary channels per head, θ) from the config: every channel, or partial_rotary_factor of them."""
+def gpt2_upcast(config) -> bool:
+    """GPT-2's reorder_and_upcast_attn: q and k upcast to float32, scaled in the product, softmax in
+    float32 (the weights then return in the model's dtype). In a float32 model this is plain GPT-2."""
+    return bool(getattr(config, "reorder_and_upcast_attn", False))
+
+
+def check_dtype(family: Family, config, dtype: torch.dtype) -> None:
+    """Refuse, in one line, a dtype the library itself cannot run this family's attention in."""
+    if dtype == torch.float64 and family.upcast is not None and family.upcast(config):
+        raise UnsupportedModelError(
+            "GPT-2 with reorder_and_upcast_attn does not run in float64: transformers' upcast path insists on "
+            "float32 weights and raises (use float32, bfloat16 or float16)"
+        )
+
+
+@dataclass(frozen=True)
+class RotarySettings:
+    """What the core needs of a config's rotary embedding: channels per head, the scaling's
+    parameters (transformers' rope_parameters: rope_type, rope_theta, factor …) and the model's length."""
+
+    rotary_dim: int
+    parameters: dict
+    max_positions: int
+
+
+def rotary_settings(config, family: Family, layer: int) -> RotarySettings:
+    """The rotary embedding of `layer` as the config describes it: every channel, or
+    partial_rotary_factor of them; the parameters of the layer's type where they are nested by type."""
     parameters = config.rope_parameters
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types and isinstance(parameters.get(layer_types[layer]), dict):
+        parameters = parameters[layer_types[layer]]
+    parameters = dict(parameters)
     fraction = parameters.get("partial_rotary_factor", 1.0) if family.rotary == "partial" else 1.0
-    return rotary_dimension(head_dim_of(config), fraction), float(parameters["rope_theta"])
+    return RotarySettings(rotary_dimension(head_dim_of(config), fraction), parameters, int(config.max_position_embeddings))
+
+
+def always(config) -> bool:
+    """For a family that always upcasts (GPT-Neo)."""
+    return True
+
+
+def window_by_attention_layer(config, layer: int) -> int | None:
+    """GPT-Neo: config.window_size on layers whose attention_layers entry is "local"."""
+    kind = config.attention_layers[layer]
+    if kind not in ("global", "local"):
+        raise UnsupportedModelError(f"GPT-Neo attention type {kind!r} is not supported (only global, local)")
+    return config.window_size if kind == "local" else None
+
+
+def rotary_unless_no_rope(config, layer: int) -> bool:
+    """SmolLM3: rotary on the layers whose no_rope_layers entry is 1 (NoPE on the others)."""
+    return bool(config.no_rope_layers[layer])
+
+
+def check_partial_rotary(config) -> None:
+    """Phi, StableLM, GLM-4-MoE: plain partial rotary; their optional q/k norms are not recomputed."""
+    check_rotary(config)
+    for knob in ("qk_layernorm", "use_qk_norm"):
+        if getattr(config, knob, False):
+            raise UnsupportedModelError(f"{knob}=True is not supported (q/k norms of this layout are not recomputed)")
+
+
+def check_mvp(config) -> None:
+    if getattr(config, "use_prompt", False):
+        raise UnsupportedModelError("MVP with use_prompt=True is not supported (its prompt keys and values are not recomputed)")
+
+
+def check_xlm(config) -> None:
+    if getattr(config, "causal", False):
+        raise UnsupportedModelError("XLM with causal=True is not supported (its causal mask ignores padding)")
+    if not getattr(config, "is_encoder", True):
+        raise UnsupportedModelError("XLM as a decoder (is_encoder=False, with cross-attention) is not supported")
+
+
+def check_no_cross_attention(config) -> None:
+    if getattr(config, "add_cross_attention", False):
+        raise UnsupportedModelError("a decoder-only model with cross-attention (add_cross_attention) is not supported")
+
+
+def check_causal_rotary(config) -> None:
+    """Rotary decoders whose config can turn their causal mask off (Gemma's use_bidirectional_attention)."""
+    check_rotary(config)
+    if getattr(config, "use_bidirectional_attention", False):
+        raise UnsupportedModelError("use_bidirectional_attention is not supported (a causal decoder is recomputed)")
 
 
 BERT = Family("bert", ("query", "key", "value"))
 DISTILBERT = Family("distilbert", ("q_lin", "k_lin", "v_lin"))
 BART = Family("bart", ("q_proj", "k_proj", "v_proj"))
 T5 = Family("t5", ("q", "k", "v"), scale=1.0, position_bias=t5_position_bias)
-VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True)
+VIT = Family("vit", ("q_proj", "k_proj", "v_proj"), vision=True, softmax_dtype=torch.float32)
 DEIT = Family(
     "deit", ("q_proj", "k_proj", "v_proj"), vision=True, prefix_tokens=("[CLS]", "[DIST]"), softmax_dtype=torch.float32
 )
 ALBERT = Family("albert", ("query", "key", "value"), shared_layers=True)
 
-GPT2 = Family("gpt2", ("c_attn",), split=gpt2_split, scale=gpt2_scale, decoder_only=True, check=check_gpt2)
+GPT2 = Family(
+    "gpt2", ("c_attn",), split=gpt2_split, scale=gpt2_scale, decoder_only=True, upcast=gpt2_upcast, check=check_gpt2
+)
 _ROPE = dict(decoder_only=True, softmax_dtype=torch.float32, check=check_rotary)
 LLAMA = Family("llama", ("q_proj", "k_proj", "v_proj"), rotary="full", **_ROPE)
 QWEN2 = Family("qwen2", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_by_layer_type, **_ROPE)
-QWEN3 = Family("qwen3", ("q_proj", "k_proj", "v_proj"), rotary="full", qk_norm=True, window=window_by_layer_type, **_ROPE)
+QWEN3 = Family("qwen3", ("q_proj", "k_proj", "v_proj"), rotary="full", qk_norm=PER_HEAD, window=window_by_layer_type, **_ROPE)
 MISTRAL = Family("mistral", ("q_proj", "k_proj", "v_proj"), rotary="full", window=window_on_every_layer, **_ROPE)
 GEMMA2 = Family(
     "gemma2", ("q_proj", "k_proj", "v_proj"), rotary="full", scale=query_pre_attn_scale,
@@ -278,6 +379,28 @@ GEMMA2 = Family(
 )
 PHI3 = Family("phi3", ("qkv_proj",), split=phi3_split, rotary="partial", window=window_on_every_layer, **_ROPE)
 GPT_NEOX = Family("gpt_neox", ("query_key_value",), split=neox_split, rotary="partial", **_ROPE)
+# multipliers instead of 1/√d, q/k norms over the whole projection, clamped projections, windows by layer type
+_QKV = ("q_proj", "k_proj", "v_proj")
+GEMMA = Family("gemma", _QKV, rotary="full", **{**_ROPE, "check": check_causal_rotary})
+GRANITE = Family("granite", _QKV, rotary="full", scale=attention_multiplier, **_ROPE)
+OLMO = Family("olmo", _QKV, rotary="full", clip=clip_qkv, **_ROPE)
+OLMO2 = Family("olmo2", _QKV, rotary="full", qk_norm=WHOLE, clip=clip_qkv, **_ROPE)
+OLMO3 = Family("olmo3", _QKV, rotary="full", qk_norm=WHOLE, window=window_by_layer_type, **_ROPE)
+GEMMA3 = Family(  # per-head q/k norms scaled by 1 + weight; its eager function is given no soft-cap
+    "gemma3", _QKV, rotary="full", qk_norm=PER_HEAD, qk_norm_offset=1.0, scale=query_pre_attn_scale,
+    window=window_by_layer_type, **{**_ROPE, "check": check_causal_rotary},
+)
+PARTIAL = Family("partial", _QKV, rotary="partial", **{**_ROPE, "check": check_partial_rotary})  # StableLM, GLM-4-MoE
+PHI = replace(PARTIAL, name="phi")  # the same, its output projection named `dense`
+SMOLLM3 = Family("smollm3", _QKV, rotary="full", rotary_on=rotary_unless_no_rope, window=window_by_layer_type, **_ROPE)
+MVP = replace(BART, check=check_mvp)
+QWEN3_MOE = Family("qwen3_moe", _QKV, rotary="full", qk_norm=PER_HEAD, window=window_on_every_layer, **_ROPE)
+GPT_NEO = Family(  # no 1/√d; q·kᵀ and softmax in float32; local layers slide
+    "gpt_neo", _QKV, scale=1.0, decoder_only=True, upcast=always, window=window_by_attention_layer,
+)
+OPENAI_GPT = Family("openai-gpt", ("c_attn",), split=gpt2_split, decoder_only=True)  # GPT-2's fused c_attn, 1/√d
+XGLM = Family("xglm", _QKV, decoder_only=True, check=check_no_cross_attention)  # BART's attention, decoder alone
+XLM = Family("xlm", ("q_lin", "k_lin", "v_lin"), softmax_dtype=torch.float32, check=check_xlm)  # DistilBERT's layout
 
 FAMILY_OF_MODEL_TYPE = {
     "bert": BERT,
@@ -302,6 +425,53 @@ FAMILY_OF_MODEL_TYPE = {
     "gemma2": GEMMA2,
     "phi3": PHI3,
     "gpt_neox": GPT_NEOX,
+    # BERT's attention, other embeddings or norms around it
+    "camembert": BERT,
+    "data2vec-text": BERT,
+    "layoutlm": replace(BERT, softmax_dtype=torch.float32),  # BERT's layout, its softmax in float32
+    "megatron-bert": BERT,
+    "roc_bert": BERT,
+    "xmod": BERT,
+    "rembert": BERT,
+    "tapas": BERT,
+    "ernie": BERT,
+    "roberta-prelayernorm": BERT,
+    "xlm-roberta-xl": BERT,
+    # BART's attention
+    "blenderbot": BART,
+    "blenderbot-small": BART,
+    "xglm": XGLM,
+    "mvp": MVP,
+    "plbart": BART,
+    "trocr": BART,
+    # Llama's attention (and Mistral's, Qwen's) in other models
+    "arcee": LLAMA,
+    "jais2": LLAMA,
+    "seed_oss": LLAMA,
+    "solar_open": LLAMA,
+    "hyperclovax": GRANITE,
+    "phimoe": MISTRAL,
+    "phi": PHI,
+    "stablelm": PARTIAL,
+    "glm4_moe": PARTIAL,
+    "smollm3": SMOLLM3,
+    "gemma": GEMMA,
+    "gemma3_text": GEMMA3,
+    "mixtral": MISTRAL,
+    "starcoder2": MISTRAL,
+    "qwen2_moe": QWEN2,
+    "qwen3_moe": QWEN3_MOE,
+    "granite": GRANITE,
+    "granitemoe": GRANITE,
+    "granitemoeshared": GRANITE,
+    "olmo": OLMO,
+    "olmo2": OLMO2,
+    "olmo3": OLMO3,
+    "flex_olmo": OLMO2,
+    "gpt_neo": GPT_NEO,
+    "openai-gpt": OPENAI_GPT,
+    "xlm": XLM,
+    "flaubert": XLM,
 }
 
 

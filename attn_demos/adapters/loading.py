@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from attn_demos.adapters.attention_function import AT_FUNCTION, CHECK_IMPLEMENTATION, FROM_WEIGHTS, register
-from attn_demos.adapters.families import Family, family_for, family_of_model
+from attn_demos.adapters.families import Family, check_dtype, family_for, family_of_model
 from attn_demos.adapters.model_size import refuse_beyond_memory, refuse_impossible_sizes
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError, UnsupportedModelError
@@ -121,6 +121,7 @@ def load_model(
     device = device if isinstance(device, torch.device) else resolve_device(device)
     config = load_config(source)
     family, depth, refusal = choose_depth(config)
+    check_dtype(family, config, torch_dtype)
     model_class = _model_class(config, head)
     vision = family.vision
     if depth == AT_FUNCTION:
@@ -188,13 +189,17 @@ def implementation_to_load(depth: str, attn_implementation: str) -> str:
 
 def family_as_built(family: Family, depth: str, model: torch.nn.Module) -> Family:
     """At the attention function the family is what the built model says: vision (pixel input) or
-    text, and decoder-only (a generating model that is not an encoder-decoder) or not."""
+    text, and decoder-only or not: not an encoder-decoder, and a generating model, a decoder by its
+    config, or the base of an architecture that has a causal-LM head and no masked-LM head (LlamaModel)."""
     if depth != AT_FUNCTION:
         return family
+    config = model.config
+    causal_only = type(config) in transformers.MODEL_FOR_CAUSAL_LM_MAPPING and type(config) not in transformers.MODEL_FOR_MASKED_LM_MAPPING
+    decoder = model.can_generate() or getattr(config, "is_decoder", False) or causal_only
     return replace(
         family,
         vision=model.main_input_name == "pixel_values",
-        decoder_only=not getattr(model.config, "is_encoder_decoder", False) and model.can_generate(),
+        decoder_only=not getattr(config, "is_encoder_decoder", False) and decoder,
         prefix_tokens=(),
     )
 

@@ -14,6 +14,8 @@ import torch
 from attn_demos.adapters.families import (
     CROSS,
     DECODER,
+    PER_HEAD,
+    WHOLE,
     AttentionSite,
     Family,
     head_count,
@@ -22,8 +24,8 @@ from attn_demos.adapters.families import (
 from attn_demos.core.blocks import Blocks, block_weights, blocks_for, zero_outside
 from attn_demos.core.heads import repeat_kv_heads, rms_norm
 from attn_demos.core.masks import decoder_mask, key_padding_mask, sliding_window_mask
-from attn_demos.core.rotary import apply_rotary, inverse_frequencies, rotary_angles
-from attn_demos.core.torch_attention import attention_scores, split_heads
+from attn_demos.core.rotary import apply_rotary, rotary_angles, scaled_frequencies
+from attn_demos.core.torch_attention import attention_scores, merge_heads, split_heads
 
 _active = threading.local()  # .captured: the dict of the capture running in this thread, if any;
 # .projections: whether that capture records the q, k, v projections' outputs
@@ -192,19 +194,26 @@ def attention_terms(
 ) -> AttentionTerms:
     """The terms of one site's attention, from its captured inputs and its module's own weights.
 
-    In order: project q, k, v (separate or fused projections); per-head RMSNorm of q and k
-    (Qwen3); rotary positions (Llama family, GPT-NeoX); repeat key/value heads for grouped-query
-    attention; then the scale, bias, mask, window and soft-cap the family and config prescribe.
+    In order: project q, k, v (separate or fused projections); clamp them (OLMo's clip_qkv);
+    RMSNorm of q and k per head (Qwen3, Gemma 3) or over the whole projection (OLMo 2); rotary
+    positions with the config's scaling, per layer type, where the layer has rotary (Llama family,
+    GPT-NeoX, SmolLM3); an upcast of q and k to float32 (GPT-2's reorder_and_upcast_attn, GPT-Neo);
+    repeat key/value heads for grouped-query attention; then the scale, bias, mask, window and
+    soft-cap the family and config prescribe.
     `scale_override` replaces the family's scale (a control: T5 with 1/√d must not match).
     """
     config = model.config
     q, k, v = _project(family, site.module, config, inputs)  # (B, H|H_kv, T, d)
-    if family.qk_norm:
-        eps = config.rms_norm_eps
-        q = rms_norm(q, site.module.q_norm.weight, eps, compute_dtype=torch.float32)  # (B, H, Tq, d)
-        k = rms_norm(k, site.module.k_norm.weight, eps, compute_dtype=torch.float32)  # (B, H_kv, Tk, d)
-    if family.rotary is not None:
-        q, k = _rotate(family, config, q, k, pass_inputs.position_ids)
+    bound = None if family.clip is None else family.clip(config)
+    if bound is not None:  # OLMo's clip_qkv
+        q, k, v = q.clamp(-bound, bound), k.clamp(-bound, bound), v.clamp(-bound, bound)
+    if family.qk_norm is not None:
+        q, k = _normed(family.qk_norm, site.module, config.rms_norm_eps, q, k, family.qk_norm_offset)
+    if family.rotary is not None and (family.rotary_on is None or family.rotary_on(config, site.layer)):
+        q, k = _rotate(family, config, site.layer, q, k, pass_inputs.position_ids)
+    upcast = family.upcast is not None and family.upcast(config)
+    if upcast:  # GPT-2's reorder_and_upcast_attn: the logits and the softmax in float32
+        q, k = q.float(), k.float()  # (B, H, Tq, d), (B, H_kv, Tk, d)
     k = repeat_kv_heads(k, q.shape[1])  # (B, H, Tk, d)
     v = repeat_kv_heads(v, q.shape[1])  # (B, H, Tk, d_v)
     bias = None
@@ -219,7 +228,8 @@ def attention_terms(
         mask=pass_inputs.mask(site.kind),  # (B, 1, Tq|1, Tk) or None
         softcap=None if family.softcap is None else family.softcap(config),
         window=None if family.window is None else family.window(config, site.layer),
-        softmax_dtype=family.softmax_dtype,
+        # upcast: float32 logits plus the model-dtype mask, so the softmax runs in the wider of the two (GPT-Neo)
+        softmax_dtype=torch.promote_types(torch.float32, v.dtype) if upcast else family.softmax_dtype,
     )
 
 
@@ -236,6 +246,8 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
     kv_heads = (getattr(config, "num_key_value_heads", None) if family.decoder_only else None) or heads
     lengths = (query_states.shape[:2], key_value_states.shape[:2], key_value_states.shape[:2])
     recorded = [inputs.projected.get(index) for index in range(3)]  # (B, T, H·d) each, or None
+    if family.clip is not None:  # OLMo clamps its projections' outputs in place: the recorded ones are clamped already
+        recorded = [None, None, None]
     if all(r is not None and r.shape[:2] == n for r, n in zip(recorded, lengths)):
         q_out, k_out, v_out = recorded  # (B, Tq, H·d), (B, Tk, H_kv·d), (B, Tk, H_kv·d)
     else:
@@ -244,14 +256,30 @@ def _project(family: Family, module, config, inputs: CapturedInputs):
     return split_heads(q_out, heads), split_heads(k_out, kv_heads), split_heads(v_out, kv_heads)
 
 
-def _rotate(family: Family, config, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):
-    """Rotary positions on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
-    rotary_dim, theta = rotary_settings(config, family)
+def _normed(over: str, module, eps: float, q: torch.Tensor, k: torch.Tensor, offset: float = 0.0):
+    """RMSNorm (in float32) of q (B, H, Tq, d) and k (B, H_kv, Tk, d) by the module's q_norm and
+    k_norm, scaled by offset + weight: over each head's channels (PER_HEAD), or over the whole projection (WHOLE)."""
+    if over == PER_HEAD:
+        q = rms_norm(q, module.q_norm.weight, eps, torch.float32, offset)  # (B, H, Tq, d)
+        k = rms_norm(k, module.k_norm.weight, eps, torch.float32, offset)  # (B, H_kv, Tk, d)
+        return q, k
+    if over != WHOLE:
+        raise ValueError(f"q/k norm over {over!r}: not one of {PER_HEAD!r}, {WHOLE!r}")
+    heads, kv_heads = q.shape[1], k.shape[1]
+    q = rms_norm(merge_heads(q), module.q_norm.weight, eps, torch.float32, offset)  # (B, Tq, H·d)
+    k = rms_norm(merge_heads(k), module.k_norm.weight, eps, torch.float32, offset)  # (B, Tk, H_kv·d)
+    return split_heads(q, heads), split_heads(k, kv_heads)
+
+
+def _rotate(family: Family, config, layer: int, q: torch.Tensor, k: torch.Tensor, position_ids: torch.Tensor | None):
+    """Rotary positions, with the config's scaling for `layer`, on q (B, H, Tq, d) and k (B, H_kv, Tk, d) (self-attention: Tq = Tk)."""
+    settings = rotary_settings(config, family, layer)
     if position_ids is None:
         position_ids = torch.arange(k.shape[2], device=k.device)[None]  # (1, T): what the model uses unasked
-    frequencies = inverse_frequencies(rotary_dim, theta).to(k.device)  # (r/2,) float32
-    angles = rotary_angles(position_ids.to(k.device), frequencies)  # (B|1, T, r/2)
-    return apply_rotary(q, angles), apply_rotary(k, angles)
+    length = int(position_ids.max()) + 1 if position_ids.numel() else 0  # the pass's length, as dynamic and longrope read it
+    frequencies, attention_factor = scaled_frequencies(settings.rotary_dim, settings.parameters, settings.max_positions, length)
+    angles = rotary_angles(position_ids.to(k.device), frequencies.to(k.device))  # (B|1, T, r/2) float32
+    return apply_rotary(q, angles, attention_factor), apply_rotary(k, angles, attention_factor)
 
 
 def _scale(family: Family, config, layer: int, head_dim: int) -> float | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attn_demos.adapters import verify
+from attn_demos.adapters.compare import forward_at_function
 from attn_demos.adapters.extract import Side
 from attn_demos.adapters.families import AttentionSite
 from attn_demos.adapters.loading import LoadedModel
@@ -138,3 +139,23 @@ def reduce_attention(
     return forward_with_verification(
         loaded, model_inputs, source, target, on_weights=feed, keep_weights=False, wants_weights=wanted
     )
+
+
+def reduce_at_function(loaded: LoadedModel, model_inputs: dict, reducers: list) -> dict[str, torch.Tensor]:
+    """reduce_attention at the attention-function depth: each call's recomputed weights (B, H, Tq, Tk),
+    layer l of a kind being its l-th call, go to the reducers that want them, none kept. Every call
+    is checked through its output (weights·v against the function's), as the from-weights view is.
+    Returns kind -> (B, L, H) relative output errors."""
+    def feed(kind: str, layer: int, library, recomputed: torch.Tensor) -> None:
+        site = AttentionSite(kind, layer, f"{kind} call {layer}", loaded.model)  # the reducers read kind and layer
+        for reducer in reducers:
+            want = reducer.wants(site)
+            if want is None:
+                continue
+            given = recomputed if want == HEADS else fuse(recomputed, want)  # (B, H, Tq, Tk) or (B, Tq, Tk)
+            if given is recomputed and getattr(reducer, "overwrites_input", False):
+                given = recomputed.clone()
+            reducer(site, given)
+
+    _, record = forward_at_function(loaded, model_inputs, on_weights=feed, by_output=True)
+    return record.errors()[0]

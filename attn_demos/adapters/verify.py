@@ -62,6 +62,20 @@ OUTPUT_PROJECTION: dict[str, str | None] = {
     "gemma2": "o_proj",
     "phi3": "o_proj",
     "gpt_neox": "dense",
+    "gemma": "o_proj",
+    "gemma3": "o_proj",
+    "granite": "o_proj",
+    "olmo": "o_proj",
+    "olmo2": "o_proj",
+    "olmo3": "o_proj",
+    "qwen3_moe": "o_proj",
+    "partial": "o_proj",
+    "phi": "dense",
+    "smollm3": "o_proj",
+    "gpt_neo": "out_proj",
+    "openai-gpt": "c_proj",
+    "xglm": "out_proj",
+    "xlm": "out_lin",
 }
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 CHUNK_BYTES = 2 * 2**20  # heads attended at once: as many as fit this much of scores, at least one

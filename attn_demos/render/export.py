@@ -3,6 +3,9 @@
 Each call writes a new uniquely named file (prefix-uuid4), so concurrent sessions never overwrite
 each other; or, given `name`, exactly folder/name.png (the caller gives each export its own folder).
 Every file appears whole (written to a temporary file, then renamed: replaced_whole).
+`private_folder` makes a folder for such files that this process holds, and removes the folders
+of earlier processes that ended without removing theirs (kill -9); `remove_older_than` keeps one
+from growing.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +23,69 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+try:  # POSIX: a folder's owner is the process holding a lock on the folder's OWNER file
+    import fcntl
+except ImportError:  # Windows: folders of ended processes are not found again (atexit removes them)
+    fcntl = None
+
+OWNER = ".owner"  # beside a private folder (outside it: nothing in it but what the caller writes)
+_held: list = []  # this process's open OWNER files (closing one would release its lock)
+
+
+def private_folder(prefix: str) -> Path:
+    """A new folder under the system's temporary folder that only this user can read (0700),
+    named prefix + random, and held by this process until it exits (a lock on the folder's name +
+    OWNER beside it). First, the folders of the same prefix whose process has ended are removed."""
+    root = Path(tempfile.gettempdir())
+    remove_abandoned(root, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    if fcntl is not None:
+        staged = root / temporary_name(folder.name + OWNER)  # locked before it has the name others look for
+        handle = open(staged, "w")  # noqa: SIM115 - kept open (and locked) while the process runs
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(staged, owner_file(folder))
+        _held.append(handle)
+    return folder
+
+
+def owner_file(folder: Path) -> Path:
+    return folder.with_name(folder.name + OWNER)
+
+
+def remove_abandoned(root: Path, prefix: str) -> list[Path]:
+    """Remove the folders `prefix`* under root whose OWNER nobody holds (their process ended
+    without removing them); a folder without an OWNER, or another user's, is left alone."""
+    removed = []
+    if fcntl is None:
+        return removed
+    for owner in root.glob(f"{prefix}*{OWNER}"):
+        try:
+            handle = os.open(owner, os.O_RDONLY)
+        except OSError:  # removed meanwhile, or not ours to open
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its process runs
+            folder = owner.with_name(owner.name[: -len(OWNER)])
+            shutil.rmtree(folder, ignore_errors=True)
+            owner.unlink(missing_ok=True)
+            removed.append(folder)
+        except OSError:
+            pass
+        finally:
+            os.close(handle)
+    return removed
+
+
+def remove_older_than(folder: Path, max_age: float) -> None:
+    """Delete what `folder` holds that was last changed more than max_age seconds ago (0: all)."""
+    cutoff = time.time() - max_age
+    for path in Path(folder).iterdir():
+        try:
+            if max_age <= 0 or path.stat().st_mtime < cutoff:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        except OSError:  # removed meanwhile by another request
+            pass
 
 
 def _unique_path(folder: str | Path, prefix: str, suffix: str, name: str | None = None) -> Path:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attn_demos import settings
 from attn_demos.core import numpy_attention, torch_attention
 from attn_demos.core.validation import ShapeError
 from attn_demos.errors import BadInputError
@@ -49,17 +50,31 @@ class BasicsResult:
             "torch_vs_numpy_max_abs_diff": self.max_abs_diff,
         }
 
+    def every_number(self) -> dict:
+        """to_dict() (the torch core's steps) and the numpy core's steps beside them: a download's content."""
+        return {
+            **self.to_dict(),
+            "numpy_scores": self.numpy_scores.tolist(),
+            "numpy_weights": self.numpy_weights.tolist(),
+            "numpy_output": self.numpy_output.tolist(),
+        }
+
 
 def parse_matrix(text: str | list, name: str) -> np.ndarray:
-    """A JSON matrix such as "[[1, 0, 1]]" (or a list) -> float64 (rows, cols); one-line errors."""
+    """A JSON matrix such as "[[1, 0, 1]]" (or a list) -> float64 (rows, cols); one-line errors.
+    Its size is checked against the settings' limits before any work that grows with it: the
+    text's length before parsing, the rows, columns and cells before converting."""
+    if isinstance(text, str) and len(text) > settings.current().max_characters:
+        raise BadInputError(f"{name}: {len(text):,} characters; this app reads at most {settings.limit('max_characters')}")
     try:
         data = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise BadInputError(f"{name}: not valid JSON; write a matrix like [[1, 0, 1]]") from None
     if isinstance(data, list) and data and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in data):
         data = [data]  # a single row
     if not isinstance(data, list) or not data or not all(isinstance(row, list) and row for row in data):
         raise BadInputError(f"{name}: expected a non-empty list of rows, like [[1, 0, 1]]")
+    _check_size(name, len(data), max(len(row) for row in data))
     if len({len(row) for row in data}) != 1:
         raise BadInputError(f"{name}: every row needs the same number of columns")
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for row in data for x in row):
@@ -68,6 +83,18 @@ def parse_matrix(text: str | list, name: str) -> np.ndarray:
     if not np.isfinite(matrix).all():
         raise BadInputError(f"{name}: NaN and infinity are not allowed")
     return matrix
+
+
+def _check_size(name: str, rows: int, columns: int) -> None:
+    """Refuse a matrix beyond the settings' rows, columns or cells, in one line naming the limit."""
+    limits = settings.current()
+    for count, most, what, setting in (
+        (rows, limits.max_matrix_rows, "rows", "max_matrix_rows"),
+        (columns, limits.max_matrix_columns, "columns", "max_matrix_columns"),
+        (rows * columns, limits.max_matrix_cells, "cells", "max_matrix_cells"),
+    ):
+        if count > most:
+            raise BadInputError(f"{name}: {count:,} {what}; this app takes at most {settings.limit(setting)}")
 
 
 def run_basics(query=SEED_QUERY, key=SEED_KEY, value=SEED_VALUE) -> BasicsResult:

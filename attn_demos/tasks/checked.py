@@ -5,6 +5,10 @@ recomputed weights are compared with them (max |Δ|).
 sdpa: the fused kernel returns no weights; the tabs show the core's recomputed weights, verified
 through the model's own output: max |weights·v − module output| / max |module output| per layer
 and head, against the same tolerance (adapters/verify.py).
+
+A model checked at the attention function (adapters/attention_function.py) is checked the same two
+ways, the core's weights computed from the q, k, v each module passed to transformers' attention
+function rather than from its weights; layer l of a kind is its l-th call.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attn_demos.adapters.attention_function import AT_FUNCTION
+from attn_demos.adapters.compare import weights_at_function
 from attn_demos.adapters.extract import Side, forward_with_attention
 from attn_demos.adapters.loading import LoadedModel
 from attn_demos.adapters.precision import EAGER
@@ -50,6 +56,8 @@ def checked_forward(
 ) -> CheckedPass:
     """One forward pass of `loaded` on its own attention implementation, checked as the module doc
     says; `kinds` limits the sdpa check to the sites of those kinds (a pass given encoder outputs)."""
+    if loaded.depth == AT_FUNCTION:
+        return checked_at_function(loaded, model_inputs)
     if loaded.attn_implementation == EAGER:
         result = forward_with_attention(loaded, model_inputs, source, target, logit_size=False)  # tabs use one fixed tolerance
         library = {kind: maps.weights for kind, maps in result.maps.items() if kind in result.recomputed}
@@ -57,6 +65,14 @@ def checked_forward(
     verified = forward_with_verification(loaded, model_inputs, source, target, kinds=kinds)
     recomputed = {kind: maps.weights for kind, maps in verified.maps.items()}
     return CheckedPass(verified.outputs, None, recomputed, verified.errors)
+
+
+def checked_at_function(loaded: LoadedModel, model_inputs: dict) -> CheckedPass:
+    """One pass at the attention-function depth: each call's library weights (eager) and the core's."""
+    outputs, library, recomputed, record = weights_at_function(loaded, model_inputs)
+    if loaded.attn_implementation == EAGER:
+        return CheckedPass(outputs, library, recomputed, None)
+    return CheckedPass(outputs, None, recomputed, record.errors()[0])  # kind -> (B, L, H) relative output errors
 
 
 def _array(weights: torch.Tensor) -> np.ndarray:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import FROM_WEIGHTS
 from attn_demos.adapters.families import DECODER, ENCODER
 from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.core.flow import attention_flow
@@ -32,12 +33,13 @@ class ExploreResult(SelfAttentionStack):
     inputs: dict | None = None  # the model inputs of the run, on the CPU (for the neuron view)
     kind: str = ENCODER  # ENCODER, or DECODER for decoder-only (causal) models
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
+    depth: str = FROM_WEIGHTS  # how deep `recomputed` was checked (adapters/attention_function.py)
 
     def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
         """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""
         return make_view(
             "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices,
-            self.output_errors,
+            self.output_errors, self.depth,
         )
 
     def flow_scores(self, query_index: int = 0, progress=None, cancelled=None) -> np.ndarray:
@@ -91,4 +93,5 @@ def explore(text: str, source: str | None = None, max_tokens: int | None = None)
         source=source,
         inputs={name: value.detach().cpu() for name, value in inputs.items()},  # (1, T) each
         kind=kind,
+        depth=loaded.depth,
     )

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import FROM_WEIGHTS
 from attn_demos.adapters.compare import generate_and_force
+from attn_demos.adapters.extract import causal_teacher_forced
 from attn_demos.adapters.families import DECODER
 from attn_demos.adapters.loading import LoadedModel
+from attn_demos.adapters.neuron import neuron_terms
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenize_text, tokenizer_lock
 from attn_demos.tasks.registry import display_name, get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, max_abs_difference, select
+from attn_demos.tasks.views import AttentionView, head_choices, make_view, max_abs_difference, neuron_view_terms, select
 
 MAX_NEW_TOKENS_CAP = 64  # the most tokens one request may generate
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -41,6 +45,22 @@ class GenerationResult:
     recomputed: np.ndarray  # (L, H, N, P+N−1) from scratch, teacher-forced
     num_beams: int = 1
     notices: list[str] = field(default_factory=list)
+    source: str | None = None  # the model named by the request (None: the tab's configured one)
+    inputs: dict | None = None  # the teacher-forced pass's inputs, on the CPU (1, P+N−1) each (for the neuron view)
+    positions: list[int] = field(default_factory=list)  # (N,) the query position of each step in that pass
+
+    def neuron(self, layer: int, head: int, index: int) -> dict:
+        """The terms behind the step that produced generated token `index`, (layer, head), from one
+        more teacher-forced pass (on request), in the neuron view's vocabulary."""
+        if self.inputs is None:
+            raise BadInputError("this result keeps no inputs: run the model again")
+        self.token_scores(index)  # an index outside the output is refused
+        loaded = get_model("generate", self.source)
+        inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
+        shown_row = self.recomputed[int(layer), int(head), index]  # (P+N−1,) used under sdpa only
+        terms = neuron_terms(loaded, inputs, DECODER, int(layer), int(head), self.positions[index], verified_row=shown_row)
+        return neuron_view_terms(terms, display_tokens(self.key_tokens), display_tokens(self.generated_tokens)[index], layer, head)
+    depth: str = FROM_WEIGHTS  # how deep `recomputed` was checked (adapters/attention_function.py)
 
     @property
     def num_layers(self) -> int:
@@ -57,7 +77,7 @@ class GenerationResult:
         """Generated tokens (rows) × prompt and earlier tokens (columns), with the live check."""
         return make_view(
             "attention of each generated token", self.generated, self.recomputed, self.generated_tokens,
-            self.key_tokens, layer, head, words, self.notices,
+            self.key_tokens, layer, head, words, self.notices, depth=self.depth,
         )
 
     def token_scores(self, index: int, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
@@ -80,7 +100,9 @@ def generate(
     chat: bool = True,
 ) -> GenerationResult:
     """Continue `prompt` with the generation model (or `source`); greedy unless num_beams > 1."""
-    return run_generation(get_model("generate", source), prompt, num_beams, max_new_tokens, chat)
+    result = run_generation(get_model("generate", source), prompt, num_beams, max_new_tokens, chat)
+    result.source = source  # the neuron view loads the same model again
+    return result
 
 
 def run_generation(
@@ -120,6 +142,9 @@ def run_generation(
         recomputed=forced.recomputed[DECODER][0].numpy()[:, :, rows],  # (L, H, N, P+N−1)
         num_beams=int(num_beams),
         notices=model_notices(loaded) + notices + (["Chat template applied."] if templated else []),
+        inputs={name: value.detach().cpu() for name, value in causal_teacher_forced(dict(inputs), generated.sequences).items()},
+        positions=np.flatnonzero(rows).tolist(),
+        depth=loaded.depth,
     )
 
 

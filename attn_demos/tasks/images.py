@@ -1,4 +1,4 @@
-"""Image patches (ViT): top-5 labels and the [CLS] token's attention over the model's own patch grid."""
+"""Image patches (ViT): top-5 labels and the attention of [CLS] (or of any patch) over the model's own patch grid."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from attn_demos import settings
 from attn_demos.adapters.extract import patch_grid, vision_side
 from attn_demos.adapters.families import VISION
 from attn_demos.adapters.loading import LoadedModel
@@ -37,22 +38,33 @@ class ImageResult(SelfAttentionStack):
     notices: list[str] = field(default_factory=list)
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
 
+    @property
+    def prefix(self) -> int:
+        """Tokens before the patches: [CLS] (DeiT: and its distillation token)."""
+        return len(self.tokens) - self.grid[0] * self.grid[1]
+
+    def patch_map(self, layer: int | str = "mean", head: int | str = "mean", query: int = 0) -> np.ndarray:
+        """(rows, cols): how much token `query` ([CLS] = 0; patch i = prefix + i) attends to each
+        patch (rollout if head == "rollout")."""
+        return self._row(self.shown, layer, head, query)[self.prefix :].reshape(self.grid)
+
     def cls_patch_map(self, layer: int | str = "mean", head: int | str = "mean") -> np.ndarray:
         """(rows, cols): how much [CLS] attends to each patch (rollout if head == "rollout")."""
-        return self._cls_row(self.shown, layer, head)[1:].reshape(self.grid)
+        return self.patch_map(layer, head, 0)
 
     def flow_map(self, progress=None, cancelled=None) -> np.ndarray:
         """(rows, cols): attention flow from each patch into [CLS] through every layer (max-flow);
         progress(done, total) and cancelled() as in core.flow.attention_flow."""
         flow = attention_flow(self.shown, query_index=0, progress=progress, cancelled=cancelled)  # (T,)
-        return flow[1:].reshape(self.grid)
+        return flow[self.prefix :].reshape(self.grid)
 
-    def check_error(self, layer: int | str = "mean", head: int | str = "mean") -> float:
-        """|library − recomputed| on the [CLS] row being drawn (eager); under sdpa the worst relative
+    def check_error(self, layer: int | str = "mean", head: int | str = "mean", query: int = 0) -> float:
+        """|library − recomputed| on the row being drawn (eager); under sdpa the worst relative
         output error of the heads it is made of (the check's `measure`)."""
         if self.library is None:
             return heads_error(self.output_errors, layer, head)
-        return float(np.abs(self._cls_row(self.library, layer, head) - self._cls_row(self.recomputed, layer, head)).max())
+        drawn, check = (self._row(weights, layer, head, query) for weights in (self.library, self.recomputed))
+        return float(np.abs(drawn - check).max())
 
     def view(self, layer: int | str = 0, head: int | str = "mean") -> AttentionView:
         """The full patch × patch matrix (for export), or rolled out."""
@@ -61,35 +73,42 @@ class ImageResult(SelfAttentionStack):
             output_errors=self.output_errors,
         )
 
-    @staticmethod
-    def _cls_row(weights: np.ndarray, layer, head) -> np.ndarray:
-        """(1+N,) the [CLS] row alone: of the rollout, or of the [CLS] rows of the layer and head."""
+    def _row(self, weights: np.ndarray, layer, head, query: int) -> np.ndarray:
+        """(P+N,) row `query` alone: of the rollout, or of that query's rows of the layer and head."""
+        if not 0 <= query < len(self.tokens):
+            raise BadInputError(f"choose a query between 0 ([CLS]) and {len(self.tokens) - 1}")
+        query = int(query)
         if head == "rollout":
-            return rollout_rows(weights, 0)
-        return select(weights[:, :, :1], layer, head)[0]
+            return rollout_rows(weights, query)  # (P+N,)
+        return select(weights[:, :, query : query + 1], layer, head)[0]  # (P+N,)
 
 
 def load_image(image) -> tuple[Image.Image, list[str]]:
-    """A PIL image, numpy array, file path or file bytes -> bounded RGB image and notices; clear errors."""
+    """A PIL image, numpy array, file path or file bytes -> bounded RGB image and notices; clear errors.
+    The pixels are counted from the file's header before anything is decoded (settings' max_image_pixels)."""
     notices = []
     if image is None:
         raise BadInputError("No image: upload one or pick an example.")
+    if isinstance(image, (str, os.PathLike)) and not os.path.exists(image):
+        raise BadInputError("The file is not a readable image: it is not there (an upload is kept a short while: upload it again).")
     try:
         if isinstance(image, (bytes, bytearray)):
             image = io.BytesIO(image)  # the file's content, not its name
         if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
-            image = Image.open(image)
+            image = Image.open(image)  # reads the header only
         elif isinstance(image, np.ndarray):
             image = Image.fromarray(image)
         original = image.size
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at reduced size; only works before load()
+        _check_pixels(image.size)  # what load() would decode
         image.load()
         if max(image.size) > MAX_SIDE:
-            image = ImageOps.contain(image, (MAX_SIDE, MAX_SIDE))  # a new, small image: no full-size copy
+            image = image.resize(_within(image.size, MAX_SIDE))  # a new, small image: no full-size copy
         image = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise BadInputError(
-            f"The image has too many pixels to open safely (more than {2 * Image.MAX_IMAGE_PIXELS:,})."
+            f"The image has too many pixels to open safely: more than {2 * Image.MAX_IMAGE_PIXELS:,} "
+            f"(this app opens at most {settings.limit('max_image_pixels')})."
         ) from None
     except (OSError, UnidentifiedImageError, ValueError, TypeError):
         raise BadInputError("The file is not a readable image (corrupt or unsupported format).") from None
@@ -108,6 +127,22 @@ def load_image(image) -> tuple[Image.Image, list[str]]:
     if max(width, height) / min(width, height) > 3:
         notices.append("A very wide or tall image is squeezed to the model's square input.")
     return image, notices
+
+
+def _check_pixels(size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > settings.current().max_image_pixels:
+        raise BadInputError(
+            f"The image decodes to {width}×{height} = {width * height:,} pixels; "
+            f"this app opens at most {settings.limit('max_image_pixels')}."
+        )
+
+
+def _within(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled to fit a side × side square, keeping its shape, at least 1 pixel each way (a
+    5000 × 2 image becomes 1024 × 1, not 1024 × 0)."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 @on_gpu

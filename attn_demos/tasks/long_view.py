@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS
 from attn_demos.adapters.extract import Side, vision_side
-from attn_demos.adapters.families import family_for, head_count
-from attn_demos.adapters.loading import LoadedModel, load_config, load_model
+from attn_demos.adapters.families import DECODER, ENCODER, VISION, head_count
+from attn_demos.adapters.loading import LoadedModel, choose_depth, load_config, load_model
 from attn_demos.adapters.precision import resolve_device, tolerance_for
-from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_attention
+from attn_demos.adapters.reduce import KeepLayer, Rollout, reduce_at_function, reduce_attention
 from attn_demos.adapters.verify import OUTPUT_PROJECTION, working_dtype
 from attn_demos.core.aggregate import FUSIONS
 from attn_demos.core.pooling import display_tokens
@@ -106,26 +107,30 @@ def view_long_input(
     attn_implementation = registry.attn_implementation("view", resolved, device, attn_implementation)
     _refuse_unverifiable(resolved, config, attn_implementation)
     loaded = load_model(resolved, dtype=dtype, device=device, attn_implementation=attn_implementation)
-    sites = loaded.family.sites(loaded.model)
-    kind = sites[0].kind
-    count = len(sites)
+    at_function = loaded.depth == AT_FUNCTION
+    sites = [] if at_function else loaded.family.sites(loaded.model)
+    kind, layer_heads = _layout(loaded, sites)
+    count = len(layer_heads)
     if not layers and not rollout:
         layers, rollout = (-1,), True
     chosen = _chosen(layers, count, "layer", f"this model has {count} layers")
     if heads and not chosen:
         raise BadInputError("heads are shown of the kept layers: keep a layer too")
-    per_layer = head_count(sites[chosen[0]].module, loaded.config) if chosen else 0
+    per_layer = layer_heads[chosen[0]] if chosen else 0
     shown = _chosen(heads, per_layer, "head", f"this model's layers have {per_layer} heads")
     inputs, side, notices = _model_inputs(loaded, text, image)
     length = len(side.tokens[0])
-    _check_budget(loaded, sites, chosen, rollout, length, budget_mb)
+    _check_budget(loaded, layer_heads, chosen, rollout, length, budget_mb)
 
     keep = [KeepLayer(kind, layer) for layer in chosen]
     rolled = Rollout(kind, fusion) if rollout else None
     reducers = keep + ([rolled] if rolled else [])
     started = time.perf_counter()
     with _progress_bar(sites, progress):
-        result = reduce_attention(loaded, inputs, side, reducers)
+        if at_function:
+            errors = reduce_at_function(loaded, inputs, reducers)
+        else:
+            errors = reduce_attention(loaded, inputs, side, reducers).errors
     seconds = time.perf_counter() - started
     return LongView(
         model=source,
@@ -134,7 +139,7 @@ def view_long_input(
         layers={r.layer: r.weights[0].float().cpu().numpy() for r in keep},  # (H, T, T) each
         rollout=None if rolled is None else rolled.joint[0].float().cpu().numpy(),  # (T, T)
         heads=shown,
-        errors=result.errors[kind][0].numpy(),  # (L, H)
+        errors=errors[kind][0].numpy(),  # (L, H)
         tolerance=tolerance_for(dtype),
         notices=model_notices(loaded) + notices,
         run={
@@ -144,16 +149,28 @@ def view_long_input(
             "tokens": length,
             "layers": count,
             "seconds": round(seconds, 3),
-            "kept_mb": round(kept_bytes(loaded, sites, chosen, rollout, length) / 2**20, 1),
+            "kept_mb": round(kept_bytes(loaded, layer_heads, chosen, rollout, length) / 2**20, 1),
+            "depth": loaded.depth,
         },
     )
 
 
+def _layout(loaded: LoadedModel, sites: list) -> tuple[str, list[int]]:
+    """(the kind shown, heads of each of its layers): from the modules (from weights), or from the
+    text config, one layer per call of the attention function (at the attention function)."""
+    if sites:
+        return sites[0].kind, [head_count(site.module, loaded.config) for site in sites]
+    text = loaded.config.get_text_config()
+    kind = DECODER if loaded.is_decoder_only else VISION if loaded.family.vision else ENCODER
+    return kind, [int(text.num_attention_heads)] * int(text.num_hidden_layers)
+
+
 def _refuse_unverifiable(resolved: str, config, attn_implementation: str) -> None:
-    """View checks every layer by its module's output (on either kernel): a family without a known
-    output projection cannot be viewed, one without an sdpa kernel only on eager."""
-    family = family_for(config.model_type, config)
-    if family.name not in OUTPUT_PROJECTION:
+    """View checks every layer by its module's output (on either kernel): from weights, a family
+    without a known output projection cannot be viewed; one without an sdpa kernel only on eager.
+    At the attention function the output checked is the function's own: no projection is needed."""
+    family, depth, _ = choose_depth(config)
+    if depth == FROM_WEIGHTS and family.name not in OUTPUT_PROJECTION:
         raise BadInputError(
             f"family {family.name!r} has no known output projection, so view cannot check its layers on any "
             "kernel; use `attn-demos compare` or the tabs (eager, every layer's maps)"
@@ -184,17 +201,17 @@ def _model_inputs(loaded: LoadedModel, text: str | None, image) -> tuple[dict, S
     return tokenize_text(loaded, text, every_layer=False)
 
 
-def kept_bytes(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int) -> int:
+def kept_bytes(loaded: LoadedModel, layer_heads: list[int], chosen: list[int], rollout: bool, length: int) -> int:
     """What the view keeps at its peak, in the working dtype (float32 for half precision, float64
-    for float64): each chosen layer's heads, and the rollout's maps."""
-    heads = sum(head_count(sites[layer].module, loaded.config) for layer in chosen)
+    for float64): each chosen layer's heads (layer_heads: heads of each layer), and the rollout's maps."""
+    heads = sum(layer_heads[layer] for layer in chosen)
     cell_bytes = working_dtype(loaded.dtype).itemsize
     return (heads + (ROLLOUT_MAPS if rollout else 0)) * length * length * cell_bytes
 
 
-def _check_budget(loaded: LoadedModel, sites: list, chosen: list[int], rollout: bool, length: int, budget_mb) -> None:
+def _check_budget(loaded: LoadedModel, layer_heads: list[int], chosen: list[int], rollout: bool, length: int, budget_mb) -> None:
     budget = maps_budget_mb() if budget_mb is None else budget_mb
-    needed = kept_bytes(loaded, sites, chosen, rollout, length)
+    needed = kept_bytes(loaded, layer_heads, chosen, rollout, length)
     if needed > budget * 2**20:
         per_token_squared = needed / length**2  # bytes
         fits = math.isqrt(int(budget * 2**20 / per_token_squared))

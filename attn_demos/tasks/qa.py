@@ -23,13 +23,15 @@ import torch
 
 from attn_demos.adapters.extract import Side, token_labels
 from attn_demos.adapters.families import ENCODER
+from attn_demos.adapters.neuron import neuron_terms
 from attn_demos.core.aggregate import rollout_rows
+from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, select
+from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, neuron_view_terms, select
 
 MAX_ANSWER_TOKENS = 30  # longest answer span, in tokens
 LOW_CONFIDENCE = 0.1  # below this score the answer gets a notice
@@ -55,6 +57,22 @@ class QAResult(SelfAttentionStack):
     windows: int = 1  # how many windows were searched
     windows_in_context: int = 1  # how many windows the whole context makes (more than `windows` past QA_MAX_WINDOWS)
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
+    inputs: dict | None = None  # the shown window's model inputs, on the CPU (1, T) each (for the neuron view)
+    source: str | None = None  # the model named by the request (None: the tab's configured one)
+
+    def neuron(self, layer: int, head: int, query_index: int) -> dict:
+        """The terms behind row `query_index` of (layer, head) of the shown window (one more forward
+        pass, on request), in the neuron view's vocabulary, as the Explorer's."""
+        if self.inputs is None:
+            raise BadInputError("this result keeps no inputs: run the model again")
+        if not 0 <= query_index < len(self.tokens):
+            raise BadInputError(f"choose a query token between 0 and {len(self.tokens) - 1}")
+        loaded = get_model("answer", self.source)
+        inputs = {name: value.to(loaded.model.device) for name, value in self.inputs.items()}
+        shown_row = self.recomputed[int(layer), int(head), int(query_index)]  # (T,) used under sdpa only
+        terms = neuron_terms(loaded, inputs, ENCODER, int(layer), int(head), int(query_index), verified_row=shown_row)
+        labels = display_tokens(self.tokens)
+        return neuron_view_terms(terms, labels, labels[query_index], layer, head)
 
     @property
     def answer_index(self) -> list[int]:
@@ -163,6 +181,8 @@ def answer(question: str, context: str, source: str | None = None, max_tokens: i
         windows=count,
         windows_in_context=total,
         output_errors=captured.output_errors,
+        inputs={name: value.detach().cpu() for name, value in captured.inputs.items()},
+        source=source,
     )
 
 
@@ -242,6 +262,7 @@ class _Captured:
     recomputed: np.ndarray  # (L, H, T, T)
     output_errors: np.ndarray | None  # (L, H) under sdpa
     outputs: object
+    inputs: dict  # the window without its padding, (1, T') each
 
 
 def _capture(loaded, windows, index: int) -> _Captured:
@@ -251,7 +272,7 @@ def _capture(loaded, windows, index: int) -> _Captured:
     tokens = token_labels(loaded.preprocessor, inputs["input_ids"][0].tolist())
     checked = checked_forward(loaded, inputs, Side([tokens], inputs["attention_mask"].bool()))
     stack = checked.stack(ENCODER)  # (L, H, T', T') each
-    return _Captured(tokens, stack.library, stack.recomputed, stack.output_errors, checked.outputs)
+    return _Captured(tokens, stack.library, stack.recomputed, stack.output_errors, checked.outputs, inputs)
 
 
 def best_span(

@@ -101,21 +101,23 @@ def attn_implementation(task: str, source: str, device: torch.device, choice: st
 @functools.lru_cache(maxsize=64)
 def sdpa_checkable(source: str) -> bool:
     """Whether `source` can run on sdpa with its output verified: its family has a known output
-    projection and its model class has an sdpa kernel. Reads the config only."""
+    projection (from weights; at the attention function the function's own output is checked) and
+    its model class has an sdpa kernel. Reads the config only."""
     import transformers
 
-    from attn_demos.adapters.families import family_for
-    from attn_demos.adapters.loading import load_config
+    from attn_demos.adapters.attention_function import AT_FUNCTION
+    from attn_demos.adapters.loading import choose_depth, load_config
     from attn_demos.adapters.verify import OUTPUT_PROJECTION
 
     try:
         config = load_config(source)
-        family = family_for(config.model_type, config)
+        family, depth, _ = choose_depth(config)
     except AttnDemosError:
         return False  # loading it will say why, in its own words
     mapping = transformers.AutoModel._model_mapping  # config class -> base model class
     model_class = mapping.get(type(config), None)
-    return family.name in OUTPUT_PROJECTION and bool(getattr(model_class, "_supports_sdpa", True))
+    projection_known = depth == AT_FUNCTION or family.name in OUTPUT_PROJECTION
+    return projection_known and bool(getattr(model_class, "_supports_sdpa", True))
 
 
 def how_to_point(task: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from attn_demos.adapters.attention_function import AT_FUNCTION, FROM_WEIGHTS
 from attn_demos.adapters.precision import tolerance_for
 from attn_demos.core.aggregate import FUSIONS, fuse_heads, rollout
 from attn_demos.core.pooling import display_tokens, pool_matrix, word_groups, word_labels
@@ -37,31 +38,40 @@ def select(weights: np.ndarray, layer: int | str, head: int | str) -> np.ndarray
     return per_layer[head]  # (Tq, Tk)
 
 
-def check_badge(error: float, measure: str = LIBRARY) -> str:
-    """The line shown beside every picture: how the shown weights were checked, and the result.
+BADGE_DEPTHS = {  # how deep the check went, as the badge says it (adapters/attention_function.py)
+    FROM_WEIGHTS: "recomputed from weights",
+    AT_FUNCTION: "checked at the attention function",
+}
 
-    LIBRARY (eager): max |library − recomputed|. OUTPUT (sdpa, no library weights exist): the
-    recomputed weights applied to the module's values, max relative error against its own output.
+
+def check_badge(error: float, measure: str = LIBRARY, depth: str = FROM_WEIGHTS) -> str:
+    """The line shown beside every picture: how deep the shown weights were checked, how, and the result.
+
+    depth FROM_WEIGHTS: q, k, v re-derived from the module's weights; AT_FUNCTION: the core from the
+    q, k, v the module passed to transformers' attention function. LIBRARY (eager): max |library −
+    recomputed|. OUTPUT (sdpa, no library weights exist): the recomputed weights applied to the
+    module's values, max relative error against its own output.
     """
     passed = error <= CHECK_TOLERANCE
     mark = "✓" if passed else "✗ MISMATCH"
     if measure == OUTPUT:
         return (
-            f"recomputed from scratch, verified through the model's own output (sdpa): "
+            f"{BADGE_DEPTHS[depth]}, verified through the model's own output (sdpa): "
             f"max relative error {error:.1e} {'≤' if passed else '>'} {CHECK_TOLERANCE:.0e} {mark}"
         )
-    return f"recomputed from scratch: max |Δ| {error:.1e} {mark}"
+    return f"{BADGE_DEPTHS[depth]}: max |Δ| {error:.1e} {mark}"
 
 
-def check_fields(error: float, measure: str = LIBRARY) -> dict:
-    """The check in an export or preview, under a name that says what was measured."""
+def check_fields(error: float, measure: str = LIBRARY, depth: str = FROM_WEIGHTS) -> dict:
+    """The check in an export or preview, under a name that says what was measured, and its depth."""
     if measure == OUTPUT:
         return {
             "verified_through": "the model's own output (sdpa): no library weights exist; the matrix is the core's",
             "output_max_relative_error": error,
             "tolerance": CHECK_TOLERANCE,
+            "depth": depth,
         }
-    return {"recomputed_max_abs_err": error}
+    return {"recomputed_max_abs_err": error, "depth": depth}
 
 
 @dataclass
@@ -77,6 +87,7 @@ class AttentionView:
     measure: str = LIBRARY
     query_pieces: list[str] = field(default_factory=list)  # the tokenizer's pieces the rows come from, markers and all
     key_pieces: list[str] = field(default_factory=list)
+    depth: str = FROM_WEIGHTS  # how deep the check went (check_badge)
 
     @property
     def verified(self) -> bool:
@@ -84,10 +95,10 @@ class AttentionView:
 
     @property
     def check_badge(self) -> str:
-        return check_badge(self.error, self.measure)
+        return check_badge(self.error, self.measure, self.depth)
 
     def check_fields(self) -> dict:
-        return check_fields(self.error, self.measure)
+        return check_fields(self.error, self.measure, self.depth)
 
     def to_payload(self) -> dict:
         """Exactly the numbers on screen (for the JSON export); the tokenizer's raw pieces only in
@@ -115,11 +126,13 @@ def make_view(
     words: bool = False,
     notices: list[str] | None = None,
     output_errors: np.ndarray | None = None,
+    depth: str = FROM_WEIGHTS,
 ) -> AttentionView:
     """library, recomputed: (L, H, Tq, Tk). head may be "rollout" (self-attention only).
 
     library None (sdpa: the kernel returns no weights): the recomputed weights are shown, checked
-    by output_errors (L, H), their relative output error (tasks/checked.py)."""
+    by output_errors (L, H), their relative output error (tasks/checked.py). depth: how deep the
+    recomputation went (the badge names it)."""
     if library is None and output_errors is None:
         raise ValueError("without library weights the view needs the output check's errors")
     stack = recomputed if library is None else library  # (L, H, Tq, Tk) what is drawn
@@ -141,7 +154,7 @@ def make_view(
         title = f"{title} · pieces merged into words"
     else:
         query_labels, key_labels = display_tokens(query_labels), display_tokens(key_labels)  # "ĠcafÃ©" -> "café"
-    return AttentionView(title, shown, query_labels, key_labels, error, list(notices or []), measure, *pieces)
+    return AttentionView(title, shown, query_labels, key_labels, error, list(notices or []), measure, *pieces, depth)
 
 
 def max_abs_difference(first: np.ndarray, second: np.ndarray) -> float:
@@ -166,9 +179,30 @@ def pool_words(matrix: np.ndarray, query_labels: list[str], key_labels: list[str
 
 
 def describe(layer: int | str, head: int | str) -> str:
+    """What select(weights, layer, head) computed, in words: "layer 3, head 5", "layer 3, mean of
+    heads", "head 2, mean over layers" (head 2 of every layer, averaged), "mean of layers, max of heads"."""
+    if layer == LAYER_MEAN and not isinstance(head, str):
+        return f"head {head}, mean over layers"
     layer_text = "mean of layers" if layer == LAYER_MEAN else f"layer {layer}"
     head_text = f"{head} of heads" if isinstance(head, str) else f"head {head}"
     return f"{layer_text}, {head_text}"
+
+
+def sharpest_head(weights: np.ndarray, query: int, special_keys: list[bool], layer: int | str = LAYER_MEAN) -> tuple[int, int]:
+    """The (layer, head) whose row `query` of weights (L, H, Tq, Tk) has the most weight between
+    tokens, Σ w² over the keys that are not special ([CLS] and [SEP] sinks left out), within
+    `layer`, or over every layer for "mean": the head a neuron view shows when Head is a fusion
+    (the head view ranks its first heads the same way)."""
+    keep = ~np.asarray(special_keys, dtype=bool)  # (Tk,)
+    if not keep.any():
+        keep[:] = True
+    rows = weights[:, :, query, :][..., keep].astype(np.float64)  # (L, H, K)
+    scores = (rows**2).sum(axis=-1)  # (L, H)
+    if layer != LAYER_MEAN:
+        head = int(np.argmax(scores[int(layer)]))
+        return int(layer), head
+    best = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return int(best[0]), int(best[1])
 
 
 class SelfAttentionStack:

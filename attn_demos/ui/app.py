@@ -1,13 +1,22 @@
-"""Every tab in one Gradio app, each built once: `build()` makes it, `launch()` serves it."""
+"""Every tab in one Gradio app, each built once: `build()` makes it, `launch()` serves it.
+
+What one request may cost is bounded here and in the tasks, by the settings' request limits
+(docs/settings.md): the body of a request, and of an upload, before it is read (body_limit.py).
+Exports are served from where they were written, and removed after EXPORT_MAX_AGE; a visitor who
+leaves stops their attention flow (wiring.stop_flows_of)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 
 import gradio as gr
 
 from attn_demos import settings
-from attn_demos.ui import basics, explorer, generation, images, qa, seq2seq
+from attn_demos.ui import basics, explorer, generation, images, qa, seq2seq, wiring
+from attn_demos.ui.body_limit import MB, body_limit
+from attn_demos.ui.common import EXPORT_MAX_AGE, export_folder, remove_old_exports
 
 TABS = [  # (title, name, what builds it)
     ("Basics", "basics", basics.build),
@@ -21,7 +30,7 @@ TABS = [  # (title, name, what builds it)
 CONCURRENCY_PER_MODEL = 2  # 2 CPU cores: more parallel forwards only queue inside torch
 QUEUE_SIZE = 64
 SESSIONS_KEPT = 64  # visitors whose last result stays in memory for re-drawing (oldest dropped first)
-EXPORTS_KEPT_S = 3600  # Gradio's copies of served files are deleted after an hour
+FILES_SWEPT_S = 60  # how often files older than EXPORT_MAX_AGE are removed (exports, uploads, pictures)
 
 INTRO = (
     "# attn-demos\n"
@@ -32,13 +41,45 @@ INTRO = (
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="attn-demos", delete_cache=(EXPORTS_KEPT_S, EXPORTS_KEPT_S)) as blocks:
+    # Exports are served from their own folder (no copy in Gradio's cache); Gradio's cache (uploads,
+    # the image tab's pictures) is swept on the same schedule.
+    gr.set_static_paths([export_folder()])
+    with gr.Blocks(title="attn-demos", delete_cache=(FILES_SWEPT_S, EXPORT_MAX_AGE)) as blocks:
         gr.Markdown(INTRO)
         for title, name, build_tab in TABS:
             with gr.Tab(title, elem_id=f"tab-{name}"):
-                build_tab()
+                opening = build_tab()  # a tab that opens on a result returns what wires it to the page's load
+            if opening is not None:
+                opening(blocks)
+        blocks.unload(wiring.stop_flows_of)  # the page was closed: its attention flow stops
     blocks.queue(default_concurrency_limit=CONCURRENCY_PER_MODEL, max_size=QUEUE_SIZE)
     return blocks
+
+
+def server_options() -> dict:
+    """launch() arguments that bound each request before it is read (the settings' body and upload
+    limits: a larger one is answered 413 in one line naming them) and sweep the exports."""
+    return {
+        "max_file_size": int(settings.current().max_upload_mb * MB),  # Gradio's page checks it before sending
+        "app_kwargs": {"middleware": [body_limit()], "lifespan": _exports_swept},
+    }
+
+
+@contextlib.asynccontextmanager
+async def _exports_swept(app):
+    """While the server runs, exports older than EXPORT_MAX_AGE are removed; at shutdown, all."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(FILES_SWEPT_S)
+            remove_old_exports()
+
+    task = asyncio.create_task(sweep())
+    try:
+        yield
+    finally:
+        task.cancel()
+        remove_old_exports(max_age=0)
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False, **kwargs):
@@ -50,4 +91,7 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     port = port or settings.current().port
     kwargs.setdefault("state_session_capacity", SESSIONS_KEPT)
     kwargs.setdefault("head", interactive.INTERACTIVE_HEAD)  # the views' script and style (Gradio 6: launch's)
+    options = server_options()
+    kwargs.setdefault("max_file_size", options["max_file_size"])
+    kwargs["app_kwargs"] = {**options["app_kwargs"], **kwargs.get("app_kwargs", {})}
     return demo.launch(server_name=host, server_port=port, share=share, **kwargs)

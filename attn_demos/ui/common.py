@@ -4,10 +4,9 @@ default of a blank control, the short preview of the numbers, and exports writte
 from __future__ import annotations
 
 import atexit
+import html
 import re
 import shutil
-import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 from attn_demos import settings
 from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError
-from attn_demos.render.export import export_json, export_png
+from attn_demos.render.export import export_json, export_png, owner_file, private_folder, remove_older_than
 from attn_demos.tasks.registry import display_name
 from attn_demos.tasks.views import AttentionView, parse_head, parse_index
 
@@ -25,7 +24,9 @@ LAYER_DEFAULT = "mean"
 HEAD_DEFAULT = "mean"
 PREVIEW_SIZE = 8  # the page's JSON shows the first 8 tokens and an 8 × 8 corner: never the full matrix
 PREVIEW_DECIMALS = 4
-EXPORT_MAX_AGE = 3600  # seconds; Gradio serves its own copy, so older files are only clutter
+EXPORT_MAX_AGE = 600  # seconds an export is kept (served from where it was written: one copy)
+EXPORT_PREFIX = "attn-demos-exports-"
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")  # backslash-escaped; <, > and & become entities
 
 _export_dir: Path | None = None
 
@@ -34,18 +35,33 @@ _export_dir: Path | None = None
 
 
 def status_text(notices: list[str], model: str | None = None) -> str:
-    """The notices of a run, and the model's name when it is not the tab's own (a visitor's override)."""
-    lines = [f"ℹ️ {n}" for n in notices]
+    """The notices of a run, and the model's name when it is not the tab's own (a visitor's override).
+    The status is Markdown: HTML in a notice or a name shows as text."""
+    lines = [f"ℹ️ {html.escape(n, quote=False)}" for n in notices]
     if model:
-        lines.append(f"Model: `{display_name(model)}`")
+        lines.append(f"Model: {code_span(display_name(model))}")
     return "\n\n".join(lines)
 
 
 def error_text(error: Exception) -> str:
-    """A message for the tab: ours are already one clear line; anything else is summarised."""
+    """A message for the tab: ours are already one clear line; anything else is summarised. Markdown
+    whose HTML (a value a visitor typed, echoed by a library's message) shows as text."""
     if isinstance(error, (AttnDemosError, ValueError)):
-        return f"⚠️ {error}"
-    return f"⚠️ Something went wrong ({type(error).__name__}): {str(error)[:300]}"
+        return f"⚠️ {html.escape(str(error), quote=False)}"
+    return f"⚠️ Something went wrong ({type(error).__name__}): {html.escape(str(error)[:300], quote=False)}"
+
+
+def plain_markdown(text: str) -> str:
+    """`text` (a visitor's, or cut from a visitor's input) as Markdown that shows it as it is: HTML
+    as text, and no emphasis, link or image made of its punctuation."""
+    return html.escape(MARKDOWN_PUNCTUATION.sub(r"\\\1", text), quote=False)
+
+
+def code_span(text: str) -> str:
+    """`text` as a Markdown code span, whatever backticks it holds (the fence is longer than any)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 # ---------------------------------------------------------------- models
@@ -148,10 +164,12 @@ def numbers_preview(view: AttentionView, size: int = PREVIEW_SIZE) -> dict:
 
 
 def export_folder() -> Path:
-    """A temporary folder for this process's exports, removed when the process exits."""
+    """A private temporary folder for this process's exports, removed when the process exits (and
+    by the next process to make one, after a kill -9)."""
     global _export_dir
     if _export_dir is None:
-        _export_dir = Path(tempfile.mkdtemp(prefix="attn-demos-exports-"))
+        _export_dir = private_folder(EXPORT_PREFIX)
+        atexit.register(owner_file(_export_dir).unlink, missing_ok=True)  # runs last: after the folder is gone
         atexit.register(shutil.rmtree, _export_dir, ignore_errors=True)
     return _export_dir
 
@@ -187,12 +205,6 @@ def export_payload(tab: str, model: str, layer, head, view: AttentionView, **fie
     }
 
 
-def remove_old_exports(folder: Path, max_age: float = EXPORT_MAX_AGE) -> None:
-    """Delete exports older than max_age, so a long-running app does not fill its disk."""
-    cutoff = time.time() - max_age
-    for path in folder.iterdir():
-        try:
-            if path.stat().st_mtime < cutoff:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        except OSError:  # removed by a concurrent request
-            pass
+def remove_old_exports(folder: Path | None = None, max_age: float = EXPORT_MAX_AGE) -> None:
+    """Delete exports older than max_age (0: every one), so a long-running app does not fill its disk."""
+    remove_older_than(folder or export_folder(), max_age)

@@ -8,11 +8,11 @@ import gradio as gr
 from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.interactive import heatmap_html
+from attn_demos.render.interactive import heatmap_html, parse_selection
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.generation import DEFAULT_MAX_NEW_TOKENS, MAX_BEAMS, MAX_NEW_TOKENS_CAP, GenerationResult
 from attn_demos.tasks.generation import generate as generate_text
-from attn_demos.ui import wiring
+from attn_demos.ui import linked, wiring
 from attn_demos.ui.common import (
     Choices,
     export_files,
@@ -37,8 +37,11 @@ EXAMPLE_PROMPTS = [
     "Write one sentence about a cat that sat on a mat.",
     "The capital of France is",
 ]
-REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "numbers", "png", "json")
-RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS
+PICK_ID = "generate-pick"  # the hidden textbox that receives clicks on the grid, the heatmap, the head and neuron views
+HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page matches the neuron view to 1e-6
+REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "numbers", "png", "json", "grid", "neuron", "selection")
+RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets", "head_view") + REDRAW_OUTPUTS
+PICK_OUTPUTS = ("layers", "heads", "targets") + REDRAW_OUTPUTS
 EXPORT_OUTPUTS = ("status", "png", "json")
 
 
@@ -48,8 +51,13 @@ def generate(prompt: str, layer, head, beams, max_new_tokens, model: str | None 
     num_beams = whole_number(beams, "beams", DEFAULT_BEAMS)
     new_tokens = whole_number(max_new_tokens, "max new tokens", DEFAULT_MAX_NEW_TOKENS)
     result = generate_text(prompt, source=named, num_beams=num_beams, max_new_tokens=new_tokens)
+    shown_layer, shown_head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
     return {
         **redraw(result, layer, head, target=None),
+        "head_view": linked.head_view(
+            TAB, result.generated, result.generated_tokens, result.key_tokens, shown_layer, shown_head, target_id=PICK_ID,
+            title="head view: each generated token (left) → the prompt and earlier tokens it saw (right); click one to inspect it",
+        ),
         "status": status_text(result.notices, result.model if named else None),
         "state": result,
         "inputs": {"prompt": prompt, "model": named, "num_beams": num_beams, "max_new_tokens": new_tokens},
@@ -85,13 +93,49 @@ def redraw(result: GenerationResult | None, layer, head, target=None) -> dict:
     layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
     view = result.view(layer, head)
     index = _target(target)
+    prompt = len(result.prompt_tokens)
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
-        "heatmap": heatmap_html(view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=index),
+        "heatmap": heatmap_html(
+            view.matrix, view.query_labels, view.key_labels, view.title, chosen_query=index, target_id=PICK_ID,
+            decimals=HEATMAP_DECIMALS,
+            visible_keys=[prompt + g for g in range(len(view.query_labels))],  # step g saw the prompt and g generated tokens
+        ),
         "highlight": attended_html(result, index, layer, head),
         "numbers": {**numbers_preview(view), "chosen_token": chosen_token(result, index)},
+        "grid": linked.grid(
+            result.generated, layer, head, target_id=PICK_ID,
+            title=f"all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
+        ),
+        "neuron": linked.neuron(
+            result.neuron, result.generated, result.key_tokens, layer, head, index,
+            display_tokens(result.generated_tokens)[index], PICK_ID, what="generated token",
+        ),
+        "selection": linked.selection(TAB, layer, head, index),
     }
+
+
+def pick(selection: str, result: GenerationResult | None, layer, head, target=None) -> dict:
+    """A click on the grid or in the neuron view's selects (that layer and head), on a heatmap row or
+    a token on the head view's left (that generated token)."""
+    chosen = parse_selection(selection)
+    if result is None or chosen is None:
+        return {}
+    options = target_choices(result)
+    if chosen["view"] in ("grid", "neuron"):
+        layer, head = int(chosen["layer"]), int(chosen["head"])
+        target = _target(chosen.get("query", target))
+        return {
+            **redraw(result, layer, head, target),
+            "layers": layer_choices(result.num_layers, layer),
+            "heads": head_choices_for(result.head_options(), head),
+            "targets": Choices(options.options, target),
+        }
+    if chosen["view"] not in ("heatmap", "head"):
+        return {}
+    target = int(chosen["query"])
+    return {**redraw(result, layer, head, target), "targets": Choices(options.options, target)}
 
 
 def attended_html(result: GenerationResult, index: int, layer, head) -> str:
@@ -153,7 +197,14 @@ def build() -> None:
         "heatmap": wiring.html_output("heatmap", TAB),  # generated tokens (rows) × prompt and earlier tokens
         "layers": layer,
         "heads": head,
+        "selection": linked.selection_box(TAB),
     }
+    picked = wiring.pick_box(PICK_ID)
+    with gr.Accordion("Every layer × head, and the head view", open=True, elem_id=f"{TAB}-views-accordion"):
+        out["grid"] = wiring.html_output("grid", TAB)
+        out["head_view"] = wiring.html_output("head-view", TAB)
+    with gr.Accordion("Neuron view (how one weight is made from q and k)", open=False, elem_id=f"{TAB}-neuron-accordion"):
+        out["neuron"] = wiring.html_output("neuron", TAB)
     export_button = wiring.export_accordion(TAB, out)
 
     run_inputs = [prompt, layer, head, beams, new_tokens, model]
@@ -164,7 +215,9 @@ def build() -> None:
         export_button.click, wiring.handler(export, EXPORT_OUTPUTS), [out["state"], out["inputs"], layer, head, out["targets"]],
         wiring.outputs_for(out, EXPORT_OUTPUTS), what="export", api_name=f"{TAB}_export",
     )
-    results.redraw_on(
-        [layer, head, out["targets"]], wiring.handler(redraw, REDRAW_OUTPUTS), [out["state"], layer, head, out["targets"]],
-        wiring.outputs_for(out, REDRAW_OUTPUTS),
+    view_inputs = [out["state"], layer, head, out["targets"]]
+    results.redraw_on([layer, head, out["targets"]], wiring.handler(redraw, REDRAW_OUTPUTS), view_inputs, wiring.outputs_for(out, REDRAW_OUTPUTS))
+    results.view_on(
+        picked.change, wiring.handler(pick, PICK_OUTPUTS, keep_missing=True), [picked] + view_inputs,
+        wiring.outputs_for(out, PICK_OUTPUTS), draws=True,
     )

@@ -108,7 +108,8 @@ class Results:
         later one that drew first, so the Layer and Head they set match the picture; a view that
         `follows_controls` (the neuron view of the chosen layer and head) gives way to any drawing
         that landed meanwhile. A button's view that gives way says so in a toast, naming itself by
-        `what`. An async `function` (the attention flow) takes Gradio's progress tracker first."""
+        `what`. An async `function` (the attention flow) takes Gradio's request and progress tracker
+        first."""
         at = _position(self.state, inputs)
 
         def finish(order: RunOrder, begun, values: tuple, returned):
@@ -125,9 +126,9 @@ class Results:
 
         if inspect.iscoroutinefunction(function):
 
-            async def view_in_order(order: RunOrder, progress=gr.Progress(), *values):
+            async def view_in_order(order: RunOrder, request: gr.Request, progress=gr.Progress(), *values):
                 begun = begin(order, values)
-                return finish(order, begun, values, await function(progress, *values))
+                return finish(order, begun, values, await function(request, progress, *values))
 
         else:
 

@@ -12,19 +12,13 @@ import numpy as np
 
 from attn_demos.core.pooling import display_tokens
 from attn_demos.render.heatmap import heatmap_image
-from attn_demos.render.interactive import (
-    head_grid_html,
-    head_view_html,
-    heatmap_html,
-    neuron_view_html,
-    parse_selection,
-)
+from attn_demos.render.interactive import heatmap_html, parse_selection
 from attn_demos.render.tokens import highlight_html
 from attn_demos.tasks.examples import load_examples
 from attn_demos.tasks.seq2seq import Seq2SeqResult
 from attn_demos.tasks.seq2seq import summarize as summarize_text
 from attn_demos.tasks.seq2seq import translate as translate_text
-from attn_demos.ui import wiring
+from attn_demos.ui import linked, wiring
 from attn_demos.ui.common import (
     Choices,
     export_files,
@@ -41,12 +35,14 @@ from attn_demos.ui.common import (
 )
 
 DEFAULT_LAYER = "mean"
-REDRAW_OUTPUTS = ("status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json", "grid", "neuron")
+REDRAW_OUTPUTS = (
+    "status", "badge", "heatmap", "highlight", "coverage", "numbers", "png", "json", "grid", "neuron", "selection",
+)
 RUN_OUTPUTS = ("state", "inputs", "output", "layers", "heads", "targets") + REDRAW_OUTPUTS + ("head_view",)
 PICK_OUTPUTS = ("layers", "heads", "targets") + REDRAW_OUTPUTS
 NEURON_OUTPUTS = ("status", "neuron")
 HEATMAP_DECIMALS = 6  # as the Explorer: a cell on the page to 1e-6
-NEURON_HINT = "Choose one layer and one head, then click a row of the heatmap (or an output token and Show neuron view)."
+WORDS_HINT = "Turn off “Merge word pieces” for the neuron view (its rows are output tokens)."
 EXPORT_OUTPUTS = ("status", "png", "json")
 
 
@@ -96,13 +92,13 @@ def pick_id(task: str) -> str:
 
 def run_result(result: Seq2SeqResult, inputs: dict, layer, head, words: bool, task: str = "translate") -> dict:
     """A fresh result on screen: the output, the first output token's view, new dropdown choices."""
-    shown_layer = parse_layer(layer, DEFAULT_LAYER)
+    shown_layer, shown_head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
     return {
         **redraw(result, layer, head, words, target=None, task=task),
-        "head_view": head_view_html(
-            result.cross_shown, result.target_tokens, result.source_tokens,
-            title="head view: output tokens (left) → source tokens (right); hover a token for its lines",
-            layer=shown_layer if isinstance(shown_layer, int) else 0,
+        "head_view": linked.head_view(
+            task, result.cross_shown, result.target_tokens, result.source_tokens, shown_layer, shown_head,
+            title="head view: output tokens (left) → source tokens (right); hover a token for its lines, click it to inspect it",
+            target_id=pick_id(task),
         ),
         "status": status_text(result.notices, result.model if inputs.get("model") else None),
         "state": result,
@@ -130,20 +126,20 @@ def redraw(result: Seq2SeqResult | None, layer, head, words: bool, target=None, 
     scores = result.source_scores(target, layer, head)  # (S,)
     chosen = display_tokens(result.target_tokens)[target]
     coverage = result.coverage(layer, head)  # (S,)
+    chosen_row = target if not words and target < len(view.query_labels) else None
     return {
         "status": status_text(view.notices),
         "badge": view.check_badge,
         "heatmap": heatmap_html(
             view.matrix, view.query_labels, view.key_labels, view.title, target_id=pick_id(task),
-            chosen_query=target if not words and target < len(view.query_labels) else None,
-            decimals=HEATMAP_DECIMALS,
+            chosen_query=chosen_row, decimals=HEATMAP_DECIMALS,
         ),
-        "grid": head_grid_html(
-            result.cross_shown, target_id=pick_id(task),
-            shown=(layer, head) if isinstance(layer, int) and isinstance(head, int) else None,
+        "grid": linked.grid(
+            result.cross_shown, layer, head, target_id=pick_id(task),
             title=f"cross-attention, all {result.num_layers} layers × {result.num_heads} heads (click one to show it)",
         ),
-        "neuron": f'<div class="attn-note">{NEURON_HINT}</div>',
+        "selection": linked.selection(task, layer, head, chosen_row),
+        "neuron": neuron_view(result, layer, head, target, words),
         "highlight": highlight_html(result.source_tokens, scores, title=f"source attended by output token {target} “{chosen}”"),
         "coverage": highlight_html(result.source_tokens, coverage, title="coverage: total attention each source token received"),
         "numbers": {**numbers_preview(view), "coverage_first": np.round(coverage[:8], 4).tolist()},
@@ -155,19 +151,20 @@ def pick(task: str, selection: str, result: Seq2SeqResult | None, layer, head, w
     chosen = parse_selection(selection)
     if result is None or chosen is None:
         return {}
-    if chosen["view"] == "grid":
+    options = target_choices(result)
+    if chosen["view"] in ("grid", "neuron"):  # another layer and head (the neuron view's selects keep its row)
         layer, head = int(chosen["layer"]), int(chosen["head"])
+        target = chosen.get("query", target)
         return {
             **redraw(result, layer, head, words, target, task),
             "layers": layer_choices(result.num_layers, layer),
             "heads": head_choices_for(result.head_options(), head),
+            "targets": Choices(options.options, _target(target)),
         }
-    if chosen["view"] != "heatmap" or words:  # merged rows are words, not output tokens
+    if chosen["view"] not in ("heatmap", "head") or words:  # merged rows are words, not output tokens
         return {}
     target = int(chosen["query"])
-    options = target_choices(result)
-    drawn = redraw(result, layer, head, words, target, task)
-    return {**drawn, **neuron(result, layer, head, target), "targets": Choices(options.options, target)}
+    return {**redraw(result, layer, head, words, target, task), "targets": Choices(options.options, target)}
 
 
 def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
@@ -175,16 +172,21 @@ def neuron(result: Seq2SeqResult | None, layer, head, target=None) -> dict:
     their products and sums, the scale, the softmax and the weight shown (on request)."""
     if result is None:
         return {"status": "Run the model first."}
+    return {"status": "", "neuron": neuron_view(result, layer, head, target)}
+
+
+def neuron_view(result: Seq2SeqResult, layer, head, target=None, words: bool = False) -> str:
+    """The neuron view of output token `target` in the selected layer and head (linked.neuron: of
+    the sharpest head when Head is a fusion); one teacher-forced pass."""
+    if words:
+        return f'<div class="attn-note">{WORDS_HINT}</div>'
     layer, head = parse_layer(layer, DEFAULT_LAYER), parse_head_or_default(head)
-    if not (isinstance(layer, int) and isinstance(head, int)):
-        return {"status": "", "neuron": f'<div class="attn-note">{NEURON_HINT}</div>'}
     target = _target(target)
-    terms = result.neuron(layer, head, target)
-    title = (
-        f"neuron view: layer {layer}, head {head}, output token {target} “{display_tokens(result.target_tokens)[target]}” → source "
-        f"({terms['check_text']})"
+    label = display_tokens(result.target_tokens)[target]
+    return linked.neuron(
+        result.neuron, result.cross_shown, result.source_tokens, layer, head, target, label, pick_id(result.task),
+        what="output token",
     )
-    return {"status": "", "neuron": neuron_view_html(terms, title=title)}
 
 
 def export(tab: str, result: Seq2SeqResult | None, inputs: dict | None, layer, head, words: bool, target=None) -> dict:
@@ -219,7 +221,7 @@ def build(task: str) -> None:
     with gr.Row():
         layer, head = wiring.layer_head_controls(task, task)
         beams = gr.Slider(1, 6, value=4, step=1, label="Beams")
-        words = gr.Checkbox(label="Merge word pieces into words", value=False)
+        words = linked.words_checkbox()
     button = gr.Button(tab.button_text, variant="primary", elem_id=f"{task}-run", interactive=usable)
     results = wiring.Results(task)
     out = {
@@ -231,6 +233,7 @@ def build(task: str) -> None:
         "heatmap": wiring.html_output("heatmap", task),
         "layers": layer,
         "heads": head,
+        "selection": linked.selection_box(task),
     }
     target = gr.Dropdown([], label="Output token to inspect", elem_id=f"{task}-target")
     out["targets"] = target

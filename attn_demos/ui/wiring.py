@@ -22,9 +22,15 @@ __all__ = ["RESULT_TTL_SECONDS", "Results"]  # what the tabs use of run_order
 
 CONTROL_OUTPUTS = ("layers", "heads", "targets", "flow_tokens", "query")  # left as they are when a run fails
 PROGRESS_TICK_S = 0.25
-FLOW_WORKERS = 1  # flows run one at a time; a stopped flow ends at its next max-flow
+# Two flows run at a time, one per visitor, so no visitor holds every worker; a stopped flow ends
+# at its next max-flow.
+FLOW_WORKERS = 2
+ONE_FLOW_TEXT = "⚠️ Your attention flow is still running (one per visitor at a time): wait for it, or press Stop."
+FLOW_STOPPED_TEXT = "The attention flow was stopped before it finished."
 
 _flow_pool = ThreadPoolExecutor(max_workers=FLOW_WORKERS, thread_name_prefix="attn-flow")
+_flows: dict[str, threading.Event] = {}  # visitor (Gradio session) -> the stop signal of their running flow
+_flows_lock = threading.Lock()
 
 
 def handler(function, outputs: tuple[str, ...], keep_missing: bool = False):
@@ -74,6 +80,14 @@ def _component_value(name: str, values: dict, keep_missing: bool = False):
 
 def outputs_for(components: dict, names: tuple[str, ...]) -> list:
     return [components[name] for name in names]
+
+
+SESSION_STATES = ("state", "inputs", "chosen_row")  # gr.States a handler returns: kept per visitor, never in the API
+
+
+def api_outputs(names: tuple[str, ...]) -> list[str]:
+    """What an endpoint returns over the API, in order: the handler's outputs without its gr.States."""
+    return [name for name in names if name not in SESSION_STATES]
 
 
 # ---------------------------------------------------------------- layout pieces
@@ -167,21 +181,28 @@ def run_example_on_click(examples: gr.Examples | None, usable: bool, function, i
 def flow_handler(function, outputs: tuple[str, ...], estimate):
     """An async Gradio function: `function` runs in the flow worker with `on_progress(done, total)`
     and `cancelled()`; a progress bar shows max-flows done (against `estimate(*args)` seconds until
-    the first is done). Stop (cancels=) ends the wait at once and makes `cancelled()` true, so the
-    computation stops between two max-flows and frees the worker. Gradio's tracker comes first:
-    the inputs follow it."""
+    the first is done). Stop (cancels=) ends the wait at once, and a visitor who leaves the page
+    (stop_flows_of) ends it too: either makes `cancelled()` true, so the computation stops between
+    two max-flows and frees the worker. A visitor runs one flow at a time; a second is refused.
+    Gradio's request and progress tracker come first: the inputs follow them (a request of None:
+    no visitor, as in a direct call)."""
 
-    async def flow(progress=gr.Progress(), *args):
+    async def flow(request: gr.Request, progress=gr.Progress(), *args):
         seconds = max(estimate(*args) or 1.0, 0.1)
         started = time.monotonic()
         stop = threading.Event()
+        visitor = getattr(request, "session_hash", None)
+        if not _claim(visitor, stop):
+            return _in_order({"status": ONE_FLOW_TEXT}, outputs, keep_missing=True)  # the running one's view stays
         done = [0, 0]  # max-flows done, of how many (written by the worker)
 
         def on_progress(count: int, total: int) -> None:
             done[:] = [count, total]
 
         work = functools.partial(function, on_progress=on_progress, cancelled=stop.is_set)
-        future = asyncio.get_running_loop().run_in_executor(_flow_pool, call_safely, work, *args)
+        running = _flow_pool.submit(call_safely, work, *args)
+        running.add_done_callback(lambda _: _release(visitor, stop))  # the worker is free: so is the visitor
+        future = asyncio.wrap_future(running)
         try:
             while not future.done():
                 count, total = done
@@ -196,7 +217,33 @@ def flow_handler(function, outputs: tuple[str, ...], estimate):
         except asyncio.CancelledError:  # Stop: the worker sees cancelled() at its next max-flow
             stop.set()
             raise
-        return _in_order(future.result(), outputs)
+        return _in_order({"status": FLOW_STOPPED_TEXT} if stop.is_set() else future.result(), outputs)
 
     flow.__name__ = function.__name__
     return flow
+
+
+def stop_flows_of(request: gr.Request) -> None:
+    """For demo.unload: the visitor closed the page (their session ended), so their attention flow
+    stops at its next max-flow."""
+    with _flows_lock:
+        stop = _flows.get(request.session_hash)
+    if stop is not None:
+        stop.set()
+
+
+def _claim(visitor: str | None, stop: threading.Event) -> bool:
+    """Record `visitor`'s flow (by its stop signal); False if they have one running already."""
+    if visitor is None:
+        return True
+    with _flows_lock:
+        if visitor in _flows:
+            return False
+        _flows[visitor] = stop
+        return True
+
+
+def _release(visitor: str | None, stop: threading.Event) -> None:
+    with _flows_lock:
+        if visitor is not None and _flows.get(visitor) is stop:
+            del _flows[visitor]

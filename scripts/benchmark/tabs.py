@@ -67,7 +67,7 @@ def seq2seq_pair(tab: str, source_tokens: int, new_tokens: int):
     size = {"source_tokens": source_tokens, "new_tokens": new_tokens, "beams": BEAMS}
 
     def click():
-        result = run_seq2seq(loaded, text, BEAMS, new_tokens, min_new_tokens=new_tokens)
+        result = run_seq2seq(loaded, text, BEAMS, new_tokens, min_new_tokens=new_tokens, task=tab)
         assert len(result.source_tokens) == source_tokens, f"{tab}: the model saw {len(result.source_tokens)} tokens"
         assert len(result.target_tokens) == new_tokens, f"{tab}: {len(result.target_tokens)} tokens generated"
         outputs = clicks.draw_seq2seq(result)

@@ -15,7 +15,12 @@ Views (each returns a str for a gr.HTML value):
     answer_span_html(tokens, scores (T,), answer_start, answer_end, title="", label="attention")
     numbers_table_html(matrix, row_labels=None, column_labels=None, title="", decimals=4,
                        max_rows=20, max_columns=20)
+    paired_table_html(first, second, names=("torch", "numpy"), ...)   # two matrices, one table
+    overlay_html(image, patch_scores (rows, cols), title="", query=None, cmap="inferno", ...)
+    panel_html(maps, layer_names, heads, shown, parts)   # Layer/Head without a server (notebooks)
     legend_html(ColourScale(vmin, vmax, cmap), label) / image_legend_html(cmap, vmin, vmax, label)
+    selection_html(group, layer, head, query=None): the one selection that views built with the
+                   same `group` follow in the browser (the head view: Layer, Head, clicked row)
 
 Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
  1. Put the shared script and style on the page once:
@@ -36,6 +41,7 @@ Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
         parse_selection(text) -> {"view": "grid", "layer": 3, "head": 5}
                                | {"view": "heatmap", "query": 7, "token": "it"}
                                | {"view": "head", "query": 7, "token": "it"}
+                               | {"view": "neuron", "layer": 2, "head": 4, "query": 7}
                                | None (empty or malformed)
     Indices are positions in the matrix given (layer/head: 0-based positions in `weights`;
     layer_labels only change what is shown); "token" is the shown label, use the index. Several
@@ -60,9 +66,12 @@ from attn_demos.render.interactive.head_grid import head_grid_html
 from attn_demos.render.interactive.head_view import head_view_html
 from attn_demos.render.interactive.heatmap import heatmap_html
 from attn_demos.render.interactive.neuron import neuron_view_html
+from attn_demos.render.interactive.overlay import overlay_html, overlay_legend_html
 from attn_demos.render.interactive.page import INTERACTIVE_CSS, INTERACTIVE_HEAD, INTERACTIVE_JS
+from attn_demos.render.interactive.panel import panel_html
 from attn_demos.render.interactive.scale import ColourScale, image_legend_html, legend_html
-from attn_demos.render.interactive.table import numbers_table_html
+from attn_demos.render.interactive.selection import selection_html
+from attn_demos.render.interactive.table import numbers_table_html, paired_table_html
 
 __all__ = [
     "INTERACTIVE_CSS",
@@ -77,6 +86,11 @@ __all__ = [
     "legend_html",
     "neuron_view_html",
     "numbers_table_html",
+    "overlay_html",
+    "overlay_legend_html",
+    "paired_table_html",
+    "panel_html",
     "parse_selection",
     "read_payload",
+    "selection_html",
 ]

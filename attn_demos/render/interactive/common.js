@@ -6,7 +6,10 @@
  * Gradio, in any tab, are built too). Labels are written with textContent or canvas fillText
  * only. Selections: a bubbling "attn-select" CustomEvent on the view, and, where the view names
  * data-attn-target, the JSON of the selection written into that element's textarea/input
- * followed by an "input" event (Gradio then fires the textbox's .change). */
+ * followed by an "input" event (Gradio then fires the textbox's .change).
+ * One selection (selection.py: a hidden view of kind "selection") is followed by every view of
+ * its data-attn-group that set root.__attnFollow(selection). Canvases draw on a transparent
+ * background in the page's own text colour (ink()), so they follow a light or dark theme. */
 (function () {
   "use strict";
   if (window.attnViews) {
@@ -89,14 +92,55 @@
     field.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
-  function checkbox(text, onchange) {
+  function checkbox(text, onchange, checked) {
     var label = el("label", "attn-check");
     var input = el("input");
     input.type = "checkbox";
+    input.checked = !!checked;
     input.addEventListener("change", function () { onchange(input.checked); });
     label.appendChild(input);
     label.appendChild(document.createTextNode(" " + text));
     return label;
+  }
+
+  function fitText(ctx, text, room) {
+    // text as it fits `room` pixels in ctx's font: cut with an ellipsis when it does not
+    if (ctx.measureText(text).width <= room) return text;
+    var lo = 0, hi = text.length;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (ctx.measureText(text.slice(0, mid) + "\u2026").width <= room) lo = mid; else hi = mid - 1;
+    }
+    return lo > 0 ? text.slice(0, lo) + "\u2026" : "\u2026";
+  }
+
+  function ink(root) {
+    // the page's text colour where the view sits: {css, rgb: [r, g, b], dark: light text on a dark page}
+    var css = window.getComputedStyle(root).color || "rgb(17, 17, 17)";
+    var rgb = (css.match(/[\d.]+/g) || [17, 17, 17]).slice(0, 3).map(Number);
+    var light = (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 255 > 0.5;
+    return { css: css, rgb: rgb, dark: light, faint: "rgba(" + rgb.join(",") + ",0.55)" };
+  }
+
+  function selectionOf(group) {
+    // the payload of the selection that views of `group` follow, or null
+    if (!group) return null;
+    var found = null;
+    document.querySelectorAll('[data-attn-view="selection"]').forEach(function (node) {
+      if (node.getAttribute("data-attn-group") === group) found = node;
+    });
+    return found ? JSON.parse(found.getAttribute("data-attn-payload")) : null;
+  }
+
+  builders.selection = function (root, live, p) {
+    document.querySelectorAll("[data-attn-group]").forEach(function (view) {
+      if (view !== root && view.getAttribute("data-attn-group") === p.group && view.__attnFollow) view.__attnFollow(p);
+    });
+  };
+
+  function redrawAll() {
+    // the theme changed: views that draw on canvases draw again in the new colours
+    document.querySelectorAll("[data-attn-view]").forEach(function (view) { if (view.__attnRedraw) view.__attnRedraw(); });
   }
 
   /* ------------------------------------------------------------------ build */
@@ -133,11 +177,18 @@
   window.attnViews = {
     builders: builders, scan: scan, schedule: schedule,
     el: el, lut: lut, level: level, fmt: fmt, decode: decode, showTip: showTip, hideTip: hideTip, emit: emit,
-    checkbox: checkbox,
+    checkbox: checkbox, fitText: fitText, ink: ink, selectionOf: selectionOf,
   };
   new MutationObserver(schedule).observe(document.documentElement, {
     childList: true, subtree: true, attributes: true, attributeFilter: ["data-attn-key"],
   });
+  var themeWatch = new MutationObserver(redrawAll);
+  themeWatch.observe(document.documentElement, { attributes: true, attributeFilter: ["class"] });
+  if (document.body) themeWatch.observe(document.body, { attributes: true, attributeFilter: ["class"] });
+  if (window.matchMedia) {
+    var scheme = window.matchMedia("(prefers-color-scheme: dark)");
+    if (scheme.addEventListener) scheme.addEventListener("change", redrawAll);
+  }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
   else schedule(); // after the view scripts that follow this one
 })();

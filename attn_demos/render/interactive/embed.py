@@ -121,13 +121,18 @@ def _has_non_finite_float(value) -> bool:
     return False
 
 
-def view_html(kind: str, payload: dict, title: str = "", static: str = "", target_id: str | None = None) -> str:
+def view_html(
+    kind: str, payload: dict, title: str = "", static: str = "", target_id: str | None = None, group: str | None = None
+) -> str:
     """The root element of one view. `static` is trusted HTML built by this package (legends,
     notes); `title` is escaped here. target_id: elem_id of a hidden gr.Textbox that receives the
-    view's selections (see the package docstring)."""
+    view's selections (see the package docstring). group: the views that follow one selection
+    (selection.selection_html of the same group)."""
     text = payload_json(payload)
-    key = hashlib.sha1(f"{kind}:{target_id}:{title}:{text}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(f"{kind}:{target_id}:{group}:{title}:{text}".encode()).hexdigest()[:16]
     target = f' data-attn-target="{html.escape(target_id, quote=True)}"' if target_id else ""
+    if group:
+        target += f' data-attn-group="{html.escape(group, quote=True)}"'
     title_html = f'<div class="attn-title">{html.escape(title)}</div>' if title else ""
     note = (
         '<div class="attn-needs-script">This view is drawn by a script: pass '

@@ -7,7 +7,10 @@
     var nq = p.q.length, nk = p.k.length, H = p.heads, ROW = 20;
     var scale = Math.pow(10, p.decimals);
     var cache = {};
-    var state = { layer: p.layer, active: p.colours.map(function () { return true; }), focus: null, locked: false, hide: false };
+    var group = root.getAttribute("data-attn-group");
+    // mode: "one" (Head names a head), "top" (Head is a fusion: the sharpest heads), "own" (chips clicked here)
+    var state = { layer: p.layer, active: p.colours.map(function () { return false; }), mode: "top", fused: "",
+                  layerMean: false, focus: null, locked: false, hide: false, all: false };
 
     function layerData(l) {
       // {start: (H*nq+1,), keys, weights} for layer l, decoded once
@@ -20,6 +23,55 @@
       return cache[l];
     }
 
+    function topHeads(l) {
+      // the p.top heads of layer l with the largest Σ w² between non-special tokens (head_view.py)
+      var data = layerData(l), scores = [];
+      for (var h = 0; h < H; h++) {
+        var sum = 0;
+        for (var q = 0; q < nq; q++) {
+          if (p.qs[q]) continue;
+          var row = h * nq + q;
+          for (var e = data.start[row]; e < data.start[row + 1]; e++) {
+            if (!p.ks[data.keys[e]]) sum += data.weights[e] * data.weights[e];
+          }
+        }
+        scores.push([sum, h]);
+      }
+      scores.sort(function (a, b) { return b[0] - a[0] || a[1] - b[1]; });
+      return scores.slice(0, Math.min(p.top, H)).map(function (s) { return s[1]; });
+    }
+
+    function showHeads(list) {
+      state.active = state.active.map(function (_, h) { return list.indexOf(h) >= 0; });
+      chips.querySelectorAll(".attn-chip").forEach(function (chip) {
+        chip.classList.toggle("attn-off", !state.active[+chip.getAttribute("data-head")]);
+      });
+    }
+
+    var seenQuery = null; // the selection's query row when the view last followed it
+    function follow(selection, opening) {
+      // the tab's Layer, Head and query row (selection.py); the row only when it changed since the
+      // view opened (a first output token inspected by default leaves the overview alone)
+      state.layerMean = selection.layer === "mean";
+      if (typeof selection.layer === "number" && selection.layer >= 0 && selection.layer < p.layers.length) {
+        state.layer = selection.layer;
+        select.value = String(state.layer);
+      }
+      if (typeof selection.head === "number" && selection.head >= 0 && selection.head < H) {
+        state.mode = "one";
+        showHeads([selection.head]);
+      } else {
+        state.mode = "top";
+        state.fused = String(selection.head);
+        showHeads(topHeads(state.layer));
+      }
+      var query = typeof selection.query === "number" && selection.query >= 0 && selection.query < nq ? selection.query : null;
+      if (opening || query === seenQuery) { seenQuery = query; return; }
+      seenQuery = query;
+      state.focus = query === null ? null : { side: "q", i: query };
+      state.locked = query !== null;
+    }
+
     var controls = el("div", "attn-controls");
     var layerLabel = el("label", null, "layer ");
     var select = el("select", "attn-layer");
@@ -29,19 +81,24 @@
       if (l === p.layer) option.selected = true;
       select.appendChild(option);
     });
-    select.addEventListener("change", function () { state.layer = +select.value; draw(); });
+    select.addEventListener("change", function () {
+      state.layer = +select.value;
+      if (state.mode === "top") showHeads(topHeads(state.layer));
+      draw();
+    });
     layerLabel.appendChild(select);
     controls.appendChild(layerLabel);
     var chips = el("span", "attn-chips");
     chips.appendChild(el("span", "attn-note", "heads "));
     p.colours.forEach(function (colour, h) {
-      var chip = el("button", "attn-chip", String(h));
+      var chip = el("button", "attn-chip attn-off", String(h));
       chip.type = "button";
       chip.style.background = colour;
       chip.title = "head " + h + ": click to hide or show";
       chip.setAttribute("data-head", h);
       chip.addEventListener("click", function () {
         state.active[h] = !state.active[h];
+        state.mode = "own";
         chip.classList.toggle("attn-off", !state.active[h]);
         draw();
       });
@@ -51,13 +108,17 @@
       var button = el("button", "attn-link", pair[0]);
       button.type = "button";
       button.addEventListener("click", function () {
-        state.active = state.active.map(function () { return pair[1]; });
-        chips.querySelectorAll(".attn-chip").forEach(function (chip) { chip.classList.toggle("attn-off", !pair[1]); });
+        state.mode = "own";
+        showHeads(pair[1] ? p.colours.map(function (_, h) { return h; }) : []);
         draw();
       });
       chips.appendChild(button);
     });
     controls.appendChild(chips);
+    controls.appendChild(checkbox("show all lines (also weights below " + p.shown_from + ")", function (on) {
+      state.all = on;
+      draw();
+    }));
     if (p.qs.some(Boolean) || p.ks.some(Boolean)) {
       controls.appendChild(checkbox("hide special tokens", function (on) {
         state.hide = on;
@@ -120,7 +181,8 @@
             var kj = data.keys[e];
             if (focus && focus.side === "k" && kj !== focus.i) continue;
             if (state.hide && p.ks[kj]) continue;
-            var bucket = Math.min(9, Math.floor(Math.sqrt(data.weights[e]) * 10)); // opacity ~ √weight
+            if (!state.all && data.weights[e] < p.shown_from) continue;
+            var bucket = Math.min(9, Math.floor(data.weights[e] * 10)); // opacity ~ weight, as BertViz
             paths[bucket].moveTo(0, qi * ROW + ROW / 2);
             paths[bucket].lineTo(canvas.width, kj * ROW + ROW / 2);
             lines++;
@@ -134,8 +196,17 @@
       }
       ctx.globalAlpha = 1;
       root.setAttribute("data-visible-lines", lines);
-      var dropped = p.min_weight > 0 ? "; weights below " + p.min_weight + " are not drawn" : "";
-      count.textContent = lines + " lines (layer " + p.layers[state.layer] + ")" + dropped +
+      root.setAttribute("data-layer", state.layer);
+      var shown = [];
+      state.active.forEach(function (on, h) { if (on) shown.push(h); });
+      root.setAttribute("data-heads", shown.join(","));
+      var which = state.mode === "top"
+        ? "heads " + shown.join(", ") + ": the " + shown.length + " with the most weight between non-special tokens (Head is " + state.fused + "; click a chip for others)"
+        : (shown.length === 1 ? "head " : "heads ") + (shown.length ? shown.join(", ") : "none (click a chip)");
+      var floor = state.all ? p.min_weight : Math.max(p.min_weight, p.shown_from);
+      var dropped = floor > 0 ? "; weights below " + floor + " not drawn" : "";
+      count.textContent = "layer " + p.layers[state.layer] + (state.layerMean ? " (Layer is the mean of layers: the head view draws one layer, choose it here)" : "") +
+        " \u00b7 " + which + " \u00b7 " + lines + " lines" + dropped +
         (focus ? "; showing " + (focus.side === "q" ? "query " + p.q[focus.i] : "key " + p.k[focus.i]) + (state.locked ? " (click again to release)" : "") : "; hover a token to show only its lines");
       root.querySelectorAll(".attn-hv-tok.attn-focus").forEach(function (t) { t.classList.remove("attn-focus"); });
       if (focus) {
@@ -174,6 +245,12 @@
         draw();
       });
     });
+    var initial = views.selectionOf(group);
+    if (initial) follow(initial, true);
+    else if (p.shown_heads) { state.mode = "one"; showHeads(p.shown_heads); }
+    else { state.fused = "not one head"; showHeads(topHeads(state.layer)); }
+    root.__attnFollow = function (selection) { follow(selection, false); draw(); };
+    root.__attnRedraw = draw;
     draw();
   };
 

@@ -3,6 +3,13 @@ right, one line per (query, key, head) weighted by attention, one colour per hea
 
 In the browser: a layer select (every layer's weights are embedded), colour chips that toggle
 heads, hover a token to show only its lines, click it to keep that focus, hide special tokens.
+
+Readable at first (as BertViz: one layer, a few heads, faint weights left out): it opens on
+`layer` with the heads given, or the TOP_HEADS heads of that layer with the most weight between
+non-special tokens (Σ w² over query and key both not [CLS], [SEP], …: sharp heads first, heads
+that only park their weight on [SEP] last); lines of weights below SHOWN_FROM are not drawn
+until "show all lines" is ticked. Opacity grows with the weight. With `group`, it follows the
+tab's selection (selection.py): Layer, Head and a clicked query row.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ DECIMALS = 3  # weights travel as integers in thousandths (rounded in float32: w
 DENSE_UP_TO = 200_000  # L·H·Tq·Tk up to this: every weight ≥ 0.0005 is sent
 MIN_WEIGHTS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)  # larger inputs: the first that fits max_bytes
 MAX_BYTES = 2_000_000  # the HTML of one head view
+SHOWN_FROM = 0.1  # lines of weights below this are drawn only with "show all lines" (a row has at most 10 above it)
+TOP_HEADS = 3  # heads shown at first when no head is chosen (Head is a fusion)
 HEAD_COLOURS = (  # Paul Tol's bright + muted qualitative colours, distinct on white
     "#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377",
     "#332288", "#DDAA33", "#117733", "#CC6677", "#88CCEE", "#882255",
@@ -95,8 +104,13 @@ def head_view_html(
     layer_labels: list[str] | None = None,
     target_id: str | None = None,
     max_bytes: int = MAX_BYTES,
+    heads: list[int] | None = None,
+    group: str | None = None,
 ) -> str:
     """weights (L, H, Tq, Tk) -> the head view (HTML fragment for gr.HTML).
+
+    layer, heads: what it shows at first (heads None: the TOP_HEADS of that layer, see the module
+    docstring); group: the tab's selection group, which it then follows (selection.py).
 
     query_tokens, key_tokens: the tokenizer's pieces, shown as a person writes them
     (core.pooling.display_tokens); key_tokens None for self-attention (the query tokens), the
@@ -107,7 +121,9 @@ def head_view_html(
     weights = np.asarray(weights)  # (L, H, Tq, Tk)
     if weights.ndim != 4 or 0 in weights.shape:
         raise ValueError(f"head view needs weights of shape (layers, heads, Tq, Tk), got {weights.shape}")
-    layers, heads, tq, tk = weights.shape
+    layers, num_heads, tq, tk = weights.shape
+    if heads is not None and not all(0 <= int(h) < num_heads for h in heads):
+        raise ValueError(f"heads {list(heads)} are outside 0..{num_heads - 1}")
     cross = key_tokens is not None
     query_tokens = check_labels("query tokens", [str(t) for t in query_tokens], tq)
     key_tokens = check_labels("key tokens", [str(t) for t in key_tokens] if cross else query_tokens, tk)
@@ -133,16 +149,19 @@ def head_view_html(
             "cross": cross,
             "layers": names,
             "layer": int(layer),
-            "heads": heads,
-            "colours": head_colours(heads),
+            "heads": num_heads,
+            "shown_heads": None if heads is None else [int(h) for h in heads],
+            "top": TOP_HEADS,
+            "shown_from": SHOWN_FROM,
+            "colours": head_colours(num_heads),
             "decimals": DECIMALS,
             "min_weight": min_weight,
             "w": [_sparse_layer(thousandths[i], floor) for i in range(layers)],
         }
-        fragment = view_html("head", payload, title, "", target_id)
+        fragment = view_html("head", payload, title, "", target_id, group)
         if len(fragment.encode()) <= max_bytes:
             return fragment
-    raise ValueError(f"head view: {layers}×{heads} heads of {tq}×{tk} do not fit {max_bytes} bytes; show fewer layers")
+    raise ValueError(f"head view: {layers}×{num_heads} heads of {tq}×{tk} do not fit {max_bytes} bytes; show fewer layers")
 
 
 def _thousandths(layer_weights: np.ndarray) -> np.ndarray:

@@ -1,5 +1,12 @@
 """An attention matrix drawn on a canvas in the browser: hover a cell for its value, click a row
-to select that query token, hide special tokens, zoom and scroll (readable at 1,000 tokens)."""
+to select that query token, hide special tokens, zoom and scroll (readable at 1,000 tokens).
+
+At first the cells fill the view's width (columns up to CELL_WIDTH_MAX px wide, rows tall enough
+for their labels where that stays readable); a label that does not fit its room is cut with "…",
+and labels are skipped only when the cells are narrower than a line of text. The colour scale
+leaves special tokens' rows and columns out ([CLS] / [SEP] sinks would flatten every other cell;
+the legend says so, a checkbox puts them back); cells a mask hides (a causal model's later tokens)
+are hatched, not drawn as 0."""
 
 from __future__ import annotations
 
@@ -11,13 +18,24 @@ from attn_demos.render.interactive.scale import ColourScale, legend_html
 DECIMALS = 4  # values are sent rounded to 4 places (error ≤ 5e-5)
 SHOWN_DECIMALS = 3  # the tooltip shows 3
 ANNOTATE_UP_TO = 10  # cells carry their number when both axes have at most this many tokens
-FIT_PIXELS = 420  # the default zoom fits the longer axis into about this many pixels
-CELL_MIN, CELL_MAX = 2, 48  # default cell size limits in pixels
+MASKED_NOTE = "masked: the query cannot attend to this key (a later token), so its weight is not a choice"
+SCALE_NOTE = "colour scale without special tokens' rows and columns; brighter cells clipped to the top colour"
 
 
-def default_cell(tq: int, tk: int) -> int:
-    """Pixels per cell at the first draw: the longer axis in about FIT_PIXELS, within limits."""
-    return int(min(CELL_MAX, max(CELL_MIN, FIT_PIXELS // max(tq, tk))))
+def fitted_scale(matrix: np.ndarray, query_special: list[int], key_special: list[int]) -> tuple[ColourScale, bool]:
+    """The default scale of a (Tq, Tk) matrix: min(0, smallest) … largest finite value of the cells
+    whose row and column are not special tokens (all cells when that leaves none); and whether
+    special tokens were left out."""
+    rows = np.flatnonzero(~np.asarray(query_special, dtype=bool))  # (R,)
+    cols = np.flatnonzero(~np.asarray(key_special, dtype=bool))  # (C,)
+    left_out = len(rows) < matrix.shape[0] or len(cols) < matrix.shape[1]
+    inner = matrix[np.ix_(rows, cols)] if len(rows) and len(cols) else matrix  # (R, C)
+    finite = inner[np.isfinite(inner)]
+    if not finite.size:
+        finite, left_out = matrix[np.isfinite(matrix)], False
+    vmin = min(0.0, float(finite.min())) if finite.size else 0.0
+    vmax = float(finite.max()) if finite.size else 1.0
+    return ColourScale(vmin, vmax if vmax > vmin else vmin + 1.0), left_out and len(rows) > 0 and len(cols) > 0
 
 
 def heatmap_html(
@@ -31,6 +49,8 @@ def heatmap_html(
     scale: ColourScale | None = None,
     value_label: str = "attention weight",
     decimals: int = DECIMALS,
+    visible_keys=None,
+    group: str | None = None,
 ) -> str:
     """matrix (Tq, Tk) -> an interactive heatmap (HTML fragment for gr.HTML).
 
@@ -39,8 +59,11 @@ def heatmap_html(
     {"view": "heatmap", "query": i, "token": label} (see the package docstring). "Hide special
     tokens" removes their rows and columns in the browser and does NOT renormalise the remaining
     weights (the view says so); the colour scale is refitted to the cells still shown.
-    scale: default 0 (or the minimum, if negative) to the maximum, viridis. decimals: places the
-    values are sent with (the tooltip shows SHOWN_DECIMALS; 6 lets a test compare to 1e-6).
+    scale: default fitted_scale (special tokens left out, stated under the legend), refitted in
+    the browser to the cells shown; a given scale stays as given. decimals: places the values are
+    sent with (the tooltip shows SHOWN_DECIMALS; 6 lets a test compare to 1e-6). visible_keys
+    (Tq,): row i may attend to keys 0 … visible_keys[i] − 1 only (a causal mask); the other cells
+    are drawn hatched and named "masked". group: the tab's selection group (selection.py).
     """
     if not 0 <= decimals <= 9:
         raise ValueError(f"decimals must be 0..9, got {decimals}")
@@ -54,11 +77,13 @@ def heatmap_html(
     for row in marked + ([] if chosen_query is None else [int(chosen_query)]):
         if not 0 <= row < tq:
             raise ValueError(f"row {row} is outside the {tq} query rows")
+    if visible_keys is not None:
+        visible_keys = [int(v) for v in np.asarray(visible_keys).reshape(-1)]
+        if len(visible_keys) != tq or not all(0 <= v <= tk for v in visible_keys):
+            raise ValueError(f"visible_keys needs {tq} counts between 0 and {tk}")
+    fixed, left_out = scale is not None, False
     if scale is None:
-        finite = matrix[np.isfinite(matrix)]
-        vmin = min(0.0, float(finite.min())) if finite.size else 0.0
-        vmax = float(finite.max()) if finite.size else 1.0
-        scale = ColourScale(vmin, vmax if vmax > vmin else vmin + 1.0)
+        scale, left_out = fitted_scale(matrix, query_special, key_special)
     payload = {
         "q": queries,
         "k": keys,
@@ -69,8 +94,12 @@ def heatmap_html(
         "m": fixed_point(matrix, decimals),  # row-major (Tq·Tk,)
         "chosen": None if chosen_query is None else int(chosen_query),
         "marked": marked,
-        "cell": default_cell(tq, tk),
         "annotate": max(tq, tk) <= ANNOTATE_UP_TO,
+        "visible": visible_keys,
+        "fixed": fixed,
         **scale.payload(),
     }
-    return view_html("heatmap", payload, title, legend_html(scale, value_label), target_id)
+    note = f'<div class="attn-note attn-scale-note">{SCALE_NOTE}</div>' if left_out else ""
+    if visible_keys is not None and min(visible_keys) < tk:
+        note += f'<div class="attn-note"><span class="attn-masked-swatch"></span> {MASKED_NOTE}</div>'
+    return view_html("heatmap", payload, title, legend_html(scale, value_label) + note, target_id, group)

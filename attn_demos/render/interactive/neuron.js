@@ -2,7 +2,7 @@
 (function (views) {
   "use strict";
   var el = views.el, lut = views.lut, level = views.level, fmt = views.fmt, decode = views.decode,
-      showTip = views.showTip, hideTip = views.hideTip;
+      showTip = views.showTip, hideTip = views.hideTip, emit = views.emit;
 
   views.builders.neuron = function (root, live, p) {
     var d = p.d, nk = p.keys.length;
@@ -29,6 +29,28 @@
       return canvas;
     }
 
+    if (p.pick) { // this row in another layer or head: the tab then shows that head everywhere
+      var picks = el("div", "attn-controls attn-nv-pick");
+      var chosen = { layer: p.layer, head: p.head };
+      [["layer", p.pick.layers], ["head", p.pick.heads]].forEach(function (pair) {
+        var label = el("label", null, pair[0] + " ");
+        var choice = el("select", "attn-nv-" + pair[0]);
+        for (var n = 0; n < pair[1]; n++) {
+          var option = el("option", null, String(n));
+          option.value = n;
+          if (n === chosen[pair[0]]) option.selected = true;
+          choice.appendChild(option);
+        }
+        choice.addEventListener("change", function () {
+          chosen[pair[0]] = +choice.value;
+          emit(root, { view: "neuron", layer: chosen.layer, head: chosen.head, query: p.pick.query });
+        });
+        label.appendChild(choice);
+        picks.appendChild(label);
+      });
+      picks.appendChild(el("span", "attn-note", "choose another layer or head: every view of the tab follows"));
+      live.appendChild(picks);
+    }
     var head = el("div", "attn-nv-query");
     head.appendChild(el("span", "attn-nv-label", "query \u201c" + p.query + "\u201d \u00b7 layer " + p.layer + " \u00b7 head " + p.head +
       " \u00b7 d = " + d + " \u00b7 scale = " + fmt(p.scale, 6) + (p.softcap ? " \u00b7 softcap = " + p.softcap : "") + "   q: "));

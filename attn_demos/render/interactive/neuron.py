@@ -12,6 +12,10 @@ logit, the softmax and, beside it, the reference (the model's own weight, or und
 verified weight shown) and |Δ|. Hover a key's row
 for its terms written out: the seed tutorial's three lines (q·k, × scale, softmax) on a real model.
 The values shown are those given: the view computes nothing but the per-row |Δ|.
+
+With target_id and the stack's shape (layers, heads) and the query's index, the view has its own
+layer and head selects: choosing one emits {"view": "neuron", "layer": l, "head": h, "query": i},
+and the tab shows that head everywhere (one selection, see selection.py).
 """
 
 from __future__ import annotations
@@ -40,8 +44,15 @@ def _row(terms: dict, name: str, length: int) -> list | None:
     return [float(v) if np.isfinite(v) else None for v in rounded]
 
 
-def neuron_view_html(terms: dict, title: str = "") -> str:
-    """neuron_terms' dict -> the neuron view (HTML fragment for gr.HTML)."""
+def neuron_view_html(
+    terms: dict,
+    title: str = "",
+    target_id: str | None = None,
+    shape: tuple[int, int] | None = None,
+    query: int | None = None,
+) -> str:
+    """neuron_terms' dict -> the neuron view (HTML fragment for gr.HTML); shape (layers, heads) and
+    query (the row's index) with target_id: the layer and head selects (see the module docstring)."""
     missing = [name for name in REQUIRED if name not in terms]
     if missing:
         raise ValueError(f"neuron terms are missing {', '.join(missing)}")
@@ -74,6 +85,7 @@ def neuron_view_html(terms: dict, title: str = "") -> str:
         "pstops": terms_scale.stops(),
         "pmax": product_max,
         **{name: _row(terms, name, tk) for name in ("sums", "bias", "mask", "logits", "softmax", "reference")},
+        "pick": None if shape is None or query is None else {"layers": int(shape[0]), "heads": int(shape[1]), "query": int(query)},
     }
     static = legend_html(vectors, "q and k components", 3) + " " + legend_html(terms_scale, "products q_i·k_i", 3)
-    return view_html("neuron", payload, title, f'<div class="attn-legends">{static}</div>')
+    return view_html("neuron", payload, title, f'<div class="attn-legends">{static}</div>', target_id)

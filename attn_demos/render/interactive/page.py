@@ -1,6 +1,6 @@
 """The shared script and style of every interactive view, to be put on the page once.
 
-The script is one file per view (heatmap.js, head_view.js, head_grid.js, neuron.js) after the part
+The script is one file per view (heatmap.js, head_view.js, head_grid.js, neuron.js, overlay.js, panel.js) after the part
 they share (common.js), as BertViz keeps one script per view; view_scripts() joins them in that
 order. INTERACTIVE_HEAD is passed to Gradio 6 as `demo.launch(head=INTERACTIVE_HEAD)` (Gradio 6
 moved `head` from gr.Blocks(...) to launch()). `gr.HTML(..., head=INTERACTIVE_HEAD)` works as well
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VIEW_SCRIPTS = ("common.js", "heatmap.js", "head_view.js", "head_grid.js", "neuron.js")  # common.js first
+VIEW_SCRIPTS = ("common.js", "heatmap.js", "head_view.js", "head_grid.js", "neuron.js", "overlay.js", "panel.js")  # common.js first
 
 
 def view_scripts() -> str:

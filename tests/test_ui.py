@@ -456,6 +456,16 @@ def test_the_head_view_holds_the_shown_layer_and_follows_the_layer(configured):
     assert "head_view" not in row and "head_view" not in token and "head_view" not in explorer.redraw(result, 1, 2, False)
 
 
+def test_the_head_view_of_the_mean_of_layers_holds_every_layer_to_choose_from(configured):
+    """Layer = mean: the head view draws one layer, so it carries every layer for its own select."""
+    from attn_demos.render.interactive import read_payload
+
+    out = explorer.explore("the cat sat on the mat", "mean", "mean", False, "")
+    payload = read_payload(out["head_view"])
+    assert payload["layers"] == [str(i) for i in range(out["state"].num_layers)] and len(payload["w"]) == len(payload["layers"])
+    assert read_payload(explorer.redraw_layer(out["state"], 1, "mean", False)["head_view"])["layers"] == ["1"]
+
+
 def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     from attn_demos.render.interactive import read_payload
 

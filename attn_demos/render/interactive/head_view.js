@@ -53,9 +53,10 @@
       // the tab's Layer, Head and query row (selection.py); the row only when it changed since the
       // view opened (a first output token inspected by default leaves the overview alone)
       state.layerMean = selection.layer === "mean";
-      if (typeof selection.layer === "number" && selection.layer >= 0 && selection.layer < p.layers.length) {
-        state.layer = selection.layer;
-        select.value = String(state.layer);
+      var named = typeof selection.layer === "number" ? p.layers.indexOf(String(selection.layer)) : -1;
+      if (named >= 0) { // the tab's layer, found by its label (a view may hold one layer of many)
+        state.layer = named;
+        select.value = p.layers[named];
       }
       if (typeof selection.head === "number" && selection.head >= 0 && selection.head < H) {
         state.mode = "one";
@@ -77,12 +78,12 @@
     var select = el("select", "attn-layer");
     p.layers.forEach(function (name, l) {
       var option = el("option", null, name);
-      option.value = l;
+      option.value = name;
       if (l === p.layer) option.selected = true;
       select.appendChild(option);
     });
     select.addEventListener("change", function () {
-      state.layer = +select.value;
+      state.layer = p.layers.indexOf(select.value);
       if (state.mode === "top") showHeads(topHeads(state.layer));
       draw();
     });
@@ -196,7 +197,7 @@
       }
       ctx.globalAlpha = 1;
       root.setAttribute("data-visible-lines", lines);
-      root.setAttribute("data-layer", state.layer);
+      root.setAttribute("data-layer", p.layers[state.layer]); // the model's layer, as labelled
       var shown = [];
       state.active.forEach(function (on, h) { if (on) shown.push(h); });
       root.setAttribute("data-heads", shown.join(","));

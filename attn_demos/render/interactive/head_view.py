@@ -110,7 +110,9 @@ def head_view_html(
     """weights (L, H, Tq, Tk) -> the head view (HTML fragment for gr.HTML).
 
     layer, heads: what it shows at first (heads None: the TOP_HEADS of that layer, see the module
-    docstring); group: the tab's selection group, which it then follows (selection.py).
+    docstring); group: the tab's selection group, which it then follows (selection.py);
+    layer_labels: the layers' names (default 0..L−1), by which the selection names its layer (a
+    view of one layer of many is labelled with that layer's number).
 
     query_tokens, key_tokens: the tokenizer's pieces, shown as a person writes them
     (core.pooling.display_tokens); key_tokens None for self-attention (the query tokens), the

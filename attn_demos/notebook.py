@@ -35,9 +35,9 @@ from attn_demos.tasks.views import (
     LIBRARY,
     OUTPUT,
     check_badge,
-    make_view,
     max_abs_difference,
     parse_index,
+    select_map,
 )
 
 MAX_EMBEDDED_VALUES = 600_000  # numbers of the maps one output embeds (≤ ~4 MB of HTML at 4 places; one ViT-base layer fits)
@@ -85,7 +85,7 @@ class AttentionMaps:
 
 @dataclass
 class _Stack:
-    """One attention stack of a run, as make_view takes it."""
+    """One attention stack of a run, as select_map takes it."""
 
     title: str
     library: np.ndarray | None  # (L, H, Tq, Tk); None under sdpa
@@ -100,7 +100,7 @@ class _Stack:
         return self.recomputed if self.library is None else self.library  # (L, H, Tq, Tk)
 
     def view(self, layer: int, head: int | str):
-        return make_view(
+        return select_map(
             self.title, self.library, self.recomputed, self.query_pieces, self.key_pieces, layer, head,
             notices=self.notices, output_errors=self.output_errors,
         )

@@ -28,11 +28,11 @@ TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 VIT_FLOAT64_TOLERANCE = 1e-6  # eager ViT runs its softmax in float32
 
 
-def real_row_error(reference: torch.Tensor, candidate: torch.Tensor, query_mask: torch.Tensor) -> float:
+def real_row_error(library: torch.Tensor, recomputed: torch.Tensor, query_mask: torch.Tensor) -> float:
     """max |Δ| over real query rows; tensors (B, L, H, Tq, Tk), query_mask (B, Tq)."""
-    assert reference.shape == candidate.shape
-    rows = query_mask[:, None, None, :, None].expand_as(reference)  # (B, L, H, Tq, Tk)
-    return float((reference.double() - candidate.double()).abs()[rows].max())
+    assert library.shape == recomputed.shape
+    rows = query_mask[:, None, None, :, None].expand_as(library)  # (B, L, H, Tq, Tk)
+    return float((library.double() - recomputed.double()).abs()[rows].max())
 
 
 def text_inputs(loaded: LoadedModel, sources: list[str], targets: list[str]):
@@ -211,16 +211,16 @@ def test_layer_errors_skip_padded_queries_but_count_padded_keys():
     tokens = [["a", "b", "c", "[PAD]"]]
     real = torch.tensor([[True, True, True, False]])  # (B, T)
     maps = AttentionMaps("encoder", weights, tokens, tokens, real, real)
-    candidate = weights.clone()
-    candidate[0, :, :, 3] += 1.0  # the padded query row is not data
-    assert [r.max_abs_err for r in layer_errors(maps, candidate)] == [0.0, 0.0]
-    candidate[0, 1, 2, 0, 3] += 0.25  # a real query attending a padded key is an error
-    errors = layer_errors(maps, candidate)
+    recomputed = weights.clone()
+    recomputed[0, :, :, 3] += 1.0  # the padded query row is not data
+    assert [r.max_abs_err for r in layer_errors(maps, recomputed)] == [0.0, 0.0]
+    recomputed[0, 1, 2, 0, 3] += 0.25  # a real query attending a padded key is an error
+    errors = layer_errors(maps, recomputed)
     assert errors[0].max_abs_err == 0.0 and errors[0].heads == [0.0, 0.0, 0.0]
     assert errors[1].heads[:2] == [0.0, 0.0] and errors[1].heads[2] == pytest.approx(0.25)
     assert errors[1].max_abs_err == pytest.approx(0.25)
     with pytest.raises(ValueError, match="shapes differ"):
-        layer_errors(maps, candidate[:, :1])
+        layer_errors(maps, recomputed[:, :1])
 
 
 # --- what cannot be checked fails loudly ---------------------------------------------------------

@@ -146,15 +146,15 @@ def test_the_neuron_views_weight_equals_the_heatmaps_value(page, library):
     assert payload["chosen"] == query  # the clicked row is marked
     keys = len(payload["k"])
     row = np.array(payload["m"][query * keys:(query + 1) * keys], dtype=np.float64) / 10 ** payload["decimals"]
-    reference = [float(v) for v in page.eval_on_selector_all(
-        "#explore-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")]
+    checked_against = [float(v) for v in page.eval_on_selector_all(
+        "#explore-neuron td.attn-checked-against", "cells => cells.map(c => c.dataset.value)")]
     softmax = [float(v) for v in page.eval_on_selector_all(
         "#explore-neuron td.attn-softmax", "cells => cells.map(c => c.dataset.value)")]
-    np.testing.assert_allclose(reference, row, atol=1e-6)  # the model's weight, as the heatmap shows it
+    np.testing.assert_allclose(checked_against, row, atol=1e-6)  # the library weight, as the heatmap shows it
     np.testing.assert_allclose(softmax, row, atol=1e-6)  # recomputed from q and k
-    np.testing.assert_allclose(reference, library[2, 3, query], atol=1e-6)
+    np.testing.assert_allclose(checked_against, library[2, 3, query], atol=1e-6)
     other = (query + 1) % len(payload["q"])
-    assert not np.allclose(reference, library[2, 3, other], atol=1e-6)  # control: another row differs
+    assert not np.allclose(checked_against, library[2, 3, other], atol=1e-6)  # control: another row differs
     _shot(page, "app-explorer-neuron", "#explore-neuron")
     _shot(page, "app-explorer-heatmap-row", "#explore-heatmap")
 
@@ -230,9 +230,9 @@ def test_translation_grid_click_row_click_and_cross_head_view(page, checkpoints)
     shown = _payload(page, "#translate-heatmap")
     keys = len(shown["k"])
     cells = np.array(shown["m"][row * keys:(row + 1) * keys], dtype=np.float64) / 10 ** shown["decimals"]
-    reference = [float(v) for v in page.eval_on_selector_all(
-        "#translate-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")]
-    np.testing.assert_allclose(reference, cells, atol=1e-6)  # cross-attention: neuron weight = heatmap cell
+    checked_against = [float(v) for v in page.eval_on_selector_all(
+        "#translate-neuron td.attn-checked-against", "cells => cells.map(c => c.dataset.value)")]
+    np.testing.assert_allclose(checked_against, cells, atol=1e-6)  # cross-attention: neuron weight = heatmap cell
     _shot(page, "app-translation-neuron", "#translate-neuron")
     _shot(page, "app-translation-views")
 

@@ -144,15 +144,15 @@ def test_a_bad_implementation_in_the_environment_stops_launch_in_one_line(monkey
 @pytest.mark.parametrize("tab", TABS)
 def test_each_tab_under_sdpa_shows_the_eager_library_weights(checkpoints, implementation, tab):
     implementation("eager")
-    reference, _, library = run_tab(tab, checkpoints)
-    assert reference.measure == "library"
+    library, _, library = run_tab(tab, checkpoints)
+    assert library.measure == "library"
     implementation("sdpa")
     result, view, shown = run_tab(tab, checkpoints)
     assert result.measure == "output"
     if tab.startswith("translate"):
         assert result.cross is None and result.decoder is None  # generate() on sdpa returns no weights
-        assert result.target_tokens == reference.target_tokens, "precondition: the same output on both kernels"
-        np.testing.assert_allclose(result.decoder_shown, reference.decoder, atol=SAME, rtol=0)
+        assert result.target_tokens == library.target_tokens, "precondition: the same output on both kernels"
+        np.testing.assert_allclose(result.decoder_shown, library.decoder, atol=SAME, rtol=0)
         assert result.decoder_view(1, "max").verified
     else:
         assert result.library is None  # never a library weight that was not returned
@@ -209,18 +209,18 @@ def test_the_neuron_view_under_sdpa_compares_with_the_verified_row(checkpoints, 
     implementation("sdpa")
     result = explore(TEXT, source=str(checkpoints["bert"]))
     terms = result.neuron(1, 2, 3)
-    assert terms["reference_label"] == "verified weight (sdpa)" and "verified weights shown (sdpa)" in terms["check_text"]
-    np.testing.assert_allclose(terms["reference"], result.shown[1, 2, 3], atol=0, rtol=0)
-    np.testing.assert_allclose(terms["reference"], eager["reference"], atol=SAME, rtol=0)  # the library's row
+    assert terms["checked_against_label"] == "verified weight (sdpa)" and "verified weights shown (sdpa)" in terms["check_text"]
+    np.testing.assert_allclose(terms["library"], result.shown[1, 2, 3], atol=0, rtol=0)
+    np.testing.assert_allclose(terms["library"], eager["library"], atol=SAME, rtol=0)  # the library's row
     assert terms["max_abs_err"] <= SAME
-    assert eager["reference_label"] == "model's weight" and "the model's weights" in eager["check_text"]
+    assert eager["checked_against_label"] == "library weight" and "the library's weights" in eager["check_text"]
 
 
 def test_the_seq2seq_neuron_view_under_sdpa(checkpoints, implementation):
     implementation("sdpa")
     result = translate(TEXT, source=str(checkpoints["marian"]), num_beams=2, max_new_tokens=6)
     terms = result.neuron(1, 0, 0)
-    assert terms["reference_label"] == "verified weight (sdpa)" and terms["max_abs_err"] <= SAME
+    assert terms["checked_against_label"] == "verified weight (sdpa)" and terms["max_abs_err"] <= SAME
 
 
 def test_the_tabs_handlers_under_sdpa_say_how_they_checked(use_settings, checkpoints, implementation):

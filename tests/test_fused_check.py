@@ -36,7 +36,7 @@ FLOAT32_SLACK = 2e-6
 
 
 def slack(dtype: torch.dtype, v: torch.Tensor) -> float:
-    """How far the kernel's reproduced output may be from float64's: float32 rounding; in half
+    """How far the kernel's recomputed output may be from float64's: float32 rounding; in half
     precision, probabilities rounded to dtype move it by ≤ half an ulp × max |v|."""
     if dtype == torch.float32:
         return FLOAT32_SLACK

@@ -45,10 +45,10 @@ def real_steps(sequences: torch.Tensor, eos: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-def row_error(reference, candidate, real) -> float:
+def row_error(library, recomputed, real) -> float:
     """max |Δ| over real query rows; (B, L, H, T, K) tensors, real (B, T)."""
-    rows = real[:, None, None, :, None].expand_as(reference)
-    return float((reference - candidate).abs()[rows].max())
+    rows = real[:, None, None, :, None].expand_as(library)
+    return float((library - recomputed).abs()[rows].max())
 
 
 def raw_generate(loaded, inputs, num_beams):

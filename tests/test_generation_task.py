@@ -44,7 +44,7 @@ def test_generation_limits_and_wrong_models_are_refused(checkpoints):
 
 
 def test_generate_is_registered_with_its_default_model():
-    assert registry.TASK_HEADS["generate"] == "causal_lm"
+    assert registry.TASK_AUTO_CLASSES["generate"] == "causal_lm"
     assert registry.DEFAULT_MODELS["generate"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert registry.ENV_VARS["generate"] == "ATTN_DEMOS_GENERATE_MODEL"
 

@@ -378,7 +378,7 @@ def neuron_terms(rng, key_labels, query_label="it", with_mask=True) -> dict:
     logits = sums * scale + bias + mask  # (Tk,)
     softmax = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()  # (Tk,)
     return {"q": q, "k": k, "products": products, "sums": sums, "scale": scale, "bias": bias, "mask": mask,
-            "logits": logits, "softmax": softmax, "reference": softmax.astype(np.float32).astype(np.float64),
+            "logits": logits, "softmax": softmax, "checked_against": softmax.astype(np.float32).astype(np.float64),
             "key_labels": key_labels, "query_label": query_label, "layer": 3, "head": 5}
 
 
@@ -386,7 +386,7 @@ def test_neuron_view_embeds_the_terms():
     terms = neuron_terms(np.random.default_rng(6), ["[CLS]", "the", "cat", "[SEP]"])
     payload = read_payload(neuron_view_html(terms, "neuron"))
     np.testing.assert_allclose(payload["softmax"], terms["softmax"], atol=5e-10)
-    np.testing.assert_allclose(payload["reference"], terms["reference"], atol=5e-10)
+    np.testing.assert_allclose(payload["checked_against"], terms["checked_against"], atol=5e-10)
     np.testing.assert_allclose(payload["sums"], terms["sums"], atol=5e-10)
     np.testing.assert_allclose(from_fixed_point(payload["p"], 4).reshape(4, 8), np.round(terms["products"], 4), atol=1e-12)
     np.testing.assert_allclose(from_fixed_point(payload["q"], 4), np.round(terms["q"], 4), atol=1e-12)
@@ -396,11 +396,11 @@ def test_neuron_view_embeds_the_terms():
     assert payload["scale"] == pytest.approx(8**-0.5)
 
 
-def test_neuron_view_names_its_reference_column():
+def test_neuron_view_names_the_column_it_is_checked_against():
     terms = neuron_terms(np.random.default_rng(6), ["[CLS]", "the", "cat", "[SEP]"])
-    assert read_payload(neuron_view_html(terms))["reference_label"] == "model's weight"  # eager, the default
-    terms["reference_label"] = "verified weight (sdpa)"
-    assert read_payload(neuron_view_html(terms))["reference_label"] == "verified weight (sdpa)"
+    assert read_payload(neuron_view_html(terms))["checked_against_label"] == "library weight"  # eager, the default
+    terms["checked_against_label"] = "verified weight (sdpa)"
+    assert read_payload(neuron_view_html(terms))["checked_against_label"] == "verified weight (sdpa)"
 
 
 def test_neuron_view_without_bias_or_mask_and_its_errors():
@@ -408,8 +408,8 @@ def test_neuron_view_without_bias_or_mask_and_its_errors():
     terms["bias"], terms["mask"] = None, None
     payload = read_payload(neuron_view_html(terms))
     assert payload["bias"] is None and payload["mask"] is None
-    del terms["reference"]
-    with pytest.raises(ValueError, match="missing reference"):
+    del terms["checked_against"]
+    with pytest.raises(ValueError, match="missing checked_against"):
         neuron_view_html(terms)
     terms = neuron_terms(np.random.default_rng(7), ["a", "b", "c"])
     terms["products"] = terms["products"][:, :4]

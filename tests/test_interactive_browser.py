@@ -283,10 +283,10 @@ def test_neuron_view_softmax_equals_the_given_weights(page):
     terms = _terms()
     values = page.eval_on_selector_all("#views-neuron td.attn-softmax", "cells => cells.map(c => c.dataset.value)")
     shown = page.eval_on_selector_all("#views-neuron td.attn-softmax", "cells => cells.map(c => c.textContent)")
-    reference = page.eval_on_selector_all("#views-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)")
+    checked_against = page.eval_on_selector_all("#views-neuron td.attn-checked-against", "cells => cells.map(c => c.dataset.value)")
     assert len(values) == len(TOKENS)
     np.testing.assert_allclose([float(v) for v in values], terms["softmax"], atol=1e-6)
-    np.testing.assert_allclose([float(v) for v in reference], terms["reference"], atol=1e-6)
+    np.testing.assert_allclose([float(v) for v in checked_against], terms["checked_against"], atol=1e-6)
     np.testing.assert_allclose([float(v) for v in shown], terms["softmax"], atol=5e-7 + 1e-12)
     assert not np.allclose([float(v) for v in values], np.roll(terms["softmax"], 1), atol=1e-6)  # control
     page.locator('#views-neuron tr.attn-nv-row[data-key="2"]').hover()

@@ -21,11 +21,11 @@ FLOAT32_SOFTMAX = 1e-6  # the library's own generate vs forward, when it runs so
 MAX_NEW_TOKENS = 8
 
 
-def real_row_error(reference: torch.Tensor, candidate: torch.Tensor, query_mask: torch.Tensor) -> float:
+def real_row_error(library: torch.Tensor, recomputed: torch.Tensor, query_mask: torch.Tensor) -> float:
     """max |Δ| over real query rows; (B, L, H, Tq, Tk) tensors, query_mask (B, Tq)."""
-    assert reference.shape == candidate.shape
-    rows = query_mask[:, None, None, :, None].expand_as(reference)
-    return float((reference.double() - candidate.double()).abs()[rows].max())
+    assert library.shape == recomputed.shape
+    rows = query_mask[:, None, None, :, None].expand_as(library)
+    return float((library.double() - recomputed.double()).abs()[rows].max())
 
 
 def with_family(loaded, **changes):

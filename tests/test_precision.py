@@ -169,7 +169,7 @@ def test_sdpa_weights_equal_the_eager_library_weights(checkpoints, family):
         assert float(((checked.maps[kind].weights - maps.weights).abs() * rows).max()) <= 1e-5, kind
 
 
-# --- controls: a wrong weight must change the reproduced output beyond tolerance -----------------
+# --- controls: a wrong weight must change the recomputed output beyond tolerance -----------------
 
 
 def _wrong_terms(monkeypatch, change):
@@ -504,7 +504,7 @@ def test_the_torch_check_reports_nan_on_a_real_row_and_ignores_padded_rows(monke
     assert torch.isnan(check.deviation[0, 2])
     finite = check.deviation.clone()
     finite[0, 2] = 0.0
-    assert float(finite.max()) < 1e-5  # every other head reproduced
+    assert float(finite.max()) < 1e-5  # every other head recomputed within tolerance
     size = context.view(2, 6, 4, 8).abs().numpy().copy()  # (B, T, H, d)
     size[1, 5] = 0.0  # the padded row is not looked at
     np.testing.assert_array_equal(check.magnitude.numpy(), np.nanmax(size, axis=(1, 3)))
@@ -555,8 +555,8 @@ def test_projections_moved_between_passes_are_recorded_under_their_new_place(che
 
     def deviation():
         result = forward_with_attention(loaded, inputs, source)
-        reference = result.maps["encoder"].weights  # (B, L, H, T, T)
-        return float((result.recomputed["encoder"] - reference).abs().max())
+        library = result.maps["encoder"].weights  # (B, L, H, T, T)
+        return float((result.recomputed["encoder"] - library).abs().max())
 
     assert deviation() < 1e-5  # first pass: hooks installed
     attention.query = Shifted(attention.query)  # a wrapper around the hooked query, as an adapter (LoRA) adds

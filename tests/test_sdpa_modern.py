@@ -1,4 +1,4 @@
-"""The sdpa check (the module's own output reproduced from recomputed weights) on the families
+"""The sdpa check (recomputed weights · v compared with the module's own output) on the families
 added after it: decoder-only LLMs, DeiT, ELECTRA, XLM-R; and a clear refusal where it can't run."""
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ def test_a_bad_value_is_one_line_that_names_the_variable_and_the_value(name, tex
     assert message.startswith(f"{name} must be ") and repr(text) in message and "\n" not in message
 
 
-@pytest.mark.parametrize("task", registry.TASK_HEADS)
+@pytest.mark.parametrize("task", registry.TASK_AUTO_CLASSES)
 def test_every_tab_model_is_a_setting(task, use_settings):
     assert registry.model_source(task) == registry.DEFAULT_MODELS[task]
     chosen = Settings.from_env({variable(f"{task}_model"): "/models/mine"})

@@ -194,10 +194,10 @@ def test_numbers_preview_is_short_however_long_the_input(configured):
 
 
 def test_preview_corner_is_the_views_own_numbers():
-    from attn_demos.tasks.views import AttentionView
+    from attn_demos.tasks.views import SelectedMap
 
     matrix = np.arange(100, dtype=float).reshape(10, 10) / 100  # (10, 10)
-    view = AttentionView("t", matrix, [str(i) for i in range(10)], [str(i) for i in range(10)], 0.0)
+    view = SelectedMap("t", matrix, [str(i) for i in range(10)], [str(i) for i in range(10)], 0.0)
     preview = numbers_preview(view)
     assert preview["matrix_corner"][7][7] == 0.77 and preview["shape"] == [10, 10]
     assert preview["query_tokens"] == [str(i) for i in range(8)]
@@ -474,14 +474,14 @@ def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     assert out["query"].selected == 3 and read_payload(out["heatmap"])["chosen"] == 3
     terms = read_payload(out["neuron"])
     assert (terms["layer"], terms["head"]) == (1, 0)
-    np.testing.assert_allclose(terms["reference"], result.library[1, 0, 3], atol=1e-6)
+    np.testing.assert_allclose(terms["checked_against"], result.library[1, 0, 3], atol=1e-6)
     np.testing.assert_allclose(terms["softmax"], result.library[1, 0, 3], atol=1e-5)  # recomputed from q and k
     np.testing.assert_allclose(np.array(terms["sums"]) * terms["scale"], terms["logits"], atol=1e-6)
-    assert not np.allclose(terms["reference"], result.library[1, 0, 2], atol=1e-6)  # control: another row
+    assert not np.allclose(terms["checked_against"], result.library[1, 0, 2], atol=1e-6)  # control: another row
     fused = explorer.pick(_selection(view="heatmap", query=3, token="sat"), result, 1, "mean", False, None)
     terms = read_payload(fused["neuron"])  # Head is mean: the head of layer 1 with the most weight from the row
     assert terms["layer"] == 1 and "the head with the most weight from this row" in fused["neuron"]
-    np.testing.assert_allclose(terms["reference"], result.library[1, terms["head"], 3], atol=1e-6)
+    np.testing.assert_allclose(terms["checked_against"], result.library[1, terms["head"], 3], atol=1e-6)
     assert terms["pick"] == {"layers": result.num_layers, "heads": result.num_heads, "query": 3}  # its selects
     chosen = explorer.pick(_selection(view="neuron", layer=1, head=2, query=3), result, 1, "mean", False, 3)
     assert chosen["heads"].selected == 2 and chosen["query"].selected == 3  # the neuron view's head is the tab's now
@@ -490,7 +490,7 @@ def test_a_heatmap_row_click_gives_the_neuron_view_of_that_cell(configured):
     assert "Merge word pieces" in merged["neuron"]
     assert explorer.pick("not json", result, 1, 0, False, None) == {}
     from_head_view = explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, False, None)
-    np.testing.assert_allclose(read_payload(from_head_view["neuron"])["reference"], result.library[1, 0, 2], atol=1e-6)
+    np.testing.assert_allclose(read_payload(from_head_view["neuron"])["checked_against"], result.library[1, 0, 2], atol=1e-6)
     assert explorer.pick(_selection(view="head", query=2, token="cat"), result, 1, 0, True, None) == {}
 
 
@@ -538,8 +538,8 @@ def test_a_translation_row_click_gives_the_cross_attention_neuron_view(configure
     out = seq2seq.pick("translate", _selection(view="heatmap", query=2, token="x"), result, 1, 1, False, 0)
     assert out["targets"].selected == 2 and read_payload(out["heatmap"])["chosen"] == 2
     terms = read_payload(out["neuron"])
-    np.testing.assert_allclose(terms["reference"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
-    assert not np.allclose(terms["reference"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
+    np.testing.assert_allclose(terms["checked_against"], result.cross[1, 1, 2], atol=1e-6)  # generate's row, as shown
+    assert not np.allclose(terms["checked_against"], result.cross[1, 1, 3], atol=1e-6)  # control: the next row
     fused = seq2seq.neuron(result, "mean", "mean", 2)["neuron"]  # the sharpest head of any layer, said in its title
     assert "the head with the most weight from this row" in fused and read_payload(fused)["pick"]["query"] == 2
 
@@ -582,7 +582,7 @@ def test_qa_and_generation_get_the_grid_head_view_and_neuron_view(configured):
     row = qa.pick(_selection(view="heatmap", query=4, token="x"), result, 1, 0, "answer", None)
     terms = read_payload(row["neuron"])
     assert row["chosen_row"] == 4 and (terms["layer"], terms["head"]) == (1, 0)
-    np.testing.assert_allclose(terms["reference"], result.shown[1, 0, 4], atol=1e-6)
+    np.testing.assert_allclose(terms["checked_against"], result.shown[1, 0, 4], atol=1e-6)
     np.testing.assert_allclose(terms["softmax"], result.shown[1, 0, 4], atol=1e-5)  # recomputed from q and k
     generated = generation.generate("Why is the sky blue?", 0, 1, 1, 4, "")
     run = generated["state"]
@@ -591,6 +591,6 @@ def test_qa_and_generation_get_the_grid_head_view_and_neuron_view(configured):
     step = generation.pick(_selection(view="heatmap", query=2, token="x"), run, 0, 1, 0)
     terms = read_payload(step["neuron"])
     assert step["targets"].selected == 2 and (terms["layer"], terms["head"]) == (0, 1)
-    np.testing.assert_allclose(terms["reference"], run.generated[0, 1, 2], atol=1e-5)  # the teacher-forced pass's row
+    np.testing.assert_allclose(terms["checked_against"], run.generated[0, 1, 2], atol=1e-5)  # the teacher-forced pass's row
     visible = read_payload(step["heatmap"])["visible"]
     assert visible == [len(run.prompt_tokens) + g for g in range(len(run.generated_tokens))]

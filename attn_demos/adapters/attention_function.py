@@ -113,7 +113,7 @@ class Recording:
         path = self.paths.get(id(module), type(module).__name__)
         if module.training:
             raise UnsupportedModelError("the attention check needs the model in eval mode (no dropout)")
-        recomputed, reproduced, allowed, logit_size = recompute(query, key, value, attention_mask, scaling, kwargs, module)
+        recomputed, recomputed_output, allowed, logit_size = recompute(query, key, value, attention_mask, scaling, kwargs, module)
         rows = allowed.any(dim=-1)  # (B|1, H|1, Tq): rows that may attend some key
         sink_output = None  # (B, H) relative output deviation where the library's weights leave the sink out
         if not self.by_output:
@@ -123,10 +123,10 @@ class Recording:
                 # GraniteSWA: its eager weights are renormalised without the sink, its output carries it. The
                 # weights are checked against the core's without the sink, the sink through the output.
                 mine = _without_sink(recomputed)
-                sink_output = _relative_deviation(output.transpose(1, 2), reproduced, rows)
+                sink_output = _relative_deviation(output.transpose(1, 2), recomputed_output, rows)
         else:
             library = output.transpose(1, 2)  # (B, H, Tq, d_v)
-            mine = reproduced
+            mine = recomputed_output
         rows = rows.expand(library.shape[:3])[..., None]  # (B, H, Tq, 1)
         work = torch.float64 if torch.float64 in (library.dtype, mine.dtype) else torch.float32
         difference = torch.where(rows, (library.to(work) - mine.to(work)).abs(), 0.0)  # (B, H, Tq, X)
@@ -225,8 +225,8 @@ def recompute(query, key, value, attention_mask, scaling, kwargs, module):
         if softcap is not None:
             raise UnsupportedModelError("attention sinks with a logit soft-cap are not supported by the check")
         weights = _with_sinks(q, k, mask, bias, scaling, sinks.to(work))  # (B, H, Tq, Tk)
-    reproduced = weights @ v  # (B, H, Tq, d_v)
-    return weights, reproduced, allowed, logit_size
+    recomputed_output = weights @ v  # (B, H, Tq, d_v)
+    return weights, recomputed_output, allowed, logit_size
 
 
 def _rows_sum_to_one(weights: torch.Tensor, rows: torch.Tensor) -> bool:

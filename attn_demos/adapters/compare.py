@@ -183,34 +183,34 @@ def _worst(values: list[float]) -> int | None:
     return nan[0] if nan else max(range(len(values)), key=values.__getitem__)
 
 
-def head_errors(reference: AttentionMaps, candidate: torch.Tensor) -> torch.Tensor:
+def head_errors(library: AttentionMaps, recomputed: torch.Tensor) -> torch.Tensor:
     """Max |Δ| per example, layer and head over real query rows (every key, so padded keys must be
-    0 in both): (B, L, H) float64 on the CPU. reference.weights and candidate: (B, L, H, Tq, Tk).
+    0 in both): (B, L, H) float64 on the CPU. library.weights and recomputed: (B, L, H, Tq, Tk).
 
     Computed one layer at a time, in float64 for float64 maps and float32 otherwise (the
     difference of two half-precision numbers is exact in float32).
     """
-    if candidate.shape != reference.weights.shape:
-        raise ValueError(f"{reference.kind}: shapes differ, {tuple(candidate.shape)} vs {tuple(reference.weights.shape)}")
-    work = torch.float64 if torch.float64 in (reference.weights.dtype, candidate.dtype) else torch.float32
-    rows = reference.query_mask.to(candidate.device)[:, None, :, None]  # (B, 1, Tq, 1)
+    if recomputed.shape != library.weights.shape:
+        raise ValueError(f"{library.kind}: shapes differ, {tuple(recomputed.shape)} vs {tuple(library.weights.shape)}")
+    work = torch.float64 if torch.float64 in (library.weights.dtype, recomputed.dtype) else torch.float32
+    rows = library.query_mask.to(recomputed.device)[:, None, :, None]  # (B, 1, Tq, 1)
     per_layer = []
-    for layer in range(candidate.shape[1]):
-        diff = (reference.weights[:, layer].to(work) - candidate[:, layer].to(work)).abs()  # (B, H, Tq, Tk)
+    for layer in range(recomputed.shape[1]):
+        diff = (library.weights[:, layer].to(work) - recomputed[:, layer].to(work)).abs()  # (B, H, Tq, Tk)
         diff = torch.where(rows, diff, 0.0)  # padded query rows are not data (the library may leave NaN there)
         per_layer.append(diff.amax(dim=(2, 3)))  # (B, H)
     return torch.stack(per_layer, dim=1).double().cpu()  # (B, L, H)
 
 
-def nan_sides(reference: AttentionMaps, candidate: torch.Tensor) -> torch.Tensor:
+def nan_sides(library: AttentionMaps, recomputed: torch.Tensor) -> torch.Tensor:
     """Which side is NaN on real query rows, per example, layer and head: (B, L, H) int8 on the CPU,
-    bit 1 the library's (reference.weights), bit 2 the recomputed (`candidate`); see NAN_SIDES."""
-    rows = reference.query_mask.to(candidate.device)[:, None, :, None]  # (B, 1, Tq, 1)
+    bit 1 the library's (library.weights), bit 2 `recomputed`; see NAN_SIDES."""
+    rows = library.query_mask.to(recomputed.device)[:, None, :, None]  # (B, 1, Tq, 1)
     per_layer = []
-    for layer in range(candidate.shape[1]):
-        library = (torch.isnan(reference.weights[:, layer]) & rows).any(dim=-1).any(dim=-1)  # (B, H)
-        recomputed = (torch.isnan(candidate[:, layer]) & rows).any(dim=-1).any(dim=-1)  # (B, H)
-        per_layer.append(library.to(torch.int8) + 2 * recomputed.to(torch.int8))
+    for layer in range(recomputed.shape[1]):
+        library_nan = (torch.isnan(library.weights[:, layer]) & rows).any(dim=-1).any(dim=-1)  # (B, H)
+        recomputed_nan = (torch.isnan(recomputed[:, layer]) & rows).any(dim=-1).any(dim=-1)  # (B, H)
+        per_layer.append(library_nan.to(torch.int8) + 2 * recomputed_nan.to(torch.int8))
     return torch.stack(per_layer, dim=1).cpu()  # (B, L, H)
 
 
@@ -243,11 +243,11 @@ class Checks:
                 self.sides[kind] = other.sides[kind] if old_sides is None else old_sides | other.sides[kind]
 
 
-def layer_errors(reference: AttentionMaps, candidate: torch.Tensor, kind: str | None = None) -> list[LayerResult]:
+def layer_errors(library: AttentionMaps, recomputed: torch.Tensor, kind: str | None = None) -> list[LayerResult]:
     """Max |Δ| per layer and head over every example: head_errors, worst over the batch."""
-    worst = head_errors(reference, candidate).amax(dim=0)  # (L, H)
+    worst = head_errors(library, recomputed).amax(dim=0)  # (L, H)
     return [
-        LayerResult(kind or reference.kind, layer, float(row.max()), [float(x) for x in row])
+        LayerResult(kind or library.kind, layer, float(row.max()), [float(x) for x in row])
         for layer, row in enumerate(worst)
     ]
 

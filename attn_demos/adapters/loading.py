@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from transformers.models.auto import modeling_auto
 
 from attn_demos.adapters.attention_function import AT_FUNCTION, CHECK_IMPLEMENTATION, FROM_WEIGHTS, register
 from attn_demos.adapters.families import Family, check_dtype, family_for, family_of_model
@@ -22,14 +23,14 @@ from attn_demos.adapters.model_size import refuse_beyond_memory, refuse_impossib
 from attn_demos.adapters.precision import ATTN_IMPLEMENTATIONS, DTYPES, EAGER, dtype_of, resolve_device
 from attn_demos.errors import ModelLoadError, UnsupportedModelError
 
-HEADS = {
-    "base": "AutoModel",
-    "seq2seq": "AutoModelForSeq2SeqLM",
-    "qa": "AutoModelForQuestionAnswering",
-    "image": "AutoModelForImageClassification",
-    "causal_lm": "AutoModelForCausalLM",
+AUTO_CLASSES = {  # load_model(auto_class=…) -> transformers' auto class, and its public table model_type -> class name
+    "base": ("AutoModel", "MODEL_MAPPING_NAMES"),
+    "seq2seq": ("AutoModelForSeq2SeqLM", "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES"),
+    "qa": ("AutoModelForQuestionAnswering", "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES"),
+    "image": ("AutoModelForImageClassification", "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES"),
+    "causal_lm": ("AutoModelForCausalLM", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"),
 }
-HEAD_NEEDS = {
+AUTO_CLASS_NEEDS = {
     "seq2seq": "an encoder-decoder (translation or summarization) model",
     "qa": "an extractive question-answering model",
     "image": "an image-classification model",
@@ -100,14 +101,14 @@ def load_config(source: str | os.PathLike):
 
 def load_model(
     source: str | os.PathLike,
-    head: str = "auto",
+    auto_class: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
     attn_implementation: str = EAGER,
 ) -> LoadedModel:
     """Load `source` (Hub id or local folder) in eval mode, in `dtype`, on `device`.
 
-    head: "auto" (the checkpoint's own architecture class), or one of HEADS. device: a torch
+    auto_class: "auto" (the checkpoint's own architecture class), or one of AUTO_CLASSES. device: a torch
     device or one of precision.DEVICES ("auto": cuda when available). attn_implementation:
     "eager" (default: the library returns its weights) or "sdpa" (fused kernel, no weights).
     Raises UnsupportedModelError before any weight is read if the family is unknown, and
@@ -122,10 +123,9 @@ def load_model(
     config = load_config(source)
     family, depth, refusal = choose_depth(config)
     check_dtype(family, config, torch_dtype)
-    model_class = _model_class(config, head)
+    model_class, concrete = _model_classes(config, auto_class)
     vision = family.vision
     if depth == AT_FUNCTION:
-        concrete = _concrete_class(model_class, config)
         refuse_without_attention_function(concrete, refusal)
         vision = concrete.main_input_name == "pixel_values"
     refuse_beyond_memory(source, config, dtype, torch_dtype.itemsize)
@@ -222,12 +222,12 @@ _load_lock = threading.Lock()
 
 def load_model_cached(
     source: str | os.PathLike,
-    head: str = "auto",
+    auto_class: str = "auto",
     dtype: str = "float32",
     device: str | torch.device = "cpu",
     attn_implementation: str = EAGER,
 ) -> LoadedModel:
-    """load_model once per (source, head, dtype, device, attn_implementation) per process; safe
+    """load_model once per (source, auto_class, dtype, device, attn_implementation) per process; safe
     when requests race to load.
 
     Loads run one at a time: from_pretrained is not thread-safe (two models loading at once
@@ -236,33 +236,37 @@ def load_model_cached(
     """
     source = os.fspath(source)  # one cache entry for a folder given as text or as a Path
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    key = (source, head, dtype, str(device), attn_implementation)
+    key = (source, auto_class, dtype, str(device), attn_implementation)
     if key in _cache:
         return _cache[key]
     with _load_lock:
         if key not in _cache:
-            _cache[key] = load_model(source, head, dtype, device, attn_implementation)
+            _cache[key] = load_model(source, auto_class, dtype, device, attn_implementation)
         return _cache[key]
 
 
-def _model_class(config, head: str):
-    if head == "auto":
+def base_model_class(config):
+    """The class AutoModel builds for this config (from transformers' public model_type table), or None."""
+    names = modeling_auto.MODEL_MAPPING_NAMES.get(config.model_type)
+    name = names[0] if isinstance(names, (list, tuple)) else names
+    return getattr(transformers, name, None) if name else None
+
+
+def _model_classes(config, auto_class: str):
+    """(the class from_pretrained is called on, the model class it builds for this config)."""
+    if auto_class == "auto":
         for name in config.architectures or []:
             if hasattr(transformers, name):
-                return getattr(transformers, name)
-        return transformers.AutoModel
-    if head not in HEADS:
-        raise ValueError(f"head must be 'auto' or one of {', '.join(HEADS)}, got {head!r}")
-    auto_class = getattr(transformers, HEADS[head])
-    if head in HEAD_NEEDS and type(config) not in auto_class._model_mapping:
-        raise ModelLoadError(f"this is a {config.model_type} model, not {HEAD_NEEDS[head]}")
-    return auto_class
-
-
-def _concrete_class(model_class, config):
-    """The model class an auto class (AutoModel, AutoModelForCausalLM …) builds for this config."""
-    mapping = getattr(model_class, "_model_mapping", None)  # as _model_class reads it
-    return mapping[type(config)] if mapping is not None and type(config) in mapping else model_class
+                return getattr(transformers, name), getattr(transformers, name)
+        auto_class = "base"
+    if auto_class not in AUTO_CLASSES:
+        raise ValueError(f"auto_class must be 'auto' or one of {', '.join(AUTO_CLASSES)}, got {auto_class!r}")
+    class_name, table = AUTO_CLASSES[auto_class]
+    names = getattr(modeling_auto, table).get(config.model_type)
+    name = names[0] if isinstance(names, (list, tuple)) else names
+    if name is None and auto_class in AUTO_CLASS_NEEDS:
+        raise ModelLoadError(f"this is a {config.model_type} model, not {AUTO_CLASS_NEEDS[auto_class]}")
+    return getattr(transformers, class_name), getattr(transformers, name or class_name)
 
 
 def _refuse_unsafe_folder(source: str) -> None:

@@ -1,5 +1,5 @@
 """One attention cell taken apart: for one query, the query vector, every key, their elementwise
-products and sums, the scale, bias, mask, soft-cap, logits and softmax, next to a reference row:
+products and sums, the scale, bias, mask, soft-cap, logits and softmax, next to the row it is checked against:
 the library's own weights (eager), or, where the fused kernel returns none (sdpa), the weights
 the caller shows, verified through the model's output. Works for every supported family (T5's
 bias, rotary q/k, soft-caps)."""
@@ -23,7 +23,7 @@ from attn_demos.core.heads import soft_cap
 from attn_demos.core.masks import sliding_window_mask
 from attn_demos.errors import BadInputError
 
-LIBRARY_LABEL = "model's weight"  # eager: the library's own row
+LIBRARY_LABEL = "library weight"  # eager: the library's own row
 VERIFIED_LABEL = "verified weight (sdpa)"  # sdpa: the row shown, verified through the model's output
 
 
@@ -42,11 +42,11 @@ def neuron_terms(
     text_or_inputs: a text (tokenized like the Explorer does) or model inputs (encoder-decoders:
     with decoder_input_ids; vision: pixel_values). Returns numpy arrays: q (d,), k (Tk, d),
     products q_i·k_i (Tk, d), dots (Tk,), bias (Tk,) (zeros when the family has none), mask (Tk,)
-    bool, logits (Tk,) (−inf where masked), softmax (Tk,), reference (Tk,) with reference_label;
-    library (Tk,) (eager only); and scale, softcap, window, max_abs_err (softmax vs reference) and
+    bool, logits (Tk,) (−inf where masked), softmax (Tk,), checked_against (Tk,) with checked_against_label;
+    library (Tk,) (eager only); and scale, softcap, window, max_abs_err (softmax vs checked_against) and
     key_tokens when a text was given.
 
-    verified_row (Tk,): the reference when the model runs on sdpa (it returns no weights): the
+    verified_row (Tk,): the row checked against when the model runs on sdpa (it returns no weights): the
     row of weights the caller shows, verified through the model's output. Ignored with eager.
     """
     model = loaded.model
@@ -84,20 +84,20 @@ def neuron_terms(
     logits = logits.masked_fill(~mask, float("-inf"))
     softmax = torch.softmax(logits, dim=-1, dtype=terms.softmax_dtype).to(q.dtype).nan_to_num(0.0)  # (Tk,)
     if eager:
-        reference = _library_weights(loaded, outputs, kind)[layer][example, head, query_index]  # (Tk,)
+        checked_against = _library_weights(loaded, outputs, kind)[layer][example, head, query_index]  # (Tk,)
     else:
-        reference = torch.as_tensor(np.asarray(verified_row), device=softmax.device)  # (Tk,)
-        if reference.shape != softmax.shape:
-            raise BadInputError(f"the verified row has {reference.shape[0]} weights for {softmax.shape[0]} keys")
+        checked_against = torch.as_tensor(np.asarray(verified_row), device=softmax.device)  # (Tk,)
+        if checked_against.shape != softmax.shape:
+            raise BadInputError(f"the verified row has {checked_against.shape[0]} weights for {softmax.shape[0]} keys")
     result = {
         "q": _array(q), "k": _array(k), "products": _array(products), "dots": _array(dots),
         "scale": float(scale), "bias": _array(bias), "mask": mask.cpu().numpy(), "softcap": terms.softcap,
-        "window": terms.window, "logits": _array(logits), "softmax": _array(softmax), "reference": _array(reference),
-        "reference_label": LIBRARY_LABEL if eager else VERIFIED_LABEL,
-        "max_abs_err": float((softmax.double() - reference.double()).abs().max()),
+        "window": terms.window, "logits": _array(logits), "softmax": _array(softmax), "checked_against": _array(checked_against),
+        "checked_against_label": LIBRARY_LABEL if eager else VERIFIED_LABEL,
+        "max_abs_err": float((softmax.double() - checked_against.double()).abs().max()),
     }
     if eager:
-        result["library"] = result["reference"]
+        result["library"] = result["checked_against"]
     if isinstance(text_or_inputs, str) and "input_ids" in inputs:
         ids = inputs["input_ids"][example].tolist()
         result["key_tokens"] = loaded.preprocessor.convert_ids_to_tokens(ids)

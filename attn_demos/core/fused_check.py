@@ -3,7 +3,7 @@
 For each block of query rows of one (example, head), softmax(softcap(q·kᵀ·scale) + bias, masked)·v
 is accumulated one block of keys at a time (online softmax, in float32), then compared at once
 with the output the model computed for those rows. Nothing of size Tq×Tk is written to memory:
-what comes back is, per (example, head), max |reproduced − output| and max |output| over the real
+what comes back is, per (example, head), max |recomputed output − output| and max |output| over the real
 query rows. Same formula and conventions as torch_attention.attention (mask True = may attend; a
 row with no key allowed gives zeros; window: query i, the last Tq of Tk positions,
 sees the `window` latest keys up to itself, as masks.sliding_window_mask).
@@ -11,7 +11,7 @@ sees the `window` latest keys up to itself, as masks.sliding_window_mask).
 Precision: in half precision q·kᵀ multiplies q's own values exactly and accumulates in float32
 (tensor cores); in float32 it takes three TF32 products, about float32's accuracy. The softmax is
 float32. In half precision ·v gets the probabilities rounded to v's dtype (as flash attention does),
-which moves the reproduced output by at most half an ulp of that dtype relative to max |v| (plus, in
+which moves the recomputed output by at most half an ulp of that dtype relative to max |v| (plus, in
 float16, Tk·2⁻²⁵ × max |v| from probabilities below its normal range): 8 times less than the
 tolerance (precision.tolerance_for).
 
@@ -271,7 +271,7 @@ if triton is not None:
                 weighted = _dot(probabilities, v, HALF, UPCAST)  # (M, Dv)
             acc = acc * rescale[:, None] + weighted
             running_max = new_max
-        reproduced = acc / tl.where(running_sum == 0.0, 1.0, running_sum)[:, None]  # (M, Dv); no key: 0
+        recomputed_output = acc / tl.where(running_sum == 0.0, 1.0, running_sum)[:, None]  # (M, Dv); no key: 0
         real = row_ok
         if HAS_ROWS:
             real = real & (tl.load(rows_ptr + example * srb + rows * srm, mask=row_ok, other=0) != 0)
@@ -280,7 +280,7 @@ if triton is not None:
             out_ptr + example * sob + rows[:, None] * som + (head * v_dim + v_dims[None, :]) * soc,
             mask=keep, other=0.0,
         ).to(tl.float32)  # (M, Dv)
-        difference = tl.where(keep, tl.abs(reproduced - given), 0.0)  # (M, Dv)
+        difference = tl.where(keep, tl.abs(recomputed_output - given), 0.0)  # (M, Dv)
         is_nan = difference != difference  # (M, Dv)
         largest = tl.max(tl.max(tl.where(is_nan, 0.0, difference), 1), 0)
         has_nan = tl.sum(tl.sum(is_nan.to(tl.int32), 1), 0) > 0

@@ -16,7 +16,7 @@ from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import tokenize_text
 from attn_demos.tasks.registry import display_name, get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, max_abs_difference, neuron_view_terms
+from attn_demos.tasks.views import SelectedMap, SelfAttentionStack, max_abs_difference, neuron_view_terms, select_map
 
 
 @dataclass
@@ -35,9 +35,9 @@ class ExploreResult(SelfAttentionStack):
     output_errors: np.ndarray | None = None  # (L, H) sdpa: relative output error per layer and head
     depth: str = FROM_WEIGHTS  # how deep `recomputed` was checked (adapters/attention_function.py)
 
-    def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
+    def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> SelectedMap:
         """head: an index, "mean"/"max"/"min", or "rollout" (all layers, residual included)."""
-        return make_view(
+        return select_map(
             "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices,
             self.output_errors, self.depth,
         )

@@ -19,7 +19,7 @@ from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import BadInputError
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenize_text, tokenizer_lock
 from attn_demos.tasks.registry import display_name, get_model, model_notices
-from attn_demos.tasks.views import AttentionView, head_choices, make_view, max_abs_difference, neuron_view_terms, select
+from attn_demos.tasks.views import SelectedMap, head_choices, max_abs_difference, neuron_view_terms, select, select_map
 
 MAX_NEW_TOKENS_CAP = 64  # the most tokens one request may generate
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -73,9 +73,9 @@ class GenerationResult:
     def head_options(self) -> list:
         return head_choices(self.num_heads, with_rollout=False)
 
-    def view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> AttentionView:
+    def view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> SelectedMap:
         """Generated tokens (rows) × prompt and earlier tokens (columns), with the live check."""
-        return make_view(
+        return select_map(
             "attention of each generated token", self.generated, self.recomputed, self.generated_tokens,
             self.key_tokens, layer, head, words, self.notices, depth=self.depth,
         )

@@ -20,7 +20,7 @@ from attn_demos.errors import BadInputError
 from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.registry import display_name, get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, heads_error, make_view, select
+from attn_demos.tasks.views import SelectedMap, SelfAttentionStack, heads_error, select, select_map
 
 MAX_SIDE = 1024  # larger images are downscaled first: memory stays bounded
 MIN_SIDE = 2
@@ -66,9 +66,9 @@ class ImageResult(SelfAttentionStack):
         drawn, check = (self._row(weights, layer, head, query) for weights in (self.library, self.recomputed))
         return float(np.abs(drawn - check).max())
 
-    def view(self, layer: int | str = 0, head: int | str = "mean") -> AttentionView:
+    def view(self, layer: int | str = 0, head: int | str = "mean") -> SelectedMap:
         """The full patch × patch matrix (for export), or rolled out."""
-        return make_view(
+        return select_map(
             "vision self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head,
             output_errors=self.output_errors,
         )

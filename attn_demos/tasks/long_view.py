@@ -35,7 +35,7 @@ ROLLOUT_MAPS = 2  # a rollout holds its product so far and the newest layer's fu
 
 
 @dataclass
-class LongView:
+class LongInputResult:
     """What one verified pass kept: the chosen layers' maps, a rollout, every layer's check."""
 
     model: str
@@ -85,7 +85,7 @@ def view_long_input(
     attn_implementation: str | None = None,
     budget_mb: float | None = None,
     progress: bool = False,
-) -> LongView:
+) -> LongInputResult:
     """Run `source` once on `text` (or a PIL `image`) and keep `layers` (negative: from the end)
     and, with `rollout`, the rollout over heads fused by `fusion`; none asked: the last layer and
     the rollout. `heads` names heads of the kept layers to show one by one (checked before the
@@ -132,7 +132,7 @@ def view_long_input(
         else:
             errors = reduce_attention(loaded, inputs, side, reducers).errors
     seconds = time.perf_counter() - started
-    return LongView(
+    return LongInputResult(
         model=source,
         kind=kind,
         tokens=side.tokens[0],

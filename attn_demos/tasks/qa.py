@@ -31,7 +31,7 @@ from attn_demos.tasks.checked import checked_forward
 from attn_demos.tasks.hardware import on_gpu
 from attn_demos.tasks.inputs import clean_text, token_limit, tokenizer_lock
 from attn_demos.tasks.registry import get_model, model_notices
-from attn_demos.tasks.views import AttentionView, SelfAttentionStack, make_view, neuron_view_terms, select
+from attn_demos.tasks.views import SelectedMap, SelfAttentionStack, neuron_view_terms, select, select_map
 
 MAX_ANSWER_TOKENS = 30  # longest answer span, in tokens
 LOW_CONFIDENCE = 0.1  # below this score the answer gets a notice
@@ -78,8 +78,8 @@ class QAResult(SelfAttentionStack):
     def answer_index(self) -> list[int]:
         return list(range(self.span[0], self.span[1] + 1))
 
-    def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> AttentionView:
-        return make_view(
+    def view(self, layer: int | str = 0, head: int | str = "mean", words: bool = False) -> SelectedMap:
+        return select_map(
             "self-attention", self.library, self.recomputed, self.tokens, self.tokens, layer, head, words, self.notices,
             self.output_errors,
         )

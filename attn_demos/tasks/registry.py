@@ -16,7 +16,7 @@ from attn_demos.errors import AttnDemosError, ModelLoadError
 from attn_demos.settings import AUTO
 from attn_demos.tasks.hardware import attn_implementation_for
 
-TASK_HEADS = {
+TASK_AUTO_CLASSES = {
     "explore": "base",
     "translate": "seq2seq",
     "answer": "qa",
@@ -32,7 +32,7 @@ DEFAULT_MODELS = {
     "classify_image": "google/vit-base-patch16-224",
     "generate": "HuggingFaceTB/SmolLM2-135M-Instruct",
 }
-ENV_VARS = {task: settings.variable(f"{task}_model") for task in TASK_HEADS}  # named in the operator's hints
+ENV_VARS = {task: settings.variable(f"{task}_model") for task in TASK_AUTO_CLASSES}  # named in the operator's hints
 EMBEDDED_MINILM = "embedded:all-MiniLM-L6-v2"
 
 EMBEDDED_NAME = "all-MiniLM-L6-v2 (embedded)"
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 def model_source(task: str) -> str:
     """The model a task uses: the settings' (--<task>-model, else $ATTN_DEMOS_<TASK>_MODEL), else the default."""
-    if task not in TASK_HEADS:
+    if task not in TASK_AUTO_CLASSES:
         raise KeyError(f"unknown task {task!r}")
     return settings.current().model(task) or DEFAULT_MODELS[task]
 
@@ -67,7 +67,7 @@ def resolve(source: str) -> str:
 
 
 def get_model(task: str, source: str | None = None) -> LoadedModel:
-    """The loaded model of a task (or of `source` with the task's head), shared across requests.
+    """The loaded model of a task (or of `source`, loaded with the task's auto class), shared across requests.
 
     On the settings' device (`launch --device`; default auto: cuda when available), float32, with
     the attention implementation of `attn_implementation` (auto: sdpa on cuda, eager elsewhere;
@@ -78,7 +78,7 @@ def get_model(task: str, source: str | None = None) -> LoadedModel:
     try:
         resolved = resolve(source or model_source(task))
         return load_model_cached(
-            resolved, head=TASK_HEADS[task], device=device, attn_implementation=attn_implementation(task, resolved, device)
+            resolved, auto_class=TASK_AUTO_CLASSES[task], device=device, attn_implementation=attn_implementation(task, resolved, device)
         )
     except AttnDemosError as error:
         if source:  # a model the request named
@@ -103,10 +103,8 @@ def sdpa_checkable(source: str) -> bool:
     """Whether `source` can run on sdpa with its output verified: its family has a known output
     projection (from weights; at the attention function the function's own output is checked) and
     its model class has an sdpa kernel. Reads the config only."""
-    import transformers
-
     from attn_demos.adapters.attention_function import AT_FUNCTION
-    from attn_demos.adapters.loading import choose_depth, load_config
+    from attn_demos.adapters.loading import base_model_class, choose_depth, load_config
     from attn_demos.adapters.verify import OUTPUT_PROJECTION
 
     try:
@@ -114,8 +112,7 @@ def sdpa_checkable(source: str) -> bool:
         family, depth, _ = choose_depth(config)
     except AttnDemosError:
         return False  # loading it will say why, in its own words
-    mapping = transformers.AutoModel._model_mapping  # config class -> base model class
-    model_class = mapping.get(type(config), None)
+    model_class = base_model_class(config)
     projection_known = depth == AT_FUNCTION or family.name in OUTPUT_PROJECTION
     return projection_known and bool(getattr(model_class, "_supports_sdpa", True))
 
@@ -167,7 +164,7 @@ def attention_shape(task: str) -> tuple[int, int] | None:
         config = load_config(resolve(model_source(task)))
     except AttnDemosError:
         return None
-    if TASK_HEADS[task] == "seq2seq":
+    if TASK_AUTO_CLASSES[task] == "seq2seq":
         layers = _first(config, "decoder_layers", "num_decoder_layers", "num_hidden_layers")
         heads = _first(config, "decoder_attention_heads", "num_heads", "num_attention_heads")
     else:

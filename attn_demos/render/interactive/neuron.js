@@ -61,7 +61,7 @@
 
     var columns = [["key", null], ["k", null], ["q\u2218k (products)", null], ["\u03a3 q\u00b7k", "sums"],
                    ["\u00d7 scale", "scaled"], ["+ bias", "bias"], ["+ mask", "mask"], ["= logit", "logits"],
-                   ["softmax", "softmax"], [p.reference_label, "reference"], ["|\u0394|", "delta"]];
+                   ["softmax", "softmax"], [p.checked_against_label, "checked_against"], ["|\u0394|", "delta"]];
     columns = columns.filter(function (c) { return c[1] === null || c[1] === "scaled" || c[1] === "delta" || p[c[1]] !== null; });
     var scroller = el("div", "attn-scroll attn-nv-scroll");
     var table = el("table", "attn-nv-table");
@@ -70,7 +70,7 @@
     table.appendChild(thead);
     function value(name, j) {
       if (name === "scaled") return p.sums[j] === null ? null : p.sums[j] * p.scale;
-      if (name === "delta") return p.softmax[j] === null || p.reference[j] === null ? null : Math.abs(p.softmax[j] - p.reference[j]);
+      if (name === "delta") return p.softmax[j] === null || p.checked_against[j] === null ? null : Math.abs(p.softmax[j] - p.checked_against[j]);
       return p[name][j];
     }
     for (var j = 0; j < nk; j++) {
@@ -82,7 +82,7 @@
         else if (c[0] === "k" || c[1] === null) { td = el("td", "attn-nv-strip"); td.style.width = d * CELL + "px"; }
         else {
           var v = value(c[1], j);
-          var digits = c[1] === "softmax" || c[1] === "reference" ? 6 : 4;
+          var digits = c[1] === "softmax" || c[1] === "checked_against" ? 6 : 4;
           td = el("td", "attn-num attn-" + c[1], c[1] === "delta" ? (v === null ? "" : v.toExponential(1)) : fmt(v, digits));
           td.setAttribute("data-value", v === null ? "" : String(v));
         }
@@ -128,7 +128,7 @@
         "1. score  q\u00b7k = \u03a3 of " + d + " products = " + fmt(p.sums[j], 6) + "   (largest: " + largest.join(", ") + (d > 6 ? ", \u2026" : "") + ")",
         "2. scaled  " + fmt(p.sums[j], 6) + " \u00d7 " + fmt(p.scale, 6) + " = " + fmt(value("scaled", j), 6) +
           "   logit = " + logitParts + (p.softcap ? " (softcapped)" : "") + " = " + fmt(p.logits[j], 6),
-        "3. softmax over the " + nk + " keys = " + fmt(p.softmax[j], 6) + "   " + p.reference_label + ": " + fmt(p.reference[j], 6) +
+        "3. softmax over the " + nk + " keys = " + fmt(p.softmax[j], 6) + "   " + p.checked_against_label + ": " + fmt(p.checked_against[j], 6) +
           "   |\u0394| = " + (value("delta", j) === null ? "\u2013" : value("delta", j).toExponential(2)),
       ];
       detail.textContent = lines.join("\n");

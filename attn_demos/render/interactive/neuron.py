@@ -3,12 +3,12 @@
 Input: the dict of attn_demos.adapters.neuron.neuron_terms for one (layer, head, query token):
 
     q (d,)  k (Tk, d)  products (Tk, d) = q_i·k_i  sums (Tk,)  scale (float)
-    bias (Tk,) or None  mask (Tk,) or None  logits (Tk,)  softmax (Tk,)  reference (Tk,)
+    bias (Tk,) or None  mask (Tk,) or None  logits (Tk,)  softmax (Tk,)  checked_against (Tk,)
     key_labels [Tk str]  query_label str  layer int  head int   (optional: softcap float or None,
-    reference_label str: what the reference is, default REFERENCE_LABEL)
+    checked_against_label str: what that row is, default DEFAULT_CHECKED_AGAINST_LABEL)
 
 Shown: q and each k as coloured cells, the products, their sum, × scale, + bias, + mask, the
-logit, the softmax and, beside it, the reference (the model's own weight, or under sdpa the
+logit, the softmax and, beside it, the row it is checked against (the library weight, or under sdpa the
 verified weight shown) and |Δ|. Hover a key's row
 for its terms written out: the seed tutorial's three lines (q·k, × scale, softmax) on a real model.
 The values shown are those given: the view computes nothing but the per-row |Δ|.
@@ -26,9 +26,9 @@ from attn_demos.render.interactive.embed import check_labels, display_label, fix
 from attn_demos.render.interactive.scale import ColourScale, legend_html
 
 VECTOR_DECIMALS = 4  # q, k and the products are sent rounded to 4 places
-ROW_DECIMALS = 9  # sums, logits, softmax and reference are sent rounded to 9 places
-REFERENCE_LABEL = "model's weight"  # the reference column's heading when the terms name none
-REQUIRED = ("q", "k", "products", "sums", "scale", "logits", "softmax", "reference", "key_labels",
+ROW_DECIMALS = 9  # sums, logits, softmax and checked_against are sent rounded to 9 places
+DEFAULT_CHECKED_AGAINST_LABEL = "library weight"  # the heading of the column checked against when the terms name none
+REQUIRED = ("q", "k", "products", "sums", "scale", "logits", "softmax", "checked_against", "key_labels",
             "query_label", "layer", "head")
 
 
@@ -79,12 +79,12 @@ def neuron_view_html(
         "p": fixed_point(products, VECTOR_DECIMALS),  # (Tk·d,)
         "scale": float(terms["scale"]),
         "softcap": None if softcap is None else float(softcap),
-        "reference_label": str(terms.get("reference_label") or REFERENCE_LABEL),
+        "checked_against_label": str(terms.get("checked_against_label") or DEFAULT_CHECKED_AGAINST_LABEL),
         "vstops": vectors.stops(),
         "vmax": vector_max,
         "pstops": terms_scale.stops(),
         "pmax": product_max,
-        **{name: _row(terms, name, tk) for name in ("sums", "bias", "mask", "logits", "softmax", "reference")},
+        **{name: _row(terms, name, tk) for name in ("sums", "bias", "mask", "logits", "softmax", "checked_against")},
         "pick": None if shape is None or query is None else {"layers": int(shape[0]), "heads": int(shape[1]), "query": int(query)},
     }
     static = legend_html(vectors, "q and k components", 3) + " " + legend_html(terms_scale, "products q_i·k_i", 3)

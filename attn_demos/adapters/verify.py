@@ -89,7 +89,7 @@ WantedForm = Callable[[AttentionSite], str | bool | None]
 @dataclass
 class SiteCheck:
     """One module's verification, on the model's device (no sync): per example and head, over real
-    query rows, max |reproduced − module output| and max |module output| in that head's columns."""
+    query rows, max |recomputed output − module output| and max |module output| in that head's columns."""
 
     site: AttentionSite
     deviation: torch.Tensor  # (B, H)
@@ -287,9 +287,9 @@ def check_site(
         weights = q.new_zeros(batch, q_len, k_len)  # (B, Tq, Tk): zero where no block reaches
     if form == HEADS and not one_step:
         zero_outside(weights, blocks)
-    reproduced = None  # (B, H, Tq, d_v): weights·v
+    recomputed_output = None  # (B, H, Tq, d_v): weights·v
     if not one_step:
-        reproduced = q.new_zeros(batch, heads, q_len, v_dim)  # (B, H, Tq, d_v): zero on rows that attend no key
+        recomputed_output = q.new_zeros(batch, heads, q_len, v_dim)  # (B, H, Tq, d_v): zero on rows that attend no key
     folded = set()  # the first rows of the blocks a fusion has started
     for block, chunk in steps:
         rows, keys = block.rows, block.keys
@@ -298,13 +298,13 @@ def check_site(
             out=None if form != HEADS or weights is None else weights[:, chunk, rows, keys],
         )  # (B, h, r, span): written into the layer's weights when they are wanted whole
         if one_step:
-            reproduced = step_weights @ v  # (B, H, Tq, d_v)
+            recomputed_output = step_weights @ v  # (B, H, Tq, d_v)
             if form == HEADS:
                 weights = step_weights
             elif form is not None:
                 weights = _fold(None, step_weights, form)  # (B, Tq, Tk)
             continue
-        reproduced[:, chunk, rows] = step_weights @ v[:, chunk, keys]  # (B, h, r, d_v)
+        recomputed_output[:, chunk, rows] = step_weights @ v[:, chunk, keys]  # (B, h, r, d_v)
         if form != HEADS and form is not None:
             region = weights[:, rows, keys]  # (B, r, span), a view
             _fold(region if rows.start in folded else None, step_weights, form, into=region)
@@ -313,7 +313,7 @@ def check_site(
     if form == "mean":
         weights /= heads
     given = context.reshape(batch, q_len, heads, v_dim).transpose(1, 2)  # (B, H, Tq, d_v)
-    return weights, SiteCheck(site, *head_deviation(reproduced, given, query_is_real))
+    return weights, SiteCheck(site, *head_deviation(recomputed_output, given, query_is_real))
 
 
 def _fold(fused: torch.Tensor | None, chunk_weights: torch.Tensor, how: str, into: torch.Tensor | None = None):
@@ -382,15 +382,15 @@ class ZeroedMaxima:
 
 
 def head_deviation(
-    reproduced: torch.Tensor, given: torch.Tensor, query_is_real: torch.Tensor | None
+    recomputed_output: torch.Tensor, given: torch.Tensor, query_is_real: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per example and head, over real query rows: max |reproduced − given| and max |given|.
+    """Per example and head, over real query rows: max |recomputed output − given| and max |given|.
 
-    reproduced: (B, h, Tq, d_v), this check's own (overwritten with the difference); given:
+    recomputed_output: (B, h, Tq, d_v), this check's own (overwritten with the difference); given:
     (B, h, Tq, d_v); query_is_real: (B, Tq) bool or None (all real). Returns two (B, h) float32
     tensors on the same device; a NaN on a real row makes the deviation NaN, not the magnitude.
     """
-    difference = reproduced.sub_(given)  # (B, h, Tq, d_v); a NaN in either side stays NaN
+    difference = recomputed_output.sub_(given)  # (B, h, Tq, d_v); a NaN in either side stays NaN
     size = given.abs()  # (B, h, Tq, d_v)
     size.nan_to_num_(0.0, posinf=float("inf"))  # a NaN output counts in `difference`, not here
     if query_is_real is not None:

@@ -46,7 +46,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 class LoadedModel:
     """A model in eval mode on its device, its tokenizer or image processor, and its family.
 
-    attn_implementation "eager" returns the library's weights (the reference); "sdpa" runs the
+    attn_implementation "eager" returns the library's weights; "sdpa" runs the
     fused kernel and returns none (the core's weights are then verified by the output, verify.py).
     """
 

@@ -1,6 +1,6 @@
 """One checked forward pass, whichever attention implementation the tab's model was loaded with.
 
-eager: the library returns its weights (the reference); the tabs show them, and the core's
+eager: the library returns its weights (library weights); the tabs show them, and the core's
 recomputed weights are compared with them (max |Δ|).
 sdpa: the fused kernel returns no weights; the tabs show the core's recomputed weights, verified
 through the model's own output: max |weights·v − module output| / max |module output| per layer

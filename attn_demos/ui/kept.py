@@ -72,7 +72,7 @@ class KeptResults:
                     release(oldest())
 
     def total(self) -> int:
-        return sum(size for reference, size in self._sizes.values() if reference() is not None)
+        return sum(size for weak, size in self._sizes.values() if weak() is not None)
 
     def _forget(self, key: int) -> None:
         with self._lock:

@@ -132,13 +132,13 @@ def test_a_head_chosen_in_the_neuron_view_while_head_is_mean_becomes_the_tabs_he
     assert explorer.locator("#explore-head input").first.input_value() == "7"  # the tab's Head control
     explorer.locator("#explore-heatmap .attn-title").get_by_text("layer 0, head 7").wait_for(timeout=WAIT_MS)
     _wait_attribute(explorer, "#explore-head-view .attn-view", "data-heads", "7")
-    reference = [
+    checked_against = [
         float(v)
         for v in explorer.eval_on_selector_all(
-            "#explore-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)"
+            "#explore-neuron td.attn-checked-against", "cells => cells.map(c => c.dataset.value)"
         )
     ]
-    np.testing.assert_allclose(reference, library[0, 7, query], atol=1e-6)  # the same row, now of head 7
+    np.testing.assert_allclose(checked_against, library[0, 7, query], atol=1e-6)  # the same row, now of head 7
 
 
 # ----------------------------------------------------------------------------- 2. head view readable
@@ -358,7 +358,7 @@ def test_qa_and_generation_have_the_grid_head_view_and_neuron_view(browser, app_
         reference = [
             float(v)
             for v in page.eval_on_selector_all(
-                f"#{prefix}-neuron td.attn-reference", "cells => cells.map(c => c.dataset.value)"
+                f"#{prefix}-neuron td.attn-checked-against", "cells => cells.map(c => c.dataset.value)"
             )
         ]
         np.testing.assert_allclose(reference, cells, atol=1e-5)  # the neuron view's weights are the heatmap's row

@@ -83,7 +83,7 @@
         else {
           var v = value(c[1], j);
           var digits = c[1] === "softmax" || c[1] === "checked_against" ? 6 : 4;
-          td = el("td", "attn-num attn-" + c[1], c[1] === "delta" ? (v === null ? "" : v.toExponential(1)) : fmt(v, digits));
+          td = el("td", "attn-num attn-" + c[1].replace(/_/g, "-"), c[1] === "delta" ? (v === null ? "" : v.toExponential(1)) : fmt(v, digits));
           td.setAttribute("data-value", v === null ? "" : String(v));
         }
         tr.appendChild(td);

@@ -96,7 +96,11 @@ def test_basics_tab(page):
     # Swap the query's components: the scores become [0, 1/√3], so the seed's weights swap too.
     page.locator("#basics-query textarea").fill("[[0, 1, 1]]")
     page.locator("#basics-run").click()
-    page.locator("#basics-steps").get_by_text("0.359543").first.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(  # the seed's row reads 0.640457 0.359543: wait for the swapped one
+        "() => { const r = document.querySelectorAll('#basics-steps tr.attn-paired-row')[1];"
+        " return r && r.innerText.trim().split(/\\s+/)[1] === '0.359543'; }",
+        timeout=WAIT_MS,
+    )
     weights = page.locator("#basics-steps tr.attn-paired-row").nth(1).inner_text().split()  # step 2's row q0
     assert weights[:5] == ["q0", "0.359543", "0.640457", "0.359543", "0.640457"]  # torch, then numpy
     scores = page.locator("#basics-steps tr.attn-paired-row").first.inner_text().split()
@@ -118,11 +122,14 @@ def test_explorer_tab(page):
     _open_tab(page, "Explorer")
     page.locator("#explore-text textarea").fill("Attention is all you need.")
     page.locator("#explore-run").click()
+    # [CLS] attention is all you need . [SEP]: 8 tokens of all-MiniLM-L6-v2's WordPiece vocabulary (the
+    # page opened on its first example's result, so wait for this run's tokens, not for any badge)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#explore-received .attn-token').length === 8", timeout=WAIT_MS
+    )
     assert "✓" in _wait_for_badge(page, "explore")
     _view_drawn(page, "#explore-heatmap")
     _view_drawn(page, "#explore-grid")
-    # [CLS] attention is all you need . [SEP]: 8 tokens of all-MiniLM-L6-v2's WordPiece vocabulary
-    assert page.locator("#explore-received .attn-token").count() == 8
     page.get_by_text("Attention flow (max-flow").click()
     page.locator("#explore-flow-run").click()
     page.locator("#explore-flow .attn-token").first.wait_for(timeout=WAIT_MS)

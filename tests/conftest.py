@@ -135,3 +135,24 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if INTEGRATION_FIXTURES & set(item.fixturenames) or item.module.__name__ in SUBPROCESS_MODULES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Debian's, test_browser's flags). Skipped where it is
+    missing, failed instead under ATTN_DEMOS_REQUIRE_BROWSER=1 (CI: a browser test never skips)."""
+    import shutil
+
+    from test_browser import CHROMIUM, FLAGS, SCREENSHOTS
+
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
+        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield chromium
+        chromium.close()

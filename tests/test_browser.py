@@ -4,8 +4,6 @@ the page. Screenshots are saved under artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -27,22 +25,12 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def page(app_server):
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    _, url = app_server
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="Basics").wait_for(timeout=WAIT_MS)
-        yield page
-        browser.close()
+def page(browser, app_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+    page.goto(app_server[1], wait_until="load")
+    page.get_by_role("tab", name="Basics").wait_for(timeout=WAIT_MS)
+    yield page
+    page.close()
 
 
 def _open_tab(page, name: str) -> None:

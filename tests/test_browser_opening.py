@@ -12,27 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser test
+from test_browser import SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser test
 
 pytestmark = pytest.mark.browser
 
 SIDE = 64  # Basics: a 64 × 64 query, key and value
 BASICS_MAX_HEIGHT = 2_400  # px of the Basics steps at 64 × 64: three capped tables (10,340 px before)
-
-
-@pytest.fixture(scope="module")
-def browser(app_server):
-    import shutil
-
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

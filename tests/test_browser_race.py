@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser file
+from test_browser import SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser file
 
 pytestmark = pytest.mark.browser
 
@@ -61,21 +61,12 @@ def gate(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def page(app_server):
-    import shutil
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.goto(app_server[1], wait_until="load")
-        page.get_by_role("tab", name="Explorer").click()
-        yield page
-        browser.close()
+def page(browser, app_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(app_server[1], wait_until="load")
+    page.get_by_role("tab", name="Explorer").click()
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="module")

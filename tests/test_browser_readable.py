@@ -10,28 +10,12 @@ import json
 
 import numpy as np
 import pytest
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser file
+from test_browser import SCREENSHOTS, WAIT_MS  # one Chromium set-up for every browser file
 
 pytestmark = pytest.mark.browser
 
 TEXT = "The animal didn't cross the street because it was too tired."  # 16 MiniLM tokens
 SHOWN_FROM = 0.1  # head_view.SHOWN_FROM: the head view draws weights from this up until "show all lines"
-
-
-@pytest.fixture(scope="module")
-def browser(app_server):
-    import shutil
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,29 +10,13 @@ import re
 
 import numpy as np
 import pytest
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS, WAIT_MS  # one Chromium set-up for both files
+from test_browser import SCREENSHOTS, WAIT_MS  # one Chromium set-up for both files
 
 pytestmark = pytest.mark.browser
 
 TEXT = "The animal didn't cross the street because it was too tired."
 HOVERED_TOKEN = 8  # "street" in [CLS] the animal didn ' t cross the street ...
 LONG_WORDS = 480  # ~500 tokens with [CLS]/[SEP] and word pieces, under MiniLM's 512
-
-
-@pytest.fixture(scope="module")
-def browser(app_server):
-    import shutil
-    from pathlib import Path
-
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

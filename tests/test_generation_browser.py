@@ -4,12 +4,8 @@ press Generate, read the continuation and the badge, pick another generated toke
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-import test_browser as browser
+import test_browser
 import transformers
 
 pytestmark = pytest.mark.browser
@@ -18,22 +14,12 @@ PROMPT = "the cat sat on the mat"
 
 
 @pytest.fixture(scope="module")
-def page(app_server):
-    if not Path(browser.CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    _, url = app_server
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=browser.CHROMIUM, args=browser.FLAGS, headless=True)
-        page = chromium.new_page(viewport={"width": 1280, "height": 1600})
-        page.goto(url, wait_until="load")
-        page.get_by_role("tab", name="Text generation").wait_for(timeout=browser.WAIT_MS)
-        yield page
-        chromium.close()
+def page(browser, app_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1600})
+    page.goto(app_server[1], wait_until="load")
+    page.get_by_role("tab", name="Text generation").wait_for(timeout=test_browser.WAIT_MS)
+    yield page
+    page.close()
 
 
 def _scores(page) -> list[str]:
@@ -47,12 +33,12 @@ def _run(page, prompt: str) -> None:
 
 def test_text_generation_tab(page, checkpoints):
     prompt_length = len(transformers.AutoTokenizer.from_pretrained(checkpoints["llama"])(PROMPT)["input_ids"])
-    browser._open_tab(page, "Text generation")
+    test_browser._open_tab(page, "Text generation")
     assert "random weights" in page.locator("#generate-model").inner_text()
     _run(page, PROMPT)
-    assert "✓" in browser._wait_for_badge(page, "generate")
+    assert "✓" in test_browser._wait_for_badge(page, "generate")
     assert page.locator("#generate-output textarea").input_value().strip()
-    browser._view_drawn(page, "#generate-heatmap")  # the interactive heatmap, drawn in the page
+    test_browser._view_drawn(page, "#generate-heatmap")  # the interactive heatmap, drawn in the page
     assert "random weights" in page.locator("#generate-status").inner_text()
     # Generated token 0 attended to the prompt only; token 2 to the prompt and tokens 0 and 1.
     assert page.locator("#generate-highlight .attn-token").count() == prompt_length
@@ -63,24 +49,24 @@ def test_text_generation_tab(page, checkpoints):
     third_label = third.get_attribute("aria-label")
     assert third_label.startswith("2: ")
     third.click()
-    page.locator("#generate-highlight").get_by_text("generated token 2").wait_for(timeout=browser.WAIT_MS)
+    page.locator("#generate-highlight").get_by_text("generated token 2").wait_for(timeout=test_browser.WAIT_MS)
     assert page.locator("#generate-highlight .attn-token").count() == prompt_length + 2
     assert _scores(page)[:prompt_length] != first  # the shading changed with the token
     assert "✓" in page.locator("#generate-badge").inner_text()
-    browser._shot(page, "text_generation")
+    test_browser._shot(page, "text_generation")
 
 
 def test_a_failed_generation_then_a_valid_one(page):
-    browser._open_tab(page, "Text generation")
+    test_browser._open_tab(page, "Text generation")
     _run(page, PROMPT)
-    browser._wait_for_badge(page, "generate")
-    browser._choose(page, "generate-layer", "1")
-    page.locator("#generate-heatmap").get_by_text("layer 1").first.wait_for(timeout=browser.WAIT_MS)  # redrawn
+    test_browser._wait_for_badge(page, "generate")
+    test_browser._choose(page, "generate-layer", "1")
+    page.locator("#generate-heatmap").get_by_text("layer 1").first.wait_for(timeout=test_browser.WAIT_MS)  # redrawn
     _run(page, "")
-    assert "is empty" in browser._status(page, "generate", "⚠️")
+    assert "is empty" in test_browser._status(page, "generate", "⚠️")
     assert page.locator("#generate-badge").inner_text().strip() == ""  # the old result is cleared
-    assert browser._dropdown_value(page, "generate-layer") == "1"  # the controls keep their values
+    assert test_browser._dropdown_value(page, "generate-layer") == "1"  # the controls keep their values
     _run(page, "the dog barked")
-    assert "✓" in browser._wait_for_badge(page, "generate")
-    assert browser._dropdown_value(page, "generate-layer") == "1"
+    assert "✓" in test_browser._wait_for_badge(page, "generate")
+    assert test_browser._dropdown_value(page, "generate-layer") == "1"
     assert page.locator("#generate-highlight .attn-token").count() >= 2

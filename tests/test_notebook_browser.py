@@ -4,12 +4,10 @@ inside the output (no server), say verified, and answer a hover and a grid click
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, FLAGS, SCREENSHOTS  # one Chromium set-up for every browser test
+from test_browser import SCREENSHOTS  # one Chromium set-up for every browser test
 
 pytestmark = pytest.mark.browser
 
@@ -45,25 +43,16 @@ def notebook_html(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(notebook_html):
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        if os.environ.get("ATTN_DEMOS_REQUIRE_BROWSER") == "1":
-            pytest.fail("Chromium is missing: install Debian's chromium (bash scripts/setup.sh --with-browser)")
-        pytest.skip("Chromium is not installed (bash scripts/setup.sh --with-browser installs it)")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        page.route("http*://**", lambda route: route.abort())  # the export's CDN links: nothing leaves the machine
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(notebook_html.as_uri(), wait_until="load")
-        page.locator('[data-attn-view="heatmap"].attn-ready').wait_for(timeout=WAIT_MS)
-        yield page
-        assert errors == []
-        browser.close()
+def page(browser, notebook_html):
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.route("http*://**", lambda route: route.abort())  # the export's CDN links: nothing leaves the machine
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(notebook_html.as_uri(), wait_until="load")
+    page.locator('[data-attn-view="heatmap"].attn-ready').wait_for(timeout=WAIT_MS)
+    yield page
+    assert errors == []
+    page.close()
 
 
 def _painted_pixels(page) -> int:
